@@ -1,0 +1,97 @@
+// Package publish moves GELF records from ingest to stream subscribers: an
+// in-memory hub (the embedded default) and a Redis bus for scale-out, both
+// behind the Bus interface. It knows no HTTP.
+package publish
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrClosed is returned by a bus or subscription used after Close.
+var ErrClosed = errors.New("publish: closed")
+
+// Record is one published log record as subscribers see it.
+type Record struct {
+	Channel string
+	ID      string // event ID; increases per channel
+	// JSON is the GELF object with "_event_id" and "_channel" as its first
+	// members, encoded once at publish time and shared read-only by every
+	// subscriber that receives the record.
+	JSON []byte
+}
+
+// EventKind tells what an Event carries.
+type EventKind uint8
+
+// Kinds of events a subscription delivers.
+const (
+	// EventRecord carries a Record.
+	EventRecord EventKind = iota
+	// EventDropped says Dropped records were lost because the subscriber fell
+	// behind; it comes in place of them, before the next record.
+	EventDropped
+	// EventGap says the requested resume point (SubscribeOptions.Since) is
+	// older than the history kept or from an earlier life of the history; the
+	// records that follow start from the oldest one still kept.
+	EventGap
+)
+
+// Event is one item delivered to a subscriber.
+type Event struct {
+	Kind    EventKind
+	Record  Record // for EventRecord
+	Dropped uint64 // for EventDropped
+}
+
+// SubscribeOptions select where a subscription starts.
+type SubscribeOptions struct {
+	// Since resumes after this event ID: every later record of the matched
+	// channels is delivered once, history first, then live. Empty: no resume.
+	Since string
+	// Tail backfills up to this many of the most recent records (across all
+	// matched channels) before live ones, when Since is empty.
+	Tail int
+	// QueueSize bounds the events waiting for the subscriber; when it is full
+	// the oldest are dropped and counted. Zero means DefaultQueueSize.
+	QueueSize int
+}
+
+// DefaultQueueSize is the per-subscriber queue bound used when none is given.
+const DefaultQueueSize = 4096
+
+// Subscription is a live feed of records from the channels matching a pattern.
+type Subscription interface {
+	// Next waits until at least one event is ready, then appends all ready
+	// events (up to cap(buf)-len(buf), at least one) to buf and returns it.
+	// It returns ctx.Err() when ctx ends and ErrClosed after Close.
+	Next(ctx context.Context, buf []Event) ([]Event, error)
+	// Close ends the subscription and releases its resources.
+	Close() error
+}
+
+// ChannelInfo describes one known channel.
+type ChannelInfo struct {
+	Name     string    `json:"name"`
+	Count    uint64    `json:"count"`     // records published since this node started
+	LastSeen time.Time `json:"last_seen"` // time of the latest record
+	Rate     float64   `json:"rate"`      // records per second over the last few seconds
+}
+
+// Bus carries records from publishers to subscribers.
+type Bus interface {
+	// Publish assigns the record an event ID and hands it to every matching
+	// subscriber. It never waits for subscribers. gelf is a JSON object; the
+	// bus copies what it keeps, so the caller may reuse gelf afterwards.
+	Publish(ctx context.Context, channel string, gelf []byte) error
+	// Subscribe starts a subscription to the channels matching pattern, a
+	// glob as Redis PSUBSCRIBE takes ("*", "web-*", "app?").
+	Subscribe(ctx context.Context, pattern string, opts SubscribeOptions) (Subscription, error)
+	// Channels lists the known channels, sorted by name.
+	Channels(ctx context.Context) ([]ChannelInfo, error)
+	// Health returns nil when the bus works fully, else why it is degraded.
+	Health(ctx context.Context) error
+	// Close releases the bus; pending subscriptions end with ErrClosed.
+	Close() error
+}
