@@ -1,0 +1,192 @@
+package testsupport
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binaries builds each command of this module at most once per test process.
+var binaries struct {
+	sync.Mutex
+	dir   string
+	built map[string]string
+}
+
+// Binary builds ./cmd/<name> of this module once per test process and
+// returns the path of the executable.
+func Binary(tb testing.TB, name string) string {
+	tb.Helper()
+	binaries.Lock()
+	defer binaries.Unlock()
+	if p, ok := binaries.built[name]; ok {
+		return p
+	}
+	if binaries.dir == "" {
+		dir, err := os.MkdirTemp("", "logviewer-test-bin-")
+		if err != nil {
+			tb.Fatalf("temp dir for binaries: %v", err)
+		}
+		binaries.dir = dir
+		binaries.built = map[string]string{}
+	}
+	out := filepath.Join(binaries.dir, name)
+	cmd := exec.Command("go", "build", "-o", out, "github.com/logviewer/logviewer/cmd/"+name)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		tb.Fatalf("go build cmd/%s: %v\n%s", name, err, b)
+	}
+	binaries.built[name] = out
+	return out
+}
+
+// lockedBuffer collects a process's output while it runs.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// Daemon is a running logviewer process.
+type Daemon struct {
+	SyslogAddr string // 127.0.0.1:port, for TCP and UDP
+	HTTPURL    string // http://127.0.0.1:port
+	Cmd        *exec.Cmd
+
+	stderr  *lockedBuffer
+	exited  chan struct{}
+	waitErr error
+	once    sync.Once
+}
+
+// StartDaemon builds and starts logviewer with args on free loopback ports
+// (unless args name --syslog-addr or --http-addr), waits until /healthz
+// answers, and stops it when the test ends.
+func StartDaemon(tb testing.TB, args ...string) *Daemon {
+	tb.Helper()
+	bin := Binary(tb, "logviewer")
+	d := &Daemon{stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	syslogAddr, httpAddr := argValue(args, "syslog-addr"), argValue(args, "http-addr")
+	if syslogAddr == "" {
+		syslogAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(tb))
+		args = append(args, "--syslog-addr="+syslogAddr)
+	}
+	if httpAddr == "" {
+		httpAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(tb))
+		args = append(args, "--http-addr="+httpAddr)
+	}
+	d.SyslogAddr, d.HTTPURL = syslogAddr, "http://"+httpAddr
+	d.Cmd = exec.Command(bin, args...)
+	d.Cmd.Stdout = d.stderr
+	d.Cmd.Stderr = d.stderr
+	d.Cmd.Env = append(os.Environ(), "LOGVIEWER_LOG_LEVEL=debug")
+	if err := d.Cmd.Start(); err != nil {
+		tb.Fatalf("start logviewer: %v", err)
+	}
+	go func() {
+		d.waitErr = d.Cmd.Wait()
+		close(d.exited)
+	}()
+	tb.Cleanup(func() {
+		d.kill()
+		if tb.Failed() {
+			tb.Logf("logviewer %v output:\n%s", args, d.Stderr())
+		}
+	})
+
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		select {
+		case <-d.exited:
+			tb.Fatalf("logviewer %v exited at start: %v\n%s", args, d.waitErr, d.Stderr())
+		default:
+		}
+		resp, err := client.Get(d.HTTPURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("logviewer %v not healthy after 15s: %v\n%s", args, err, d.Stderr())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// argValue returns the value of --name=value or --name value in args.
+func argValue(args []string, name string) string {
+	for i, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+		if a == name && i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return ""
+}
+
+// PID is the daemon's process ID.
+func (d *Daemon) PID() int { return d.Cmd.Process.Pid }
+
+// Stderr is everything the daemon has logged so far.
+func (d *Daemon) Stderr() string { return d.stderr.String() }
+
+// Stop sends SIGTERM and waits for the daemon to exit; it fails the test
+// unless the daemon exits 0 within 10 seconds.
+func (d *Daemon) Stop(tb testing.TB) {
+	tb.Helper()
+	select {
+	case <-d.exited:
+	default:
+		_ = d.Cmd.Process.Signal(syscall.SIGTERM)
+	}
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		d.kill()
+		tb.Fatalf("logviewer did not stop within 10s after SIGTERM\n%s", d.Stderr())
+	}
+	var exitErr *exec.ExitError
+	if errors.As(d.waitErr, &exitErr) || d.waitErr != nil {
+		tb.Fatalf("logviewer exited with %v\n%s", d.waitErr, d.Stderr())
+	}
+}
+
+// Exited is closed when the daemon process has ended.
+func (d *Daemon) Exited() <-chan struct{} { return d.exited }
+
+func (d *Daemon) kill() {
+	d.once.Do(func() {
+		select {
+		case <-d.exited:
+			return
+		default:
+		}
+		_ = d.Cmd.Process.Kill()
+		<-d.exited
+	})
+}
