@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The project's test command: installs what the tests talk to (redis-server,
+# rsyslogd with omhiredis, Chromium, logger, python3) when missing, then runs
+# gofmt, go vet and the whole test suite with the race detector.
+# Under CI=true a part that is still missing after the install is a failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v rsyslogd >/dev/null || need+=(rsyslog)
+ls /usr/lib/*/rsyslog/omhiredis.so /usr/lib/rsyslog/omhiredis.so >/dev/null 2>&1 || need+=(rsyslog-hiredis)
+command -v chromium >/dev/null || need+=(chromium)
+command -v logger >/dev/null || need+=(bsdutils)
+command -v python3 >/dev/null || need+=(python3)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "test.sh: installing ${need[*]}"
+  if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+# rsyslog's package starts a system daemon on install; the tests run their own.
+if command -v systemctl >/dev/null && systemctl is-active --quiet rsyslog 2>/dev/null; then
+  systemctl stop rsyslog || true
+fi
+
+missing=()
+for bin in redis-server rsyslogd chromium logger python3; do
+  command -v "$bin" >/dev/null || missing+=("$bin")
+done
+ls /usr/lib/*/rsyslog/omhiredis.so /usr/lib/rsyslog/omhiredis.so >/dev/null 2>&1 || missing+=(omhiredis)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "${CI:-}" = true ]; then
+    echo "test.sh: missing after install: ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "test.sh: missing ${missing[*]}: the tests that need them will be skipped" >&2
+fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "test.sh: gofmt would change: $unformatted" >&2
+  exit 1
+fi
+go vet ./...
+go test -race -count=1 -timeout 12m "$@" ./...
