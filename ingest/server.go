@@ -1,0 +1,298 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/logviewer/logviewer/transform"
+)
+
+// DefaultAddr is the syslog listen address used when none is given.
+const DefaultAddr = ":10514"
+
+// Publisher takes each record the server makes. The gelf bytes are reused
+// after Publish returns, so an implementation copies what it keeps.
+type Publisher interface {
+	Publish(ctx context.Context, channel string, gelf []byte) error
+}
+
+// Config configures a Server.
+type Config struct {
+	Addr           string       // TCP and UDP listen address; DefaultAddr when empty
+	MaxMessageSize int          // longer frames are cut and marked truncated; DefaultMaxMessageSize when <= 0
+	ResolveDNS     bool         // name peers by reverse DNS (cached); else by IP
+	Logger         *slog.Logger // nil: discard
+}
+
+// Server receives syslog over TCP and UDP on one port, turns every message
+// into a GELF record and publishes it on the channel of its sending host.
+type Server struct {
+	cfg   Config
+	enc   *transform.Encoder
+	pub   Publisher
+	met   *metrics.Metrics
+	log   *slog.Logger
+	names *resolver
+
+	tcp net.Listener
+	udp *net.UDPConn
+
+	stopping atomic.Bool
+	wg       sync.WaitGroup // connection, reader and UDP flush goroutines
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+
+	// Rate limits for logs on hot paths.
+	acceptLog, readLog, publishLog logLimiter
+}
+
+// NewServer returns a Server that encodes with enc and publishes to pub,
+// counting into m (a private set when m is nil). Call Listen, then Serve.
+func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Metrics) *Server {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultAddr
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = metrics.New(prometheus.NewRegistry())
+	}
+	return &Server{
+		cfg:   cfg,
+		enc:   enc,
+		pub:   pub,
+		met:   m,
+		log:   log,
+		names: newResolver(cfg.ResolveDNS, log),
+		conns: make(map[net.Conn]struct{}),
+	}
+}
+
+// Listen binds TCP and UDP on the configured address. With port 0 both get
+// the same port: TCP picks it, UDP follows.
+func (s *Server) Listen() error {
+	host, port, err := net.SplitHostPort(s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+	}
+	if port != "0" {
+		return s.listenOn(s.cfg.Addr)
+	}
+	for range 20 {
+		l, err := listenTCP(net.JoinHostPort(host, "0"))
+		if err != nil {
+			return err
+		}
+		addr := net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+		u, err := listenUDP(addr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			l.Close() // that port is taken for UDP: let TCP pick another
+			continue
+		}
+		if err != nil {
+			l.Close()
+			return err
+		}
+		s.tcp, s.udp = l, u
+		return nil
+	}
+	return fmt.Errorf("listen %s: no port free for both TCP and UDP", s.cfg.Addr)
+}
+
+func (s *Server) listenOn(addr string) error {
+	l, err := listenTCP(addr)
+	if err != nil {
+		return err
+	}
+	u, err := listenUDP(addr)
+	if err != nil {
+		l.Close()
+		return err
+	}
+	s.tcp, s.udp = l, u
+	return nil
+}
+
+func listenTCP(addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen tcp %s: %w", addr, bareError(err))
+	}
+	return l, nil
+}
+
+func listenUDP(addr string) (*net.UDPConn, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s: %w", addr, bareError(err))
+	}
+	u := pc.(*net.UDPConn)
+	// A big receive buffer rides out bursts; the kernel may cap it, which is fine.
+	_ = u.SetReadBuffer(udpReadBuffer)
+	return u, nil
+}
+
+// bareError strips the net.OpError and os.SyscallError layers, whose text
+// would repeat the operation and address the caller already names.
+func bareError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) {
+		err = op.Err
+	}
+	var sys *os.SyscallError
+	if errors.As(err, &sys) {
+		err = sys.Err
+	}
+	return err
+}
+
+// TCPAddr returns the bound TCP address, nil before Listen.
+func (s *Server) TCPAddr() net.Addr {
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
+}
+
+// UDPAddr returns the bound UDP address, nil before Listen.
+func (s *Server) UDPAddr() net.Addr {
+	if s.udp == nil {
+		return nil
+	}
+	return s.udp.LocalAddr()
+}
+
+// Serve receives messages until ctx ends (calling Listen first if needed).
+// Then it stops accepting and reading, handles the frames already read,
+// waits for every goroutine it started and returns nil. Serve runs once.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.tcp == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.names.ctx = ctx
+	// Records of frames already read are published even while shutting down.
+	pubCtx := context.WithoutCancel(ctx)
+
+	s.wg.Go(func() { s.acceptLoop(ctx, pubCtx) })
+	u := newUDPReader(s)
+	s.wg.Go(func() { u.run(ctx, pubCtx) })
+
+	<-ctx.Done()
+	s.stopping.Store(true)
+	now := time.Now()
+	s.tcp.Close()
+	_ = s.udp.SetReadDeadline(now)
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.SetReadDeadline(now)
+	}
+	s.mu.Unlock()
+
+	s.wg.Wait()
+	s.names.wg.Wait()
+	s.udp.Close()
+	return nil
+}
+
+// handler turns frames into published records. Each goroutine that handles
+// frames has its own, so the message and the output buffer are reused.
+type handler struct {
+	s         *Server
+	transport string
+	lines     prometheus.Counter
+	bytes     prometheus.Counter
+	fallbacks [transform.FormatRaw + 1]prometheus.Counter
+	msg       transform.Message
+	out       []byte
+}
+
+func (s *Server) newHandler(transport string) *handler {
+	h := &handler{
+		s:         s,
+		transport: transport,
+		lines:     s.met.LinesReceived.WithLabelValues(transport),
+		bytes:     s.met.BytesReceived.WithLabelValues(transport),
+	}
+	for f := transform.FormatRFC3164; f <= transform.FormatRaw; f++ {
+		h.fallbacks[f] = s.met.ParseFallbacks.WithLabelValues(f.String())
+	}
+	return h
+}
+
+// handle parses, encodes and publishes one frame from peer p. Nothing in a
+// frame is an error: odd ones are counted and logged at debug.
+func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncated bool) {
+	s, m := h.s, &h.msg
+	m.Reset()
+	Parse(frame, m)
+	m.Received = time.Now()
+	m.Peer = p.name
+	m.Transport = h.transport
+	m.Truncated = truncated
+
+	h.lines.Inc()
+	if truncated {
+		s.met.Truncated.Inc()
+	}
+	if m.Format != transform.FormatRFC5424 && int(m.Format) < len(h.fallbacks) && h.fallbacks[m.Format] != nil {
+		h.fallbacks[m.Format].Inc()
+	}
+	var replaced bool
+	h.out, replaced = s.enc.Append(h.out[:0], m)
+	if replaced {
+		s.met.InvalidUTF8.Inc()
+	}
+	if (truncated || replaced || m.Format == transform.FormatRaw) && s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("odd syslog message", slog.String("peer", p.name), slog.String("transport", h.transport),
+			slog.String("format", m.Format.String()), slog.Bool("truncated", truncated),
+			slog.Bool("invalid_utf8", replaced), slog.Int("size", len(frame)))
+	}
+	if err := s.pub.Publish(ctx, p.channel, h.out); err != nil {
+		if n, ok := s.publishLog.allow(); ok {
+			s.log.Warn("publish failed", slog.String("channel", p.channel), slog.Any("error", err),
+				slog.Int64("suppressed", n))
+		}
+	}
+}
+
+// logLimiter lets one log line through per second and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int64
+}
+
+// allow reports whether to log now and how many lines were held back since
+// the last one.
+func (l *logLimiter) allow() (suppressed int64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := time.Now()
+	if now.Sub(l.last) < time.Second {
+		l.suppressed++
+		return 0, false
+	}
+	n := l.suppressed
+	l.last, l.suppressed = now, 0
+	return n, true
+}

@@ -1,0 +1,124 @@
+package ingest
+
+import (
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+)
+
+func TestTCP(t *testing.T) {
+	tests := []struct {
+		name      string
+		max       int
+		payloads  []string // written in order on one connection
+		want      []string // suffixes of short_message, in order
+		truncated int      // how many were cut
+	}{
+		{
+			name:     "python style NUL-terminated lines stay whole",
+			payloads: []string{"<14>tcp one\x00<14>tcp two\x00<11>tcp three\x00"},
+			want:     []string{"tcp one", "tcp two", "tcp three"},
+		},
+		{
+			name:     "every framing on one connection",
+			payloads: []string{"<13>lf\n", "9 <13>octet", "<13>crlf\r\n<13>n", "ul\x00", "10 <13>octet2", "<13>end\n"},
+			want:     []string{"lf", "octet", "crlf", "nul", "octet2", "end"},
+		},
+		{
+			name:      "100 KB line then a normal one",
+			payloads:  []string{"<14>" + strings.Repeat("x", 100_000) + "\n", "<14>after the big one\n"},
+			want:      []string{"xxxxxxxxxx", "after the big one"},
+			truncated: 1,
+		},
+		{
+			name:      "oversize octet frame then a normal line",
+			max:       1000,
+			payloads:  []string{"2004 <14>" + strings.Repeat("y", 2000), "<14>next\n"},
+			want:      []string{"yyyyyyyyyy", "next"},
+			truncated: 1,
+		},
+		{
+			name:     "unterminated last line is delivered at close",
+			payloads: []string{"<14>first\n<14>last words"},
+			want:     []string{"first", "last words"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, Config{MaxMessageSize: tc.max}, nil)
+			c := ts.dial(t, "tcp", "")
+			write(t, c, tc.payloads...)
+			c.Close()
+			recs := ts.pub.wait(t, len(tc.want))
+			if len(recs) != len(tc.want) {
+				t.Fatalf("got %d records, want %d", len(recs), len(tc.want))
+			}
+			maxSize := tc.max
+			if maxSize == 0 {
+				maxSize = DefaultMaxMessageSize
+			}
+			for i, r := range recs {
+				if !strings.HasSuffix(r.msg(), tc.want[i]) {
+					t.Errorf("record %d: short_message %.40q..., want it to end in %q", i, r.msg(), tc.want[i])
+				}
+				if len(r.msg()) > maxSize {
+					t.Errorf("record %d: %d bytes, beyond the maximum %d", i, len(r.msg()), maxSize)
+				}
+				if r.name() != "127.0.0.1" || r.channel != "127.0.0.1" {
+					t.Errorf("record %d: _app_name %q channel %q, want the peer IP", i, r.name(), r.channel)
+				}
+			}
+			if tc.truncated > 0 && len(recs[0].msg()) < maxSize-10 {
+				t.Errorf("truncated record holds %d bytes, want about %d", len(recs[0].msg()), maxSize)
+			}
+			if got := ts.value(t, "logviewer_ingest_truncated_total", ""); got != float64(tc.truncated) {
+				t.Errorf("truncated counter %v, want %d", got, tc.truncated)
+			}
+			if got := ts.value(t, "logviewer_ingest_lines_total", "tcp"); got != float64(len(tc.want)) {
+				t.Errorf("tcp lines counter %v, want %d", got, len(tc.want))
+			}
+			sent := 0
+			for _, p := range tc.payloads {
+				sent += len(p)
+			}
+			if got := ts.value(t, "logviewer_ingest_bytes_total", "tcp"); got != float64(sent) {
+				t.Errorf("tcp bytes counter %v, want %d", got, sent)
+			}
+		})
+	}
+}
+
+// TestTCPManyConnections: connections are served concurrently and each
+// keeps its own order and peer.
+func TestTCPManyConnections(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	const conns, lines = 8, 200
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		cs[i] = ts.dial(t, "tcp", "")
+	}
+	// Interleave writes over the open connections.
+	for l := 0; l < lines; l++ {
+		for i, c := range cs {
+			write(t, c, fmt.Sprintf("<14>c%d l%d\n", i, l))
+		}
+	}
+	recs := ts.pub.wait(t, conns*lines)
+	next := make([]int, conns)
+	for _, r := range recs {
+		var ci, li int
+		msg := r.msg()
+		k := strings.LastIndex(msg, "c")
+		if _, err := fmt.Sscanf(msg[k:], "c%d l%d", &ci, &li); err != nil {
+			t.Fatalf("unexpected record %q", msg)
+		}
+		if li != next[ci] {
+			t.Fatalf("connection %d: line %d arrived, want %d", ci, li, next[ci])
+		}
+		next[ci]++
+	}
+	if g := ts.value(t, "logviewer_ingest_connections", "tcp"); g != conns {
+		t.Errorf("connections gauge %v, want %d", g, conns)
+	}
+}
