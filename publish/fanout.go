@@ -1,0 +1,446 @@
+package publish
+
+import (
+	"context"
+	"sync"
+
+	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// fanout is the subscriber side shared by both buses: the set of live
+// subscriptions with their glob patterns, and one bounded queue per
+// subscription. A bus hands every record it receives to deliver, once; the
+// record's JSON is shared, never copied per subscriber.
+//
+// Delivery never blocks the caller: each subscriber has its own queue (a ring
+// of at most queueSize records under the subscriber's own mutex, plus a 1-slot
+// notify channel). When the queue is full the OLDEST queued record is dropped
+// and counted (metrics.Dropped{reason=slow_subscriber}); the subscriber then
+// gets one EventDropped{Dropped: n} before its next records, n covering every
+// record lost since the previous notice. One slow subscriber never delays a
+// publisher or another subscriber.
+//
+// The list of subscribers matching a channel is cached per channel name and
+// updated on subscribe and unsubscribe, so deliver does no glob matching per
+// record once a channel has been seen.
+//
+// # History then live without a gap
+//
+// A subscription that starts with history (tail or resume) must neither miss
+// a record published while the history is read nor get one twice. The rule
+// for both buses: register the subscriber (so live records start queueing)
+// BEFORE the history is read, and drop the live records already in it.
+//
+// Memory hub: the hub holds one mutex while it assigns a record's ID, appends
+// it to the history and calls deliver. Subscribe takes the same mutex, copies
+// the history it needs into backfill and calls subscribe before unlocking.
+// Every record is thus either in the backfill or delivered live, never both,
+// and no filtering is needed.
+//
+// Redis bus (no lock spans Redis): call subscribePending, which registers the
+// subscriber in a pending state (live records queue but Next waits); make sure
+// the PSUBSCRIBE covering it is active; then read the history (XRANGE); then
+// call start(backfill, skip) where skip(rec) reports whether rec is already in
+// the history, i.e. rec.ID <= the last history ID read for rec.Channel
+// (compare stream IDs numerically as <ms>-<n>, not as strings). start removes
+// the queued duplicates and keeps applying skip to every later live record,
+// because a record read by XRANGE can still be in flight on the pub/sub
+// connection. The publisher must XADD before it PUBLISHes (or both in one
+// MULTI/script) so a live record can never be missing from a history read
+// that began after its notification. Drops while pending (QueueSize live
+// records arriving during the history read) are counted even if the dropped
+// record was in the history: the client may be told of a loss that did not
+// happen, never handed a silent hole.
+type fanout struct {
+	dropped prometheus.Counter // nil without metrics
+
+	mu        sync.RWMutex
+	subs      map[*subscriber]struct{}
+	byChannel map[string][]*subscriber // cache: channel -> matching subscribers (copy-on-write slices)
+	closed    bool
+}
+
+// maxCachedChannels bounds the per-channel cache; past it the cache restarts.
+const maxCachedChannels = 1 << 14
+
+// newFanout returns an empty fanout counting drops into m (m may be nil).
+func newFanout(m *metrics.Metrics) *fanout {
+	f := &fanout{
+		subs:      make(map[*subscriber]struct{}),
+		byChannel: make(map[string][]*subscriber),
+	}
+	if m != nil {
+		f.dropped = m.Dropped.WithLabelValues(metrics.DropSlowSubscriber)
+	}
+	return f
+}
+
+// deliver hands rec to every subscriber whose pattern matches rec.Channel. It
+// never blocks on a subscriber. Calls for one channel must come in ID order
+// (the memory hub calls it under its publish lock; the Redis bus from its one
+// pub/sub reader).
+func (f *fanout) deliver(rec Record) {
+	f.mu.RLock()
+	subs, ok := f.byChannel[rec.Channel]
+	f.mu.RUnlock()
+	if !ok {
+		subs = f.match(rec.Channel)
+	}
+	for _, s := range subs {
+		s.push(rec)
+	}
+}
+
+// match computes and caches the subscribers of channel.
+func (f *fanout) match(channel string) []*subscriber {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if subs, ok := f.byChannel[channel]; ok {
+		return subs
+	}
+	var subs []*subscriber
+	for s := range f.subs {
+		if globMatch(s.pattern, channel) {
+			subs = append(subs, s)
+		}
+	}
+	if f.closed {
+		return nil
+	}
+	if len(f.byChannel) >= maxCachedChannels {
+		clear(f.byChannel)
+	}
+	f.byChannel[channel] = subs
+	return subs
+}
+
+// subscribe registers a subscriber for pattern that delivers backfill first,
+// in full, then the live records delivered from now on. queueSize bounds the
+// live queue (<= 0: DefaultQueueSize). It fails with ErrClosed after close.
+func (f *fanout) subscribe(pattern string, backfill []Event, queueSize int) (*subscriber, error) {
+	s := f.newSubscriber(pattern, queueSize)
+	s.backfill = backfill
+	if err := f.add(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// subscribePending registers a subscriber for pattern whose live records
+// queue up but are not handed out until start is called (see the fanout doc:
+// the Redis bus reads its history in between). It fails with ErrClosed after
+// close.
+func (f *fanout) subscribePending(pattern string, queueSize int) (*subscriber, error) {
+	s := f.newSubscriber(pattern, queueSize)
+	s.pending = true
+	if err := f.add(s); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (f *fanout) newSubscriber(pattern string, queueSize int) *subscriber {
+	if queueSize <= 0 {
+		queueSize = DefaultQueueSize
+	}
+	return &subscriber{
+		f:       f,
+		pattern: pattern,
+		dropped: f.dropped,
+		limit:   queueSize,
+		notify:  make(chan struct{}, 1),
+	}
+}
+
+func (f *fanout) add(s *subscriber) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return ErrClosed
+	}
+	f.subs[s] = struct{}{}
+	for ch, subs := range f.byChannel {
+		if globMatch(s.pattern, ch) {
+			f.byChannel[ch] = append(subs[:len(subs):len(subs)], s)
+		}
+	}
+	return nil
+}
+
+func (f *fanout) remove(s *subscriber) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.subs[s]; !ok {
+		return
+	}
+	delete(f.subs, s)
+	for ch, subs := range f.byChannel {
+		for i, x := range subs {
+			if x == s {
+				kept := make([]*subscriber, 0, len(subs)-1)
+				kept = append(kept, subs[:i]...)
+				f.byChannel[ch] = append(kept, subs[i+1:]...)
+				break
+			}
+		}
+	}
+}
+
+// markGap makes every subscriber receive an EventGap before its next record:
+// for a bus that lost live records it cannot count (a Redis reconnect).
+func (f *fanout) markGap() {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	for s := range f.subs {
+		s.mu.Lock()
+		s.gap = true
+		wake := s.wakeLocked()
+		s.mu.Unlock()
+		if wake {
+			s.signal()
+		}
+	}
+}
+
+// subscriberCount returns the number of registered subscribers.
+func (f *fanout) subscriberCount() int {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return len(f.subs)
+}
+
+// close ends every subscription: each one's Next hands out what is already
+// queued, then returns ErrClosed. Later subscribe calls fail with ErrClosed.
+func (f *fanout) close() {
+	f.mu.Lock()
+	subs := f.subs
+	f.subs = make(map[*subscriber]struct{})
+	clear(f.byChannel)
+	f.closed = true
+	f.mu.Unlock()
+	for s := range subs {
+		s.mu.Lock()
+		s.ended = true
+		s.pending = false
+		s.waiting = false
+		s.mu.Unlock()
+		s.signal()
+	}
+}
+
+// subscriber is one subscription of a fanout; it implements Subscription.
+// Next is not safe for concurrent use; Close may be called from any goroutine.
+type subscriber struct {
+	f       *fanout
+	pattern string
+	dropped prometheus.Counter
+	limit   int           // most live records queued
+	notify  chan struct{} // 1 slot: wakes a waiting Next
+
+	mu       sync.Mutex
+	pending  bool              // registered, but start not called yet
+	backfill []Event           // handed out first, in full
+	skip     func(Record) bool // live records to ignore (already in the backfill)
+	ring     []Record          // live queue: n records from head, grown up to limit
+	head, n  int
+	lost     uint64 // records dropped since the last EventDropped
+	gap      bool   // an EventGap is owed
+	waiting  bool   // Next is blocked on notify
+	closed   bool   // Close was called: Next fails at once
+	ended    bool   // the bus closed: Next drains, then fails
+}
+
+// start ends the pending state of a subscriber made by subscribePending:
+// backfill is handed out first, then the queued and later live records for
+// which skip (if not nil) returns false.
+func (s *subscriber) start(backfill []Event, skip func(Record) bool) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.backfill = backfill
+	s.skip = skip
+	if skip != nil && s.n > 0 {
+		kept := 0
+		for i := 0; i < s.n; i++ {
+			rec := s.ring[s.index(i)]
+			if !skip(rec) {
+				s.ring[s.index(kept)] = rec
+				kept++
+			}
+		}
+		for i := kept; i < s.n; i++ {
+			s.ring[s.index(i)] = Record{}
+		}
+		s.n = kept
+	}
+	s.pending = false
+	wake := s.wakeLocked()
+	s.mu.Unlock()
+	if wake {
+		s.signal()
+	}
+}
+
+// index maps a queue position to a ring slot.
+func (s *subscriber) index(i int) int {
+	i += s.head
+	if i >= len(s.ring) {
+		i -= len(s.ring)
+	}
+	return i
+}
+
+// push queues a live record, dropping the oldest when the queue is full.
+func (s *subscriber) push(rec Record) {
+	s.mu.Lock()
+	if s.closed || s.ended {
+		s.mu.Unlock()
+		return
+	}
+	if !s.pending && s.skip != nil && s.skip(rec) {
+		s.mu.Unlock()
+		return
+	}
+	dropped := false
+	if s.n == len(s.ring) && len(s.ring) < s.limit {
+		s.grow()
+	}
+	if s.n == len(s.ring) {
+		s.ring[s.head] = rec
+		s.head++
+		if s.head == len(s.ring) {
+			s.head = 0
+		}
+		s.lost++
+		dropped = true
+	} else {
+		s.ring[s.index(s.n)] = rec
+		s.n++
+	}
+	wake := s.wakeLocked()
+	s.mu.Unlock()
+	if dropped && s.dropped != nil {
+		s.dropped.Inc()
+	}
+	if wake {
+		s.signal()
+	}
+}
+
+// grow doubles the ring (at least 16, at most limit), keeping the order.
+func (s *subscriber) grow() {
+	size := max(16, 2*len(s.ring))
+	size = min(size, s.limit)
+	ring := make([]Record, size)
+	for i := 0; i < s.n; i++ {
+		ring[i] = s.ring[s.index(i)]
+	}
+	s.ring, s.head = ring, 0
+}
+
+// wakeLocked reports whether a blocked Next must be signalled, and clears
+// the waiting flag if so. Called with s.mu held.
+func (s *subscriber) wakeLocked() bool {
+	if s.waiting && !s.pending {
+		s.waiting = false
+		return true
+	}
+	return false
+}
+
+func (s *subscriber) signal() {
+	select {
+	case s.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Next waits until at least one event is ready, then appends all ready events
+// (up to cap(buf)-len(buf), at least one) to buf: the backfill first, then a
+// gap notice if owed, then a dropped notice if records were lost, then the
+// queued live records oldest first. It returns ctx.Err() when ctx ends,
+// ErrClosed at once after Close, and ErrClosed once the queue is empty after
+// the bus closed.
+func (s *subscriber) Next(ctx context.Context, buf []Event) ([]Event, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return buf, ErrClosed
+		}
+		if !s.pending {
+			before := len(buf)
+			buf = s.fillLocked(buf, max(1, cap(buf)-len(buf)))
+			if len(buf) > before {
+				s.mu.Unlock()
+				return buf, nil
+			}
+			if s.ended {
+				s.mu.Unlock()
+				return buf, ErrClosed
+			}
+		}
+		s.waiting = true
+		s.mu.Unlock()
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.waiting = false
+			s.mu.Unlock()
+			return buf, ctx.Err()
+		}
+	}
+}
+
+// fillLocked appends up to room ready events to buf.
+func (s *subscriber) fillLocked(buf []Event, room int) []Event {
+	for room > 0 && len(s.backfill) > 0 {
+		buf = append(buf, s.backfill[0])
+		s.backfill[0] = Event{}
+		s.backfill = s.backfill[1:]
+		room--
+	}
+	if len(s.backfill) == 0 {
+		s.backfill = nil
+	}
+	if room > 0 && s.gap {
+		buf = append(buf, Event{Kind: EventGap})
+		s.gap = false
+		room--
+	}
+	if room > 0 && s.lost > 0 {
+		buf = append(buf, Event{Kind: EventDropped, Dropped: s.lost})
+		s.lost = 0
+		room--
+	}
+	for room > 0 && s.n > 0 {
+		buf = append(buf, Event{Kind: EventRecord, Record: s.ring[s.head]})
+		s.ring[s.head] = Record{}
+		s.head++
+		if s.head == len(s.ring) {
+			s.head = 0
+		}
+		s.n--
+		room--
+	}
+	return buf
+}
+
+// Close ends the subscription and unregisters it. It is idempotent.
+func (s *subscriber) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.backfill, s.ring, s.head, s.n = nil, nil, 0, 0
+	s.mu.Unlock()
+	s.f.remove(s)
+	s.signal()
+	return nil
+}

@@ -1,0 +1,225 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+)
+
+func rec(channel string, n int) Record {
+	id := strconv.Itoa(n)
+	return Record{Channel: channel, ID: id, JSON: []byte(`{"n":` + id + `}`)}
+}
+
+// drain reads events until none is ready within a short wait for more.
+func drainReady(t *testing.T, s Subscription) []Event {
+	t.Helper()
+	var all []Event
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		evs, err := s.Next(ctx, make([]Event, 0, 64))
+		cancel()
+		all = append(all, evs...)
+		if errors.Is(err, context.DeadlineExceeded) {
+			return all
+		}
+		if err != nil {
+			t.Fatalf("next: %v", err)
+		}
+	}
+}
+
+// describe turns events into short strings: "r:<ID>", "d:<n>", "gap".
+func describe(evs []Event) []string {
+	var out []string
+	for _, e := range evs {
+		switch e.Kind {
+		case EventRecord:
+			out = append(out, "r:"+e.Record.ID)
+		case EventDropped:
+			out = append(out, "d:"+strconv.FormatUint(e.Dropped, 10))
+		case EventGap:
+			out = append(out, "gap")
+		}
+	}
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func TestFanoutDelivery(t *testing.T) {
+	type step struct {
+		pub  []Record
+		want []string // what the subscriber reads after pub (nil: skip reading)
+	}
+	tests := []struct {
+		name     string
+		pattern  string
+		backfill []Event
+		queue    int
+		steps    []step
+		dropped  float64
+	}{
+		{
+			name: "backfill then live", pattern: "a*", queue: 8,
+			backfill: []Event{{Kind: EventGap}, {Kind: EventRecord, Record: rec("ab", 1)}},
+			steps:    []step{{pub: []Record{rec("ab", 2), rec("b", 3), rec("ac", 4)}, want: []string{"gap", "r:1", "r:2", "r:4"}}},
+		},
+		{
+			name: "drop oldest and coalesce", pattern: "*", queue: 3,
+			steps: []step{
+				{pub: []Record{rec("x", 1), rec("x", 2), rec("x", 3), rec("x", 4), rec("y", 5)}, want: []string{"d:2", "r:3", "r:4", "r:5"}},
+				{pub: []Record{rec("x", 6)}, want: []string{"r:6"}},
+				{pub: []Record{rec("x", 7), rec("x", 8), rec("x", 9), rec("x", 10)}, want: []string{"d:1", "r:8", "r:9", "r:10"}},
+			},
+			dropped: 3,
+		},
+		{
+			name: "backfill is not bounded by the queue", pattern: "x", queue: 1,
+			backfill: []Event{{Kind: EventRecord, Record: rec("x", 1)}, {Kind: EventRecord, Record: rec("x", 2)}},
+			steps:    []step{{pub: []Record{rec("x", 3), rec("x", 4)}, want: []string{"r:1", "r:2", "d:1", "r:4"}}},
+			dropped:  1,
+		},
+		{
+			name: "queue grows past the first ring", pattern: "x", queue: 100,
+			steps: []step{{pub: func() []Record {
+				var rs []Record
+				for i := 1; i <= 40; i++ {
+					rs = append(rs, rec("x", i))
+				}
+				return rs
+			}(), want: func() []string {
+				var s []string
+				for i := 1; i <= 40; i++ {
+					s = append(s, "r:"+strconv.Itoa(i))
+				}
+				return s
+			}()}},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m := metrics.New(prometheus.NewRegistry())
+			f := newFanout(m)
+			s, err := f.subscribe(tc.pattern, tc.backfill, tc.queue)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			for i, st := range tc.steps {
+				for _, r := range st.pub {
+					f.deliver(r)
+				}
+				if got := describe(drainReady(t, s)); !equalStrings(got, st.want) {
+					t.Errorf("step %d: got %v, want %v", i, got, st.want)
+				}
+			}
+			if got := droppedSlow(t, m); got != tc.dropped {
+				t.Errorf("dropped metric = %v, want %v", got, tc.dropped)
+			}
+		})
+	}
+}
+
+func TestFanoutPendingStart(t *testing.T) {
+	f := newFanout(nil)
+	s, err := f.subscribePending("*", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := 1; i <= 5; i++ {
+		f.deliver(rec("c", i))
+	}
+	if got := drainReady(t, s); len(got) != 0 {
+		t.Fatalf("pending subscriber handed out %v", describe(got))
+	}
+	// History read 1..3; live duplicates must go, before and after start.
+	skip := func(r Record) bool { n, _ := strconv.Atoi(r.ID); return n <= 3 }
+	s.start([]Event{{Kind: EventRecord, Record: rec("c", 1)}, {Kind: EventRecord, Record: rec("c", 2)}, {Kind: EventRecord, Record: rec("c", 3)}}, skip)
+	f.deliver(rec("c", 3)) // late duplicate from pub/sub
+	f.deliver(rec("c", 6))
+	want := []string{"r:1", "r:2", "r:3", "r:4", "r:5", "r:6"}
+	if got := describe(drainReady(t, s)); !equalStrings(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
+}
+
+func TestFanoutCacheFollowsSubscriptions(t *testing.T) {
+	f := newFanout(nil)
+	a, _ := f.subscribe("web-*", nil, 0)
+	f.deliver(rec("web-1", 1)) // caches web-1 -> [a]
+	f.deliver(rec("db", 2))    // caches db -> []
+	b, _ := f.subscribe("*", nil, 0)
+	f.deliver(rec("web-1", 3))
+	f.deliver(rec("db", 4))
+	a.Close()
+	f.deliver(rec("web-1", 5))
+	if got, want := describe(drainReady(t, b)), []string{"r:3", "r:4", "r:5"}; !equalStrings(got, want) {
+		t.Errorf("b got %v, want %v", got, want)
+	}
+	if _, err := a.Next(context.Background(), nil); !errors.Is(err, ErrClosed) {
+		t.Errorf("closed a: Next err = %v, want ErrClosed", err)
+	}
+	if n := f.subscriberCount(); n != 1 {
+		t.Errorf("subscribers = %d, want 1", n)
+	}
+	b.Close()
+}
+
+func TestFanoutCloseWakesAndDrains(t *testing.T) {
+	f := newFanout(nil)
+	idle, _ := f.subscribe("*", nil, 0)
+	full, _ := f.subscribe("*", nil, 0)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := idle.Next(context.Background(), nil)
+		errc <- err
+	}()
+	f.deliver(rec("x", 1)) // may or may not reach the goroutine before close
+	f.close()
+	select {
+	case err := <-errc:
+		if err != nil && !errors.Is(err, ErrClosed) {
+			t.Fatalf("idle Next err = %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Next did not return after close")
+	}
+	evs, err := full.Next(context.Background(), nil)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("after close: queued events %v err %v, want the one record", describe(evs), err)
+	}
+	if _, err := full.Next(context.Background(), nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("drained: err = %v, want ErrClosed", err)
+	}
+	if _, err := f.subscribe("*", nil, 0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("subscribe after close: err = %v, want ErrClosed", err)
+	}
+}
+
+// droppedSlow reads metrics.Dropped{reason=slow_subscriber}.
+func droppedSlow(t testing.TB, m *metrics.Metrics) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Dropped.WithLabelValues(metrics.DropSlowSubscriber).Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	return d.GetCounter().GetValue()
+}
