@@ -36,9 +36,10 @@ func main() {
 
 // Config is everything a logbench run is told on the command line.
 type Config struct {
-	Label string
-	Run   string
-	JSON  bool
+	Label    string
+	Run      string
+	JSON     bool
+	JSONFile string // also write the JSON report here
 
 	Load loadConfig
 
@@ -74,6 +75,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.Label, "label", "", "name of the run in the report")
 	fs.StringVar(&c.Run, "run-id", "", "run ID carried by every line (default: random)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as JSON")
+	fs.StringVar(&c.JSONFile, "json-out", "", "also write the JSON report to this file")
 
 	fs.StringVar(&c.Load.Addr, "addr", "", "syslog host:port to send to (no load when empty)")
 	fs.StringVar(&c.Load.Proto, "proto", "tcp", "tcp or udp")
@@ -204,6 +206,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "logbench: %v\n", err)
 		return 1
 	}
+	if cfg.JSONFile != "" {
+		if err := writeJSONFile(cfg.JSONFile, rep); err != nil {
+			fmt.Fprintf(stderr, "logbench: %v\n", err)
+			return 1
+		}
+	}
 	if cfg.JSON {
 		err = rep.writeJSON(stdout)
 	} else {
@@ -219,4 +227,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // newRunID returns 8 hex digits that tell this run's lines from others'.
 func newRunID() string {
 	return strings.ToLower(rand.Text()[:8])
+}
+
+// writeJSONFile writes the JSON report to path.
+func writeJSONFile(path string, rep *Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("json report: %w", err)
+	}
+	if err := rep.writeJSON(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("json report %s: %w", path, err)
+	}
+	return nil
 }

@@ -131,6 +131,38 @@ func groupResults(results []subscriberResult, expected uint64, loadStart time.Ti
 		}
 	}
 	sort.Slice(names, func(i, j int) bool { return groupOrder(names[i]) < groupOrder(names[j]) })
+	// With several kinds of reading subscribers, an "all" row sums them up
+	// (slow ones apart): the figure the latency goals are about.
+	var reading []string
+	for _, n := range names {
+		if !strings.HasSuffix(n, "-slow") {
+			reading = append(reading, n)
+		}
+	}
+	if len(reading) > 1 {
+		all := &GroupReport{Name: groupAll, Expected: expected}
+		h := &histogram{}
+		for _, n := range reading {
+			g := byName[n]
+			all.Subscribers += g.Subscribers
+			all.Connected += g.Connected
+			all.Failed += g.Failed
+			all.Received += g.Received
+			all.Lost += g.Lost
+			all.Gaps += g.Gaps
+			all.Dups += g.Dups
+			all.Reordered += g.Reordered
+			all.Dropped += g.Dropped
+			all.GapNotices += g.GapNotices
+			if all.FirstError == "" {
+				all.FirstError = g.FirstError
+			}
+			h.merge(hists[n])
+			rates[groupAll] = append(rates[groupAll], rates[n]...)
+		}
+		byName[groupAll], hists[groupAll] = all, h
+		names = append(names, groupAll)
+	}
 	out := make([]GroupReport, 0, len(names))
 	for _, n := range names {
 		g := byName[n]
@@ -150,6 +182,9 @@ func groupResults(results []subscriberResult, expected uint64, loadStart time.Ti
 	}
 	return out
 }
+
+// groupAll names the row that sums up all reading subscribers.
+const groupAll = "all"
 
 func groupOrder(name string) string {
 	for i, k := range []string{subSSE, subWS, subRedis} {
@@ -218,7 +253,7 @@ func (r *Report) writeTable(w io.Writer) error {
 		return fmt.Errorf("write report: %w", err)
 	}
 	for _, g := range r.Groups {
-		if g.FirstError != "" {
+		if g.FirstError != "" && g.Name != groupAll {
 			fmt.Fprintf(w, "%s: %d subscriber(s) failed, first: %s\n", g.Name, g.Failed, g.FirstError)
 		}
 	}

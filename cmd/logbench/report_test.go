@@ -41,8 +41,12 @@ func TestGroupResults(t *testing.T) {
 		{group: "sse-slow", connected: false, hist: &histogram{}, err: errTest},
 	}
 	got := groupResults(results, 100, start)
-	if len(got) != 3 || got[0].Name != "sse" || got[1].Name != "sse-slow" || got[2].Name != "ws" {
+	if len(got) != 4 || got[0].Name != "sse" || got[1].Name != "sse-slow" || got[2].Name != "ws" || got[3].Name != "all" {
 		t.Fatalf("groups %+v", got)
+	}
+	all := got[3]
+	if all.Subscribers != 3 || all.Received != 290 || all.Lost != 10 || all.Rate != 80 || all.Latency.P50 > 1.01 || all.Latency.P90 < 2.97 {
+		t.Errorf("all row (reading subscribers, slow ones apart) %+v", all)
 	}
 	sse := got[0]
 	if sse.Subscribers != 2 || sse.Received != 190 || sse.Lost != 10 || sse.Gaps != 2 || sse.Dropped != 10 {
