@@ -1,0 +1,348 @@
+package publish
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// MemoryConfig configures the in-memory hub.
+type MemoryConfig struct {
+	// History is the number of records kept per channel for tail and resume;
+	// zero or less keeps none.
+	History int
+	// Metrics receives the published and dropped counts; nil counts nothing.
+	Metrics *metrics.Metrics
+}
+
+// Memory is the in-memory hub, the embedded bus: records go from Publish
+// straight to the subscribers of this process, and the last History records
+// of every channel are kept in a ring for tail and resume. Event IDs are
+// "<epoch>-<seq>" with epoch the hub's start in Unix milliseconds and seq one
+// counter over all channels, so they increase per channel and a glob
+// subscription resumes exactly. Memory is safe for concurrent use.
+type Memory struct {
+	history   int
+	epoch     int64
+	published prometheus.Counter // nil without metrics
+	fan       *fanout
+	now       func() time.Time
+
+	// mu orders publishing: a record gets its seq, enters its channel's
+	// history and reaches the subscribers under mu, and Subscribe snapshots
+	// the history and registers under mu, so a new subscriber sees every
+	// record exactly once, from the history or live.
+	mu       sync.Mutex
+	seq      uint64
+	channels map[string]*memChannel
+	closed   bool
+}
+
+var _ Bus = (*Memory)(nil)
+
+// NewMemory returns an empty hub whose epoch is the current time.
+func NewMemory(cfg MemoryConfig) *Memory {
+	m := &Memory{
+		history:  max(cfg.History, 0),
+		epoch:    time.Now().UnixMilli(),
+		fan:      newFanout(cfg.Metrics),
+		now:      time.Now,
+		channels: make(map[string]*memChannel),
+	}
+	if cfg.Metrics != nil {
+		m.published = cfg.Metrics.Published
+	}
+	return m
+}
+
+// entry is one record of a channel's history with its seq.
+type entry struct {
+	seq uint64
+	rec Record
+}
+
+// memChannel is one channel's history and statistics.
+type memChannel struct {
+	name     string
+	ring     []entry // oldest at head once full; grows by append up to the history size
+	head     int
+	evicted  uint64 // seq of the last record pushed out of ring, 0 if none
+	count    uint64
+	first    int64 // Unix second of the first record
+	lastSeen time.Time
+	rate     rateWindow
+}
+
+func (c *memChannel) len() int { return len(c.ring) }
+
+// at returns the i-th oldest kept entry.
+func (c *memChannel) at(i int) *entry {
+	i += c.head
+	if i >= len(c.ring) {
+		i -= len(c.ring)
+	}
+	return &c.ring[i]
+}
+
+// add appends e, evicting the oldest entry beyond limit.
+func (c *memChannel) add(e entry, limit int) {
+	switch {
+	case limit == 0:
+		c.evicted = e.seq
+	case len(c.ring) < limit:
+		c.ring = append(c.ring, e)
+	default:
+		c.evicted = c.ring[c.head].seq
+		c.ring[c.head] = e
+		c.head++
+		if c.head == len(c.ring) {
+			c.head = 0
+		}
+	}
+}
+
+// after returns the index of the first kept entry with seq > since.
+func (c *memChannel) after(since uint64) int {
+	return sort.Search(c.len(), func(i int) bool { return c.at(i).seq > since })
+}
+
+// rateSeconds is the window over which a channel's rate is measured.
+const rateSeconds = 10
+
+// rateWindow counts records per Unix second over the last rateSeconds.
+type rateWindow struct {
+	sec   [rateSeconds + 1]int64
+	count [rateSeconds + 1]uint64
+}
+
+func (w *rateWindow) add(sec int64) {
+	i := int(uint64(sec) % uint64(len(w.sec)))
+	if w.sec[i] != sec {
+		w.sec[i], w.count[i] = sec, 0
+	}
+	w.count[i]++
+}
+
+// perSecond is the mean rate over the complete seconds of the window before
+// now (fewer when the channel is younger; the current second alone when it
+// is younger than one second).
+func (w *rateWindow) perSecond(now, first int64) float64 {
+	span := min(int64(rateSeconds), now-first)
+	if span < 1 {
+		i := int(uint64(now) % uint64(len(w.sec)))
+		if w.sec[i] == now {
+			return float64(w.count[i])
+		}
+		return 0
+	}
+	var n uint64
+	for i, s := range w.sec {
+		if s < now && s >= now-span {
+			n += w.count[i]
+		}
+	}
+	return float64(n) / float64(span)
+}
+
+// Publish assigns the record the next event ID, keeps it in the channel's
+// history and hands it to every matching subscriber without waiting for any.
+// gelf must be a JSON object; it is copied, once, into the record's JSON.
+func (m *Memory) Publish(_ context.Context, channel string, gelf []byte) error {
+	if !isJSONObject(gelf) {
+		return fmt.Errorf("publish to %q: record is not a JSON object", channel)
+	}
+	now := m.now()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	m.seq++
+	seq := m.seq
+	id := formatID(m.epoch, seq)
+	rec := Record{
+		Channel: channel,
+		ID:      id,
+		JSON:    AnnotateJSON(make([]byte, 0, len(gelf)+len(id)+len(channel)+32), id, channel, gelf),
+	}
+	c := m.channels[channel]
+	if c == nil {
+		c = &memChannel{name: channel, first: now.Unix()}
+		m.channels[channel] = c
+	}
+	c.add(entry{seq: seq, rec: rec}, m.history)
+	c.count++
+	c.lastSeen = now
+	c.rate.add(now.Unix())
+	m.fan.deliver(rec)
+	m.mu.Unlock()
+	if m.published != nil {
+		m.published.Inc()
+	}
+	return nil
+}
+
+// Subscribe starts a subscription to the channels matching pattern. With
+// opts.Since it first delivers every kept record after that ID (an EventGap
+// first when records after it are no longer kept, or the ID is malformed or
+// from an earlier epoch); else with opts.Tail the last Tail records across
+// the matched channels; then live records. History and live records join
+// without a gap or a duplicate.
+func (m *Memory) Subscribe(ctx context.Context, pattern string, opts SubscribeOptions) (Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("subscribe %q: %w", pattern, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil, ErrClosed
+	}
+	var matched []*memChannel
+	for _, c := range m.channels {
+		if globMatch(pattern, c.name) {
+			matched = append(matched, c)
+		}
+	}
+	var backfill []Event
+	switch {
+	case opts.Since != "":
+		backfill = m.sinceLocked(matched, opts.Since)
+	case opts.Tail > 0:
+		backfill = tail(matched, opts.Tail)
+	}
+	s, err := m.fan.subscribe(pattern, backfill, opts.QueueSize)
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// sinceLocked returns the kept records of matched after the ID since, in
+// seq order, led by an EventGap when some are missing.
+func (m *Memory) sinceLocked(matched []*memChannel, since string) []Event {
+	epoch, seq, ok := parseID(since)
+	gap := !ok || epoch != m.epoch
+	if gap {
+		seq = 0
+	}
+	var evs []Event
+	if gap {
+		evs = append(evs, Event{Kind: EventGap})
+	}
+	var cur cursors
+	for _, c := range matched {
+		if c.evicted > seq && !gap {
+			gap = true
+			evs = append(evs, Event{Kind: EventGap})
+		}
+		if i := c.after(seq); i < c.len() {
+			cur.list = append(cur.list, cursor{c: c, i: i})
+		}
+	}
+	heap.Init(&cur)
+	for cur.Len() > 0 {
+		top := &cur.list[0]
+		evs = append(evs, Event{Kind: EventRecord, Record: top.c.at(top.i).rec})
+		top.i++
+		if top.i == top.c.len() {
+			heap.Pop(&cur)
+		} else {
+			heap.Fix(&cur, 0)
+		}
+	}
+	return evs
+}
+
+// tail returns the last n kept records across matched, in seq order.
+func tail(matched []*memChannel, n int) []Event {
+	cur := cursors{desc: true}
+	for _, c := range matched {
+		if c.len() > 0 {
+			cur.list = append(cur.list, cursor{c: c, i: c.len() - 1})
+		}
+	}
+	heap.Init(&cur)
+	var evs []Event
+	for len(evs) < n && cur.Len() > 0 {
+		top := &cur.list[0]
+		evs = append(evs, Event{Kind: EventRecord, Record: top.c.at(top.i).rec})
+		top.i--
+		if top.i < 0 {
+			heap.Pop(&cur)
+		} else {
+			heap.Fix(&cur, 0)
+		}
+	}
+	slices.Reverse(evs)
+	return evs
+}
+
+// cursor walks one channel's kept entries.
+type cursor struct {
+	c *memChannel
+	i int
+}
+
+func (c cursor) seq() uint64 { return c.c.at(c.i).seq }
+
+// cursors is a heap of cursors with the least seq on top, or the greatest
+// when desc: a k-way merge of the channels' histories.
+type cursors struct {
+	list []cursor
+	desc bool
+}
+
+func (h *cursors) Len() int      { return len(h.list) }
+func (h *cursors) Swap(i, j int) { h.list[i], h.list[j] = h.list[j], h.list[i] }
+func (h *cursors) Less(i, j int) bool {
+	if h.desc {
+		return h.list[i].seq() > h.list[j].seq()
+	}
+	return h.list[i].seq() < h.list[j].seq()
+}
+func (h *cursors) Push(x any) { h.list = append(h.list, x.(cursor)) }
+func (h *cursors) Pop() any {
+	last := h.list[len(h.list)-1]
+	h.list = h.list[:len(h.list)-1]
+	return last
+}
+
+// Channels lists the channels published to since the hub started, sorted by
+// name, with their rate over the last complete seconds (up to 10).
+func (m *Memory) Channels(ctx context.Context) ([]ChannelInfo, error) {
+	now := m.now().Unix()
+	m.mu.Lock()
+	infos := make([]ChannelInfo, 0, len(m.channels))
+	for _, c := range m.channels {
+		infos = append(infos, ChannelInfo{
+			Name:     c.name,
+			Count:    c.count,
+			LastSeen: c.lastSeen,
+			Rate:     c.rate.perSecond(now, c.first),
+		})
+	}
+	m.mu.Unlock()
+	slices.SortFunc(infos, func(a, b ChannelInfo) int { return strings.Compare(a.Name, b.Name) })
+	return infos, nil
+}
+
+// Health returns nil: the hub has no part that can fail.
+func (m *Memory) Health(context.Context) error { return nil }
+
+// Close stops the hub: Publish and Subscribe fail with ErrClosed, and every
+// subscription hands out what it has queued, then ends with ErrClosed.
+func (m *Memory) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
+	m.fan.close()
+	return nil
+}
