@@ -1,0 +1,987 @@
+// logviewer: the browser viewer. Live tail over Server-Sent Events, channel
+// list with rates, filter, pause, follow, download. No build step and no
+// dependencies. Log text reaches the DOM only as text nodes (textContent,
+// append of strings): never as markup.
+'use strict';
+
+(() => {
+  const CAP = 50000; // records kept in memory; the oldest go first
+  const TAIL = 500; // backfill asked for when a stream opens
+  const ROW_H = 22; // px, matches --row-h in style.css
+  const REC_LINE_H = 17; // px, line height of an expanded record (style.css .rec)
+  const REC_PAD = 18; // px, padding and border of an expanded record
+  const REC_GAP = 6; // px, space under an expanded record
+  const OVERSCAN = 10; // rows drawn above and below the viewport
+  const POLL_MS = 1500; // channel list refresh
+  const SPARK_N = 40; // samples in a sparkline
+  const MAX_SOURCES = 3; // EventSources per page; more patterns share one "*" stream
+  const MSG_MAX = 2000; // characters of a message drawn in its row
+  const MARK_MAX = 100; // highlighted matches per cell
+  const LEVELS = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
+  const ID_RE = /^(\d+)-(\d+)$/;
+  const SVG_NS = 'http://www.w3.org/2000/svg';
+
+  const $ = (id) => document.getElementById(id);
+  const ui = {
+    conn: $('conn'), filter: $('filter'), caseBtn: $('case'), level: $('level'), utc: $('utc'),
+    pause: $('pause'), follow: $('follow'), clear: $('clear'), download: $('download'),
+    sideToggle: $('sidetoggle'), glob: $('glob'), globForm: $('globform'), channels: $('channels'),
+    chanState: $('chanstate'), log: $('log'), spacer: $('spacer'), empty: $('empty'), jump: $('jump'),
+    viewing: $('viewing'), stats: $('stats'), timeHead: document.querySelector('.cols .c-time'),
+  };
+
+  // el makes an element; text, when given, is set as text, never parsed.
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text != null) e.textContent = text;
+    return e;
+  }
+
+  const str = (v) => (v == null ? '' : typeof v === 'string' ? v : typeof v === 'object' ? JSON.stringify(v) : String(v));
+  const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+  const pad2 = (n) => (n < 10 ? '0' : '') + n;
+  const pad3 = (n) => (n < 10 ? '00' : n < 100 ? '0' : '') + n;
+  const nf = new Intl.NumberFormat();
+
+  // ---- view state, mirrored in the URL hash so a link reproduces the view ----
+
+  const st = { channels: ['*'], q: '', cs: false, lvl: 7, utc: false };
+
+  function readHash() {
+    const p = new URLSearchParams(location.hash.slice(1));
+    const ch = (p.get('ch') || '').split(',').map((s) => s.trim()).filter(Boolean);
+    const lvl = Number.parseInt(p.get('lvl') ?? '7', 10);
+    return {
+      channels: ch.length ? ch : ['*'],
+      q: p.get('q') || '',
+      cs: p.get('cs') === '1',
+      lvl: lvl >= 0 && lvl <= 7 ? lvl : 7,
+      utc: p.get('utc') === '1',
+    };
+  }
+
+  function writeHash() {
+    const p = new URLSearchParams();
+    if (!isAll(st.channels)) p.set('ch', st.channels.join(','));
+    if (st.q) p.set('q', st.q);
+    if (st.cs) p.set('cs', '1');
+    if (st.lvl !== 7) p.set('lvl', String(st.lvl));
+    if (st.utc) p.set('utc', '1');
+    const h = p.toString();
+    const want = location.pathname + location.search + (h ? '#' + h : '');
+    if (want !== location.pathname + location.search + location.hash) history.replaceState(null, '', want);
+  }
+
+  const isAll = (chs) => chs.includes('*');
+
+  // ---- records ----
+
+  let seq = 0; // local arrival number of every entry, lines and notices
+  let records = []; // entries kept, oldest first
+  let view = []; // entries that pass the filter, oldest first
+  let incoming = []; // received, not yet taken in (taken in once per frame)
+  let pending = []; // held back while paused
+  let pendingLost = 0;
+  const expanded = new Set();
+  const hwm = new Map(); // channel -> [a, b] of the newest "<a>-<b>" event ID taken
+  const seenIds = new Set(); // event IDs of any other shape
+  let chanRe = null; // when many patterns share one "*" stream: the channels wanted
+  let received = 0;
+  let droppedTotal = 0;
+  let newSinceFollow = 0;
+  let paused = false;
+  let follow = true;
+
+  // isDuplicate reports whether an event was taken already. Event IDs grow
+  // per channel (a restarted server starts a later epoch), so one high-water
+  // mark per channel is enough and survives Clear; other ID shapes are
+  // remembered one by one.
+  function isDuplicate(id, ch) {
+    const m = ID_RE.exec(id);
+    if (m) {
+      const a = Number(m[1]);
+      const b = Number(m[2]);
+      const h = hwm.get(ch);
+      if (h && (a < h[0] || (a === h[0] && b <= h[1]))) return true;
+      hwm.set(ch, [a, b]);
+      return false;
+    }
+    if (seenIds.has(id)) return true;
+    seenIds.add(id);
+    if (seenIds.size > 2 * CAP) {
+      for (const x of seenIds) {
+        seenIds.delete(x);
+        if (seenIds.size <= CAP) break;
+      }
+    }
+    return false;
+  }
+
+  function toEntry(data, lastId) {
+    let o;
+    try {
+      o = JSON.parse(data);
+    } catch {
+      return null;
+    }
+    if (!o || typeof o !== 'object') return null;
+    const ch = str(o._channel);
+    if (chanRe && !chanRe.test(ch)) return null;
+    const id = typeof o._event_id === 'string' && o._event_id ? o._event_id : lastId || '';
+    if (id && isDuplicate(id, ch)) return null;
+    const lvl = Number.isInteger(o.level) && o.level >= 0 && o.level <= 7 ? o.level : -1;
+    return { n: ++seq, id, ch, t: Number(o.timestamp) || 0, lvl, app: str(o._app), msg: str(o.short_message), raw: data };
+  }
+
+  const notice = (kind, text) => ({ n: ++seq, notice: kind, text });
+
+  function push(e) {
+    incoming.push(e);
+    received += e.notice ? 0 : 1;
+    // A hidden tab draws no frames; what waits is bounded like the rest.
+    if (incoming.length > 2 * CAP) incoming = incoming.slice(-CAP);
+    queueRender();
+  }
+
+  // ---- filter ----
+
+  let matchRe = null; // tests a line, or null when the box is empty
+  let markRe = null; // the same with the g flag, to highlight
+
+  function compileFilter() {
+    matchRe = markRe = null;
+    ui.filter.classList.remove('invalid');
+    ui.filter.title = '';
+    const q = st.q;
+    if (!q) return;
+    let src = escapeRe(q);
+    let flags = st.cs ? '' : 'i';
+    const m = /^\/(.+)\/([a-z]*)$/s.exec(q);
+    if (m) {
+      src = m[1];
+      for (const f of m[2]) if (!flags.includes(f) && f !== 'g' && f !== 'y') flags += f;
+    }
+    try {
+      matchRe = new RegExp(src, flags);
+      markRe = new RegExp(src, flags + 'g');
+    } catch (err) {
+      matchRe = markRe = null;
+      ui.filter.classList.add('invalid');
+      ui.filter.title = String(err.message);
+    }
+  }
+
+  function matches(e) {
+    if (e.notice) return true;
+    if ((e.lvl < 0 ? 7 : e.lvl) > st.lvl) return false;
+    if (!matchRe) return true;
+    return matchRe.test(e.msg) || matchRe.test(e.app) || matchRe.test(e.ch);
+  }
+
+  // lowerBound is the first index of list whose entry has n >= target.
+  function lowerBound(list, target) {
+    let lo = 0;
+    let hi = list.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (list[mid].n < target) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  // ---- taking records in, once per frame ----
+
+  let scrollShift = 0; // height removed above the viewport by trimming
+  let scrollToN = null; // keep this entry at the top after the view is rebuilt
+
+  function absorb(batch) {
+    for (const e of batch) {
+      records.push(e);
+      if (matches(e)) {
+        view.push(e);
+        if (!follow && !e.notice) newSinceFollow++;
+      }
+    }
+    if (records.length > CAP + CAP / 10) trim();
+  }
+
+  function trim() {
+    const cut = records.length - CAP;
+    const minN = records[cut].n;
+    records = records.slice(cut);
+    const k = lowerBound(view, minN);
+    if (k > 0) {
+      computeOpened();
+      scrollShift += topOf(k);
+      view = view.slice(k);
+    }
+    for (const e of expanded) if (e.n < minN) expanded.delete(e);
+  }
+
+  function rebuildView() {
+    if (!follow && view.length) {
+      computeOpened();
+      const i = Math.min(view.length - 1, Math.max(0, indexAt(ui.log.scrollTop)));
+      scrollToN = view[i].n;
+    }
+    view = records.filter(matches);
+    newSinceFollow = 0;
+  }
+
+  // ---- the virtual list: only rows near the viewport exist in the DOM ----
+
+  let frame = 0;
+  let drawGen = 0; // bumped when every row must be rebuilt (filter, time zone)
+  let opened = []; // {i, extra} of expanded entries in view order
+  const shown = new Map(); // entry n -> {row, gen, open, y, alt}
+  const rowEntry = new WeakMap(); // row element -> entry
+
+  function queueRender() {
+    if (!frame) frame = requestAnimationFrame(render);
+  }
+
+  function computeOpened() {
+    opened = [];
+    for (const e of expanded) {
+      const i = lowerBound(view, e.n);
+      if (i < view.length && view[i] === e) opened.push({ i, extra: e.extra });
+    }
+    opened.sort((a, b) => a.i - b.i);
+  }
+
+  function topOf(i) {
+    let y = i * ROW_H;
+    for (const o of opened) {
+      if (o.i >= i) break;
+      y += o.extra;
+    }
+    return y;
+  }
+
+  function indexAt(y) {
+    let cum = 0;
+    for (const o of opened) {
+      const top = o.i * ROW_H + cum;
+      if (y < top) break;
+      if (y < top + ROW_H + o.extra) return o.i;
+      cum += o.extra;
+    }
+    return Math.floor((y - cum) / ROW_H);
+  }
+
+  function render() {
+    frame = 0;
+    if (incoming.length) {
+      const batch = incoming;
+      incoming = [];
+      if (paused) {
+        pending = pending.concat(batch);
+        if (pending.length > CAP) {
+          pendingLost += pending.length - CAP;
+          pending = pending.slice(-CAP);
+        }
+      } else {
+        absorb(batch);
+      }
+    }
+    draw();
+    updateStatus();
+  }
+
+  function draw() {
+    const log = ui.log;
+    computeOpened();
+    let total = view.length * ROW_H;
+    for (const o of opened) total += o.extra;
+    ui.spacer.style.height = total + 'px';
+    const vh = log.clientHeight;
+    if (scrollToN !== null) {
+      log.scrollTop = topOf(lowerBound(view, scrollToN));
+      scrollToN = null;
+      scrollShift = 0;
+    } else if (scrollShift) {
+      if (!follow) log.scrollTop = Math.max(0, log.scrollTop - scrollShift);
+      scrollShift = 0;
+    }
+    if (follow) {
+      const bottom = Math.max(0, total - vh);
+      if (log.scrollTop !== bottom) log.scrollTop = bottom;
+    }
+    const top = log.scrollTop;
+    const first = Math.max(0, indexAt(top) - OVERSCAN);
+    const last = Math.min(view.length - 1, indexAt(top + vh) + OVERSCAN);
+    const keep = new Set();
+    for (let i = first; i <= last; i++) {
+      const e = view[i];
+      const open = expanded.has(e);
+      let s = shown.get(e.n);
+      if (!s || s.gen !== drawGen || s.open !== open) {
+        if (s) s.row.remove();
+        s = { row: buildRow(e, open), gen: drawGen, open, y: -1, alt: false };
+        shown.set(e.n, s);
+        log.appendChild(s.row);
+      }
+      const y = topOf(i);
+      if (s.y !== y) {
+        s.row.style.transform = 'translateY(' + y + 'px)';
+        s.y = y;
+      }
+      const alt = (i & 1) === 1;
+      if (s.alt !== alt) {
+        s.row.classList.toggle('alt', alt);
+        s.alt = alt;
+      }
+      keep.add(e.n);
+    }
+    for (const [n, s] of shown) {
+      if (!keep.has(n)) {
+        s.row.remove();
+        shown.delete(n);
+      }
+    }
+    ui.empty.hidden = view.length > 0;
+    if (!view.length) {
+      ui.empty.textContent = records.length
+        ? 'No lines match the filter.'
+        : paused && pending.length
+          ? 'Paused.'
+          : 'Waiting for log lines on ' + st.channels.join(', ') + '\u2026';
+    }
+  }
+
+  // cell is a span holding text, with the filter's matches wrapped in <mark>
+  // elements; every piece is a text node.
+  function cell(cls, text) {
+    const s = el('span', cls);
+    if (!markRe || !text) {
+      s.textContent = text;
+      return s;
+    }
+    markRe.lastIndex = 0;
+    let at = 0;
+    let marks = 0;
+    let m;
+    while (marks < MARK_MAX && (m = markRe.exec(text)) !== null) {
+      if (m[0] === '') {
+        markRe.lastIndex++;
+        continue;
+      }
+      if (m.index > at) s.append(text.slice(at, m.index));
+      s.append(el('mark', null, m[0]));
+      at = m.index + m[0].length;
+      marks++;
+    }
+    if (at < text.length) s.append(text.slice(at));
+    return s;
+  }
+
+  function fmtTime(t) {
+    if (!t) return '';
+    const d = new Date(t * 1000);
+    if (st.utc) {
+      return pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + ':' + pad2(d.getUTCSeconds()) + '.' + pad3(d.getUTCMilliseconds());
+    }
+    return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds()) + '.' + pad3(d.getMilliseconds());
+  }
+
+  function fullTime(t) {
+    if (!t) return 'no timestamp';
+    const d = new Date(t * 1000);
+    if (st.utc) return d.toISOString().replace('T', ' ').replace('Z', ' UTC');
+    const date = d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate());
+    return date + ' ' + fmtTime(t) + ' ' + Intl.DateTimeFormat().resolvedOptions().timeZone;
+  }
+
+  function buildRow(e, open) {
+    const r = el('div', 'row');
+    if (e.notice) {
+      r.className = 'row notice ' + e.notice;
+      r.textContent = e.text;
+      return r;
+    }
+    if (e.lvl >= 0) r.classList.add('lvl-' + e.lvl);
+    if (e.id) r.dataset.id = e.id;
+    const head = el('div', 'head');
+    const time = el('span', 'c-time', fmtTime(e.t));
+    time.title = fullTime(e.t);
+    const msg = e.msg.length > MSG_MAX ? e.msg.slice(0, MSG_MAX) + '\u2026' : e.msg;
+    head.append(time, cell('c-ch', e.ch), cell('c-app', e.app), el('span', 'c-lvl', e.lvl >= 0 ? LEVELS[e.lvl] : ''), cell('c-msg', msg));
+    r.append(head);
+    if (open) {
+      r.classList.add('open');
+      const pre = el('pre', 'rec', e.pretty);
+      pre.style.height = e.extra - REC_GAP + 'px';
+      r.append(pre);
+      r.style.height = ROW_H + e.extra + 'px';
+    }
+    rowEntry.set(r, e);
+    return r;
+  }
+
+  function toggleExpand(e) {
+    if (expanded.has(e)) {
+      expanded.delete(e);
+      e.pretty = undefined;
+    } else {
+      let pretty;
+      try {
+        pretty = JSON.stringify(JSON.parse(e.raw), null, 2);
+      } catch {
+        pretty = e.raw;
+      }
+      e.pretty = pretty;
+      let lines = 1;
+      for (let i = 0; i < pretty.length; i++) if (pretty.charCodeAt(i) === 10) lines++;
+      e.extra = lines * REC_LINE_H + REC_PAD + REC_GAP;
+      expanded.add(e);
+      setFollow(false); // the user is reading this line: keep it in place
+    }
+    queueRender();
+  }
+
+  function updateStatus() {
+    const parts = [nf.format(records.length) + ' lines', nf.format(countLines(view)) + ' shown'];
+    if (droppedTotal) parts.push(nf.format(droppedTotal) + ' dropped by the server');
+    if (paused) parts.push(nf.format(pending.length) + ' waiting');
+    ui.stats.textContent = parts.join(' \u00b7 ');
+    ui.viewing.textContent = 'channels: ' + st.channels.join(', ');
+    ui.pause.textContent = paused ? 'Resume (' + nf.format(pending.length + pendingLost) + ' waiting)' : 'Pause';
+    ui.pause.classList.toggle('waiting', paused);
+    ui.pause.setAttribute('aria-pressed', String(paused));
+    ui.jump.textContent = newSinceFollow ? '\u2193 ' + nf.format(newSinceFollow) + ' new lines' : '\u2193 Follow new lines';
+  }
+
+  let viewLines = 0;
+  let viewLinesOf = null;
+  let viewLinesLen = 0;
+  // countLines counts the lines (not notices) of the view, incrementally.
+  function countLines(list) {
+    if (list !== viewLinesOf || list.length < viewLinesLen) {
+      viewLinesOf = list;
+      viewLinesLen = 0;
+      viewLines = 0;
+    }
+    for (let i = viewLinesLen; i < list.length; i++) if (!list[i].notice) viewLines++;
+    viewLinesLen = list.length;
+    return viewLines;
+  }
+
+  // ---- follow, pause, clear, download ----
+
+  function setFollow(f) {
+    if (follow === f) return;
+    follow = f;
+    newSinceFollow = 0;
+    ui.follow.setAttribute('aria-pressed', String(f));
+    ui.jump.hidden = f;
+    queueRender();
+  }
+
+  function setPaused(p) {
+    if (paused === p) return;
+    paused = p;
+    if (!p) {
+      const batch = pending;
+      pending = [];
+      if (pendingLost) {
+        batch.unshift(notice('dropped', nf.format(pendingLost) + ' lines discarded while paused (more than ' + nf.format(CAP) + ' were waiting)'));
+        pendingLost = 0;
+      }
+      incoming = batch.concat(incoming);
+    }
+    queueRender();
+  }
+
+  function clearLines() {
+    records = [];
+    view = [];
+    incoming = [];
+    pending = [];
+    pendingLost = 0;
+    expanded.clear();
+    newSinceFollow = 0;
+    droppedTotal = 0;
+    setFollow(true);
+    queueRender();
+  }
+
+  function resetAll() {
+    clearLines();
+    hwm.clear();
+    seenIds.clear();
+    received = 0;
+  }
+
+  function download() {
+    const lines = [];
+    for (const e of view) if (!e.notice) lines.push(e.raw);
+    const blob = new Blob([lines.length ? lines.join('\n') + '\n' : ''], { type: 'application/x-ndjson' });
+    const url = URL.createObjectURL(blob);
+    const d = new Date();
+    const stamp = d.getFullYear() + pad2(d.getMonth() + 1) + pad2(d.getDate()) + '-' + pad2(d.getHours()) + pad2(d.getMinutes()) + pad2(d.getSeconds());
+    const name = st.channels.join('+').replace(/[^A-Za-z0-9._-]+/g, '_') || 'all';
+    const a = el('a');
+    a.href = url;
+    a.download = 'logviewer-' + name + '-' + stamp + '.ndjson';
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 60000);
+  }
+
+  // ---- streams: one EventSource per selected pattern ----
+
+  const sources = new Map(); // pattern -> source
+
+  function globToRegExp(globs) {
+    const parts = globs.map((g) => {
+      let s = '';
+      for (let i = 0; i < g.length; i++) {
+        const c = g[i];
+        if (c === '*') s += '.*';
+        else if (c === '?') s += '.';
+        else if (c === '\\' && i + 1 < g.length) s += escapeRe(g[++i]);
+        else if (c === '[' && g.indexOf(']', i + 2) > 0) {
+          const j = g.indexOf(']', i + 2);
+          s += '[' + g.slice(i + 1, j).replace(/\\/g, '\\\\') + ']';
+          i = j;
+        } else s += escapeRe(c);
+      }
+      return s;
+    });
+    try {
+      return new RegExp('^(?:' + parts.join('|') + ')$');
+    } catch {
+      return /^/;
+    }
+  }
+
+  function subscribe() {
+    for (const s of sources.values()) {
+      clearTimeout(s.timer);
+      if (s.es) s.es.close();
+    }
+    sources.clear();
+    let patterns = st.channels;
+    chanRe = null;
+    if (isAll(patterns)) {
+      patterns = ['*'];
+    } else if (patterns.length > MAX_SOURCES) {
+      // Browsers allow few HTTP/1.1 connections per host: share one stream.
+      chanRe = globToRegExp(patterns);
+      patterns = ['*'];
+    }
+    for (const p of patterns) {
+      const s = { pattern: p, es: null, lastId: '', state: 'connecting', everOpen: false, tries: 0, timer: 0 };
+      sources.set(p, s);
+      openSource(s);
+    }
+    updateConn();
+  }
+
+  function openSource(s) {
+    // A new EventSource does not know the last ID: resume with since=.
+    const q = s.lastId ? 'since=' + encodeURIComponent(s.lastId) : 'tail=' + TAIL;
+    const es = new EventSource('sse/' + encodeURIComponent(s.pattern) + '?' + q);
+    s.es = es;
+    s.state = s.everOpen ? 'reconnecting' : 'connecting';
+    const mine = () => sources.get(s.pattern) === s && s.es === es;
+    es.onopen = () => {
+      if (!mine()) return;
+      s.state = 'live';
+      s.everOpen = true;
+      s.tries = 0;
+      updateConn();
+    };
+    es.onmessage = (ev) => {
+      if (!mine()) return;
+      if (ev.lastEventId) s.lastId = ev.lastEventId;
+      const e = toEntry(ev.data, ev.lastEventId);
+      if (e) push(e);
+    };
+    es.addEventListener('dropped', (ev) => {
+      if (!mine()) return;
+      let n = 0;
+      try {
+        n = Number(JSON.parse(ev.data).dropped) || 0;
+      } catch {
+        return;
+      }
+      droppedTotal += n;
+      push(notice('dropped', nf.format(n) + ' lines dropped: the server skipped them because this page fell behind'));
+    });
+    es.addEventListener('gap', () => {
+      if (!mine()) return;
+      push(notice('gap', 'Gap: the server restarted or no longer holds the lines after the last one shown; some lines may be missing here.'));
+    });
+    es.onerror = () => {
+      if (!mine()) return;
+      if (es.readyState === EventSource.CLOSED) {
+        // The browser gave up (an HTTP error): open a new one, backing off.
+        s.state = 'reconnecting';
+        const delay = Math.min(10000, 1000 * 2 ** s.tries);
+        s.tries++;
+        clearTimeout(s.timer);
+        s.timer = setTimeout(() => {
+          if (sources.get(s.pattern) === s) openSource(s);
+        }, delay);
+      } else {
+        // The browser retries by itself and sends Last-Event-ID.
+        s.state = s.everOpen ? 'reconnecting' : 'connecting';
+      }
+      updateConn();
+    };
+  }
+
+  function updateConn() {
+    let state = 'live';
+    const list = [...sources.values()];
+    if (!list.length) state = 'idle';
+    else if (list.some((s) => s.state === 'reconnecting')) state = 'reconnecting';
+    else if (list.some((s) => s.state === 'connecting')) state = 'connecting';
+    ui.conn.dataset.state = state;
+    ui.conn.textContent = { live: 'live', connecting: 'connecting\u2026', reconnecting: 'reconnecting\u2026', idle: 'idle' }[state];
+  }
+
+  // ---- channel list, polled ----
+
+  const chanRows = new Map(); // channel name -> sidebar row
+  let allRow = null;
+
+  function spark() {
+    const svg = document.createElementNS(SVG_NS, 'svg');
+    svg.setAttribute('class', 'spark');
+    svg.setAttribute('viewBox', '0 0 ' + (SPARK_N - 1) + ' 20');
+    svg.setAttribute('preserveAspectRatio', 'none');
+    svg.setAttribute('aria-hidden', 'true');
+    const area = document.createElementNS(SVG_NS, 'polygon');
+    area.setAttribute('class', 'area');
+    const line = document.createElementNS(SVG_NS, 'polyline');
+    line.setAttribute('class', 'line');
+    svg.append(area, line);
+    return { svg, area, line };
+  }
+
+  function drawSpark(sp, hist) {
+    if (hist.length < 2) return;
+    let max = 1;
+    for (const v of hist) if (v > max) max = v;
+    const off = SPARK_N - hist.length;
+    let pts = '';
+    for (let i = 0; i < hist.length; i++) pts += off + i + ',' + (19 - (hist[i] / max) * 17).toFixed(1) + ' ';
+    sp.line.setAttribute('points', pts);
+    sp.area.setAttribute('points', off + ',20 ' + pts + (SPARK_N - 1) + ',20');
+  }
+
+  function chanRow(name) {
+    const all = name === '*';
+    const li = el('li', all ? 'chan all' : 'chan');
+    li.dataset.channel = name;
+    const box = el('input');
+    box.type = 'checkbox';
+    box.title = all ? 'All channels' : 'Add ' + name + ' to the channels shown, or remove it';
+    box.setAttribute('aria-label', all ? 'All channels' : 'Select ' + name);
+    const nm = el('button', 'name', all ? 'All channels' : name);
+    nm.type = 'button';
+    nm.title = all ? 'Show every channel (*)' : 'Show only ' + name;
+    const rate = el('span', 'rate');
+    const meta = el('span', 'meta');
+    const sp = spark();
+    li.append(box, nm, rate, meta, sp.svg);
+    box.addEventListener('change', () => (all ? selectChannels(['*']) : toggleChannel(name)));
+    nm.addEventListener('click', () => selectChannels([name]));
+    return { li, box, rate, meta, sp, hist: [] };
+  }
+
+  function fmtRate(r) {
+    if (!(r > 0)) return '0/s';
+    if (r < 10) return r.toFixed(1) + '/s';
+    if (r < 1000) return Math.round(r) + '/s';
+    return (r / 1000).toFixed(1) + 'k/s';
+  }
+
+  function fmtCount(n) {
+    if (n >= 1e6) return (n / 1e6).toFixed(1) + 'M';
+    if (n >= 1e5) return Math.round(n / 1e3) + 'k';
+    return nf.format(n);
+  }
+
+  function parseWhen(v) {
+    if (typeof v === 'number') return v > 1e12 ? v : v * 1000;
+    if (typeof v === 'string' && v) {
+      const t = Date.parse(v);
+      if (!Number.isNaN(t)) return t;
+      const x = Number(v);
+      if (x) return x > 1e12 ? x : x * 1000;
+    }
+    return 0;
+  }
+
+  function ago(ms) {
+    if (!ms) return '';
+    const s = Math.max(0, (Date.now() - ms) / 1000);
+    if (s < 5) return 'now';
+    if (s < 90) return Math.round(s) + 's ago';
+    if (s < 5400) return Math.round(s / 60) + 'm ago';
+    if (s < 129600) return Math.round(s / 3600) + 'h ago';
+    return Math.round(s / 86400) + 'd ago';
+  }
+
+  function feed(row, rate, count, lastMs) {
+    row.hist.push(rate);
+    if (row.hist.length > SPARK_N) row.hist.shift();
+    row.rate.textContent = fmtRate(rate);
+    const when = ago(lastMs);
+    row.meta.textContent = fmtCount(count) + ' lines' + (when ? ' \u00b7 ' + when : '');
+    row.meta.classList.toggle('stale', lastMs > 0 && Date.now() - lastMs > 60000);
+    drawSpark(row.sp, row.hist);
+  }
+
+  function updateChannels(list) {
+    if (!allRow) {
+      allRow = chanRow('*');
+      ui.channels.append(allRow.li);
+    }
+    const names = new Set();
+    let rate = 0;
+    let count = 0;
+    let last = 0;
+    const sorted = list
+      .filter((c) => c && typeof c.name === 'string' && c.name)
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    let prev = allRow.li;
+    for (const c of sorted) {
+      names.add(c.name);
+      let row = chanRows.get(c.name);
+      if (!row) {
+        row = chanRow(c.name);
+        chanRows.set(c.name, row);
+      }
+      if (prev.nextSibling !== row.li) prev.after(row.li);
+      prev = row.li;
+      const r = Number(c.rate) || 0;
+      const n = Number(c.count) || 0;
+      const when = parseWhen(c.last_seen);
+      feed(row, r, n, when);
+      rate += r;
+      count += n;
+      if (when > last) last = when;
+    }
+    for (const [name, row] of chanRows) {
+      if (!names.has(name)) {
+        row.li.remove();
+        chanRows.delete(name);
+      }
+    }
+    feed(allRow, rate, count, last);
+    allRow.meta.textContent = sorted.length + (sorted.length === 1 ? ' channel' : ' channels') + ' \u00b7 ' + fmtCount(count) + ' lines';
+    markSelection();
+  }
+
+  function markSelection() {
+    const re = isAll(st.channels) ? null : globToRegExp(st.channels);
+    if (allRow) {
+      allRow.box.checked = !re;
+      allRow.li.classList.toggle('sel', !re);
+    }
+    for (const [name, row] of chanRows) {
+      const sel = !!re && re.test(name);
+      row.box.checked = sel;
+      row.li.classList.toggle('sel', sel);
+    }
+    const globs = st.channels.filter((c) => /[*?[]/.test(c) && c !== '*');
+    if (document.activeElement !== ui.glob) ui.glob.value = globs.join(', ');
+  }
+
+  async function pollChannels() {
+    try {
+      if (!document.hidden || !allRow) {
+        const resp = await fetch('api/channels', { cache: 'no-store', headers: { Accept: 'application/json' } });
+        if (!resp.ok) throw new Error('HTTP ' + resp.status);
+        const body = await resp.json();
+        updateChannels(Array.isArray(body.channels) ? body.channels : []);
+        ui.chanState.textContent = '';
+        ui.chanState.classList.remove('bad');
+      }
+    } catch (err) {
+      ui.chanState.textContent = 'Channel list unavailable: ' + String(err && err.message);
+      ui.chanState.classList.add('bad');
+    } finally {
+      setTimeout(pollChannels, POLL_MS);
+    }
+  }
+
+  function selectChannels(list) {
+    const clean = [...new Set(list.map((c) => c.trim()).filter(Boolean))];
+    st.channels = clean.length && !clean.includes('*') ? clean : ['*'];
+    writeHash();
+    resetAll();
+    subscribe();
+    markSelection();
+  }
+
+  function toggleChannel(name) {
+    let list = st.channels.filter((c) => c !== '*');
+    list = list.includes(name) ? list.filter((c) => c !== name) : list.concat(name);
+    selectChannels(list.length ? list : ['*']);
+  }
+
+  // ---- controls ----
+
+  function applyFilter() {
+    compileFilter();
+    rebuildView();
+    drawGen++;
+    writeHash();
+    queueRender();
+  }
+
+  function syncControls() {
+    ui.filter.value = st.q;
+    ui.caseBtn.setAttribute('aria-pressed', String(st.cs));
+    ui.level.value = String(st.lvl);
+    ui.utc.setAttribute('aria-pressed', String(st.utc));
+    ui.timeHead.textContent = st.utc ? 'Time (UTC)' : 'Time';
+  }
+
+  let filterTimer = 0;
+
+  function wire() {
+    ui.filter.addEventListener('input', () => {
+      clearTimeout(filterTimer);
+      filterTimer = setTimeout(() => {
+        if (st.q === ui.filter.value) return;
+        st.q = ui.filter.value;
+        applyFilter();
+      }, 120);
+    });
+    ui.caseBtn.addEventListener('click', () => {
+      st.cs = !st.cs;
+      syncControls();
+      applyFilter();
+    });
+    ui.level.addEventListener('change', () => {
+      st.lvl = Number(ui.level.value);
+      applyFilter();
+    });
+    ui.utc.addEventListener('click', () => {
+      st.utc = !st.utc;
+      syncControls();
+      drawGen++;
+      writeHash();
+      queueRender();
+    });
+    ui.pause.addEventListener('click', () => setPaused(!paused));
+    ui.follow.addEventListener('click', () => setFollow(!follow));
+    ui.jump.addEventListener('click', () => setFollow(true));
+    ui.clear.addEventListener('click', clearLines);
+    ui.download.addEventListener('click', download);
+    ui.sideToggle.addEventListener('click', () => document.body.classList.toggle('side-closed'));
+    ui.globForm.addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      selectChannels(ui.glob.value.split(/[\s,]+/));
+      ui.glob.blur();
+    });
+    // A mouse click leaves focus on the button; Space must not press it again.
+    for (const b of document.querySelectorAll('.bar button')) {
+      b.addEventListener('click', (ev) => {
+        if (ev.detail > 0) b.blur();
+      });
+    }
+
+    const log = ui.log;
+    let lastTop = 0;
+    log.addEventListener(
+      'scroll',
+      () => {
+        const top = log.scrollTop;
+        const atBottom = top + log.clientHeight >= log.scrollHeight - ROW_H / 2;
+        if (follow && top < lastTop - 1 && !atBottom) setFollow(false);
+        else if (!follow && atBottom && top > lastTop) setFollow(true);
+        lastTop = top;
+        queueRender();
+      },
+      { passive: true },
+    );
+    log.addEventListener(
+      'wheel',
+      (ev) => {
+        if (ev.deltaY < 0 && follow && log.scrollHeight > log.clientHeight) setFollow(false);
+      },
+      { passive: true },
+    );
+    log.addEventListener('click', (ev) => {
+      const head = ev.target.closest('.head');
+      if (!head) return;
+      const sel = window.getSelection();
+      if (sel && !sel.isCollapsed && log.contains(sel.anchorNode)) return; // selecting text, not clicking
+      const e = rowEntry.get(head.parentElement);
+      if (e) toggleExpand(e);
+    });
+    window.addEventListener('resize', queueRender);
+    window.addEventListener('hashchange', () => {
+      const next = readHash();
+      const chChanged = next.channels.join(',') !== st.channels.join(',');
+      Object.assign(st, next);
+      syncControls();
+      applyFilter();
+      if (chChanged) selectChannels(next.channels);
+    });
+
+    document.addEventListener('keydown', (ev) => {
+      const t = ev.target;
+      const typing = t instanceof HTMLElement && t.matches('input, select, textarea');
+      if (ev.key === 'Escape') {
+        if (t === ui.filter) {
+          if (ui.filter.value) {
+            ui.filter.value = '';
+            st.q = '';
+            applyFilter();
+          } else ui.filter.blur();
+        } else if (typing) {
+          t.blur();
+        } else if (expanded.size) {
+          expanded.clear();
+          queueRender();
+        } else if (st.q) {
+          ui.filter.value = '';
+          st.q = '';
+          applyFilter();
+        }
+        return;
+      }
+      if (typing || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+      if (ev.key === '/') {
+        ev.preventDefault();
+        ui.filter.focus();
+        ui.filter.select();
+      } else if (ev.key === ' ' && !(t instanceof HTMLButtonElement)) {
+        ev.preventDefault();
+        setPaused(!paused);
+      } else if (ev.key === 'End') {
+        ev.preventDefault();
+        setFollow(true);
+      } else if (ev.key === 'Home') {
+        ev.preventDefault();
+        setFollow(false);
+        log.scrollTop = 0;
+      }
+    });
+  }
+
+  function init() {
+    Object.assign(st, readHash());
+    if (window.matchMedia('(max-width: 820px)').matches) document.body.classList.add('side-closed');
+    syncControls();
+    compileFilter();
+    wire();
+    writeHash();
+    subscribe();
+    pollChannels();
+    queueRender();
+  }
+
+  init();
+})();
