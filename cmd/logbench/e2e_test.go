@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -62,7 +63,8 @@ func TestEndToEndEmbeddedTCPNoLoss(t *testing.T) {
 	if w.Subscribers != 2 || w.Failed != 0 || w.Received != 2*count || w.Lost != 0 || w.Dups != 0 {
 		t.Errorf("ws %+v", w)
 	}
-	if len(rep.Procs) != 1 || rep.Procs[0].PID != d.PID() || rep.Procs[0].RSSPeakMiB <= 0 || rep.Procs[0].Error != "" {
+	if len(rep.Procs) != 2 || rep.Procs[0].PID != d.PID() || rep.Procs[0].RSSPeakMiB <= 0 || rep.Procs[0].Error != "" ||
+		rep.Procs[1].PID != os.Getpid() || rep.Procs[1].Name == "" {
 		t.Errorf("procs %+v", rep.Procs)
 	}
 	if rep.Idle == nil || rep.Idle.Opened != 20 || rep.Idle.Error != "" || len(rep.Idle.Procs) != 1 {

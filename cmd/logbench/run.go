@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 )
@@ -75,7 +76,9 @@ func bench(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 		sent  []uint64
 		start time.Time
 	)
-	watch := newProcWatch(cfg.PIDs)
+	// logbench watches itself too: on a small machine it competes with the
+	// daemon for the same cores, and the report should show how much.
+	watch := newProcWatch(append(append([]int(nil), cfg.PIDs...), os.Getpid()))
 	if cfg.Load.Addr != "" {
 		conns, err := dialLoad(ctx, cfg.Load)
 		if err != nil {
