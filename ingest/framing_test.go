@@ -213,15 +213,21 @@ func TestFramerAllocations(t *testing.T) {
 	}
 }
 
-// repeatReader yields data over and over, in reads of up to 4 KiB.
+// repeatReader yields data over and over, in reads of up to chunk bytes
+// (4 KiB when 0).
 type repeatReader struct {
-	data []byte
-	off  int
+	data  []byte
+	off   int
+	chunk int
 }
 
 func (r *repeatReader) Read(p []byte) (int, error) {
+	chunk := r.chunk
+	if chunk == 0 {
+		chunk = 4096
+	}
 	n := 0
-	for n < len(p) && n < 4096 {
+	for n < len(p) && n < chunk {
 		c := copy(p[n:], r.data[r.off:])
 		n += c
 		r.off = (r.off + c) % len(r.data)
@@ -274,4 +280,35 @@ func FuzzFrame(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkFramer measures framing throughput in the steady state, one frame
+// per op, reads of up to 64 KiB as from a busy socket.
+func BenchmarkFramer(b *testing.B) {
+	line := "<34>Oct 11 22:14:15 mymachine su[123]: 'su root' failed for lonvick on /dev/pts/8"
+	octet := "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\"] An application event"
+	cases := []struct {
+		name   string
+		frames []string
+	}{
+		{"lf", []string{line + "\n"}},
+		{"crlf", []string{line + "\r\n"}},
+		{"nul", []string{line + "\x00"}},
+		{"octet", []string{fmt.Sprintf("%d %s", len(octet), octet)}},
+		{"mixed", []string{line + "\n", fmt.Sprintf("%d %s", len(octet), octet), line + "\x00", line + "\r\n"}},
+		{"long lines 8KiB", []string{"<14>" + strings.Repeat("k", 8<<10) + "\n"}},
+	}
+	for _, bc := range cases {
+		b.Run(bc.name, func(b *testing.B) {
+			data := []byte(strings.Join(bc.frames, ""))
+			f := NewFramer(&repeatReader{data: data, chunk: 64 << 10}, 0)
+			b.SetBytes(int64(len(data) / len(bc.frames)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := f.Next(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

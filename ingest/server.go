@@ -239,13 +239,14 @@ func (s *Server) newHandler(transport string) *handler {
 	return h
 }
 
-// handle parses, encodes and publishes one frame from peer p. Nothing in a
-// frame is an error: odd ones are counted and logged at debug.
-func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncated bool) {
+// handle parses, encodes and publishes one frame from peer p, read at
+// received. Nothing in a frame is an error: odd ones are counted and logged
+// at debug.
+func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncated bool, received time.Time) {
 	s, m := h.s, &h.msg
 	m.Reset()
 	Parse(frame, m)
-	m.Received = time.Now()
+	m.Received = received
 	m.Peer = p.name
 	m.Transport = h.transport
 	m.Truncated = truncated

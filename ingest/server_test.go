@@ -63,8 +63,17 @@ func (c *collector) all() []record {
 // wait waits until n records are published and returns them.
 func (c *collector) wait(t testing.TB, n int) []record {
 	t.Helper()
-	testsupport.Eventually(t, waitFor, func() bool { return len(c.all()) >= n }, "%d records published, got %d", n, len(c.all()))
-	return c.all()
+	deadline := time.Now().Add(waitFor)
+	for {
+		recs := c.all()
+		if len(recs) >= n {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %d records published, want %d", waitFor, len(recs), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // from returns the records whose short_message has the prefix.

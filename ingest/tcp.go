@@ -75,11 +75,15 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn) {
 	h := s.newHandler("tcp")
 	fr := NewFramer(c, s.cfg.MaxMessageSize)
 	var counted int64
+	var received time.Time
 	for {
 		frame, truncated, err := fr.Next()
 		if n := fr.BytesRead(); n > counted {
+			// A read happened: the frames it completed were received now.
+			// Frames already buffered keep the time of their read.
 			h.bytes.Add(float64(n - counted))
 			counted = n
+			received = time.Now()
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !(s.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {
@@ -87,7 +91,7 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn) {
 			}
 			return
 		}
-		h.handle(pubCtx, peer, frame, truncated)
+		h.handle(pubCtx, peer, frame, truncated, received)
 	}
 }
 

@@ -45,11 +45,13 @@ type udpQueue struct {
 	bytes   int
 	hurry   chan struct{} // closed when the queue is full: stop waiting for the name
 	hurried bool
+	waiting int // the reader waits for room in this queue
 }
 
 type udpItem struct {
 	data      []byte
 	truncated bool
+	received  time.Time
 }
 
 func newUDPReader(s *Server) *udpReader {
@@ -93,15 +95,15 @@ func (u *udpReader) run(ctx, pubCtx context.Context) {
 		if len(d) > s.cfg.MaxMessageSize {
 			d, truncated = d[:s.cfg.MaxMessageSize], true
 		}
-		u.dispatch(ctx, pubCtx, from.Addr().Unmap(), d, truncated)
+		u.dispatch(ctx, pubCtx, from.Addr().Unmap(), d, truncated, time.Now())
 	}
 }
 
 // dispatch handles a datagram now, or queues it behind its peer's lookup.
-func (u *udpReader) dispatch(ctx, pubCtx context.Context, a netip.Addr, d []byte, truncated bool) {
+func (u *udpReader) dispatch(ctx, pubCtx context.Context, a netip.Addr, d []byte, truncated bool, received time.Time) {
 	u.mu.Lock()
 	if q := u.queues[a]; q != nil {
-		u.enqueue(q, d, truncated) // keeps this peer's order
+		u.enqueue(q, d, truncated, received) // keeps this peer's order
 		u.mu.Unlock()
 		return
 	}
@@ -109,29 +111,32 @@ func (u *udpReader) dispatch(ctx, pubCtx context.Context, a netip.Addr, d []byte
 
 	peer, ok, e := u.s.names.get(a)
 	if ok {
-		u.h.handle(pubCtx, peer, d, truncated)
+		u.h.handle(pubCtx, peer, d, truncated, received)
 		return
 	}
 	q := &udpQueue{hurry: make(chan struct{})}
 	u.mu.Lock()
 	u.queues[a] = q
-	u.enqueue(q, d, truncated)
+	u.enqueue(q, d, truncated, received)
 	u.mu.Unlock()
 	u.s.wg.Go(func() { u.drain(ctx, pubCtx, a, q, e) })
 }
 
 // enqueue appends a copy of d to q, waiting for room when q is full (after
 // telling its drainer to stop waiting for the name). u.mu is held.
-func (u *udpReader) enqueue(q *udpQueue, d []byte, truncated bool) {
+func (u *udpReader) enqueue(q *udpQueue, d []byte, truncated bool, received time.Time) {
 	for len(q.items) > 0 && (len(q.items) >= udpQueueLen || q.bytes+len(d) > udpQueueBytes) {
 		if !q.hurried {
 			q.hurried = true
 			close(q.hurry)
 		}
+		q.waiting++
 		u.space.Wait()
+		q.waiting--
 	}
-	q.items = append(q.items, udpItem{data: append([]byte(nil), d...), truncated: truncated})
+	q.items = append(q.items, udpItem{data: append([]byte(nil), d...), truncated: truncated, received: received})
 	q.bytes += len(d)
+	u.space.Broadcast() // the drainer may wait for this item
 }
 
 // drain waits for the peer's name (or the IP when the wait ends) and handles
@@ -141,6 +146,9 @@ func (u *udpReader) drain(ctx, pubCtx context.Context, a netip.Addr, q *udpQueue
 	h := u.s.newHandler("udp")
 	for {
 		u.mu.Lock()
+		for len(q.items) == 0 && q.waiting > 0 {
+			u.space.Wait() // the reader is about to add to this queue
+		}
 		if len(q.items) == 0 {
 			delete(u.queues, a)
 			u.mu.Unlock()
@@ -152,6 +160,6 @@ func (u *udpReader) drain(ctx, pubCtx context.Context, a netip.Addr, q *udpQueue
 		q.bytes -= len(it.data)
 		u.space.Broadcast()
 		u.mu.Unlock()
-		h.handle(pubCtx, peer, it.data, it.truncated)
+		h.handle(pubCtx, peer, it.data, it.truncated, it.received)
 	}
 }

@@ -1,0 +1,189 @@
+package ingest
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logviewer/logviewer/internal/testsupport"
+)
+
+func TestUDP(t *testing.T) {
+	tests := []struct {
+		name      string
+		max       int
+		datagrams []string
+		want      []string // suffixes of short_message, in order
+		truncated int
+	}{
+		{
+			name:      "python style datagrams",
+			datagrams: []string{"<12>warning:udp one\x00", "<14>udp two\n", "<14>udp three\r\n"},
+			want:      []string{"udp one", "udp two", "udp three"},
+		},
+		{
+			name:      "a datagram is one message, newlines and all",
+			datagrams: []string{"<14>two\nlines\x00"},
+			want:      []string{"two\nlines"},
+		},
+		{
+			name:      "empty datagrams are skipped",
+			datagrams: []string{"\x00", "\r\n", "<14>not empty"},
+			want:      []string{"not empty"},
+		},
+		{
+			name:      "oversize datagram is cut",
+			max:       1000,
+			datagrams: []string{"<14>" + strings.Repeat("z", 5000), "<14>small"},
+			want:      []string{"zzzzzzzzzz", "small"},
+			truncated: 1,
+		},
+		{
+			name:      "largest datagram",
+			datagrams: []string{"<14>" + strings.Repeat("w", 65000)},
+			want:      []string{strings.Repeat("w", 65000)},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, Config{MaxMessageSize: tc.max}, nil)
+			c := ts.dial(t, "udp", "")
+			write(t, c, tc.datagrams...)
+			recs := ts.pub.wait(t, len(tc.want))
+			if len(recs) != len(tc.want) {
+				t.Fatalf("got %d records, want %d", len(recs), len(tc.want))
+			}
+			for i, r := range recs {
+				if !strings.HasSuffix(r.msg(), tc.want[i]) {
+					t.Errorf("record %d: short_message %.40q..., want it to end in %.40q", i, r.msg(), tc.want[i])
+				}
+				if tc.max > 0 && len(r.msg()) > tc.max {
+					t.Errorf("record %d: %d bytes, beyond the maximum %d", i, len(r.msg()), tc.max)
+				}
+				if r.name() != "127.0.0.1" || r.channel != "127.0.0.1" {
+					t.Errorf("record %d: _app_name %q channel %q, want the peer IP", i, r.name(), r.channel)
+				}
+			}
+			if tc.truncated > 0 && len(recs[0].msg()) < tc.max-10 {
+				t.Errorf("truncated record holds %d bytes, want about %d", len(recs[0].msg()), tc.max)
+			}
+			if got := ts.value(t, "logviewer_ingest_truncated_total", ""); got != float64(tc.truncated) {
+				t.Errorf("truncated counter %v, want %d", got, tc.truncated)
+			}
+			if got := ts.value(t, "logviewer_ingest_lines_total", "udp"); got != float64(len(tc.want)) {
+				t.Errorf("udp lines counter %v, want %d", got, len(tc.want))
+			}
+			sent := 0
+			for _, d := range tc.datagrams {
+				sent += len(d)
+			}
+			testsupport.Eventually(t, waitFor, func() bool {
+				return ts.value(t, "logviewer_ingest_bytes_total", "udp") == float64(sent)
+			}, "udp bytes counter %v, want %d", ts.value(t, "logviewer_ingest_bytes_total", "udp"), sent)
+		})
+	}
+}
+
+// TestSlowResolverDoesNotDelayOthers: while one peer's name lookup hangs,
+// another peer's TCP lines and UDP datagrams go through; once the lookup
+// answers, the held peer's messages arrive in order under its name.
+func TestSlowResolverDoesNotDelayOthers(t *testing.T) {
+	requireLoopbackAlias(t)
+	release := make(chan struct{})
+	ts := startServer(t, Config{ResolveDNS: true}, func(s *Server) {
+		s.names.wait = time.Hour // held until released, however slow the machine
+		s.names.lookup = testLookup(release, map[string]string{"127.0.0.1": "fast.test"})
+	})
+
+	slowTCP := ts.dial(t, "tcp", "127.0.0.2")
+	slowUDP := ts.dial(t, "udp", "127.0.0.2")
+	write(t, slowTCP, "<14>slow tcp 0\n", "<14>slow tcp 1\n")
+	for i := 0; i < 5; i++ {
+		write(t, slowUDP, fmt.Sprintf("<14>slow udp %d", i))
+	}
+	fastTCP := ts.dial(t, "tcp", "127.0.0.1")
+	fastUDP := ts.dial(t, "udp", "127.0.0.1")
+	write(t, fastUDP, "<14>fast udp 0")
+	write(t, fastTCP, "<14>fast tcp 0\n")
+
+	testsupport.Eventually(t, waitFor, func() bool { return len(ts.pub.from("fast ")) == 2 }, "fast peer's records")
+	for _, r := range ts.pub.from("fast ") {
+		if r.name() != "fast.test" || r.channel != "fast.test" {
+			t.Errorf("fast record %q named %q on channel %q, want fast.test", r.msg(), r.name(), r.channel)
+		}
+	}
+	if got := ts.pub.from("slow "); len(got) != 0 {
+		t.Fatalf("slow peer's records published before its name was known: %v", got)
+	}
+
+	close(release)
+	testsupport.Eventually(t, waitFor, func() bool { return len(ts.pub.from("slow ")) == 7 }, "slow peer's records after the lookup")
+	next := map[string]int{}
+	for _, r := range ts.pub.from("slow ") {
+		if r.name() != "127-0-0-2.slow.test" {
+			t.Errorf("slow record %q named %q, want 127-0-0-2.slow.test", r.msg(), r.name())
+		}
+		var transport string
+		var n int
+		msg := r.msg()
+		if _, err := fmt.Sscanf(msg[strings.Index(msg, "slow "):], "slow %s %d", &transport, &n); err != nil {
+			t.Fatalf("record %q: %v", msg, err)
+		}
+		if n != next[transport] {
+			t.Errorf("slow %s record %d arrived when %d was due", transport, n, next[transport])
+		}
+		next[transport]++
+	}
+}
+
+// TestSlowResolverTimeout: when the name does not come within the wait, the
+// IP stands in and nothing is lost.
+func TestSlowResolverTimeout(t *testing.T) {
+	requireLoopbackAlias(t)
+	never := make(chan struct{})
+	defer close(never)
+	ts := startServer(t, Config{ResolveDNS: true}, func(s *Server) {
+		s.names.wait = 20 * time.Millisecond
+		s.names.lookup = testLookup(never, nil)
+	})
+	write(t, ts.dial(t, "udp", "127.0.0.2"), "<14>udp after timeout")
+	write(t, ts.dial(t, "tcp", "127.0.0.2"), "<14>tcp after timeout\n")
+	for _, r := range ts.pub.wait(t, 2) {
+		if r.name() != "127.0.0.2" || r.channel != "127.0.0.2" {
+			t.Errorf("record %q named %q on %q, want the IP", r.msg(), r.name(), r.channel)
+		}
+	}
+}
+
+// TestUDPQueueFull: a peer that sends more than its queue holds while its
+// name is looked up gets the IP at once, in order, with nothing dropped.
+func TestUDPQueueFull(t *testing.T) {
+	requireLoopbackAlias(t)
+	never := make(chan struct{})
+	defer close(never)
+	ts := startServer(t, Config{ResolveDNS: true}, func(s *Server) {
+		s.names.wait = time.Hour
+		s.names.lookup = testLookup(never, nil)
+	})
+	const n = udpQueueLen + 50
+	c := ts.dial(t, "udp", "127.0.0.2")
+	sent := 0
+	for i := 0; i < n; i++ {
+		msg := fmt.Sprintf("<14>flood %d", i)
+		write(t, c, msg)
+		sent += len(msg)
+		if i%64 == 63 {
+			// Paced so that the loopback socket buffer never overflows.
+			testsupport.Eventually(t, waitFor, func() bool {
+				return ts.value(t, "logviewer_ingest_bytes_total", "udp") == float64(sent)
+			}, "first %d datagrams read", i+1)
+		}
+	}
+	recs := ts.pub.wait(t, n)
+	for i, r := range recs {
+		if want := fmt.Sprintf("flood %d", i); !strings.HasSuffix(r.msg(), want) || r.name() != "127.0.0.2" {
+			t.Fatalf("record %d: %q from %q, want %q from 127.0.0.2", i, r.msg(), r.name(), want)
+		}
+	}
+}
