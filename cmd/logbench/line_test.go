@@ -160,3 +160,30 @@ func FuzzFindMark(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAppendLine(b *testing.B) {
+	for _, kind := range kinds {
+		b.Run(kind, func(b *testing.B) {
+			lb := newLineBuilder(kind, false, "bench", 1, 140, time.Now())
+			buf := make([]byte, 0, 512)
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				buf = lb.appendLine(buf[:0], uint64(i), 1732450000123456789)
+			}
+			b.SetBytes(int64(len(buf)))
+		})
+	}
+}
+
+func BenchmarkHandleRecord(b *testing.B) {
+	s := newSubscriber(subSSE, "", "bench", false, nil)
+	rec := []byte(`{"_event_id":"1764000000000-12345","_channel":"localhost","version":"1.1","host":"h",` +
+		`"short_message":"lb r=bench c=1 s=0 t=1732450000123456789 abcdefghijklmnopqrstuvwxyzabcdefghijkl",` +
+		`"timestamp":1764000012.345,"level":5,"_app_name":"localhost","_group":"lr","_facility":"user","_app":"logbench"}`)
+	i := bytes.Index(rec, []byte("s=0 "))
+	b.ReportAllocs()
+	for n := 0; b.Loop(); n++ {
+		rec[i+2] = byte('0' + n%10) // a few distinct sequences, the rest duplicates
+		s.handle(rec, 1732450000123456789+int64(n))
+	}
+}
