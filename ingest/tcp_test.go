@@ -1,10 +1,15 @@
 package ingest
 
 import (
+	"bytes"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/logviewer/logviewer/internal/testsupport"
 )
 
 func TestTCP(t *testing.T) {
@@ -121,4 +126,36 @@ func TestTCPManyConnections(t *testing.T) {
 	if g := ts.value(t, "logviewer_ingest_connections", "tcp"); g != conns {
 		t.Errorf("connections gauge %v, want %d", g, conns)
 	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestOddLineLoggedAtDebug: a cut line is logged at debug with its peer and
+// the connection goes on.
+func TestOddLineLoggedAtDebug(t *testing.T) {
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	ts := startServer(t, Config{MaxMessageSize: 100, Logger: log}, nil)
+	write(t, ts.dial(t, "tcp", ""), "<14>"+strings.Repeat("o", 200)+"\n<14>fine\n")
+	ts.pub.wait(t, 2)
+	testsupport.Eventually(t, waitFor, func() bool {
+		l := logs.String()
+		return strings.Contains(l, "level=DEBUG") && strings.Contains(l, "peer=127.0.0.1") && strings.Contains(l, "truncated=true")
+	}, "debug log of the cut line")
 }

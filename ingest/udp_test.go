@@ -187,3 +187,22 @@ func TestUDPQueueFull(t *testing.T) {
 		}
 	}
 }
+
+// TestUDPReadErrorNotFatal: failing reads are counted and the reader goes on.
+func TestUDPReadErrorNotFatal(t *testing.T) {
+	ts := startServer(t, Config{}, nil)
+	// A deadline in the past makes every read of the real socket fail.
+	if err := ts.udp.SetReadDeadline(time.Now().Add(-time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	testsupport.Eventually(t, waitFor, func() bool {
+		return ts.value(t, "logviewer_dropped_total", "udp_read_error") >= 2
+	}, "udp read errors counted")
+	if err := ts.udp.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	write(t, ts.dial(t, "udp", ""), "<14>after the errors")
+	if r := ts.pub.wait(t, 1)[0]; !strings.HasSuffix(r.msg(), "after the errors") {
+		t.Fatalf("got %q", r.msg())
+	}
+}
