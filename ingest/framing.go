@@ -40,7 +40,7 @@ type Framer struct {
 	limit int // the most the buffer grows to: a full-size line with CR and LF
 	buf   []byte
 	start int   // buf[start:end] is read but not yet framed
-	end   int   //
+	end   int   // see start
 	err   error // read error, returned once the buffered bytes are framed
 	read  int64 // bytes read from r
 
@@ -79,7 +79,7 @@ func (f *Framer) Next() (frame []byte, truncated bool, err error) {
 		} else {
 			frame, truncated = f.lineFrame()
 		}
-		frame = trimTrailer(frame)
+		frame = stripFrameEnd(frame)
 		if len(frame) > f.max {
 			frame, truncated = frame[:f.max], true
 		}
@@ -248,8 +248,8 @@ func indexTerminator(b []byte) int {
 	return -1
 }
 
-// trimTrailer strips trailing NUL, CR and LF bytes.
-func trimTrailer(b []byte) []byte {
+// stripFrameEnd strips trailing NUL, CR and LF bytes.
+func stripFrameEnd(b []byte) []byte {
 	for len(b) > 0 {
 		switch b[len(b)-1] {
 		case 0, '\r', '\n':

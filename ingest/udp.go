@@ -21,7 +21,7 @@ const (
 	// A peer whose name is being looked up has its datagrams queued, within
 	// these bounds; a full queue stops the wait and the IP stands in.
 	udpQueueLen   = 256
-	udpQueueBytes = 1 << 20
+	udpQueueBytes = 256 << 10
 )
 
 // udpReader reads datagrams, one message each. Datagrams from a peer whose
@@ -87,7 +87,7 @@ func (u *udpReader) run(ctx, pubCtx context.Context) {
 		}
 		backoff = 0
 		u.h.bytes.Add(float64(n))
-		d := trimTrailer(buf[:n])
+		d := stripFrameEnd(buf[:n])
 		if len(d) == 0 {
 			continue
 		}
