@@ -111,7 +111,7 @@ func (s *Server) Listen() error {
 			l.Close()
 			return err
 		}
-		s.tcp, s.udp = l, u
+		s.setListeners(l, u)
 		return nil
 	}
 	return fmt.Errorf("listen %s: no port free for both TCP and UDP", s.cfg.Addr)
@@ -127,8 +127,16 @@ func (s *Server) listenOn(addr string) error {
 		l.Close()
 		return err
 	}
-	s.tcp, s.udp = l, u
+	s.setListeners(l, u)
 	return nil
+}
+
+// setListeners records the bound sockets; s.mu lets TCPAddr and UDPAddr be
+// called while Serve binds them.
+func (s *Server) setListeners(l net.Listener, u *net.UDPConn) {
+	s.mu.Lock()
+	s.tcp, s.udp = l, u
+	s.mu.Unlock()
 }
 
 func listenTCP(addr string) (net.Listener, error) {
@@ -166,6 +174,8 @@ func bareError(err error) error {
 
 // TCPAddr returns the bound TCP address, nil before Listen.
 func (s *Server) TCPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.tcp == nil {
 		return nil
 	}
@@ -174,6 +184,8 @@ func (s *Server) TCPAddr() net.Addr {
 
 // UDPAddr returns the bound UDP address, nil before Listen.
 func (s *Server) UDPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.udp == nil {
 		return nil
 	}
@@ -184,7 +196,10 @@ func (s *Server) UDPAddr() net.Addr {
 // Then it stops accepting and reading, handles the frames already read,
 // waits for every goroutine it started and returns nil. Serve runs once.
 func (s *Server) Serve(ctx context.Context) error {
-	if s.tcp == nil {
+	s.mu.Lock()
+	bound := s.tcp != nil
+	s.mu.Unlock()
+	if !bound {
 		if err := s.Listen(); err != nil {
 			return err
 		}

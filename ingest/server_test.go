@@ -328,3 +328,35 @@ func testLookup(release <-chan struct{}, names map[string]string) func(context.C
 		}
 	}
 }
+
+// TestServeListens: Serve binds by itself when Listen was not called, and
+// returns the bind error when it cannot.
+func TestServeListens(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	s := NewServer(Config{Addr: taken.Addr().String()}, &transform.Encoder{}, &collector{}, nil)
+	if err := s.Serve(context.Background()); err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+		t.Fatalf("Serve on a taken port: %v, want EADDRINUSE", err)
+	}
+
+	pub := &collector{}
+	s = NewServer(Config{Addr: "127.0.0.1:0"}, &transform.Encoder{}, pub, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	testsupport.Eventually(t, waitFor, func() bool { return s.UDPAddr() != nil }, "Serve bound its sockets")
+	c, err := net.Dial("udp", s.UDPAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	write(t, c, "<14>served")
+	pub.wait(t, 1)
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve returned %v", err)
+	}
+}
