@@ -217,8 +217,14 @@ func TestFanoutCloseWakesAndDrains(t *testing.T) {
 // droppedSlow reads metrics.Dropped{reason=slow_subscriber}.
 func droppedSlow(t testing.TB, m *metrics.Metrics) float64 {
 	t.Helper()
+	return readCounter(t, m.Dropped.WithLabelValues(metrics.DropSlowSubscriber))
+}
+
+// readCounter returns the value of a counter.
+func readCounter(t testing.TB, c prometheus.Counter) float64 {
+	t.Helper()
 	var d dto.Metric
-	if err := m.Dropped.WithLabelValues(metrics.DropSlowSubscriber).Write(&d); err != nil {
+	if err := c.Write(&d); err != nil {
 		t.Fatal(err)
 	}
 	return d.GetCounter().GetValue()

@@ -1,0 +1,105 @@
+package publish
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestAnnotateJSON(t *testing.T) {
+	tests := []struct {
+		name, id, channel, gelf, want string
+	}{
+		{"members", "1-2", "web", `{"version":"1.1","level":6}`,
+			`{"_event_id":"1-2","_channel":"web","version":"1.1","level":6}`},
+		{"empty object", "1-2", "web", `{}`, `{"_event_id":"1-2","_channel":"web"}`},
+		{"empty object with spaces", "1-2", "web", " { \n} ", `{"_event_id":"1-2","_channel":"web"}`},
+		{"leading space", "1-2", "web", ` {"a":1}`, `{"_event_id":"1-2","_channel":"web","a":1}`},
+		{"space after brace", "1-2", "web", `{ "a":1}`, `{"_event_id":"1-2","_channel":"web", "a":1}`},
+		{"escaped channel", `i"d`, "a\\b\n\x01", `{"a":1}`,
+			`{"_event_id":"i\"d","_channel":"a\\b\n\u0001","a":1}`},
+		{"invalid UTF-8 channel", "1-2", "caf\xe9", `{}`, `{"_event_id":"1-2","_channel":"caf\ufffd"}`},
+		{"unicode channel", "1-2", "café\u2028", `{}`, `{"_event_id":"1-2","_channel":"café\u2028"}`},
+		{"not an object", "1-2", "web", `[1]`, `{"_event_id":"1-2","_channel":"web"}`},
+		{"empty input", "1-2", "web", ``, `{"_event_id":"1-2","_channel":"web"}`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := AnnotateJSON([]byte("prefix:"), tc.id, tc.channel, []byte(tc.gelf))
+			if string(got) != "prefix:"+tc.want {
+				t.Errorf("got  %s\nwant prefix:%s", got, tc.want)
+			}
+			if !json.Valid(got[len("prefix:"):]) {
+				t.Errorf("invalid JSON: %s", got)
+			}
+		})
+	}
+}
+
+func TestAnnotateJSONRoundTrip(t *testing.T) {
+	ids := []string{"1700000000000-1", "x\"y"}
+	channels := []string{"web-1", "a\tb", "\x00\x1f\x7f", "日本", "bad\xff\xfe"}
+	for _, id := range ids {
+		for _, ch := range channels {
+			out := AnnotateJSON(nil, id, ch, []byte(`{"short_message":"hi"}`))
+			var obj struct {
+				ID      string `json:"_event_id"`
+				Channel string `json:"_channel"`
+				Msg     string `json:"short_message"`
+			}
+			if err := json.Unmarshal(out, &obj); err != nil {
+				t.Fatalf("id %q channel %q: %s: %v", id, ch, out, err)
+			}
+			wantCh := ch
+			if ch == "bad\xff\xfe" {
+				wantCh = "bad\ufffd\ufffd"
+			}
+			if obj.ID != id || obj.Channel != wantCh || obj.Msg != "hi" {
+				t.Errorf("id %q channel %q: decoded %+v", id, ch, obj)
+			}
+		}
+	}
+}
+
+func TestAnnotateJSONAllocs(t *testing.T) {
+	gelf := []byte(`{"version":"1.1","host":"h","short_message":"a log line of ordinary length","level":6}`)
+	dst := make([]byte, 0, 512)
+	allocs := testing.AllocsPerRun(100, func() {
+		dst = AnnotateJSON(dst[:0], "1700000000000-123", "web-1", gelf)
+	})
+	if allocs != 0 {
+		t.Errorf("AnnotateJSON into a large enough buffer allocates %v times", allocs)
+	}
+}
+
+func TestEventIDs(t *testing.T) {
+	tests := []struct {
+		id    string
+		epoch int64
+		seq   uint64
+		ok    bool
+	}{
+		{"1700000000000-1", 1700000000000, 1, true},
+		{"0-0", 0, 0, true},
+		{"1-18446744073709551615", 1, 18446744073709551615, true},
+		{"1-18446744073709551616", 0, 0, false},
+		{"1700000000000", 0, 0, false},
+		{"-1", 0, 0, false},
+		{"1-", 0, 0, false},
+		{"1-+2", 0, 0, false},
+		{"1--2", 0, 0, false},
+		{"1-2-3", 0, 0, false},
+		{"a-1", 0, 0, false},
+		{"", 0, 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.id, func(t *testing.T) {
+			epoch, seq, ok := parseID(tc.id)
+			if ok != tc.ok || epoch != tc.epoch || seq != tc.seq {
+				t.Errorf("parseID(%q) = %d, %d, %v; want %d, %d, %v", tc.id, epoch, seq, ok, tc.epoch, tc.seq, tc.ok)
+			}
+			if ok && formatID(epoch, seq) != tc.id {
+				t.Errorf("formatID(%d, %d) = %q, want %q", epoch, seq, formatID(epoch, seq), tc.id)
+			}
+		})
+	}
+}
