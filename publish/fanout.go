@@ -253,7 +253,9 @@ type subscriber struct {
 
 // start ends the pending state of a subscriber made by subscribePending:
 // backfill is handed out first, then the queued and later live records for
-// which skip (if not nil) returns false.
+// which skip (if not nil) returns false. skip runs with the subscriber's
+// mutex held, on the goroutine calling deliver (or start): it must be quick
+// and must not call back into the subscriber or the fanout.
 func (s *subscriber) start(backfill []Event, skip func(Record) bool) {
 	s.mu.Lock()
 	if s.closed {
