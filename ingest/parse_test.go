@@ -1,0 +1,289 @@
+package ingest
+
+import (
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/logviewer/logviewer/transform"
+)
+
+// testNow is the clock of the parse tests: RFC 3164 timestamps get its year.
+func testNow() time.Time { return time.Date(2026, 11, 24, 12, 0, 0, 123e6, time.UTC) }
+
+// parsed is what a test expects Parse to set.
+type parsed struct {
+	format   transform.Format
+	facility uint8
+	severity uint8
+	ts       string // RFC 3339 with fraction, "" for none
+	hostname string
+	app      string
+	procid   string
+	msgid    string
+	sd       []transform.SDElement
+	text     string
+}
+
+func gotParsed(m *transform.Message) parsed {
+	p := parsed{
+		format: m.Format, facility: m.Facility, severity: m.Severity,
+		hostname: m.Hostname, app: m.AppName, procid: m.ProcID, msgid: m.MsgID,
+		text: string(m.Text),
+	}
+	if !m.Timestamp.IsZero() {
+		p.ts = m.Timestamp.Format(time.RFC3339Nano)
+	}
+	if len(m.StructuredData) > 0 {
+		p.sd = m.StructuredData
+	}
+	return p
+}
+
+func TestParse(t *testing.T) {
+	const (
+		r5424 = transform.FormatRFC5424
+		r3164 = transform.FormatRFC3164
+		hless = transform.FormatHeaderless
+		raw   = transform.FormatRaw
+	)
+	tests := []struct {
+		name string
+		in   string
+		want parsed
+	}{
+		// Header-less, as Python's SysLogHandler sends it.
+		{"python udp", "<14>hello world from python",
+			parsed{format: hless, facility: 1, severity: 6, text: "hello world from python"}},
+		{"python words are not a header", "<11>hello world from python",
+			parsed{format: hless, facility: 1, severity: 3, text: "hello world from python"}},
+		{"python nul", "<11>hello\x00",
+			parsed{format: hless, facility: 1, severity: 3, text: "hello"}},
+		{"tag pid", "<11>myapp[123]: boom",
+			parsed{format: hless, facility: 1, severity: 3, app: "myapp", procid: "123", text: "boom"}},
+		{"tag", "<134>worker: job done",
+			parsed{format: hless, facility: 16, severity: 6, app: "worker", text: "job done"}},
+		{"tag and nothing", "<134>worker:",
+			parsed{format: hless, facility: 16, severity: 6, app: "worker", text: ""}},
+		{"tag keeps later spaces", "<134>worker:  two",
+			parsed{format: hless, facility: 16, severity: 6, app: "worker", text: " two"}},
+		{"colon without space is text", "<14>http://example.com/ down",
+			parsed{format: hless, facility: 1, severity: 6, text: "http://example.com/ down"}},
+		{"empty pid is text", "<14>app[]: x",
+			parsed{format: hless, facility: 1, severity: 6, text: "app[]: x"}},
+		{"pid with space is text", "<14>app[1 2]: x",
+			parsed{format: hless, facility: 1, severity: 6, text: "app[1 2]: x"}},
+		{"unclosed pid is text", "<14>app[12: x",
+			parsed{format: hless, facility: 1, severity: 6, text: "app[12: x"}},
+		{"long tag is text", "<14>" + longWord(49) + ": x",
+			parsed{format: hless, facility: 1, severity: 6, text: longWord(49) + ": x"}},
+		{"tag of max length", "<14>" + longWord(48) + ": x",
+			parsed{format: hless, facility: 1, severity: 6, app: longWord(48), text: "x"}},
+		{"bom before text", "<14>\xef\xbb\xbfhi",
+			parsed{format: hless, facility: 1, severity: 6, text: "hi"}},
+		{"bom after tag", "<14>app: \xef\xbb\xbfhi",
+			parsed{format: hless, facility: 1, severity: 6, app: "app", text: "hi"}},
+		{"empty after pri", "<14>",
+			parsed{format: hless, facility: 1, severity: 6, text: ""}},
+		{"pri zero", "<0>kernel panic",
+			parsed{format: hless, facility: 0, severity: 0, text: "kernel panic"}},
+		{"pri max", "<191>x",
+			parsed{format: hless, facility: 23, severity: 7, text: "x"}},
+		{"trailing crlf", "<14>line\r\n",
+			parsed{format: hless, facility: 1, severity: 6, text: "line"}},
+		{"inner newline kept", "<14>a\nb",
+			parsed{format: hless, facility: 1, severity: 6, text: "a\nb"}},
+		{"control chars kept", "<14>a\x01\tb",
+			parsed{format: hless, facility: 1, severity: 6, text: "a\x01\tb"}},
+		{"timestamp without time", "<13>Nov 24 hello",
+			parsed{format: hless, facility: 1, severity: 5, text: "Nov 24 hello"}},
+		{"bad date is text", "<13>Feb 30 13:00:01 h a: m",
+			parsed{format: hless, facility: 1, severity: 5, text: "Feb 30 13:00:01 h a: m"}},
+		{"bad hour is text", "<13>Nov 24 25:00:01 h a: m",
+			parsed{format: hless, facility: 1, severity: 5, text: "Nov 24 25:00:01 h a: m"}},
+		{"broken 5424 keeps text", "<165>1 2003-10-11T22:14:15.003Z h a p m [broken",
+			parsed{format: hless, facility: 20, severity: 5, text: "1 2003-10-11T22:14:15.003Z h a p m [broken"}},
+		{"5424 garbage", "<165>1 garbage",
+			parsed{format: hless, facility: 20, severity: 5, text: "1 garbage"}},
+
+		// No valid PRI: the whole line, user.notice.
+		{"no pri", "just a line",
+			parsed{format: raw, facility: 1, severity: 5, text: "just a line"}},
+		{"pri too big", "<999>x",
+			parsed{format: raw, facility: 1, severity: 5, text: "<999>x"}},
+		{"pri 192", "<192>x",
+			parsed{format: raw, facility: 1, severity: 5, text: "<192>x"}},
+		{"pri leading zero", "<01>x",
+			parsed{format: raw, facility: 1, severity: 5, text: "<01>x"}},
+		{"pri not digits", "<1a>x",
+			parsed{format: raw, facility: 1, severity: 5, text: "<1a>x"}},
+		{"pri four digits", "<0013>x",
+			parsed{format: raw, facility: 1, severity: 5, text: "<0013>x"}},
+		{"pri empty", "<>x",
+			parsed{format: raw, facility: 1, severity: 5, text: "<>x"}},
+		{"pri unclosed", "<13",
+			parsed{format: raw, facility: 1, severity: 5, text: "<13"}},
+		{"no pri 3164 shape", "Nov 24 13:00:01 host app: msg",
+			parsed{format: raw, facility: 1, severity: 5, text: "Nov 24 13:00:01 host app: msg"}},
+		{"raw bom", "\xef\xbb\xbfline",
+			parsed{format: raw, facility: 1, severity: 5, text: "line"}},
+		{"empty", "",
+			parsed{format: raw, facility: 1, severity: 5, text: ""}},
+		{"only newline", "\n",
+			parsed{format: raw, facility: 1, severity: 5, text: ""}},
+
+		// RFC 3164.
+		{"logger rfc3164", "<132>Nov 24 14:05:12 vm app: msg",
+			parsed{format: r3164, facility: 16, severity: 4, ts: "2026-11-24T14:05:12Z", hostname: "vm", app: "app", text: "msg"}},
+		{"3164 pid", "<30>Nov  4 01:02:03 web-1 nginx[42]: GET / 200",
+			parsed{format: r3164, facility: 3, severity: 6, ts: "2026-11-04T01:02:03Z", hostname: "web-1", app: "nginx", procid: "42", text: "GET / 200"}},
+		{"3164 no hostname", "<13>Nov 24 13:00:01 app: msg",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2026-11-24T13:00:01Z", app: "app", text: "msg"}},
+		{"3164 no tag", "<13>Nov 24 13:00:01 myhost msg with no tag",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2026-11-24T13:00:01Z", hostname: "myhost", text: "msg with no tag"}},
+		{"3164 fraction", "<13>Nov 24 13:00:01.250 h a: m",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2026-11-24T13:00:01.25Z", hostname: "h", app: "a", text: "m"}},
+		{"3164 rfc3339", "<13>2025-01-02T03:04:05.5+01:00 h a: m",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2025-01-02T03:04:05.5+01:00", hostname: "h", app: "a", text: "m"}},
+		{"3164 embedded newline", "<13>Nov 24 13:00:01 h a: m\nsecond line",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2026-11-24T13:00:01Z", hostname: "h", app: "a", text: "m\nsecond line"}},
+		{"3164 control chars", "<13>Nov 24 13:00:01 h a: \x01\x02",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2026-11-24T13:00:01Z", hostname: "h", app: "a", text: "\x01\x02"}},
+		{"3164 tag without space", "<13>Nov 24 13:00:01 h a:m",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2026-11-24T13:00:01Z", hostname: "h", text: "a:m"}},
+		{"3164 empty message", "<13>Nov 24 13:00:01 h a:",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2026-11-24T13:00:01Z", hostname: "h", app: "a", text: ""}},
+		{"3164 bom and invalid utf8", "<13>Nov 24 13:00:01 h a: \xef\xbb\xbfm\xff",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2026-11-24T13:00:01Z", hostname: "h", app: "a", text: "m\xff"}},
+		{"3164 leap day", "<13>Feb 29 13:00:01 h a: m",
+			parsed{format: r3164, facility: 1, severity: 5, ts: "2026-03-01T13:00:01Z", hostname: "h", app: "a", text: "m"}},
+
+		// RFC 5424.
+		{"logger rfc5424 sd", `<13>1 2026-11-24T14:05:12.057519+00:00 vm app - ID47 [timeQuality tzKnown="1" isSynced="0"][zoo@123 tiger="hungry"] msg`,
+			parsed{format: r5424, facility: 1, severity: 5, ts: "2026-11-24T14:05:12.057519Z", hostname: "vm", app: "app", msgid: "ID47",
+				sd: []transform.SDElement{
+					{ID: "timeQuality", Params: []transform.SDParam{{Name: "isSynced", Value: "0"}, {Name: "tzKnown", Value: "1"}}},
+					{ID: "zoo@123", Params: []transform.SDParam{{Name: "tiger", Value: "hungry"}}},
+				}, text: "msg"}},
+		{"5424 rfc example", "<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut=\"3\" eventSource=\"Application\" eventID=\"1011\"] \xef\xbb\xbfAn application event log entry...",
+			parsed{format: r5424, facility: 20, severity: 5, ts: "2003-10-11T22:14:15.003Z", hostname: "mymachine.example.com", app: "evntslog", msgid: "ID47",
+				sd: []transform.SDElement{{ID: "exampleSDID@32473", Params: []transform.SDParam{
+					{Name: "eventID", Value: "1011"}, {Name: "eventSource", Value: "Application"}, {Name: "iut", Value: "3"}}}},
+				text: "An application event log entry..."}},
+		{"5424 nil fields", "<14>1 - - - - - - just text",
+			parsed{format: r5424, facility: 1, severity: 6, text: "just text"}},
+		{"5424 nil message", "<14>1 - - - - - -",
+			parsed{format: r5424, facility: 1, severity: 6, text: ""}},
+		{"5424 sd escapes", `<14>1 - - - - - [a b="x\"y\]z\\w"] m`,
+			parsed{format: r5424, facility: 1, severity: 6,
+				sd: []transform.SDElement{{ID: "a", Params: []transform.SDParam{{Name: "b", Value: `x"y]z\w`}}}}, text: "m"}},
+		{"5424 empty element", `<14>1 - - - - - [a] m`,
+			parsed{format: r5424, facility: 1, severity: 6, sd: []transform.SDElement{{ID: "a", Params: []transform.SDParam{}}}, text: "m"}},
+		{"5424 offset", "<14>1 2026-11-24T12:00:00.5-03:00 h a 7 m - x",
+			parsed{format: r5424, facility: 1, severity: 6, ts: "2026-11-24T12:00:00.5-03:00", hostname: "h", app: "a", procid: "7", msgid: "m", text: "x"}},
+		{"5424 multiline and trailer", "<14>1 - h a - - - l1\nl2\r\n\x00",
+			parsed{format: r5424, facility: 1, severity: 6, hostname: "h", app: "a", text: "l1\nl2"}},
+		{"5424 invalid utf8", "<14>1 - h a - - - bad \xff utf8",
+			parsed{format: r5424, facility: 1, severity: 6, hostname: "h", app: "a", text: "bad \xff utf8"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var m transform.Message
+			parse([]byte(tc.in), &m, testNow)
+			got := gotParsed(&m)
+			if len(tc.want.sd) > 0 {
+				normalizeSD(got.sd)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("parse(%q)\n got %+v\nwant %+v", tc.in, got, tc.want)
+			}
+		})
+	}
+}
+
+// normalizeSD makes empty parameter lists non-nil, as the table writes them.
+func normalizeSD(sd []transform.SDElement) {
+	for i := range sd {
+		if sd[i].Params == nil {
+			sd[i].Params = []transform.SDParam{}
+		}
+	}
+}
+
+func longWord(n int) string {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = 'a' + byte(i%26)
+	}
+	return string(b)
+}
+
+// TestParseReuse checks that a reused Message carries nothing over from the
+// message before, and that its structured data keeps its capacity.
+func TestParseReuse(t *testing.T) {
+	var m transform.Message
+	parse([]byte(`<14>1 2026-11-24T12:00:00Z h a 1 id [x@1 a="1" b="2"][y@1 c="3"] first`), &m, testNow)
+	if len(m.StructuredData) != 2 {
+		t.Fatalf("first message: structured data %+v, want 2 elements", m.StructuredData)
+	}
+	sdCap := cap(m.StructuredData)
+
+	parse([]byte(`<14>1 - - - - - [z@1 d="4"] second`), &m, testNow)
+	want := []transform.SDElement{{ID: "z@1", Params: []transform.SDParam{{Name: "d", Value: "4"}}}}
+	if !reflect.DeepEqual(m.StructuredData, want) {
+		t.Errorf("second message: structured data %+v, want %+v", m.StructuredData, want)
+	}
+	if cap(m.StructuredData) != sdCap {
+		t.Errorf("structured data capacity %d, want the reused %d", cap(m.StructuredData), sdCap)
+	}
+
+	parse([]byte("<11>third"), &m, testNow)
+	got := gotParsed(&m)
+	if wantP := (parsed{format: transform.FormatHeaderless, facility: 1, severity: 3, text: "third"}); !reflect.DeepEqual(got, wantP) {
+		t.Errorf("third message: got %+v, want %+v", got, wantP)
+	}
+}
+
+// TestParseCurrentYear checks that RFC 3164 timestamps take the year of the
+// clock, and that Parse uses the real one.
+func TestParseCurrentYear(t *testing.T) {
+	frame := []byte("<13>Jun 15 10:00:00 h a: m")
+	for _, year := range []int{2024, 2031} {
+		var m transform.Message
+		parse(frame, &m, func() time.Time { return time.Date(year, 1, 1, 0, 0, 0, 0, time.UTC) })
+		if want := time.Date(year, 6, 15, 10, 0, 0, 0, time.UTC); !m.Timestamp.Equal(want) {
+			t.Errorf("clock in %d: timestamp %v, want %v", year, m.Timestamp, want)
+		}
+	}
+	var m transform.Message
+	before := time.Now().UTC().Year()
+	Parse(frame, &m)
+	after := time.Now().UTC().Year()
+	if y := m.Timestamp.Year(); y != before && y != after {
+		t.Errorf("Parse: year %d, want the current year %d", y, before)
+	}
+}
+
+// TestParseAliasesFrame checks that the text points into the frame instead
+// of being copied, for each format.
+func TestParseAliasesFrame(t *testing.T) {
+	for _, in := range []string{
+		"<14>hello",
+		"<14>app[1]: hello",
+		"<13>Nov 24 13:00:01 h a: hello",
+		"<14>1 - h a - - - hello",
+		"hello",
+	} {
+		t.Run(in, func(t *testing.T) {
+			frame := []byte(in)
+			var m transform.Message
+			parse(frame, &m, testNow)
+			if string(m.Text) != "hello" {
+				t.Fatalf("text %q, want %q", m.Text, "hello")
+			}
+			if &m.Text[0] != &frame[len(frame)-len("hello")] {
+				t.Errorf("text was copied, want it to alias the frame")
+			}
+		})
+	}
+}
