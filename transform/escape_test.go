@@ -1,0 +1,123 @@
+package transform
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"unicode/utf8"
+)
+
+func TestAppendStringEscapes(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"plain", "abc", `"abc"`},
+		{"quote", `a"b`, `"a\"b"`},
+		{"backslash", `a\b`, `"a\\b"`},
+		{"newline", "a\nb", `"a\nb"`},
+		{"cr", "a\rb", `"a\rb"`},
+		{"tab", "a\tb", `"a\tb"`},
+		{"nul", "\x00", `"\u0000"`},
+		{"escape char", "\x1b[31m", `"\u001b[31m"`},
+		{"unit separator", "\x1f", `"\u001f"`},
+		{"del kept", "\x7f", "\"\x7f\""},
+		{"line separator", "\u2028", `"\u2028"`},
+		{"paragraph separator", "\u2029", `"\u2029"`},
+		{"neighbour of separators kept", "\u2027\u202a", "\"\u2027\u202a\""},
+		{"invalid", "\xff", "\"\uFFFD\""},
+		{"multibyte", "日本", `"日本"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _ := appendString(nil, tc.in)
+			if string(got) != tc.want {
+				t.Errorf("appendString(%q) = %s, want %s", tc.in, got, tc.want)
+			}
+			gotB, _ := appendString(nil, []byte(tc.in))
+			if string(gotB) != tc.want {
+				t.Errorf("appendString([]byte %q) = %s, want %s", tc.in, gotB, tc.want)
+			}
+		})
+	}
+}
+
+// TestRuneLenMatchesUTF8 compares runeLen with unicode/utf8 on every
+// sequence of one to three bytes and on all four-byte sequences whose last
+// two bytes are taken from the interesting values.
+func TestRuneLenMatchesUTF8(t *testing.T) {
+	check := func(b []byte) {
+		if b[0] < utf8.RuneSelf {
+			return
+		}
+		r, size := utf8.DecodeRune(b)
+		want := size
+		if r == utf8.RuneError && size == 1 {
+			want = 0
+		}
+		if got := runeLen(b); got != want {
+			t.Fatalf("runeLen(% x) = %d, want %d", b, got, want)
+		}
+	}
+	for a := 0x80; a < 0x100; a++ {
+		check([]byte{byte(a)})
+		for b := range 0x100 {
+			check([]byte{byte(a), byte(b)})
+			for c := range 0x100 {
+				check([]byte{byte(a), byte(b), byte(c)})
+			}
+		}
+	}
+	edges := []byte{0x00, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xff}
+	for a := 0xf0; a < 0x100; a++ {
+		for b := range 0x100 {
+			for _, c := range edges {
+				for _, d := range edges {
+					check([]byte{byte(a), byte(b), c, d})
+				}
+			}
+		}
+	}
+}
+
+// expectedString is an independent spelling of what appendString must
+// decode to: each invalid byte becomes one U+FFFD.
+func expectedString(s string) (string, bool) {
+	var b strings.Builder
+	replaced := false
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			replaced = true
+		}
+		b.WriteRune(r)
+		i += size
+	}
+	return b.String(), replaced
+}
+
+func FuzzAppendString(f *testing.F) {
+	for _, tc := range hostile {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out, replaced := appendString([]byte("x"), s)
+		out = out[1:]
+		if !json.Valid(out) || !utf8.Valid(out) {
+			t.Fatalf("appendString(%q) = %q: not valid JSON in UTF-8", s, out)
+		}
+		var got string
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("unmarshal %q: %v", out, err)
+		}
+		want, wantReplaced := expectedString(s)
+		if got != want || replaced != wantReplaced {
+			t.Fatalf("appendString(%q) decodes to %q (replaced %v), want %q (replaced %v)", s, got, replaced, want, wantReplaced)
+		}
+		outB, replacedB := appendString(nil, []byte(s))
+		if string(outB) != string(out) || replacedB != replaced {
+			t.Fatalf("[]byte and string forms differ: %q vs %q", outB, out)
+		}
+	})
+}
