@@ -1,0 +1,133 @@
+package testsupport
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os/exec"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Redis is a redis-server started for one test, on a free loopback port
+// with its own work directory and no persistence.
+type Redis struct {
+	bin  string
+	dir  string
+	port int
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	out    *lockedBuffer
+	exited chan struct{}
+}
+
+// StartRedis starts redis-server on a free 127.0.0.1 port, waits until it
+// answers PING, and stops it when the test ends.
+func StartRedis(tb testing.TB) *Redis {
+	tb.Helper()
+	r := &Redis{
+		bin:  RequireBinary(tb, "redis-server"),
+		dir:  tb.TempDir(),
+		port: FreePort(tb),
+	}
+	r.Start(tb)
+	tb.Cleanup(func() { r.stop() })
+	return r
+}
+
+// Addr is the server's host:port.
+func (r *Redis) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
+
+// URL is the redis:// URL of the server, database 0.
+func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
+
+// Start starts the server (again) on the same port; after Stop it comes back
+// empty, as a Redis without persistence does after a restart.
+func (r *Redis) Start(tb testing.TB) {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd != nil {
+		tb.Fatalf("redis-server on %s: already running", r.Addr())
+	}
+	cmd := exec.Command(r.bin,
+		"--port", strconv.Itoa(r.port),
+		"--bind", "127.0.0.1",
+		"--dir", r.dir,
+		"--save", "",
+		"--appendonly", "no",
+		"--daemonize", "no",
+		"--protected-mode", "no",
+		"--loglevel", "warning",
+	)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start redis-server: %v", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		cmd.Wait()
+		close(exited)
+	}()
+	r.cmd, r.out, r.exited = cmd, out, exited
+
+	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-exited:
+			tb.Fatalf("redis-server on %s exited at start: %s", r.Addr(), out.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("redis-server on %s: no PONG after 10s: %v\n%s", r.Addr(), err, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Stop kills the server and waits until it is gone and its port is free.
+func (r *Redis) Stop(tb testing.TB) {
+	tb.Helper()
+	if err := r.stop(); err != nil {
+		tb.Fatalf("stop redis-server on %s: %v", r.Addr(), err)
+	}
+}
+
+func (r *Redis) stop() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		return nil
+	}
+	r.cmd.Process.Kill()
+	select {
+	case <-r.exited:
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("pid %d did not exit", r.cmd.Process.Pid)
+	}
+	r.cmd = nil
+	return nil
+}
+
+// Client returns a go-redis client for the server, closed when the test
+// ends.
+func (r *Redis) Client(tb testing.TB) *redis.Client {
+	tb.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	tb.Cleanup(func() { c.Close() })
+	return c
+}

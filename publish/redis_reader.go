@@ -1,0 +1,310 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Pub/sub connection upkeep.
+const (
+	pingInterval = 5 * time.Second // a silent connection is pinged after this
+	fillPage     = 1000            // stream entries per XRANGE when filling a gap
+)
+
+// redisReader is a stream node's one pub/sub connection: a PSUBSCRIBE on
+// the prefix that receives every record and hands it to the fanout. When
+// Redis drops the connection (a restart, or client-output-buffer-limit
+// pubsub cutting off a reader that fell behind) go-redis reconnects and
+// subscribes again; the reader notices the new subscription confirmation
+// and fills what it missed from the streams before going on live.
+//
+// Every field but those under mu belongs to the run goroutine.
+type redisReader struct {
+	r       *Redis
+	pattern string
+
+	lastID   map[string]streamID // per channel: the last record delivered
+	lastAny  streamID            // the latest ID delivered on any channel
+	startID  streamID            // Redis time when the first PSUBSCRIBE was in place
+	sawPlain bool                // records without an ID (rsyslog) came: those cannot be refilled
+
+	mu     sync.Mutex
+	ps     *redis.PubSub
+	active chan struct{} // closed while the PSUBSCRIBE is in place
+	closed bool
+}
+
+func newRedisReader(r *Redis) *redisReader {
+	return &redisReader{
+		r:       r,
+		pattern: r.keys.pattern(),
+		lastID:  make(map[string]streamID),
+		active:  make(chan struct{}),
+	}
+}
+
+// waitActive waits until the PSUBSCRIBE is in place, ctx ends or d passes.
+func (rd *redisReader) waitActive(ctx context.Context, d time.Duration) {
+	rd.mu.Lock()
+	active := rd.active
+	rd.mu.Unlock()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-active:
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// activeChan returns a channel closed while the PSUBSCRIBE is in place.
+func (rd *redisReader) activeChan() <-chan struct{} {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.active
+}
+
+func (rd *redisReader) setActive(on bool) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	select {
+	case <-rd.active:
+		if !on {
+			rd.active = make(chan struct{})
+		}
+	default:
+		if on {
+			close(rd.active)
+		}
+	}
+}
+
+// subscribe opens a new pub/sub connection (replacing the old one).
+func (rd *redisReader) subscribe(ctx context.Context) *redis.PubSub {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if rd.ps != nil {
+		rd.ps.Close()
+	}
+	if rd.closed {
+		rd.ps = nil
+		return nil
+	}
+	// An error here (Redis down) is seen again by Receive, which retries.
+	rd.ps = rd.r.client.PSubscribe(ctx, rd.pattern)
+	return rd.ps
+}
+
+// close ends the pub/sub connection, which makes run return.
+func (rd *redisReader) close() {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	rd.closed = true
+	if rd.ps != nil {
+		rd.ps.Close()
+	}
+}
+
+// run receives until ctx ends; it closes done when it returns.
+func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	ps := rd.subscribe(ctx)
+	var (
+		everActive bool
+		down       bool // the connection failed since the last confirmation
+		backoff    time.Duration
+		pinged     bool
+	)
+	for ps != nil {
+		msg, err := ps.ReceiveTimeout(ctx, pingInterval)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if isTimeout(err) {
+				if !pinged {
+					pinged = true
+					if err = ps.Ping(ctx); err == nil {
+						continue
+					}
+				} else {
+					// No answer to a ping: the connection is dead without
+					// having said so. Start over on a new one.
+					err = errors.New("pub/sub connection silent after a ping")
+					ps = rd.subscribe(ctx)
+				}
+			}
+			pinged = false
+			if !down {
+				down = true
+				rd.setActive(false)
+				rd.r.log.Warn("redis pub/sub connection lost; reconnecting", slog.String("error", err.Error()))
+			}
+			rd.r.setSubHealth(err)
+			backoff = nextBackoff(backoff)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			continue
+		}
+		pinged = false
+		switch m := msg.(type) {
+		case *redis.Message:
+			rd.handle(m.Channel, m.Payload)
+		case *redis.Subscription:
+			if m.Kind != "psubscribe" {
+				continue
+			}
+			if everActive {
+				if err := rd.fillGap(ctx); err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					rd.r.log.Warn("redis gap fill failed; reconnecting", slog.String("error", err.Error()))
+					rd.r.setSubHealth(err)
+					down = true
+					rd.setActive(false)
+					backoff = nextBackoff(backoff)
+					select {
+					case <-ctx.Done():
+						return
+					case <-time.After(backoff):
+					}
+					ps = rd.subscribe(ctx)
+					continue
+				}
+				if down {
+					rd.r.log.Info("redis pub/sub connection back; gap filled from the streams")
+				}
+			} else {
+				rd.startID = rd.redisNow(ctx)
+			}
+			everActive, down, backoff = true, false, 0
+			rd.r.setSubHealth(nil)
+			rd.setActive(true)
+		}
+	}
+}
+
+// isTimeout reports whether err is a read deadline passing.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// redisNow returns Redis's clock as a stream ID, a second early (the zero
+// ID when Redis does not answer).
+func (rd *redisReader) redisNow(ctx context.Context) streamID {
+	t, err := rd.r.client.Time(ctx).Result()
+	if err != nil {
+		return streamID{}
+	}
+	ms := t.UnixMilli() - 1000
+	if ms < 0 {
+		ms = 0
+	}
+	return streamID{ms: uint64(ms)}
+}
+
+// handle turns one pub/sub message into a record and delivers it.
+func (rd *redisReader) handle(pubChannel, payload string) {
+	if len(pubChannel) < len(rd.r.keys.prefix) {
+		return
+	}
+	channel := pubChannel[len(rd.r.keys.prefix):]
+	id, rest, ok := splitEventID(payload)
+	if !ok {
+		rd.sawPlain = true
+		rd.r.stats.add(channel, time.Now())
+		rd.r.fan.deliver(Record{Channel: channel, JSON: plainJSON(channel, payload)})
+		return
+	}
+	if sid, ok := parseStreamID(id); ok {
+		if last, seen := rd.lastID[channel]; seen && !last.less(sid) {
+			return // already delivered by a gap fill
+		}
+		rd.lastID[channel] = sid
+		if rd.lastAny.less(sid) {
+			rd.lastAny = sid
+		}
+	}
+	js := make([]byte, 0, len(payload)+len(channel)+len(`,"_channel":""`))
+	js = append(js, `{"_event_id":"`...)
+	js = appendJSONString(js, id)
+	idEnd := len(js)
+	js = append(js, `","_channel":"`...)
+	js = appendJSONString(js, channel)
+	js = append(js, '"')
+	if rest == "" {
+		js = append(js, '}')
+	} else {
+		js = append(js, ',')
+		js = append(js, rest...)
+	}
+	rd.r.stats.add(channel, time.Now())
+	rd.r.fan.deliver(Record{Channel: channel, ID: string(js[len(`{"_event_id":"`):idEnd]), JSON: js})
+}
+
+// splitEventID splits a payload published by our ingest,
+// {"_event_id":"<id>",<rest>, into the ID and the members after it (empty
+// for {"_event_id":"<id>"}). ok is false for any other payload.
+func splitEventID(payload string) (id, rest string, ok bool) {
+	const head = `{"_event_id":"`
+	if len(payload) < len(head) || payload[:len(head)] != head {
+		return "", "", false
+	}
+	for i := len(head); i < len(payload); i++ {
+		switch payload[i] {
+		case '"':
+			if i+1 >= len(payload) {
+				return "", "", false
+			}
+			switch payload[i+1] {
+			case ',':
+				return payload[len(head):i], payload[i+2:], true
+			case '}':
+				return payload[len(head):i], "", true
+			}
+			return "", "", false
+		case '\\':
+			return "", "", false // our IDs need no escapes
+		}
+	}
+	return "", "", false
+}
+
+// plainJSON is the record of a payload that did not come from our ingest:
+// rsyslog's GELF (often with a trailing newline) gets "_event_id":"" and
+// "_channel" added. A payload that is not a JSON object (another template)
+// is kept, not dropped: it becomes the short_message of a minimal object, so
+// a viewer still shows the line.
+func plainJSON(channel, payload string) []byte {
+	end := len(payload)
+	for end > 0 {
+		switch payload[end-1] {
+		case '\n', '\r', ' ', '\t', 0:
+			end--
+			continue
+		}
+		break
+	}
+	p := []byte(payload[:end])
+	if isJSONObject(p) && json.Valid(p) {
+		return AnnotateJSON(make([]byte, 0, len(p)+len(channel)+32), "", channel, p)
+	}
+	js := make([]byte, 0, len(p)+len(channel)+64)
+	js = append(js, `{"_event_id":"","_channel":"`...)
+	js = appendJSONString(js, channel)
+	js = append(js, `","short_message":"`...)
+	js = appendJSONString(js, payload[:end])
+	return append(js, `"}`...)
+}

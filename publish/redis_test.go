@@ -1,0 +1,829 @@
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/logviewer/logviewer/internal/testsupport"
+)
+
+// newRedisBus starts a Redis bus on srv with its own metrics, closed on
+// cleanup.
+func newRedisBus(t testing.TB, url, role string, edit func(*RedisConfig)) (*Redis, *metrics.Metrics) {
+	t.Helper()
+	met := metrics.New(prometheus.NewRegistry())
+	cfg := RedisConfig{URL: url, Role: role, Metrics: met}
+	if edit != nil {
+		edit(&cfg)
+	}
+	bus, err := NewRedis(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("NewRedis: %v", err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	return bus, met
+}
+
+// numbered is the GELF record number n of a test.
+func numbered(n int) []byte {
+	return fmt.Appendf(nil, `{"version":"1.1","host":"h","short_message":"line %d","level":6,"_n":%d}`, n, n)
+}
+
+// publishRange publishes records from..to-1 on channel.
+func publishRange(t testing.TB, bus Bus, channel string, from, to int) {
+	t.Helper()
+	for n := from; n < to; n++ {
+		if err := bus.Publish(context.Background(), channel, numbered(n)); err != nil {
+			t.Fatalf("publish %d: %v", n, err)
+		}
+	}
+}
+
+// gotRecord is what a test checks of a received record.
+type gotRecord struct {
+	Channel string
+	ID      string
+	N       int
+	JSON    map[string]any
+}
+
+// collector reads a subscription in the background.
+type collector struct {
+	mu     sync.Mutex
+	events []Event
+	err    error
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func collect(t testing.TB, sub Subscription) *collector {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	c := &collector{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		buf := make([]Event, 0, 256)
+		for {
+			evs, err := sub.Next(ctx, buf[:0])
+			c.mu.Lock()
+			c.events = append(c.events, evs...)
+			if err != nil {
+				c.err = err
+				c.mu.Unlock()
+				return
+			}
+			c.mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-c.done
+		sub.Close()
+	})
+	return c
+}
+
+// snapshot returns the events so far.
+func (c *collector) snapshot() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.events)
+}
+
+// records decodes the records among evs.
+func records(t testing.TB, evs []Event) []gotRecord {
+	t.Helper()
+	var out []gotRecord
+	for _, e := range evs {
+		if e.Kind != EventRecord {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(e.Record.JSON, &m); err != nil {
+			t.Fatalf("record JSON %q: %v", e.Record.JSON, err)
+		}
+		n, _ := m["_n"].(float64)
+		out = append(out, gotRecord{Channel: e.Record.Channel, ID: e.Record.ID, N: int(n), JSON: m})
+	}
+	return out
+}
+
+// waitRecords waits until c holds at least n records and returns them all.
+func (c *collector) waitRecords(t testing.TB, n int, timeout time.Duration) []gotRecord {
+	t.Helper()
+	var got []gotRecord
+	testsupport.Eventually(t, timeout, func() bool {
+		got = records(t, c.snapshot())
+		return len(got) >= n
+	}, "want %d records, have %d", n, func() int { return len(records(t, c.snapshot())) }())
+	return got
+}
+
+// numbers returns the _n of each record.
+func numbers(rs []gotRecord) []int {
+	out := make([]int, len(rs))
+	for i, r := range rs {
+		out[i] = r.N
+	}
+	return out
+}
+
+// seqInts returns from..to-1.
+func seqInts(from, to int) []int {
+	out := make([]int, 0, to-from)
+	for n := from; n < to; n++ {
+		out = append(out, n)
+	}
+	return out
+}
+
+// subscribe subscribes or fails the test.
+func subscribe(t testing.TB, bus Bus, pattern string, opts SubscribeOptions) *collector {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := bus.Subscribe(ctx, pattern, opts)
+	if err != nil {
+		t.Fatalf("subscribe %q: %v", pattern, err)
+	}
+	return collect(t, sub)
+}
+
+// streamIDs reads the IDs and _n of a channel's stream.
+func streamEntries(t testing.TB, c *redis.Client, key string) (ids []string, ns []int) {
+	t.Helper()
+	msgs, err := c.XRange(context.Background(), key, "-", "+").Result()
+	if err != nil {
+		t.Fatalf("xrange %s: %v", key, err)
+	}
+	for _, m := range msgs {
+		var v struct{ N int `json:"_n"` }
+		if err := json.Unmarshal([]byte(m.Values["d"].(string)), &v); err != nil {
+			t.Fatalf("stream entry %s: %v", m.ID, err)
+		}
+		ids = append(ids, m.ID)
+		ns = append(ns, v.N)
+	}
+	return ids, ns
+}
+
+// activeBus waits until bus's pub/sub connection is in place, so records
+// published from now on reach its subscribers live.
+func activeBus(t testing.TB, bus *Redis) {
+	t.Helper()
+	testsupport.Eventually(t, 10*time.Second, func() bool {
+		select {
+		case <-bus.reader.activeChan():
+			return true
+		default:
+			return false
+		}
+	}, "redis bus pub/sub never subscribed")
+}
+
+func TestRedisRoundTrip(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	bus, met := newRedisBus(t, srv.URL(), RoleAll, nil)
+	activeBus(t, bus)
+	c := subscribe(t, bus, "*", SubscribeOptions{})
+
+	// A plain GELF subscriber, as other tools are, next to the bus.
+	raw := srv.Client(t).PSubscribe(context.Background(), "web")
+	defer raw.Close()
+	if _, err := raw.Receive(context.Background()); err != nil {
+		t.Fatalf("raw psubscribe: %v", err)
+	}
+
+	publishRange(t, bus, "web", 0, 3)
+	got := c.waitRecords(t, 3, 10*time.Second)
+	ids, ns := streamEntries(t, srv.Client(t), "logviewer:stream:web")
+	if !slices.Equal(ns, []int{0, 1, 2}) {
+		t.Fatalf("stream holds %v, want [0 1 2]", ns)
+	}
+	for i, r := range got {
+		if r.ID != ids[i] || r.Channel != "web" || r.N != i {
+			t.Errorf("record %d: id %q channel %q n %d; want id %q (the stream's) channel web n %d", i, r.ID, r.Channel, r.N, ids[i], i)
+		}
+		if r.JSON["_event_id"] != r.ID || r.JSON["_channel"] != "web" || r.JSON["short_message"] != "line "+strconv.Itoa(i) || r.JSON["version"] != "1.1" {
+			t.Errorf("record %d JSON: %v", i, r.JSON)
+		}
+	}
+	first := got[0]
+	if raw := c.snapshot()[0].Record.JSON; !strings.HasPrefix(string(raw), `{"_event_id":"`+first.ID+`","_channel":"web",`) {
+		t.Errorf("record JSON does not start with _event_id and _channel: %s", raw)
+	}
+
+	msg, err := raw.ReceiveMessage(context.Background())
+	if err != nil {
+		t.Fatalf("raw receive: %v", err)
+	}
+	var plain map[string]any
+	if err := json.Unmarshal([]byte(msg.Payload), &plain); err != nil {
+		t.Fatalf("published payload is not JSON: %q", msg.Payload)
+	}
+	if plain["_event_id"] != first.ID || plain["short_message"] != "line 0" || plain["_channel"] != nil {
+		t.Errorf("published payload %v: want GELF with _event_id %s", plain, first.ID)
+	}
+	if v := readCounter(t, met.Published); v != 3 {
+		t.Errorf("published metric %v, want 3", v)
+	}
+	if err := bus.Health(context.Background()); err != nil {
+		t.Errorf("health: %v", err)
+	}
+	ch, err := bus.Channels(context.Background())
+	if err != nil || len(ch) != 1 || ch[0].Name != "web" || ch[0].Count != 3 {
+		t.Errorf("channels %+v, %v; want web with count 3", ch, err)
+	}
+}
+
+func TestRedisIngestAndStreamNodes(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	ingest, _ := newRedisBus(t, srv.URL(), RoleIngest, func(c *RedisConfig) { c.ChannelPrefix = "lv:" })
+	stream, _ := newRedisBus(t, srv.URL(), RoleStream, func(c *RedisConfig) { c.ChannelPrefix = "lv:" })
+	activeBus(t, stream)
+	c := subscribe(t, stream, "app*", SubscribeOptions{})
+
+	publishRange(t, ingest, "app1", 0, 5)
+	publishRange(t, ingest, "other", 5, 6)
+	publishRange(t, ingest, "app2", 6, 8)
+	got := c.waitRecords(t, 7, 10*time.Second)
+	if want := []int{0, 1, 2, 3, 4, 6, 7}; !slices.Equal(numbers(got), want) {
+		t.Fatalf("stream node got %v, want %v", numbers(got), want)
+	}
+	ids1, _ := streamEntries(t, srv.Client(t), "lv:logviewer:stream:app1")
+	ids2, _ := streamEntries(t, srv.Client(t), "lv:logviewer:stream:app2")
+	if want := append(ids1, ids2...); !slices.Equal(ids(got), want) {
+		t.Errorf("IDs %v, want the stream IDs %v", ids(got), want)
+	}
+	// IDs increase across channels, in publish order.
+	for i := 1; i < len(got); i++ {
+		a, _ := parseStreamID(got[i-1].ID)
+		b, _ := parseStreamID(got[i].ID)
+		if !a.less(b) {
+			t.Errorf("ID %s after %s", got[i].ID, got[i-1].ID)
+		}
+	}
+
+	ch, err := stream.Channels(context.Background())
+	if err != nil {
+		t.Fatalf("channels: %v", err)
+	}
+	var names []string
+	for _, c := range ch {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"app1", "app2", "other"}) {
+		t.Errorf("channels %v: want app1 app2 other (other has no subscriber)", names)
+	}
+
+	if _, err := ingest.Subscribe(context.Background(), "*", SubscribeOptions{}); err == nil {
+		t.Error("ingest role: Subscribe worked")
+	}
+	if err := stream.Publish(context.Background(), "x", numbered(0)); err == nil {
+		t.Error("stream role: Publish worked")
+	}
+}
+
+func ids(rs []gotRecord) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.ID
+	}
+	return out
+}
+
+func TestRedisResumeOnAnotherNode(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	ingest, _ := newRedisBus(t, srv.URL(), RoleIngest, nil)
+	node1, _ := newRedisBus(t, srv.URL(), RoleStream, nil)
+	node2, _ := newRedisBus(t, srv.URL(), RoleStream, nil)
+	activeBus(t, node1)
+	activeBus(t, node2)
+	c1 := subscribe(t, node1, "*", SubscribeOptions{})
+
+	channels := []string{"a", "b", "c"}
+	n := 0
+	for ; n < 60; n++ {
+		publishRange(t, ingest, channels[n%3], n, n+1)
+	}
+	got := c1.waitRecords(t, 60, 10*time.Second)
+	last := got[29] // the client read 30 records, then its connection broke
+
+	// Lines keep flowing while the client resumes on node 2.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for m := 60; m < 400; m++ {
+			publishRange(t, ingest, channels[m%3], m, m+1)
+		}
+	}()
+	c2 := subscribe(t, node2, "*", SubscribeOptions{Since: last.ID})
+	wg.Wait()
+	got2 := c2.waitRecords(t, 400-30, 10*time.Second)
+	if want := seqInts(30, 400); !slices.Equal(numbers(got2), want) {
+		t.Fatalf("resumed after record 29: got %v, want 30..399 once each", numbers(got2))
+	}
+	for _, e := range c2.snapshot() {
+		if e.Kind != EventRecord {
+			t.Errorf("unexpected event %+v", e)
+		}
+	}
+
+	// A resume on one channel gets only that channel's later records.
+	c3 := subscribe(t, node2, "b", SubscribeOptions{Since: last.ID})
+	var want []int
+	for m := 30; m < 400; m++ {
+		if m%3 == 1 {
+			want = append(want, m)
+		}
+	}
+	if got3 := c3.waitRecords(t, len(want), 10*time.Second); !slices.Equal(numbers(got3), want) {
+		t.Errorf("resume on b: got %v, want %v", numbers(got3), want)
+	}
+}
+
+func TestRedisTail(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	bus, _ := newRedisBus(t, srv.URL(), RoleAll, nil)
+	activeBus(t, bus)
+	for n := 0; n < 20; n++ {
+		publishRange(t, bus, []string{"web-1", "web-2", "db"}[n%3], n, n+1)
+	}
+	probe := subscribe(t, bus, "*", SubscribeOptions{Tail: 100})
+	probe.waitRecords(t, 20, 10*time.Second)
+
+	tests := []struct {
+		name    string
+		pattern string
+		tail    int
+		want    []int
+	}{
+		{name: "all channels", pattern: "*", tail: 5, want: seqInts(15, 20)},
+		{name: "more than kept", pattern: "*", tail: 50, want: seqInts(0, 20)},
+		{name: "glob", pattern: "web-*", tail: 4, want: []int{15, 16, 18, 19}},
+		{name: "one channel", pattern: "db", tail: 3, want: []int{11, 14, 17}},
+		{name: "unknown channel", pattern: "nope", tail: 3, want: nil},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := subscribe(t, bus, tc.pattern, SubscribeOptions{Tail: tc.tail})
+			got := c.waitRecords(t, len(tc.want), 10*time.Second)
+			if !slices.Equal(numbers(got), tc.want) {
+				t.Fatalf("tail %d of %s: got %v, want %v", tc.tail, tc.pattern, numbers(got), tc.want)
+			}
+		})
+	}
+
+	// Live records follow the tail without a duplicate.
+	c := subscribe(t, bus, "web-*", SubscribeOptions{Tail: 2})
+	publishRange(t, bus, "web-1", 20, 22)
+	publishRange(t, bus, "db", 22, 23)
+	publishRange(t, bus, "web-2", 23, 24)
+	if got := c.waitRecords(t, 5, 10*time.Second); !slices.Equal(numbers(got), []int{18, 19, 20, 21, 23}) {
+		t.Errorf("tail then live: got %v", numbers(got))
+	}
+}
+
+func TestRedisGapAfterTrim(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	bus, _ := newRedisBus(t, srv.URL(), RoleAll, func(c *RedisConfig) { c.History = 10 })
+	activeBus(t, bus)
+	all := subscribe(t, bus, "*", SubscribeOptions{})
+	publishRange(t, bus, "t", 0, 1000)
+	publishRange(t, bus, "u", 1000, 1001)
+	got := all.waitRecords(t, 1001, 10*time.Second)
+	_, kept := streamEntries(t, srv.Client(t), "logviewer:stream:t")
+	if len(kept) == 0 || len(kept) >= 1000 {
+		t.Fatalf("stream t holds %d entries: MAXLEN ~ did not trim", len(kept))
+	}
+
+	c := subscribe(t, bus, "*", SubscribeOptions{Since: got[5].ID})
+	want := append(slices.Clone(kept), 1000)
+	recs := c.waitRecords(t, len(want), 10*time.Second)
+	evs := c.snapshot()
+	if evs[0].Kind != EventGap {
+		t.Errorf("first event %+v, want a gap notice", evs[0])
+	}
+	if !slices.Equal(numbers(recs), want) {
+		t.Errorf("after the gap: got %v, want the %d kept entries of t then u's", numbers(recs), len(kept))
+	}
+
+	// Within what is kept: no gap.
+	c2 := subscribe(t, bus, "t", SubscribeOptions{Since: got[990].ID})
+	if recs := c2.waitRecords(t, 9, 10*time.Second); !slices.Equal(numbers(recs), seqInts(991, 1000)) {
+		t.Errorf("resume within history: %v", numbers(recs))
+	}
+	for _, e := range c2.snapshot() {
+		if e.Kind == EventGap {
+			t.Error("gap notice for a resume within history")
+		}
+	}
+
+	// An ID from an earlier life of Redis (before its epoch), or no ID at
+	// all, is a gap too.
+	for _, since := range []string{"1-0", "not-an-id"} {
+		c := subscribe(t, bus, "u", SubscribeOptions{Since: since})
+		recs := c.waitRecords(t, 1, 10*time.Second)
+		if evs := c.snapshot(); evs[0].Kind != EventGap || !slices.Equal(numbers(recs), []int{1000}) {
+			t.Errorf("since %q: events %v, want gap then 1000", since, numbers(recs))
+		}
+	}
+}
+
+func TestRedisPlainPublish(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	bus, _ := newRedisBus(t, srv.URL(), RoleStream, nil)
+	activeBus(t, bus)
+	c := subscribe(t, bus, "*", SubscribeOptions{})
+	rc := srv.Client(t)
+	// What rsyslog's omhiredis publishes: the template's GELF, a newline.
+	for _, p := range []string{
+		`{"_app_name":"10.0.0.5","host":"lr","short_message":"from rsyslog","timestamp":"1700000000","_group":"lr"}` + "\n",
+		"not json \"at\" all\x01",
+		`{"broken":`,
+	} {
+		if err := rc.Publish(context.Background(), "10.0.0.5", p).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := c.waitRecords(t, 3, 10*time.Second)
+	want := []string{"from rsyslog", "not json \"at\" all\x01", `{"broken":`}
+	for i, r := range got {
+		if r.ID != "" || r.Channel != "10.0.0.5" || r.JSON["_channel"] != "10.0.0.5" || r.JSON["_event_id"] != "" {
+			t.Errorf("record %d: id %q channel %q JSON %v", i, r.ID, r.Channel, r.JSON)
+		}
+		if r.JSON["short_message"] != want[i] {
+			t.Errorf("record %d short_message %q, want %q", i, r.JSON["short_message"], want[i])
+		}
+	}
+	if got[0].JSON["_app_name"] != "10.0.0.5" {
+		t.Errorf("rsyslog fields lost: %v", got[0].JSON)
+	}
+	ch, err := bus.Channels(context.Background())
+	if err != nil || len(ch) != 1 || ch[0].Name != "10.0.0.5" || ch[0].Count != 3 {
+		t.Errorf("channels %+v, %v: want 10.0.0.5 seen 3 times", ch, err)
+	}
+}
+
+func TestRedisOutage(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	ingest, met := newRedisBus(t, srv.URL(), RoleIngest, nil)
+	stream, _ := newRedisBus(t, srv.URL(), RoleStream, nil)
+	activeBus(t, stream)
+	c := subscribe(t, stream, "*", SubscribeOptions{})
+
+	var published atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := ingest.Publish(context.Background(), "app", numbered(n)); err != nil {
+				t.Errorf("publish %d: %v", n, err)
+				return
+			}
+			published.Add(1)
+			time.Sleep(time.Millisecond) // a steady flow of lines, not a flood
+		}
+	}()
+	testsupport.Eventually(t, 10*time.Second, func() bool { return published.Load() > 200 }, "publisher stuck")
+	srv.Stop(t)
+	testsupport.Eventually(t, 10*time.Second, func() bool {
+		return ingest.Health(context.Background()) != nil && stream.Health(context.Background()) != nil
+	}, "health not degraded while Redis is down")
+	if err := ingest.Health(context.Background()); !strings.Contains(err.Error(), "redis unreachable") {
+		t.Errorf("health while down: %v", err)
+	}
+	atDown := int(published.Load())
+	time.Sleep(5 * time.Second) // the outage itself: lines keep coming meanwhile
+	srv.Start(t)
+	testsupport.Eventually(t, 20*time.Second, func() bool {
+		return ingest.Health(context.Background()) == nil && stream.Health(context.Background()) == nil
+	}, "health not back after Redis restarted: %v", ingest.Health(context.Background()))
+	close(stop)
+	<-done
+	total := int(published.Load())
+
+	// Everything accepted while Redis was down is in the new Redis.
+	testsupport.Eventually(t, 20*time.Second, func() bool {
+		n, _ := srv.Client(t).XLen(context.Background(), "logviewer:stream:app").Result()
+		return n >= int64(total-atDown)
+	}, "stream shorter than the records published since the outage")
+	_, ns := streamEntries(t, srv.Client(t), "logviewer:stream:app")
+	if ns[len(ns)-1] != total-1 || !slices.Equal(ns, seqInts(ns[0], total)) || ns[0] > atDown {
+		t.Errorf("stream after restart holds %d..%d (%d entries, gaps or repeats?); want %d..%d at least",
+			ns[0], ns[len(ns)-1], len(ns), atDown, total-1)
+	}
+	// The subscriber got every record, once, in order.
+	got := c.waitRecords(t, total, 20*time.Second)
+	if !slices.Equal(numbers(got), seqInts(0, total)) {
+		t.Errorf("subscriber got %d records (want 0..%d once each)", len(got), total-1)
+	}
+	if v := readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer)); v != 0 {
+		t.Errorf("dropped %v records within the buffer", v)
+	}
+}
+
+func TestRedisBufferOverflowDropsOldest(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	srv.Stop(t) // down from the start: NewRedis must not care
+	const total = 1000
+	rec := len(numbered(500)) + recordOverhead
+	bus, met := newRedisBus(t, srv.URL(), RoleIngest, func(c *RedisConfig) { c.BufferBytes = 100 * rec })
+	publishRange(t, bus, "app", 0, total)
+	testsupport.Eventually(t, 10*time.Second, func() bool { return bus.Health(context.Background()) != nil },
+		"healthy without Redis")
+	// The batch the writer tried is back in the queue, dropped if too old.
+	dropped := readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer))
+	if dropped < total-110 || dropped > total-90 {
+		t.Errorf("dropped %v of %d with room for about 100", dropped, total)
+	}
+	srv.Start(t)
+	testsupport.Eventually(t, 20*time.Second, func() bool {
+		n, _ := srv.Client(t).XLen(context.Background(), "logviewer:stream:app").Result()
+		return n == int64(total)-int64(dropped)
+	}, "buffer not delivered after Redis came")
+	_, ns := streamEntries(t, srv.Client(t), "logviewer:stream:app")
+	if !slices.Equal(ns, seqInts(total-len(ns), total)) {
+		t.Errorf("delivered %v: want the newest %d records, the oldest dropped", ns, len(ns))
+	}
+}
+
+func TestRedisPubSubKilled(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	ingest, _ := newRedisBus(t, srv.URL(), RoleIngest, nil)
+	stream, _ := newRedisBus(t, srv.URL(), RoleStream, nil)
+	activeBus(t, stream)
+	c := subscribe(t, stream, "*", SubscribeOptions{})
+	rc := srv.Client(t)
+
+	const total = 3000
+	done := make(chan struct{})
+	defer func() { <-done }()
+	go func() {
+		defer close(done)
+		for n := 0; n < total; n++ {
+			ch := []string{"x", "y"}[n%2]
+			if err := ingest.Publish(context.Background(), ch, numbered(n)); err != nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+			if n%100 == 0 {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	}()
+	// What Redis does to a reader beyond client-output-buffer-limit pubsub.
+	for i := 0; i < 3; i++ {
+		testsupport.Eventually(t, 10*time.Second, func() bool {
+			return len(records(t, c.snapshot())) > (i+1)*total/5
+		}, "records stopped flowing")
+		// Kill once the reader is back from the previous kill.
+		testsupport.Eventually(t, 10*time.Second, func() bool {
+			select {
+			case <-stream.reader.activeChan():
+				return true
+			default:
+				return false
+			}
+		}, "pub/sub not back after kill %d", i)
+		killed, err := rc.ClientKillByFilter(context.Background(), "TYPE", "pubsub").Result()
+		if err != nil || killed == 0 {
+			t.Fatalf("kill %d: client kill type pubsub: %d killed, %v", i, killed, err)
+		}
+	}
+	<-done
+	got := c.waitRecords(t, total, 20*time.Second)
+	if !slices.Equal(numbers(got), seqInts(0, total)) {
+		t.Fatalf("after 3 pub/sub disconnects: %d records, want 0..%d once each, in order", len(got), total-1)
+	}
+	for _, e := range c.snapshot() {
+		if e.Kind != EventRecord {
+			t.Errorf("unexpected event %+v: nothing was lost", e)
+		}
+	}
+}
+
+func TestRedisScriptFlushed(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	bus, _ := newRedisBus(t, srv.URL(), RoleAll, nil)
+	activeBus(t, bus)
+	c := subscribe(t, bus, "s", SubscribeOptions{})
+	publishRange(t, bus, "s", 0, 2)
+	c.waitRecords(t, 2, 10*time.Second)
+	if err := srv.Client(t).ScriptFlush(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	publishRange(t, bus, "s", 2, 4)
+	if got := c.waitRecords(t, 4, 10*time.Second); !slices.Equal(numbers(got), seqInts(0, 4)) {
+		t.Errorf("after SCRIPT FLUSH: %v", numbers(got))
+	}
+}
+
+func TestNewRedisConfig(t *testing.T) {
+	tests := []struct {
+		name    string
+		cfg     RedisConfig
+		wantErr string
+	}{
+		{name: "bad scheme", cfg: RedisConfig{URL: "http://x"}, wantErr: "redis url"},
+		{name: "bad role", cfg: RedisConfig{URL: "redis://127.0.0.1:1", Role: "both"}, wantErr: "role"},
+		{name: "down is fine", cfg: RedisConfig{URL: "redis://127.0.0.1:1/0", Role: RoleIngest}},
+		{name: "tls url", cfg: RedisConfig{URL: "rediss://:pw@127.0.0.1:1/2"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			bus, err := NewRedis(context.Background(), tc.cfg)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer bus.Close()
+			if err := bus.Publish(context.Background(), "c", []byte("[1]")); err == nil {
+				t.Error("a non-object was accepted")
+			}
+		})
+	}
+}
+
+func TestRedisClose(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	bus, _ := newRedisBus(t, srv.URL(), RoleAll, nil)
+	activeBus(t, bus)
+	sub, err := bus.Subscribe(context.Background(), "*", SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishRange(t, bus, "z", 0, 100)
+	bus.Close() // delivers what is queued first
+	n, err := srv.Client(t).XLen(context.Background(), "logviewer:stream:z").Result()
+	if err != nil || n != 100 {
+		t.Errorf("after Close the stream holds %d, %v; want 100", n, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for {
+		_, err := sub.Next(ctx, make([]Event, 0, 16))
+		if errors.Is(err, ErrClosed) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("next after close: %v", err)
+		}
+	}
+	if err := bus.Publish(context.Background(), "z", numbered(0)); !errors.Is(err, ErrClosed) {
+		t.Errorf("publish after close: %v", err)
+	}
+}
+
+func TestParseStreamID(t *testing.T) {
+	tests := []struct {
+		in   string
+		want streamID
+		ok   bool
+	}{
+		{"1700000000000-0", streamID{1700000000000, 0}, true},
+		{"5-12", streamID{5, 12}, true},
+		{"5", streamID{5, 0}, true},
+		{"", streamID{}, false},
+		{"5-", streamID{}, false},
+		{"-5", streamID{}, false},
+		{"a-1", streamID{}, false},
+		{"1-+1", streamID{}, false},
+		{"1-2-3", streamID{}, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, ok := parseStreamID(tc.in)
+			if got != tc.want || ok != tc.ok {
+				t.Errorf("parseStreamID(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+			}
+			if ok && strings.Contains(tc.in, "-") && got.String() != tc.in {
+				t.Errorf("String() = %q, want %q", got.String(), tc.in)
+			}
+		})
+	}
+}
+
+func TestSplitEventID(t *testing.T) {
+	tests := []struct {
+		name, in, id, rest string
+		ok                 bool
+	}{
+		{name: "ours", in: `{"_event_id":"1-2","a":1}`, id: "1-2", rest: `"a":1}`, ok: true},
+		{name: "empty object", in: `{"_event_id":"1-2"}`, id: "1-2", ok: true},
+		{name: "rsyslog", in: `{"_app_name":"x"}`},
+		{name: "truncated", in: `{"_event_id":"1-2`},
+		{name: "escaped", in: `{"_event_id":"1\"-2","a":1}`},
+		{name: "not json", in: `hello`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			id, rest, ok := splitEventID(tc.in)
+			if id != tc.id || rest != tc.rest || ok != tc.ok {
+				t.Errorf("splitEventID(%q) = %q, %q, %v", tc.in, id, rest, ok)
+			}
+		})
+	}
+}
+
+func TestPubBufferDropsOldest(t *testing.T) {
+	q := newPubBuffer(10*(4+recordOverhead), 4)
+	dropped := 0
+	for n := 0; n < 25; n++ {
+		d, _ := q.push("c", fmt.Appendf(nil, "%04d", n))
+		dropped += d
+	}
+	if dropped != 15 || q.len() != 10 {
+		t.Fatalf("dropped %d, queued %d; want 15 and 10", dropped, q.len())
+	}
+	var got []string
+	for b := q.take(true); b != nil; b = q.take(true) {
+		for i := b.head; i < len(b.recs); i++ {
+			got = append(got, string(b.data[b.recs[i].start:b.recs[i].end]))
+		}
+		q.release(b)
+	}
+	want := []string{"0015", "0016", "0017", "0018", "0019", "0020", "0021", "0022", "0023", "0024"}
+	if !slices.Equal(got, want) {
+		t.Errorf("kept %v, want the newest 10", got)
+	}
+}
+
+// BenchmarkRedisPublish measures records per second from Publish into a real
+// Redis (XADD + PUBLISH per record, in pipelined batches) until a stream
+// node's PSUBSCRIBE subscriber has received them all.
+func BenchmarkRedisPublish(b *testing.B) {
+	srv := testsupport.StartRedis(b)
+	ingest, _ := newRedisBus(b, srv.URL(), RoleIngest, nil)
+	stream, _ := newRedisBus(b, srv.URL(), RoleStream, nil)
+	activeBus(b, stream)
+	sub, err := stream.Subscribe(context.Background(), "*", SubscribeOptions{QueueSize: 1 << 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Close()
+	var got atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		buf := make([]Event, 0, 1024)
+		for {
+			evs, err := sub.Next(ctx, buf[:0])
+			if err != nil {
+				return
+			}
+			for _, e := range evs {
+				if e.Kind == EventDropped {
+					got.Add(int64(e.Dropped))
+				} else {
+					got.Add(1)
+				}
+			}
+		}
+	}()
+	gelf := []byte(`{"version":"1.1","host":"bench","short_message":"GET /api/items/42 200 1532 bytes in 0.004s","timestamp":1700000000.123,"level":6,"_app_name":"10.1.2.3","_group":"lr","_facility":"local0","_app":"web"}`)
+	channels := []string{"web-1", "web-2", "web-3", "db-1"}
+	b.SetBytes(int64(len(gelf)))
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if err := ingest.Publish(ctx, channels[i&3], gelf); err != nil {
+			b.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for got.Load() < int64(b.N) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Microsecond)
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if got.Load() < int64(b.N) {
+		b.Fatalf("subscriber got %d of %d", got.Load(), b.N)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "records/s")
+}

@@ -1,0 +1,290 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
+)
+
+// Writer pacing.
+const (
+	defaultBatchSize = 512                    // records per pipeline at most
+	defaultLinger    = time.Millisecond       // a partial batch waits at most this long
+	backoffMin       = 50 * time.Millisecond  // first retry delay after a Redis error
+	backoffMax       = 2 * time.Second        // retry delay cap
+	idlePing         = time.Second            // health probe when nothing is published
+	drainTimeout     = 3 * time.Second        // Close delivers what is queued within this
+	logEvery         = time.Second            // hot-path warnings at most this often
+	sendTimeout      = 5 * time.Second        // one pipeline round trip at most
+	reloadAttempts   = 2                      // NOSCRIPT reloads per batch before backing off
+)
+
+// redisWriter sends the records queued by Publish to Redis in batches, one
+// EVALSHA of publishScript per batch (one round trip for up to
+// defaultBatchSize records), and keeps them while Redis is unreachable.
+type redisWriter struct {
+	client    *redis.Client
+	keys      redisKeys
+	maxLen    string // MAXLEN ~ of every stream
+	sha       string
+	buf       *pubBuffer
+	wake      chan struct{} // 1 slot: records queued or a batch full
+	closing   chan struct{} // closed by Close: deliver what is queued, then stop
+	linger    time.Duration
+	log       *slog.Logger
+	dropped   prometheus.Counter
+	dropLog   *rateLimited
+	errLog    *rateLimited
+	setHealth func(error)
+
+	// scratch of send, reused between batches
+	channelNo map[string]int
+	keys1     []string
+	args      []any
+}
+
+// errReload asks the writer to retry at once after reloading the script.
+var errReload = errors.New("script reloaded")
+
+// run delivers batches until Close; it closes done when it returns.
+func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	var backoff time.Duration
+	var draining bool
+	idle := time.NewTimer(idlePing)
+	defer idle.Stop()
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
+	for {
+		if !draining {
+			select {
+			case <-w.closing:
+				draining = true
+			default:
+			}
+		}
+		if backoff > 0 {
+			if draining {
+				return // Redis is away and we are closing: what is queued is lost
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.closing:
+				draining = true
+			case <-time.After(backoff):
+			}
+		}
+		b := w.buf.take(draining)
+		if b == nil {
+			if w.buf.empty() {
+				if draining {
+					return
+				}
+				idle.Reset(idlePing)
+				select {
+				case <-ctx.Done():
+					return
+				case <-w.closing:
+					draining = true
+				case <-w.wake:
+				case <-idle.C:
+					w.probe(ctx)
+				}
+				continue
+			}
+			linger.Reset(w.linger)
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.closing:
+				draining = true
+			case <-w.wake:
+			case <-linger.C:
+			}
+			linger.Stop()
+			if b = w.buf.take(true); b == nil {
+				continue
+			}
+		}
+		err := w.send(ctx, b)
+		for i := 0; errors.Is(err, errReload) && i < reloadAttempts; i++ {
+			err = w.send(ctx, b)
+		}
+		if err == nil {
+			w.buf.release(b)
+			if backoff > 0 {
+				w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
+			}
+			backoff = 0
+			w.setHealth(nil)
+			continue
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if n := w.buf.requeue(b); n > 0 {
+			w.countDropped(n)
+		}
+		w.setHealth(err)
+		backoff = nextBackoff(backoff)
+		w.errLog.do(func(skipped uint64) {
+			w.log.Warn("redis publish failed; keeping records and retrying",
+				slog.String("error", err.Error()), slog.Int("queued", w.buf.len()),
+				slog.Duration("retry_in", backoff), slog.Uint64("errors_not_logged", skipped))
+		})
+	}
+}
+
+// nextBackoff doubles d within [backoffMin, backoffMax].
+func nextBackoff(d time.Duration) time.Duration {
+	if d <= 0 {
+		return backoffMin
+	}
+	return min(2*d, backoffMax)
+}
+
+// probe checks Redis when nothing was published for a while, so Health
+// tells the truth on an idle node too.
+func (w *redisWriter) probe(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	err := w.client.Ping(ctx).Err()
+	if errors.Is(err, context.Canceled) {
+		return // closing
+	}
+	w.setHealth(err)
+}
+
+// countDropped counts n records dropped from the buffer and logs it at most
+// once a second.
+func (w *redisWriter) countDropped(n int) {
+	w.dropped.Add(float64(n))
+	w.dropLog.add(uint64(n), func(total uint64) {
+		w.log.Warn("redis bus buffer full; dropped oldest records",
+			slog.Uint64("dropped", total), slog.Int("buffer_bytes", w.buf.limit))
+	})
+}
+
+// send delivers the records of b in one EVALSHA of publishScript: the
+// whole batch in one round trip, in publish order.
+func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
+	if b.head >= len(b.recs) {
+		return nil
+	}
+	clear(w.channelNo)
+	w.keys1 = append(w.keys1[:0], w.keys.state(), w.keys.registry())
+	w.args = append(w.args[:0], w.maxLen, w.keys.prefix, 0)
+	for i := b.head; i < len(b.recs); i++ {
+		ch := b.recs[i].channel
+		if _, ok := w.channelNo[ch]; !ok {
+			w.channelNo[ch] = len(w.keys1) - 1 // 1-based
+			w.keys1 = append(w.keys1, w.keys.stream(ch))
+			w.args = append(w.args, ch)
+		}
+	}
+	w.args[2] = len(w.keys1) - 2
+	for i := b.head; i < len(b.recs); i++ {
+		r := &b.recs[i]
+		w.args = append(w.args, w.channelNo[r.channel], b.data[r.start:r.end])
+	}
+	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
+	defer cancel()
+	skipped, err := w.client.EvalSha(ctx, w.sha, w.keys1, w.args...).Int()
+	clear(w.args) // drop the references into b.data
+	switch {
+	case err == nil:
+		if skipped > 0 {
+			w.countDropped(skipped)
+			w.errLog.do(func(uint64) {
+				w.log.Error("redis refused records (a key of another type?); dropped them",
+					slog.Int("records", skipped))
+			})
+		}
+		return nil
+	case redis.HasErrorPrefix(err, "NOSCRIPT"):
+		if err := loadScript(ctx, w.client, w.sha); err != nil {
+			return err
+		}
+		return errReload
+	case isPermanent(err):
+		// Retrying would block every later record.
+		n := len(b.recs) - b.head
+		w.countDropped(n)
+		w.errLog.do(func(uint64) {
+			w.log.Error("redis refused a batch; dropped it", slog.Int("records", n), slog.String("error", err.Error()))
+		})
+		return nil
+	}
+	return err
+}
+
+// isPermanent reports whether err is a Redis error reply that a retry will
+// not cure. Replies that pass (loading, busy script, out of memory, a
+// replica, cluster moves) are transient.
+func isPermanent(err error) bool {
+	var rerr redis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	for _, p := range []string{"LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN",
+		"CLUSTERDOWN", "MOVED", "ASK", "NOSCRIPT", "NOAUTH", "WRONGPASS", "NOPERM"} {
+		if redis.HasErrorPrefix(err, p) {
+			return false
+		}
+	}
+	return true
+}
+
+// rateLimited runs a log call at most once per logEvery, counting what it
+// skipped in between.
+type rateLimited struct {
+	mu      sync.Mutex
+	last    time.Time
+	pending uint64
+}
+
+// do runs f now unless it ran less than logEvery ago; f gets how many calls
+// were skipped since it last ran.
+func (r *rateLimited) do(f func(skipped uint64)) {
+	r.mu.Lock()
+	now := time.Now()
+	if now.Sub(r.last) < logEvery {
+		r.pending++
+		r.mu.Unlock()
+		return
+	}
+	skipped := r.pending
+	r.last, r.pending = now, 0
+	r.mu.Unlock()
+	f(skipped)
+}
+
+// add accumulates n and runs f with the total at most once per logEvery.
+func (r *rateLimited) add(n uint64, f func(total uint64)) {
+	r.mu.Lock()
+	r.pending += n
+	now := time.Now()
+	if now.Sub(r.last) < logEvery {
+		r.mu.Unlock()
+		return
+	}
+	total := r.pending
+	r.last, r.pending = now, 0
+	r.mu.Unlock()
+	f(total)
+}
+
+// itoa formats n for a Redis argument.
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// fmtUnreachable is the Health error while Redis cannot be reached.
+func fmtUnreachable(err error) error { return fmt.Errorf("redis unreachable: %w", err) }
