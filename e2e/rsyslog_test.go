@@ -1,0 +1,308 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"reflect"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logviewer/logviewer/internal/testsupport"
+)
+
+// rsyslogConf is the drop-in config the tests run, ports rewritten.
+const rsyslogConf = "../deploy/rsyslog/logviewer.conf"
+
+// templateFields are the proof of concept's five GELF fields: exactly what
+// the rsyslog drop-in publishes.
+var templateFields = []string{"_app_name", "_group", "host", "short_message", "timestamp"}
+
+// startRsyslogToRedis runs a redis-server and rsyslogd with the drop-in
+// config pointed at it.
+func startRsyslogToRedis(t *testing.T) (*testsupport.Redis, *testsupport.Rsyslogd) {
+	t.Helper()
+	r := testsupport.StartRedis(t)
+	_, port, _ := strings.Cut(r.Addr(), ":")
+	rs := testsupport.StartRsyslogd(t, rsyslogConf, map[string]string{"server": "127.0.0.1", "serverport": port})
+	return r, rs
+}
+
+// published is one message seen on Redis pub/sub.
+type published struct {
+	channel string
+	fields  map[string]any
+	raw     string
+}
+
+// subscribeAll PSUBSCRIBEs to every channel and returns the messages as
+// they come; the subscription is confirmed before it returns.
+func subscribeAll(t *testing.T, r *testsupport.Redis) <-chan published {
+	t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	t.Cleanup(func() { c.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ps := c.PSubscribe(ctx, "*")
+	if _, err := ps.Receive(ctx); err != nil {
+		t.Fatalf("psubscribe: %v", err)
+	}
+	out := make(chan published, 1024)
+	go func() {
+		defer ps.Close()
+		for m := range ps.Channel() {
+			var f map[string]any
+			if err := json.Unmarshal([]byte(m.Payload), &f); err != nil {
+				t.Errorf("channel %s: payload is not a JSON object: %v: %q", m.Channel, err, m.Payload)
+				continue
+			}
+			out <- published{channel: m.Channel, fields: f, raw: m.Payload}
+		}
+	}()
+	return out
+}
+
+func nextPublished(t *testing.T, ch <-chan published) published {
+	t.Helper()
+	select {
+	case p := <-ch:
+		return p
+	case <-time.After(recordTimeout):
+		t.Fatalf("nothing published on Redis within %v", recordTimeout)
+	}
+	return published{}
+}
+
+// wantHost is rsyslog's $myhostname: the host name without its domain.
+func wantHost(t *testing.T) string {
+	t.Helper()
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, _, _ := strings.Cut(h, ".")
+	return short
+}
+
+// checkTemplateRecord checks a record has exactly the template's fields with
+// the right values around short_message.
+func checkTemplateRecord(t *testing.T, f map[string]any, wantMsg string, before time.Time) {
+	t.Helper()
+	var keys []string
+	for k := range f {
+		if k == "_event_id" || k == "_channel" { // added by the stream node
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if !reflect.DeepEqual(keys, templateFields) {
+		t.Errorf("fields %v, want the template's %v (record %v)", keys, templateFields, f)
+	}
+	if f["short_message"] != wantMsg {
+		t.Errorf("short_message = %q, want %q", f["short_message"], wantMsg)
+	}
+	if f["_group"] != "lr" {
+		t.Errorf("_group = %v, want lr", f["_group"])
+	}
+	if f["_app_name"] != "localhost" {
+		t.Errorf("_app_name = %v, want localhost (rsyslog's fromhost of 127.0.0.1)", f["_app_name"])
+	}
+	if h := wantHost(t); f["host"] != h {
+		t.Errorf("host = %v, want %q", f["host"], h)
+	}
+	ts, ok := f["timestamp"].(float64)
+	if !ok || ts < float64(before.Unix())-1 || ts > float64(time.Now().Unix())+1 {
+		t.Errorf("timestamp %v is not the reception time (sent at %d)", f["timestamp"], before.Unix())
+	}
+}
+
+// TestRsyslogDropInPublishesTemplate: real rsyslogd with the deploy config
+// receives what real clients send and PUBLISHes the template's record on the
+// sender's channel, and XADDs the same record to the channel's stream.
+func TestRsyslogDropInPublishesTemplate(t *testing.T) {
+	r, rs := startRsyslogToRedis(t)
+	sub := subscribeAll(t, r)
+
+	tests := []struct {
+		name string
+		send func()
+		want string
+	}{
+		{"python udp (header-less, trailing NUL)", func() { testsupport.SendPython(t, rs.SyslogAddr, "udp", "warning:hello world from python") }, "hello world from python"},
+		{"python tcp (header-less, NUL framed)", func() { testsupport.SendPython(t, rs.SyslogAddr, "tcp", "error:tcp one", "info:tcp two") }, "tcp one"},
+		{"second NUL-framed line of the same connection", func() {}, "tcp two"},
+		{"header-less with a tag", func() { sendRaw(t, "udp", rs.SyslogAddr, "<11>myapp[42]: tagged 100% done") }, "tagged 100% done"},
+		{"logger rfc3164 over tcp", func() {
+			testsupport.Logger(t, rs.SyslogAddr, "-T", "--rfc3164", "-t", "billing", "-p", "local0.err", "card declined id=7")
+		}, "card declined id=7"},
+		{"logger rfc5424 octet counted", func() {
+			testsupport.Logger(t, rs.SyslogAddr, "-T", "--octet-count", "--rfc5424", "--msgid", "ID47", "-t", "zookeeper", "feed the tiger")
+		}, "feed the tiger"},
+		{"CRLF line, tab and quotes", func() { sendRaw(t, "tcp", rs.SyslogAddr, "<14>Nov 24 10:00:00 web app: a\t\"b\" c\\d\r\n") }, "a\t\"b\" c\\d"},
+		{"invalid UTF-8 becomes '?'", func() { sendRaw(t, "udp", rs.SyslogAddr, "<14>app: caf\xc3\xa9 \xff!") }, "café ?!"},
+	}
+	var channel string
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := time.Now().Add(-time.Second)
+			tc.send()
+			p := nextPublished(t, sub)
+			checkTemplateRecord(t, p.fields, tc.want, before)
+			if p.channel != p.fields["_app_name"] {
+				t.Errorf("published on %q, want the sender's channel %q", p.channel, p.fields["_app_name"])
+			}
+			if strings.HasSuffix(p.raw, "\n") {
+				t.Errorf("payload ends with a newline: %q", p.raw)
+			}
+			channel = p.channel
+		})
+	}
+
+	// The stream holds the same records, one JSON object in field "d" each.
+	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer c.Close()
+	key := "logviewer:stream:" + channel
+	var entries []redis.XMessage
+	testsupport.Eventually(t, recordTimeout, func() bool {
+		var err error
+		entries, err = c.XRange(context.Background(), key, "-", "+").Result()
+		return err == nil && len(entries) == len(tests)
+	}, "stream %s: want %d entries, have %d", key, len(tests), len(entries))
+	for i, e := range entries {
+		d, ok := e.Values["d"].(string)
+		if !ok || len(e.Values) != 1 {
+			t.Fatalf("entry %s: want exactly field d, got %v", e.ID, e.Values)
+		}
+		var f map[string]any
+		if err := json.Unmarshal([]byte(d), &f); err != nil {
+			t.Fatalf("entry %s: %v: %q", e.ID, err, d)
+		}
+		if f["short_message"] != tests[i].want {
+			t.Errorf("entry %d: short_message %q, want %q", i, f["short_message"], tests[i].want)
+		}
+	}
+}
+
+// TestRsyslogToStreamNode: rsyslogd (drop-in config) → Redis → logviewer
+// --role stream → WebSocket client, for a python3 UDP line and a python3 TCP
+// (NUL-framed) line.
+func TestRsyslogToStreamNode(t *testing.T) {
+	r, rs := startRsyslogToRedis(t)
+	d := testsupport.StartDaemon(t, "--role", "stream", "--redis", r.URL())
+	records := openWS(t, strings.Replace(d.HTTPURL, "http://", "ws://", 1)+"/ws/*")
+
+	// The stream node subscribes to Redis in the background: probe until
+	// the first record arrives, then expect the rest exactly once each.
+	var first map[string]any
+	testsupport.Eventually(t, recordTimeout, func() bool {
+		testsupport.SendPython(t, rs.SyslogAddr, "udp", "warning:hello over rsyslog")
+		select {
+		case first = <-records:
+			return true
+		case <-time.After(500 * time.Millisecond):
+			return false
+		}
+	}, "no record over WebSocket")
+	checkTemplateRecord(t, first, "hello over rsyslog", time.Now().Add(-2*recordTimeout))
+	if first["_channel"] != "localhost" {
+		t.Errorf("_channel = %v, want localhost", first["_channel"])
+	}
+
+	before := time.Now().Add(-time.Second)
+	testsupport.SendPython(t, rs.SyslogAddr, "tcp", "info:tcp through rsyslog", "error:second tcp line")
+	for _, want := range []string{"tcp through rsyslog", "second tcp line"} {
+		var f map[string]any
+		for f == nil || f["short_message"] == "hello over rsyslog" { // late repeats of the probe
+			select {
+			case f = <-records:
+			case <-time.After(recordTimeout):
+				t.Fatalf("no record %q over WebSocket within %v", want, recordTimeout)
+			}
+		}
+		checkTemplateRecord(t, f, want, before)
+	}
+}
+
+// openWS opens a WebSocket and returns its records (frames with a
+// short_message; notices are skipped) as they arrive.
+func openWS(t *testing.T, url string) <-chan map[string]any {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dctx, dcancel := context.WithTimeout(ctx, 10*time.Second)
+	defer dcancel()
+	ws, _, err := websocket.Dial(dctx, url, nil)
+	if err != nil {
+		t.Fatalf("websocket dial %s: %v", url, err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	out := make(chan map[string]any, 1024)
+	go func() {
+		for {
+			_, data, err := ws.Read(ctx)
+			if err != nil {
+				return
+			}
+			var f map[string]any
+			if err := json.Unmarshal(data, &f); err != nil {
+				t.Errorf("websocket frame is not JSON: %v: %q", err, data)
+				return
+			}
+			if _, ok := f["short_message"]; ok {
+				out <- f
+			}
+		}
+	}()
+	return out
+}
+
+// TestRewriteRsyslogConf: the rewrite sets parameters by name only, and
+// refuses a name the config does not have.
+func TestRewriteRsyslogConf(t *testing.T) {
+	conf := `input(type="imtcp" port="10514")` + "\n" + `action(type="omhiredis" server="127.0.0.1" serverport="6379")`
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		want    string
+		wantErr bool
+	}{
+		{"port leaves serverport", map[string]string{"port": "1"}, `port="1")` + "\n" + `action(type="omhiredis" server="127.0.0.1" serverport="6379")`, false},
+		{"serverport", map[string]string{"serverport": strconv.Itoa(7000)}, `serverport="7000"`, false},
+		{"case-insensitive name", map[string]string{"SERVER": "redis"}, `server="redis"`, false},
+		{"unknown name", map[string]string{"address": "127.0.0.1"}, "", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := testsupport.RewriteRsyslogConf(conf, tc.vars)
+			if tc.wantErr {
+				if err == nil {
+					t.Fatalf("want an error, got %q", got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(got, tc.want) {
+				t.Errorf("got %q, want it to contain %q", got, tc.want)
+			}
+		})
+	}
+	// The deploy config has every parameter the tests and README rewrite.
+	raw, err := os.ReadFile(rsyslogConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testsupport.RewriteRsyslogConf(string(raw), map[string]string{
+		"port": "1", "address": "127.0.0.1", "server": "redis", "serverport": "6380",
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
