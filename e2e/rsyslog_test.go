@@ -21,7 +21,7 @@ import (
 const rsyslogConf = "../deploy/rsyslog/logviewer.conf"
 
 // templateFields are the proof of concept's five GELF fields: exactly what
-// the rsyslog drop-in publishes.
+// the rsyslog drop-in publishes, after the "_event_id" it puts first.
 var templateFields = []string{"_app_name", "_group", "host", "short_message", "timestamp"}
 
 // startRsyslogToRedis runs a redis-server and rsyslogd with the drop-in
@@ -149,6 +149,7 @@ func TestRsyslogDropInPublishesTemplate(t *testing.T) {
 		{"invalid UTF-8 becomes '?'", func() { sendRaw(t, "udp", rs.SyslogAddr, "<14>app: caf\xc3\xa9 \xff!") }, "café ?!"},
 	}
 	var channel string
+	var pubs []published
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := time.Now().Add(-time.Second)
@@ -158,35 +159,66 @@ func TestRsyslogDropInPublishesTemplate(t *testing.T) {
 			if p.channel != p.fields["_app_name"] {
 				t.Errorf("published on %q, want the sender's channel %q", p.channel, p.fields["_app_name"])
 			}
-			if strings.HasSuffix(p.raw, "\n") {
-				t.Errorf("payload ends with a newline: %q", p.raw)
+			if !strings.HasPrefix(p.raw, `{"_event_id":"`) {
+				t.Errorf("payload does not start with _event_id: %q", p.raw)
 			}
 			channel = p.channel
+			pubs = append(pubs, p)
 		})
 	}
+	if len(pubs) != len(tests) {
+		t.Fatalf("%d of %d records published", len(pubs), len(tests))
+	}
 
-	// The stream holds the same records, one JSON object in field "d" each.
+	// The stream holds the same records under the published IDs, the
+	// record alone in field "d": the payload is {"_event_id":ID, ...d}.
 	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
 	defer c.Close()
+	ctx := context.Background()
 	key := "logviewer:stream:" + channel
-	var entries []redis.XMessage
-	testsupport.Eventually(t, recordTimeout, func() bool {
-		var err error
-		entries, err = c.XRange(context.Background(), key, "-", "+").Result()
-		return err == nil && len(entries) == len(tests)
-	}, "stream %s: want %d entries, have %d", key, len(tests), len(entries))
+	entries, err := c.XRange(ctx, key, "-", "+").Result()
+	if err != nil || len(entries) != len(tests) {
+		t.Fatalf("stream %s: %d entries (%v), want %d", key, len(entries), err, len(tests))
+	}
+	var lastID string
 	for i, e := range entries {
 		d, ok := e.Values["d"].(string)
 		if !ok || len(e.Values) != 1 {
 			t.Fatalf("entry %s: want exactly field d, got %v", e.ID, e.Values)
 		}
-		var f map[string]any
-		if err := json.Unmarshal([]byte(d), &f); err != nil {
-			t.Fatalf("entry %s: %v: %q", e.ID, err, d)
+		if want := `{"_event_id":"` + e.ID + `",` + strings.TrimPrefix(d, "{"); pubs[i].raw != want {
+			t.Errorf("entry %d: published %q, want %q", i, pubs[i].raw, want)
 		}
-		if f["short_message"] != tests[i].want {
-			t.Errorf("entry %d: short_message %q, want %q", i, f["short_message"], tests[i].want)
-		}
+		lastID = e.ID
+	}
+	// Spaces and '%' went through hiredis escaped and came back as they were.
+	if d := entries[0].Values["d"].(string); !strings.Contains(d, `"short_message":"hello world from python"`) {
+		t.Errorf("stream entry %q: spaces not restored", d)
+	}
+	if d := entries[3].Values["d"].(string); !strings.Contains(d, `"short_message":"tagged 100% done"`) {
+		t.Errorf("stream entry %q: '%%' not restored", d)
+	}
+	// The shared ID sequence and the channel registry are kept as
+	// logviewer's ingest keeps them.
+	state, err := c.HGetAll(ctx, "logviewer:state").Result()
+	if err != nil || state["epoch"] != entries[0].ID || state["ms"]+"-"+state["seq"] != lastID {
+		t.Errorf("logviewer:state = %v (%v), want epoch %s and last ID %s", state, err, entries[0].ID, lastID)
+	}
+	if _, err := c.ZScore(ctx, "logviewer:channels", channel).Result(); err != nil {
+		t.Errorf("channel %q not in the registry logviewer:channels: %v", channel, err)
+	}
+}
+
+// TestRsyslogEscapesRoundTrip: text that looks like the escapes the config
+// uses on the way to hiredis (\u0020, \u0025, backslashes, '%s') arrives
+// unchanged.
+func TestRsyslogEscapesRoundTrip(t *testing.T) {
+	r, rs := startRsyslogToRedis(t)
+	sub := subscribeAll(t, r)
+	for _, msg := range []string{`lit \u0020 and \\u0025 kept`, `%s %d %% %b`, `trailing backslash \`, `  two leading spaces`} {
+		sendRaw(t, "udp", rs.SyslogAddr, "<14>app: "+msg)
+		p := nextPublished(t, sub)
+		checkTemplateRecord(t, p.fields, msg, time.Now().Add(-recordTimeout))
 	}
 }
 
