@@ -26,6 +26,20 @@ func appendString[T string | []byte](dst []byte, s T) (out []byte, replaced bool
 	dst = append(dst, '"')
 	start := 0 // s[start:i] is safe and not yet copied
 	for i := 0; i < len(s); {
+		// Skip eight plain ASCII bytes at a time; the byte loop below
+		// handles the word that holds anything else.
+		for i+8 <= len(s) {
+			w := s[i : i+8]
+			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
+				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
+			if !plainWord(x) {
+				break
+			}
+			i += 8
+		}
+		if i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			if jsonSafe[c] {
@@ -71,6 +85,22 @@ func appendString[T string | []byte](dst []byte, s T) (out []byte, replaced bool
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"'), replaced
+}
+
+const (
+	lsb = 0x0101010101010101 // the lowest bit of each byte
+	msb = 0x8080808080808080 // the highest bit of each byte
+)
+
+// plainWord reports whether all eight bytes of x (one byte each) can be copied into a JSON
+// string as they are: none is a control character, '"', '\\' or non-ASCII.
+// The tests are the usual word-at-a-time ones: x-lsb*n & ^x & msb is non-zero
+// exactly when some byte of x is below n (n <= 0x80), and a byte equal to v
+// is a zero byte of x^(lsb*v).
+func plainWord(x uint64) bool {
+	q := x ^ (lsb * '"')
+	b := x ^ (lsb * '\\')
+	return ((x-lsb*0x20)&^x|(q-lsb)&^q|(b-lsb)&^b|x)&msb == 0
 }
 
 // runeLen returns the length of the valid UTF-8 sequence of a non-ASCII

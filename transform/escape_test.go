@@ -121,3 +121,20 @@ func FuzzAppendString(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkAppendString(b *testing.B) {
+	for _, bc := range []struct{ name, s string }{
+		{"ascii", "GET /api/v1/items?id=42 200 12ms user=alice agent=curl/8.0 from python logging handler"},
+		{"escapes", "a \"quoted\" \\ path\twith\ttabs\nand lines\n and \x1b[31mcolour\x1b[0m and some more"},
+		{"utf8", "ação concluída com sucesso — 日本語のログ行です, with some ascii to round it off"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			in := []byte(bc.s)
+			dst := make([]byte, 0, 512)
+			b.SetBytes(int64(len(in)))
+			for b.Loop() {
+				dst, _ = appendString(dst[:0], in)
+			}
+		})
+	}
+}
