@@ -29,6 +29,9 @@ func StartChromium(tb testing.TB) context.Context {
 		chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true),
 		chromedp.Flag("disable-quic", true),
+		// Smooth scrolling animates over frames a busy machine may not draw
+		// in time; tests assert where the page is, not how it got there.
+		chromedp.Flag("disable-smooth-scrolling", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-default-apps", true),
 		chromedp.Flag("disable-dev-shm-usage", true),

@@ -92,6 +92,7 @@
   let newSinceFollow = 0;
   let paused = false;
   let follow = true;
+  let followSince = 0; // when follow was last turned on
 
   // isDuplicate reports whether an event was taken already. Event IDs grow
   // per channel (a restarted server starts a later epoch), so one high-water
@@ -379,7 +380,7 @@
 
   function fmtTime(t) {
     if (!t) return '';
-    const d = new Date(t * 1000);
+    const d = new Date(Math.round(t * 1000));
     if (st.utc) {
       return pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + ':' + pad2(d.getUTCSeconds()) + '.' + pad3(d.getUTCMilliseconds());
     }
@@ -388,7 +389,7 @@
 
   function fullTime(t) {
     if (!t) return 'no timestamp';
-    const d = new Date(t * 1000);
+    const d = new Date(Math.round(t * 1000));
     if (st.utc) return d.toISOString().replace('T', ' ').replace('Z', ' UTC');
     const date = d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate());
     return date + ' ' + fmtTime(t) + ' ' + Intl.DateTimeFormat().resolvedOptions().timeZone;
@@ -473,6 +474,7 @@
   function setFollow(f) {
     if (follow === f) return;
     follow = f;
+    if (f) followSince = performance.now();
     newSinceFollow = 0;
     ui.follow.setAttribute('aria-pressed', String(f));
     ui.jump.hidden = f;
@@ -545,7 +547,7 @@
         else if (c === '\\' && i + 1 < g.length) s += escapeRe(g[++i]);
         else if (c === '[' && g.indexOf(']', i + 2) > 0) {
           const j = g.indexOf(']', i + 2);
-          s += '[' + g.slice(i + 1, j).replace(/\\/g, '\\\\') + ']';
+          s += '[' + g.slice(i + 1, j).replace(/\\/g, '\\\\').replace(/^!/, '^') + ']';
           i = j;
         } else s += escapeRe(c);
       }
@@ -898,7 +900,9 @@
       () => {
         const top = log.scrollTop;
         const atBottom = top + log.clientHeight >= log.scrollHeight - ROW_H / 2;
-        if (follow && top < lastTop - 1 && !atBottom) setFollow(false);
+        // Scrolling up stops following (a scrollbar drag, say); the tail of
+        // a smooth scroll started before End or the button is not the user.
+        if (follow && top < lastTop - 1 && !atBottom && performance.now() - followSince > 600) setFollow(false);
         else if (!follow && atBottom && top > lastTop) setFollow(true);
         lastTop = top;
         queueRender();
@@ -967,6 +971,8 @@
         ev.preventDefault();
         setFollow(false);
         log.scrollTop = 0;
+      } else if ((ev.key === 'PageUp' || ev.key === 'ArrowUp') && log.scrollHeight > log.clientHeight) {
+        setFollow(false); // and let the browser scroll
       }
     });
   }
