@@ -43,6 +43,11 @@ const inView = (r) => {
   const a = r.getBoundingClientRect(), b = log.getBoundingClientRect();
   return a.height > 0 && a.top >= b.top - 1 && a.bottom <= b.bottom + 1;
 };
+const inTimeOrder = () => {
+  const t = rows().sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)
+    .map((r) => r.querySelector('.c-time').title);
+  return t.every((x, i) => i === 0 || t[i - 1] <= x);
+};
 const pressed = (id) => document.getElementById(id).getAttribute('aria-pressed') === 'true';
 `
 
@@ -427,8 +432,9 @@ func TestViewer(t *testing.T) {
 		v.waitFor(t, `location.hash === '#ch=127.0.0.2' && pressed('follow') && rows().length === 1 && rowOf('from the second host')`,
 			"only the picked channel")
 		v.click(t, `#channels li[data-channel="127.0.0.1"] input`)
-		v.waitFor(t, `decodeURIComponent(location.hash) === '#ch=127.0.0.2,127.0.0.1' && rowOf('from the first host')`,
-			"both channels, picked one by one")
+		v.waitFor(t, `decodeURIComponent(location.hash) === '#ch=127.0.0.2,127.0.0.1' &&
+			inView(rowOf('from the first host')) && inView(rowOf('from the second host')) && inTimeOrder()`,
+			"both channels, picked one by one, their backfills merged in time order")
 		sendSyslogUDP(t, "127.0.0.2", d.SyslogAddr, syslogLine(5, "other", "second host again"))
 		v.waitFor(t, `inView(rowOf('second host again')) && inView(rowOf('from the first host')) &&
 			rows().every((r) => ['127.0.0.1', '127.0.0.2'].includes(r.querySelector('.c-ch').textContent))`, "live lines of both channels")

@@ -93,6 +93,7 @@
   let paused = false;
   let follow = true;
   let followSince = 0; // when follow was last turned on
+  let lastK = Date.now() / 1000; // sort time of the latest entry
 
   // isDuplicate reports whether an event was taken already. Event IDs grow
   // per channel (a restarted server starts a later epoch), so one high-water
@@ -132,10 +133,12 @@
     const id = typeof o._event_id === 'string' && o._event_id ? o._event_id : lastId || '';
     if (id && isDuplicate(id, ch)) return null;
     const lvl = Number.isInteger(o.level) && o.level >= 0 && o.level <= 7 ? o.level : -1;
-    return { n: ++seq, id, ch, t: Number(o.timestamp) || 0, lvl, app: str(o._app), msg: str(o.short_message), raw: data };
+    const t = Number(o.timestamp) || 0;
+    if (t) lastK = t;
+    return { n: ++seq, k: t || lastK, id, ch, t, lvl, app: str(o._app), msg: str(o.short_message), raw: data };
   }
 
-  const notice = (kind, text) => ({ n: ++seq, notice: kind, text });
+  const notice = (kind, text) => ({ n: ++seq, k: lastK, notice: kind, text });
 
   function push(e) {
     incoming.push(e);
@@ -180,54 +183,85 @@
     return matchRe.test(e.msg) || matchRe.test(e.app) || matchRe.test(e.ch);
   }
 
-  // lowerBound is the first index of list whose entry has n >= target.
-  function lowerBound(list, target) {
+  // Entries are kept in time order (k: the record's timestamp), ties in
+  // arrival order, so the backfills of several streams interleave as they
+  // happened instead of one after the other.
+  const before = (a, b) => a.k < b.k || (a.k === b.k && a.n < b.n);
+
+  // lowerBound is the first index of list whose entry is not before e.
+  function lowerBound(list, e) {
     let lo = 0;
     let hi = list.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (list[mid].n < target) lo = mid + 1;
+      if (before(list[mid], e)) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
+  // place puts e into the sorted list and returns its index: appended when
+  // it is the newest, as nearly all live entries are.
+  function place(list, e) {
+    if (!list.length || before(list[list.length - 1], e)) {
+      list.push(e);
+      return list.length - 1;
+    }
+    const i = lowerBound(list, e);
+    list.splice(i, 0, e);
+    return i;
+  }
+
   // ---- taking records in, once per frame ----
 
-  let scrollShift = 0; // height removed above the viewport by trimming
-  let scrollToN = null; // keep this entry at the top after the view is rebuilt
+  let scrollShift = 0; // height removed (+) or added (-) above the viewport
+  let scrollTo = null; // keep this entry at the top after the view is rebuilt
+  let viewLines = 0; // lines (not notices) in view
 
   function absorb(batch) {
+    // Lines placed above the viewport must not move what the user reads.
+    let topIdx = 0;
+    if (!follow && view.length) {
+      computeOpened();
+      topIdx = indexAt(ui.log.scrollTop);
+    }
     for (const e of batch) {
-      records.push(e);
-      if (matches(e)) {
-        view.push(e);
-        if (!follow && !e.notice) newSinceFollow++;
-      }
+      place(records, e);
+      if (!matches(e)) continue;
+      const i = place(view, e);
+      if (!e.notice) viewLines++;
+      if (follow) continue;
+      if (i < topIdx) {
+        scrollShift -= ROW_H;
+        topIdx++;
+      } else if (!e.notice) newSinceFollow++;
     }
     if (records.length > CAP + CAP / 10) trim();
   }
 
   function trim() {
     const cut = records.length - CAP;
-    const minN = records[cut].n;
+    const first = records[cut];
     records = records.slice(cut);
-    const k = lowerBound(view, minN);
+    const k = lowerBound(view, first);
     if (k > 0) {
       computeOpened();
       scrollShift += topOf(k);
+      for (let i = 0; i < k; i++) if (!view[i].notice) viewLines--;
       view = view.slice(k);
     }
-    for (const e of expanded) if (e.n < minN) expanded.delete(e);
+    for (const e of expanded) if (before(e, first)) expanded.delete(e);
   }
 
   function rebuildView() {
     if (!follow && view.length) {
       computeOpened();
       const i = Math.min(view.length - 1, Math.max(0, indexAt(ui.log.scrollTop)));
-      scrollToN = view[i].n;
+      scrollTo = view[i];
     }
     view = records.filter(matches);
+    viewLines = 0;
+    for (const e of view) if (!e.notice) viewLines++;
     newSinceFollow = 0;
   }
 
@@ -246,7 +280,7 @@
   function computeOpened() {
     opened = [];
     for (const e of expanded) {
-      const i = lowerBound(view, e.n);
+      const i = lowerBound(view, e);
       if (i < view.length && view[i] === e) opened.push({ i, extra: e.extra });
     }
     opened.sort((a, b) => a.i - b.i);
@@ -298,9 +332,9 @@
     for (const o of opened) total += o.extra;
     ui.spacer.style.height = total + 'px';
     const vh = log.clientHeight;
-    if (scrollToN !== null) {
-      log.scrollTop = topOf(lowerBound(view, scrollToN));
-      scrollToN = null;
+    if (scrollTo !== null) {
+      log.scrollTop = topOf(lowerBound(view, scrollTo));
+      scrollTo = null;
       scrollShift = 0;
     } else if (scrollShift) {
       if (!follow) log.scrollTop = Math.max(0, log.scrollTop - scrollShift);
@@ -443,7 +477,7 @@
   }
 
   function updateStatus() {
-    const parts = [nf.format(records.length) + ' lines', nf.format(countLines(view)) + ' shown'];
+    const parts = [nf.format(records.length) + ' lines', nf.format(viewLines) + ' shown'];
     if (droppedTotal) parts.push(nf.format(droppedTotal) + ' dropped by the server');
     if (paused) parts.push(nf.format(pending.length) + ' waiting');
     ui.stats.textContent = parts.join(' \u00b7 ');
@@ -452,21 +486,6 @@
     ui.pause.classList.toggle('waiting', paused);
     ui.pause.setAttribute('aria-pressed', String(paused));
     ui.jump.textContent = newSinceFollow ? '\u2193 ' + nf.format(newSinceFollow) + ' new lines' : '\u2193 Follow new lines';
-  }
-
-  let viewLines = 0;
-  let viewLinesOf = null;
-  let viewLinesLen = 0;
-  // countLines counts the lines (not notices) of the view, incrementally.
-  function countLines(list) {
-    if (list !== viewLinesOf || list.length < viewLinesLen) {
-      viewLinesOf = list;
-      viewLinesLen = 0;
-      viewLines = 0;
-    }
-    for (let i = viewLinesLen; i < list.length; i++) if (!list[i].notice) viewLines++;
-    viewLinesLen = list.length;
-    return viewLines;
   }
 
   // ---- follow, pause, clear, download ----
@@ -499,6 +518,7 @@
   function clearLines() {
     records = [];
     view = [];
+    viewLines = 0;
     incoming = [];
     pending = [];
     pendingLost = 0;
