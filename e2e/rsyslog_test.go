@@ -338,3 +338,103 @@ func TestRewriteRsyslogConf(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// ingestCase is one input sent to both rsyslog (drop-in config) and
+// logviewer's own ingest, with the short_message of each record each
+// produces: the measured differences that deploy/rsyslog/README.md lists.
+type ingestCase struct {
+	name      string
+	network   string
+	payload   string
+	rsyslog   []string // records rsyslog publishes
+	logviewer []string // records logviewer publishes; nil: same as rsyslog
+}
+
+var ingestCases = []ingestCase{
+	{name: "python header-less udp", network: "udp", payload: "<11>hello world from python\x00",
+		rsyslog: []string{"hello world from python"}},
+	{name: "python header-less tcp, NUL framed", network: "tcp", payload: "<11>one\x00<11>two words\x00",
+		rsyslog: []string{"one", "two words"}},
+	{name: "header-less with tag and pid", network: "udp", payload: "<11>worker[42]: job done",
+		rsyslog: []string{"job done"}},
+	{name: "rfc3164", network: "tcp", payload: "<14>Nov 24 10:00:00 web1 nginx[7]: GET / 200\n",
+		rsyslog: []string{"GET / 200"}},
+	{name: "rfc5424 octet counted with LF inside", network: "tcp", payload: octetFrame("<13>1 2026-11-24T10:00:00.123Z web1 app 7 ID1 [ex@32473 k=\"v\"] first\nsecond"),
+		rsyslog: []string{"first\nsecond"}},
+	{name: "rfc5424 with BOM", network: "udp", payload: "<13>1 - web1 app - - - \xef\xbb\xbfwith bom",
+		rsyslog: []string{"\ufeffwith bom"}, logviewer: []string{"with bom"}},
+	{name: "multi-line over LF framing", network: "tcp", payload: "<11>app: line one\nline two\n",
+		rsyslog: []string{"line one", "line two"}},
+	{name: "invalid UTF-8", network: "udp", payload: "<14>app: caf\xc3\xa9 \xff!",
+		rsyslog: []string{"café ?!"}, logviewer: []string{"café \ufffd!"}},
+	{name: "control character", network: "udp", payload: "<14>app: a\x01b\tc",
+		rsyslog: []string{"a\x01b\tc"}},
+	{name: "no PRI", network: "tcp", payload: "just some text\n",
+		rsyslog: []string{"just some text"}},
+	{name: "CRLF", network: "tcp", payload: "<14>Nov 24 10:00:00 web1 app: crlf\r\n",
+		rsyslog: []string{"crlf"}},
+	{name: "ISO timestamp in an RFC 3164 header", network: "tcp", payload: "<14>2026-11-24T10:00:00Z web1 app: iso\n",
+		rsyslog: []string{"iso"}},
+	{name: "trailing spaces kept", network: "udp", payload: "<14>app: spaces  ",
+		rsyslog: []string{"spaces  "}},
+	{name: "empty message", network: "udp", payload: "<14>",
+		rsyslog: []string{""}},
+	// 64 KiB limit: rsyslog cuts the line and publishes the rest as a
+	// second record; logviewer cuts it, marks it _truncated and skips the rest.
+	{name: "100 kB line then a normal one", network: "tcp", payload: "<14>" + strings.Repeat("x", 100_000) + "\n<14>after big\n",
+		rsyslog:   []string{strings.Repeat("x", 65532), strings.Repeat("x", 100_000-65532), "after big"},
+		logviewer: []string{strings.Repeat("x", 65532), "after big"}},
+}
+
+func octetFrame(msg string) string { return strconv.Itoa(len(msg)) + " " + msg }
+
+// TestRsyslogVersusIngest sends the same inputs through rsyslog with the
+// drop-in config and through logviewer's own ingest, and checks each gives
+// the records measured (equal unless listed).
+func TestRsyslogVersusIngest(t *testing.T) {
+	r, rs := startRsyslogToRedis(t)
+	sub := subscribeAll(t, r)
+	d := testsupport.StartDaemon(t, "--hostname="+wantHost(t))
+	sse := testsupport.OpenSSE(t, d.HTTPURL+"/sse/*")
+
+	var rsFields, lvFields map[string]any
+	for _, tc := range ingestCases {
+		t.Run(tc.name, func(t *testing.T) {
+			want := tc.logviewer
+			if want == nil {
+				want = tc.rsyslog
+			}
+			sendRaw(t, tc.network, rs.SyslogAddr, tc.payload)
+			for _, w := range tc.rsyslog {
+				p := nextPublished(t, sub)
+				if p.fields["short_message"] != w {
+					t.Errorf("rsyslog: short_message %q, want %q", p.fields["short_message"], w)
+				}
+				rsFields = p.fields
+			}
+			sendRaw(t, tc.network, d.SyslogAddr, tc.payload)
+			for _, w := range want {
+				f := sse.NextRecord(t, recordTimeout).Fields(t)
+				if f["short_message"] != w {
+					t.Errorf("logviewer: short_message %q, want %q", f["short_message"], w)
+				}
+				lvFields = f
+			}
+		})
+	}
+	// Both name the sender and this host alike; rsyslog has only the
+	// template's fields.
+	for _, k := range []string{"_app_name", "host", "_group"} {
+		if rsFields[k] != lvFields[k] {
+			t.Errorf("%s: rsyslog %v, logviewer %v", k, rsFields[k], lvFields[k])
+		}
+	}
+	for _, k := range []string{"version", "level", "_facility", "_app"} {
+		if _, ok := lvFields[k]; !ok {
+			t.Errorf("logviewer record lacks %s: %v", k, lvFields)
+		}
+		if _, ok := rsFields[k]; ok {
+			t.Errorf("rsyslog record has %s: %v", k, rsFields)
+		}
+	}
+}
