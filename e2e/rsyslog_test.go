@@ -438,3 +438,72 @@ func TestRsyslogVersusIngest(t *testing.T) {
 		}
 	}
 }
+
+// TestRsyslogResumeAcrossStreamNodes: rsyslog's records carry event IDs, so
+// a client that read some on one stream node resumes on another with its
+// last ID and gets every later record once; tail=N backfills them too.
+func TestRsyslogResumeAcrossStreamNodes(t *testing.T) {
+	r, rs := startRsyslogToRedis(t)
+	n1 := testsupport.StartDaemon(t, "--role", "stream", "--redis", r.URL())
+	n2 := testsupport.StartDaemon(t, "--role", "stream", "--redis", r.URL())
+
+	first := testsupport.OpenSSE(t, n1.HTTPURL+"/sse/*")
+	// The node subscribes in the background: probe until a record comes.
+	testsupport.Eventually(t, recordTimeout, func() bool {
+		sendRaw(t, "udp", rs.SyslogAddr, "<14>app: probe")
+		select {
+		case ev := <-first.Events:
+			return ev.Event == ""
+		case <-time.After(300 * time.Millisecond):
+			return false
+		}
+	}, "no record from rsyslog on stream node 1")
+	sendRaw(t, "tcp", rs.SyslogAddr, "<14>app: r1\n<14>app: r2\n<14>app: r3\n")
+	var lastID string
+	for _, want := range []string{"r1", "r2", "r3"} {
+		ev := first.NextRecord(t, recordTimeout)
+		for ev.Fields(t)["short_message"] == "probe" {
+			ev = first.NextRecord(t, recordTimeout)
+		}
+		f := ev.Fields(t)
+		if f["short_message"] != want || ev.ID == "" || f["_event_id"] != ev.ID {
+			t.Fatalf("node 1: got %q id %q (_event_id %v), want %q with an ID", f["short_message"], ev.ID, f["_event_id"], want)
+		}
+		lastID = ev.ID
+	}
+	first.Close()
+
+	sendRaw(t, "tcp", rs.SyslogAddr, "<14>app: r4\n<14>app: r5\n<14>app: r6\n")
+	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	defer c.Close()
+	testsupport.Eventually(t, recordTimeout, func() bool {
+		n, _ := c.XLen(context.Background(), "logviewer:stream:localhost").Result()
+		es, _ := c.XRevRangeN(context.Background(), "logviewer:stream:localhost", "+", "-", 1).Result()
+		return n > 0 && len(es) == 1 && strings.Contains(es[0].Values["d"].(string), `"r6"`)
+	}, "r6 not in the stream")
+
+	resumed := testsupport.OpenSSE(t, n2.HTTPURL+"/sse/*", "Last-Event-ID: "+lastID)
+	for _, want := range []string{"r4", "r5", "r6"} {
+		ev := resumed.Next(t, recordTimeout)
+		if ev.Event != "" {
+			t.Fatalf("node 2: %q notice on resume from %s: %s", ev.Event, lastID, ev.Data)
+		}
+		if got := ev.Fields(t)["short_message"]; got != want {
+			t.Fatalf("node 2 after resume: got %q, want %q", got, want)
+		}
+	}
+	select {
+	case ev, ok := <-resumed.Events:
+		if ok {
+			t.Fatalf("node 2: unexpected event after r6: %+v", ev)
+		}
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	tail := testsupport.OpenSSE(t, n2.HTTPURL+"/sse/localhost?tail=2")
+	for _, want := range []string{"r5", "r6"} {
+		if got := tail.NextRecord(t, recordTimeout).Fields(t)["short_message"]; got != want {
+			t.Fatalf("tail=2: got %q, want %q", got, want)
+		}
+	}
+}
