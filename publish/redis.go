@@ -183,7 +183,15 @@ func (r *Redis) Publish(_ context.Context, channel string, gelf []byte) error {
 	if !isJSONObject(gelf) {
 		return fmt.Errorf("publish to %q: record is not a JSON object", channel)
 	}
-	dropped, wake := r.buf.push(channel, trimLeftSpace(gelf))
+	if channel == "" {
+		// PSUBSCRIBE "*" does not match "": no stream node would see it.
+		return errors.New("publish: empty channel name")
+	}
+	gelf = trimLeftSpace(gelf)
+	if isEmptyObjectBody(gelf[1:]) {
+		gelf = []byte("{}") // the publish script tests for exactly this
+	}
+	dropped, wake := r.buf.push(channel, gelf)
 	r.published.Inc()
 	if dropped > 0 {
 		r.writer.countDropped(dropped)

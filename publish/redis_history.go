@@ -18,9 +18,14 @@ type historyEntry struct {
 }
 
 // record builds the Record of e, with "_event_id" and "_channel" first.
+// Entries hold the GELF as published, with "_event_id" in it.
 func (e *historyEntry) record() Record {
-	gelf, _ := e.msg.Values["d"].(string)
-	b := []byte(gelf)
+	d, _ := e.msg.Values["d"].(string)
+	if id, rest, ok := splitEventID(d); ok && id == e.msg.ID {
+		js, _ := publishedJSON(e.channel, e.msg.ID, rest)
+		return Record{Channel: e.channel, ID: e.msg.ID, JSON: js}
+	}
+	b := []byte(d)
 	return Record{
 		Channel: e.channel,
 		ID:      e.msg.ID,

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -237,10 +238,18 @@ func (rd *redisReader) handle(pubChannel, payload string) {
 			rd.lastAny = sid
 		}
 	}
-	js := make([]byte, 0, len(payload)+len(channel)+len(`,"_channel":""`))
+	js, idStr := publishedJSON(channel, id, rest)
+	rd.r.stats.add(channel, time.Now())
+	rd.r.fan.deliver(Record{Channel: channel, ID: idStr, JSON: js})
+}
+
+// publishedJSON builds the record JSON of a payload our ingest published,
+// {"_event_id":"<id>",<rest>, with "_channel" added after the ID; it returns
+// the ID as a string of its own (not pinning the payload in memory).
+func publishedJSON(channel, id, rest string) ([]byte, string) {
+	js := make([]byte, 0, len(rest)+len(id)+len(channel)+len(`{"_event_id":"","_channel":"",`))
 	js = append(js, `{"_event_id":"`...)
-	js = appendJSONString(js, id)
-	idEnd := len(js)
+	js = append(js, id...)
 	js = append(js, `","_channel":"`...)
 	js = appendJSONString(js, channel)
 	js = append(js, '"')
@@ -250,8 +259,7 @@ func (rd *redisReader) handle(pubChannel, payload string) {
 		js = append(js, ',')
 		js = append(js, rest...)
 	}
-	rd.r.stats.add(channel, time.Now())
-	rd.r.fan.deliver(Record{Channel: channel, ID: string(js[len(`{"_event_id":"`):idEnd]), JSON: js})
+	return js, strings.Clone(id)
 }
 
 // splitEventID splits a payload published by our ingest,

@@ -15,15 +15,15 @@ import (
 
 // Writer pacing.
 const (
-	defaultBatchSize = 512                    // records per pipeline at most
-	defaultLinger    = time.Millisecond       // a partial batch waits at most this long
-	backoffMin       = 50 * time.Millisecond  // first retry delay after a Redis error
-	backoffMax       = 2 * time.Second        // retry delay cap
-	idlePing         = time.Second            // health probe when nothing is published
-	drainTimeout     = 3 * time.Second        // Close delivers what is queued within this
-	logEvery         = time.Second            // hot-path warnings at most this often
-	sendTimeout      = 5 * time.Second        // one pipeline round trip at most
-	reloadAttempts   = 2                      // NOSCRIPT reloads per batch before backing off
+	defaultBatchSize = 512                   // records per pipeline at most
+	defaultLinger    = time.Millisecond      // a partial batch waits at most this long
+	backoffMin       = 50 * time.Millisecond // first retry delay after a Redis error
+	backoffMax       = 2 * time.Second       // retry delay cap
+	idlePing         = time.Second           // health probe when nothing is published
+	drainTimeout     = 3 * time.Second       // Close delivers what is queued within this
+	logEvery         = time.Second           // hot-path warnings at most this often
+	sendTimeout      = 5 * time.Second       // one pipeline round trip at most
+	reloadAttempts   = 2                     // NOSCRIPT reloads per batch before backing off
 )
 
 // redisWriter sends the records queued by Publish to Redis in batches, one
@@ -115,6 +115,7 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 				continue
 			}
 		}
+		w.dropLog.add(0, w.logDropped) // drops not logged yet
 		err := w.send(ctx, b)
 		for i := 0; errors.Is(err, errReload) && i < reloadAttempts; i++ {
 			err = w.send(ctx, b)
@@ -168,10 +169,12 @@ func (w *redisWriter) probe(ctx context.Context) {
 // once a second.
 func (w *redisWriter) countDropped(n int) {
 	w.dropped.Add(float64(n))
-	w.dropLog.add(uint64(n), func(total uint64) {
-		w.log.Warn("redis bus buffer full; dropped oldest records",
-			slog.Uint64("dropped", total), slog.Int("buffer_bytes", w.buf.limit))
-	})
+	w.dropLog.add(uint64(n), w.logDropped)
+}
+
+func (w *redisWriter) logDropped(total uint64) {
+	w.log.Warn("redis bus buffer full; dropped oldest records",
+		slog.Uint64("dropped", total), slog.Int("buffer_bytes", w.buf.limit))
 }
 
 // send delivers the records of b in one EVALSHA of publishScript: the
@@ -194,7 +197,7 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	w.args[2] = len(w.keys1) - 2
 	for i := b.head; i < len(b.recs); i++ {
 		r := &b.recs[i]
-		w.args = append(w.args, w.channelNo[r.channel], b.data[r.start:r.end])
+		w.args = append(w.args, w.channelNo[r.channel], b.data[r.start+1:r.end]) // after the '{'
 	}
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
@@ -203,7 +206,7 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	switch {
 	case err == nil:
 		if skipped > 0 {
-			w.countDropped(skipped)
+			w.dropped.Add(float64(skipped))
 			w.errLog.do(func(uint64) {
 				w.log.Error("redis refused records (a key of another type?); dropped them",
 					slog.Int("records", skipped))
@@ -218,7 +221,7 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	case isPermanent(err):
 		// Retrying would block every later record.
 		n := len(b.recs) - b.head
-		w.countDropped(n)
+		w.dropped.Add(float64(n))
 		w.errLog.do(func(uint64) {
 			w.log.Error("redis refused a batch; dropped it", slog.Int("records", n), slog.String("error", err.Error()))
 		})
@@ -273,7 +276,7 @@ func (r *rateLimited) add(n uint64, f func(total uint64)) {
 	r.mu.Lock()
 	r.pending += n
 	now := time.Now()
-	if now.Sub(r.last) < logEvery {
+	if r.pending == 0 || now.Sub(r.last) < logEvery {
 		r.mu.Unlock()
 		return
 	}
