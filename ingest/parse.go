@@ -2,12 +2,7 @@ package ingest
 
 import (
 	"bytes"
-	"slices"
 	"time"
-
-	syslog "github.com/leodido/go-syslog/v4"
-	"github.com/leodido/go-syslog/v4/rfc3164"
-	"github.com/leodido/go-syslog/v4/rfc5424"
 
 	"github.com/logviewer/logviewer/transform"
 )
@@ -29,16 +24,6 @@ const (
 // utf8BOM may start the MSG of RFC 5424 (and of older Python senders).
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
-// rfc3164Options configure the RFC 3164 machine. No year is given: the
-// Stamp is parsed in year 0 and placed in the current year by parse3164, so
-// that the clock can be injected in tests. The options hold no state.
-var rfc3164Options = []syslog.MachineOption{
-	rfc3164.WithBestEffort(),      // a timestamp is enough; the rest is re-read here
-	rfc3164.WithRFC3339(),         // "<PRI>2026-11-24T12:00:00Z host tag: msg"
-	rfc3164.WithSecondFractions(), // "Nov 24 12:00:00.123"
-	rfc3164.WithEmbeddedNewlines(),
-}
-
 // Parse fills m from one syslog frame: RFC 5424, else RFC 3164, else the
 // header-less <PRI>text form, else raw text as user.notice. It never fails.
 // It sets every field but Received, Peer, Transport and Truncated.
@@ -52,6 +37,18 @@ func Parse(frame []byte, m *transform.Message) {
 
 // parse is Parse with the clock that dates RFC 3164 timestamps injected.
 func parse(frame []byte, m *transform.Message, now func() time.Time) {
+	parser{now: now}.parse(frame, m)
+}
+
+// parser holds what one parse depends on besides the frame.
+type parser struct {
+	now func() time.Time // dates RFC 3164 timestamps, which have no year
+	// libraryOnly turns off the hand-written fast paths, so that tests can
+	// check them against the go-syslog machines they stand in for.
+	libraryOnly bool
+}
+
+func (p parser) parse(frame []byte, m *transform.Message) {
 	m.Timestamp = time.Time{}
 	m.Hostname, m.AppName, m.ProcID, m.MsgID = "", "", "", ""
 	m.StructuredData = m.StructuredData[:0]
@@ -68,14 +65,14 @@ func parse(frame []byte, m *transform.Message, now func() time.Time) {
 	rest := frame[n:]
 	// Cheap checks first, so that the common header-less lines never pay
 	// for a failed run of the RFC 5424 or RFC 3164 machine.
-	if len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' && parse5424(frame, m) {
+	if len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' && p.parse5424(frame, n, m) {
 		return
 	}
-	if looks3164(rest) && parse3164(frame, n, m, now) {
+	if looks3164(rest) && p.parse3164(frame, n, m) {
 		return
 	}
 	m.Format = transform.FormatHeaderless
-	parseTagged(rest, m)
+	setHeader(frame, span{}, n, m)
 }
 
 // parsePRI reads "<PRI>" at the start of frame: one to three digits without
@@ -102,195 +99,36 @@ func parsePRI(frame []byte) (pri uint8, n int, ok bool) {
 	return uint8(v), i + 1, true
 }
 
-// parse5424 parses frame as RFC 5424 and reports whether it was one. Any
-// error of the machine makes the frame header-less instead, which keeps all
-// of its text.
-func parse5424(frame []byte, m *transform.Message) bool {
-	res, err := rfc5424.NewMachine().Parse(frame)
-	if err != nil || res == nil {
-		return false
-	}
-	x, ok := res.(*rfc5424.SyslogMessage)
-	if !ok || x.Version != 1 {
-		return false
-	}
-	m.Format = transform.FormatRFC5424
-	if x.Timestamp != nil {
-		m.Timestamp = *x.Timestamp
-	}
-	m.Hostname = deref(x.Hostname)
-	m.AppName = deref(x.Appname)
-	m.ProcID = deref(x.ProcID)
-	m.MsgID = deref(x.MsgID)
-	if x.StructuredData != nil {
-		m.StructuredData = appendSD(m.StructuredData, *x.StructuredData)
-	}
-	m.Text = trimBOM(tailOf(frame, deref(x.Message)))
-	return true
-}
-
-// appendSD appends the structured data the machine returns as maps, with
-// element IDs and parameter names sorted so the output is deterministic, and
-// reuses the capacity left in sd by earlier messages.
-func appendSD(sd []transform.SDElement, data map[string]map[string]string) []transform.SDElement {
-	ids := make([]string, 0, 8)
-	for id := range data {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	names := make([]string, 0, 8)
-	for _, id := range ids {
-		var el *transform.SDElement
-		if len(sd) < cap(sd) {
-			sd = sd[:len(sd)+1]
-			el = &sd[len(sd)-1]
-			el.Params = el.Params[:0]
-		} else {
-			sd = append(sd, transform.SDElement{})
-			el = &sd[len(sd)-1]
-		}
-		el.ID = id
-		params := data[id]
-		names = names[:0]
-		for name := range params {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		for _, name := range names {
-			el.Params = append(el.Params, transform.SDParam{Name: name, Value: params[name]})
-		}
-	}
-	return sd
-}
-
-// looks3164 reports whether rest (what follows the PRI) starts like an RFC
-// 3164 timestamp: a month name and a space ("Nov 24 12:00:00") or a year and
-// a dash (RFC 3339).
-func looks3164(rest []byte) bool {
-	if len(rest) < 5 {
-		return false
-	}
-	if rest[3] == ' ' && monthIndex(rest[:3]) >= 0 {
-		return true
-	}
-	return isDigit(rest[0]) && isDigit(rest[1]) && isDigit(rest[2]) && isDigit(rest[3]) && rest[4] == '-'
-}
-
-const monthNames = "JanFebMarAprMayJunJulAugSepOctNovDec"
-
-func monthIndex(b []byte) int {
-	for i := 0; i < len(monthNames); i += 3 {
-		if string(b) == monthNames[i:i+3] {
-			return i / 3
-		}
-	}
-	return -1
-}
-
-func isDigit(c byte) bool { return '0' <= c && c <= '9' }
-
-// parse3164 parses frame (PRI of length n) as RFC 3164 and reports whether
-// it was one, which takes a timestamp the machine accepts. The machine
-// decides the timestamp and whether a HOSTNAME follows it; the tag and the
-// message are read here, the same way as for header-less messages, because
-// the machine's MSG drops text in some cases (a message of control
-// characters, "tag:" with no space after it).
-func parse3164(frame []byte, n int, m *transform.Message, now func() time.Time) bool {
-	end := stampEnd(frame[n:])
-	if end < 0 {
-		return false
-	}
-	res, _ := rfc3164.NewMachine(rfc3164Options...).Parse(frame)
-	x, ok := res.(*rfc3164.SyslogMessage)
-	if !ok || x == nil || x.Timestamp == nil {
-		return false
-	}
-	m.Format = transform.FormatRFC3164
-	ts := *x.Timestamp
-	if isDigit(frame[n]) {
-		m.Timestamp = ts // RFC 3339: it has its year and zone
-	} else {
-		m.Timestamp = time.Date(now().UTC().Year(), ts.Month(), ts.Day(),
-			ts.Hour(), ts.Minute(), ts.Second(), ts.Nanosecond(), time.UTC)
-	}
-	rest := frame[n+end:]
-	if len(rest) > 0 {
-		rest = rest[1:] // the space after the timestamp
-	}
-	if x.Hostname != nil {
-		if h := *x.Hostname; bytes.HasPrefix(rest, []byte(h)) && (len(rest) == len(h) || rest[len(h)] == ' ') {
-			m.Hostname = h
-			rest = rest[min(len(h)+1, len(rest)):]
-		}
-	}
-	parseTagged(rest, m)
-	// The machine has already copied the tag into strings: reuse them.
-	if x.Appname != nil && *x.Appname == m.AppName {
-		m.AppName = *x.Appname
-	}
-	if x.ProcID != nil && *x.ProcID == m.ProcID {
-		m.ProcID = *x.ProcID
-	}
-	return true
-}
-
-// stampEnd returns the length of the timestamp that starts rest, or -1 when
-// rest does not start with one: "Mmm dd hh:mm:ss[.frac]" (the day maybe
-// space-padded) or an RFC 3339 token. Only the shape is checked here; the
-// machine checks the values.
-func stampEnd(rest []byte) int {
-	if isDigit(rest[0]) {
-		if i := bytes.IndexByte(rest, ' '); i >= 0 {
-			return i
-		}
-		return len(rest)
-	}
-	i := 3
-	for i < len(rest) && i < 5 && rest[i] == ' ' {
-		i++
-	}
-	d := i
-	for i < len(rest) && i-d < 2 && isDigit(rest[i]) {
-		i++
-	}
-	if i == d || i+9 > len(rest) || rest[i] != ' ' {
-		return -1
-	}
-	t := rest[i+1:]
-	if !isDigit(t[0]) || !isDigit(t[1]) || t[2] != ':' || !isDigit(t[3]) || !isDigit(t[4]) ||
-		t[5] != ':' || !isDigit(t[6]) || !isDigit(t[7]) {
-		return -1
-	}
-	i += 9
-	if i < len(rest) && rest[i] == '.' {
-		i++
-		f := i
-		for i < len(rest) && isDigit(rest[i]) {
-			i++
-		}
-		if i == f {
-			return -1
-		}
-	}
-	if i < len(rest) && rest[i] != ' ' {
-		return -1
-	}
-	return i
-}
-
-// parseTagged reads "tag: text" or "tag[pid]: text" into AppName, ProcID
-// and Text; anything else is text as it is. A UTF-8 BOM before the tag or
-// the text is dropped.
-func parseTagged(s []byte, m *transform.Message) {
-	s = trimBOM(s)
+// setHeader reads "tag: text" or "tag[pid]: text" at frame[from:] into
+// AppName, ProcID and Text; anything else is text as it is. host, when not
+// empty, is the span of the HOSTNAME. A UTF-8 BOM before the tag or the
+// text is dropped. The header strings share one allocation.
+func setHeader(frame []byte, host span, from int, m *transform.Message) {
+	s := trimBOM(frame[from:])
+	from = len(frame) - len(s)
 	tag, pid, text, ok := splitTag(s)
+	hasHost := host.end > host.start
 	if !ok {
+		if hasHost {
+			m.Hostname = string(frame[host.start:host.end])
+		}
 		m.Text = s
 		return
 	}
-	m.AppName = string(tag)
+	start, end := from, from+len(tag)
+	if hasHost {
+		start = host.start
+	}
 	if len(pid) > 0 {
-		m.ProcID = string(pid)
+		end += 1 + len(pid)
+	}
+	hdr := string(frame[start:end])
+	if hasHost {
+		m.Hostname = hdr[:host.end-start]
+	}
+	m.AppName = hdr[from-start : from-start+len(tag)]
+	if len(pid) > 0 {
+		m.ProcID = hdr[from-start+len(tag)+1:]
 	}
 	m.Text = trimBOM(text)
 }
@@ -358,15 +196,6 @@ func trimBOM(b []byte) []byte {
 		return b[len(utf8BOM):]
 	}
 	return b
-}
-
-// tailOf returns the end of frame holding msg, which the RFC 5424 machine
-// copies out of it, so that the text aliases the frame.
-func tailOf(frame []byte, msg string) []byte {
-	if len(msg) <= len(frame) && string(frame[len(frame)-len(msg):]) == msg {
-		return frame[len(frame)-len(msg):]
-	}
-	return []byte(msg)
 }
 
 func deref(s *string) string {

@@ -53,11 +53,21 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 
+		// The fast paths agree with the go-syslog machines.
+		var lib transform.Message
+		parser{now: testNow, libraryOnly: true}.parse(frame, &lib)
+		got, want := gotParsed(&m), gotParsed(&lib)
+		normalizeSD(got.sd)
+		normalizeSD(want.sd)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("fast paths and library differ on %q:\n fast %+v\n  lib %+v", frame, got, want)
+		}
+
 		// A reused Message gives the same result as a fresh one.
 		var reused transform.Message
 		parse([]byte(`<14>1 2026-11-24T12:00:00Z h a 1 id [x@1 a="1"][y@1 b="2"] before`), &reused, testNow)
 		parse(frame, &reused, testNow)
-		got, want := gotParsed(&reused), gotParsed(&m)
+		got, want = gotParsed(&reused), gotParsed(&m)
 		normalizeSD(got.sd)
 		normalizeSD(want.sd)
 		if !reflect.DeepEqual(got, want) {

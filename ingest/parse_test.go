@@ -188,14 +188,17 @@ func TestParse(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			var m transform.Message
-			parse([]byte(tc.in), &m, testNow)
-			got := gotParsed(&m)
-			if len(tc.want.sd) > 0 {
-				normalizeSD(got.sd)
-			}
-			if !reflect.DeepEqual(got, tc.want) {
-				t.Errorf("parse(%q)\n got %+v\nwant %+v", tc.in, got, tc.want)
+			// Both with the fast paths and with the go-syslog machines only.
+			for _, p := range []parser{{now: testNow}, {now: testNow, libraryOnly: true}} {
+				var m transform.Message
+				p.parse([]byte(tc.in), &m)
+				got := gotParsed(&m)
+				if len(tc.want.sd) > 0 {
+					normalizeSD(got.sd)
+				}
+				if !reflect.DeepEqual(got, tc.want) {
+					t.Errorf("libraryOnly=%v: parse(%q)\n got %+v\nwant %+v", p.libraryOnly, tc.in, got, tc.want)
+				}
 			}
 		})
 	}

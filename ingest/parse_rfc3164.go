@@ -1,0 +1,221 @@
+package ingest
+
+import (
+	"bytes"
+	"time"
+
+	syslog "github.com/leodido/go-syslog/v4"
+	"github.com/leodido/go-syslog/v4/rfc3164"
+
+	"github.com/logviewer/logviewer/transform"
+)
+
+// rfc3164Options configure the RFC 3164 machine. No year is given: a Stamp
+// is parsed in year 0 (a leap year, so Feb 29 passes) and put in the
+// current year by parse3164, whose clock tests can set. The options hold no
+// state.
+var rfc3164Options = []syslog.MachineOption{
+	rfc3164.WithBestEffort(),      // a timestamp is enough; the rest is read here
+	rfc3164.WithRFC3339(),         // "<PRI>2026-11-24T12:00:00Z host tag: msg"
+	rfc3164.WithSecondFractions(), // "Nov 24 12:00:00.123"
+	rfc3164.WithEmbeddedNewlines(),
+}
+
+// looks3164 reports whether rest (what follows the PRI) starts like an RFC
+// 3164 timestamp: a month name and a space ("Nov 24 12:00:00") or a year and
+// a dash (RFC 3339).
+func looks3164(rest []byte) bool {
+	if len(rest) < 5 {
+		return false
+	}
+	if rest[3] == ' ' && monthIndex(rest[:3]) >= 0 {
+		return true
+	}
+	return isDigit(rest[0]) && isDigit(rest[1]) && isDigit(rest[2]) && isDigit(rest[3]) && rest[4] == '-'
+}
+
+// monthIndex returns 0 for "Jan" ... 11 for "Dec", else -1.
+func monthIndex(b []byte) int {
+	if len(b) != 3 {
+		return -1
+	}
+	switch string(b) {
+	case "Jan":
+		return 0
+	case "Feb":
+		return 1
+	case "Mar":
+		return 2
+	case "Apr":
+		return 3
+	case "May":
+		return 4
+	case "Jun":
+		return 5
+	case "Jul":
+		return 6
+	case "Aug":
+		return 7
+	case "Sep":
+		return 8
+	case "Oct":
+		return 9
+	case "Nov":
+		return 10
+	case "Dec":
+		return 11
+	}
+	return -1
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
+
+// parse3164 parses frame (PRI of length n) as RFC 3164 and reports whether
+// it was one, which takes a timestamp the go-syslog machine accepts, then a
+// space. The machine is the authority on timestamps; a hand-written parser
+// takes the strict common forms first and leaves the rest to it (tests
+// check that both agree). What follows the timestamp is read here: a
+// HOSTNAME when the first word has no ':' and a space follows it (as the
+// machine's grammar has it), then the tag and the message the same way as
+// for header-less messages, because the machine's MSG drops text in some
+// cases (a message of control characters, "tag:" with no space after it).
+func (p parser) parse3164(frame []byte, n int, m *transform.Message) bool {
+	rest := frame[n:]
+	var ts time.Time
+	var end int
+	ok := false
+	if !p.libraryOnly {
+		ts, end, ok = fastStamp(rest)
+	}
+	if !ok {
+		if ts, end, ok = libraryStamp(frame, n); !ok {
+			return false
+		}
+	}
+	if !isDigit(rest[0]) { // a Stamp, in year 0: put it in the current year
+		ts = time.Date(p.now().UTC().Year(), ts.Month(), ts.Day(),
+			ts.Hour(), ts.Minute(), ts.Second(), ts.Nanosecond(), time.UTC)
+	}
+	m.Format = transform.FormatRFC3164
+	m.Timestamp = ts
+
+	i := n + end
+	for i < len(frame) && frame[i] == ' ' {
+		i++
+	}
+	var host span
+	h := i
+	for h < len(frame) && h-i <= maxHostnameLen && isGraph(frame[h]) && frame[h] != ':' {
+		h++
+	}
+	if h > i && h-i <= maxHostnameLen && h < len(frame) && frame[h] == ' ' {
+		host = span{i, h}
+		for i = h; i < len(frame) && frame[i] == ' '; i++ {
+		}
+	}
+	setHeader(frame, host, i, m)
+	return true
+}
+
+// fastStamp reads the timestamp at the start of rest as the machine would,
+// and where it ends, when it is in one of the strict common forms followed
+// by a space: "Mmm dd hh:mm:ss[.ffffff]" (day space-padded) or RFC 3339.
+// A Stamp comes back in year 0, UTC, as the machine gives it.
+func fastStamp(rest []byte) (t time.Time, end int, ok bool) {
+	if isDigit(rest[0]) {
+		t, end, ok = parseRFC3339(rest, 0)
+	} else {
+		t, end, ok = parseStamp(rest)
+	}
+	if !ok || end >= len(rest) || rest[end] != ' ' {
+		return time.Time{}, 0, false
+	}
+	return t, end, true
+}
+
+// parseStamp reads "Mmm dd hh:mm:ss[.ffffff]" with a day of " 1".." 9" or
+// "10".."31" that exists in the month of a leap year.
+func parseStamp(b []byte) (time.Time, int, bool) {
+	if len(b) < 15 || b[3] != ' ' || b[6] != ' ' {
+		return time.Time{}, 0, false
+	}
+	mo := monthIndex(b[:3])
+	var d int
+	switch {
+	case b[4] == ' ' && '1' <= b[5] && b[5] <= '9':
+		d = int(b[5] - '0')
+	case '1' <= b[4] && b[4] <= '3' && isDigit(b[5]):
+		d = int(b[4]-'0')*10 + int(b[5]-'0')
+	default:
+		return time.Time{}, 0, false
+	}
+	if mo < 0 || d > daysIn[mo] {
+		return time.Time{}, 0, false
+	}
+	h, mi, s, ns, end, ok := parseClock(b, 7)
+	if !ok {
+		return time.Time{}, 0, false
+	}
+	return time.Date(0, time.Month(mo+1), d, h, mi, s, ns, time.UTC), end, true
+}
+
+// libraryStamp runs the go-syslog RFC 3164 machine on frame and returns
+// the timestamp it found after the PRI (of length n) and where it ends.
+func libraryStamp(frame []byte, n int) (time.Time, int, bool) {
+	end := stampEnd(frame[n:])
+	if end < 0 {
+		return time.Time{}, 0, false
+	}
+	res, _ := rfc3164.NewMachine(rfc3164Options...).Parse(frame)
+	x, ok := res.(*rfc3164.SyslogMessage)
+	if !ok || x == nil || x.Timestamp == nil {
+		return time.Time{}, 0, false
+	}
+	return *x.Timestamp, end, true
+}
+
+// stampEnd returns the length of the timestamp that starts rest, or -1
+// when rest does not start with one followed by a space: "Mmm dd
+// hh:mm:ss[.frac]" (the day maybe space-padded) or an RFC 3339 token. Only
+// the shape is checked; the machine checks the values.
+func stampEnd(rest []byte) int {
+	var i int
+	if isDigit(rest[0]) {
+		i = bytes.IndexByte(rest, ' ')
+		if i < 0 {
+			return -1
+		}
+		return i
+	}
+	i = 3
+	for i < len(rest) && i < 5 && rest[i] == ' ' {
+		i++
+	}
+	d := i
+	for i < len(rest) && i-d < 2 && isDigit(rest[i]) {
+		i++
+	}
+	if i == d || i+9 > len(rest) || rest[i] != ' ' {
+		return -1
+	}
+	t := rest[i+1:]
+	if !isDigit(t[0]) || !isDigit(t[1]) || t[2] != ':' || !isDigit(t[3]) || !isDigit(t[4]) ||
+		t[5] != ':' || !isDigit(t[6]) || !isDigit(t[7]) {
+		return -1
+	}
+	i += 9
+	if i < len(rest) && rest[i] == '.' {
+		i++
+		f := i
+		for i < len(rest) && isDigit(rest[i]) {
+			i++
+		}
+		if i == f {
+			return -1
+		}
+	}
+	if i >= len(rest) || rest[i] != ' ' {
+		return -1
+	}
+	return i
+}
