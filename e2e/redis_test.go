@@ -1,0 +1,304 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/logviewer/logviewer/internal/testsupport"
+)
+
+// redisStreamNode starts a logviewer --role stream on srv and waits until
+// its pub/sub subscription is in place (healthz ok).
+func redisStreamNode(t *testing.T, srv *testsupport.Redis, args ...string) *testsupport.Daemon {
+	t.Helper()
+	d := testsupport.StartDaemon(t, append([]string{"--role=stream", "--redis=" + srv.URL()}, args...)...)
+	redisWaitHealth(t, d, "ok")
+	return d
+}
+
+// redisIngestNode starts a logviewer --role ingest on srv.
+func redisIngestNode(t *testing.T, srv *testsupport.Redis, args ...string) *testsupport.Daemon {
+	t.Helper()
+	d := testsupport.StartDaemon(t, append([]string{"--role=ingest", "--redis=" + srv.URL(), "--dns=false",
+		"--hostname=lv-test", "--group=grp"}, args...)...)
+	redisWaitHealth(t, d, "ok")
+	return d
+}
+
+// health reads the daemon's /healthz status ("" when it does not answer).
+func redisHealth(d *testsupport.Daemon) string {
+	c := &http.Client{Timeout: time.Second}
+	resp, err := c.Get(d.HTTPURL + "/healthz")
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	var h struct{ Status string }
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&h) != nil {
+		return ""
+	}
+	return h.Status
+}
+
+func redisWaitHealth(t *testing.T, d *testsupport.Daemon, want string) {
+	t.Helper()
+	testsupport.Eventually(t, 20*time.Second, func() bool { return redisHealth(d) == want },
+		"healthz of %s not %q", d.HTTPURL, want)
+}
+
+// redisWSClient reads text frames from a /ws/ URL in the background.
+type redisWSClient struct {
+	frames chan []byte
+}
+
+func redisOpenWS(t *testing.T, url string) *redisWSClient {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	dialCtx, dialCancel := context.WithTimeout(ctx, 10*time.Second)
+	defer dialCancel()
+	conn, _, err := websocket.Dial(dialCtx, url, nil)
+	if err != nil {
+		t.Fatalf("websocket dial %s: %v", url, err)
+	}
+	conn.SetReadLimit(1 << 20)
+	c := &redisWSClient{frames: make(chan []byte, 1<<14)}
+	go func() {
+		defer close(c.frames)
+		defer conn.CloseNow()
+		for {
+			_, data, err := conn.Read(ctx)
+			if err != nil {
+				return
+			}
+			c.frames <- data
+		}
+	}()
+	return c
+}
+
+// nextRecord returns the next frame that is a record (not a notice).
+func (c *redisWSClient) nextRecord(t *testing.T, timeout time.Duration) map[string]any {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case data, ok := <-c.frames:
+			if !ok {
+				t.Fatal("websocket closed")
+			}
+			var m map[string]any
+			if err := json.Unmarshal(data, &m); err != nil {
+				t.Fatalf("frame is not JSON: %q", data)
+			}
+			if _, ok := m["_event_id"]; ok {
+				return m
+			}
+		case <-deadline:
+			t.Fatalf("no websocket record within %v", timeout)
+		}
+	}
+}
+
+// TestRedisSplitRoles: lines sent by python3's SysLogHandler to an ingest
+// node arrive over SSE and WebSocket from a stream node, with every field
+// and the same event ID on both.
+func TestRedisSplitRoles(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	stream := redisStreamNode(t, srv)
+	ingest := redisIngestNode(t, srv)
+	sse := testsupport.OpenSSE(t, stream.HTTPURL+"/sse/*")
+	ws := redisOpenWS(t, "ws"+strings.TrimPrefix(stream.HTTPURL, "http")+"/ws/127.0.0.*")
+
+	before := time.Now()
+	testsupport.SendPython(t, ingest.SyslogAddr, "udp", "warning:hello over redis")
+	ev := sse.NextRecord(t, recordTimeout)
+	f := ev.Fields(t)
+	want := map[string]any{"short_message": "hello over redis", "level": 4.0, "_facility": "user",
+		"version": "1.1", "host": "lv-test", "_group": "grp", "_app_name": "127.0.0.1",
+		"_channel": "127.0.0.1", "_event_id": ev.ID}
+	for k, v := range want {
+		if f[k] != v {
+			t.Errorf("sse %s = %#v, want %#v (record %s)", k, f[k], v, ev.Data)
+		}
+	}
+	if ts, ok := f["timestamp"].(float64); !ok || ts < float64(before.Unix())-1 || ts > float64(time.Now().Unix())+1 {
+		t.Errorf("timestamp %v is not the reception time", f["timestamp"])
+	}
+	if !redisIsStreamID(ev.ID) {
+		t.Errorf("event ID %q is not a Redis stream ID", ev.ID)
+	}
+	w := ws.nextRecord(t, recordTimeout)
+	for k, v := range f {
+		if w[k] != v {
+			t.Errorf("ws %s = %#v, sse has %#v", k, w[k], v)
+		}
+	}
+
+	// The stream node lists the channel; the ingest node answers healthz
+	// but serves no subscriptions.
+	var ch struct {
+		Channels []struct{ Name string } `json:"channels"`
+	}
+	testsupport.GetJSON(t, stream.HTTPURL+"/api/channels", &ch)
+	if len(ch.Channels) != 1 || ch.Channels[0].Name != "127.0.0.1" {
+		t.Errorf("stream node channels: %+v", ch.Channels)
+	}
+	ingest.Stop(t)
+	stream.Stop(t)
+}
+
+// redisIsStreamID reports whether id looks like "<ms>-<n>".
+func redisIsStreamID(id string) bool {
+	ms, n, ok := strings.Cut(id, "-")
+	_, err1 := strconv.ParseUint(ms, 10, 64)
+	_, err2 := strconv.ParseUint(n, 10, 64)
+	return ok && err1 == nil && err2 == nil
+}
+
+// TestRedisResumeOnOtherStreamNode: a client reading stream node 1
+// reconnects to stream node 2 with its last event ID and gets every later
+// record once.
+func TestRedisResumeOnOtherStreamNode(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	node1 := redisStreamNode(t, srv)
+	node2 := redisStreamNode(t, srv)
+	ingest := redisIngestNode(t, srv)
+
+	lines := func(from, to int) []string {
+		var out []string
+		for i := from; i < to; i++ {
+			out = append(out, fmt.Sprintf("info:line %d", i))
+		}
+		return out
+	}
+	sse1 := testsupport.OpenSSE(t, node1.HTTPURL+"/sse/*")
+	testsupport.SendPython(t, ingest.SyslogAddr, "tcp", lines(0, 20)...)
+	var last testsupport.SSEEvent
+	for i := 0; i < 10; i++ {
+		last = sse1.NextRecord(t, recordTimeout)
+		if got := last.Fields(t)["short_message"]; got != fmt.Sprintf("line %d", i) {
+			t.Fatalf("node 1 record %d: %v", i, got)
+		}
+	}
+	sse1.Close() // the client's connection to node 1 breaks here
+
+	testsupport.SendPython(t, ingest.SyslogAddr, "tcp", lines(20, 40)...)
+	sse2 := testsupport.OpenSSE(t, node2.HTTPURL+"/sse/*", "Last-Event-ID: "+last.ID)
+	testsupport.SendPython(t, ingest.SyslogAddr, "tcp", lines(40, 50)...)
+	seen := map[string]bool{last.ID: true}
+	for i := 10; i < 50; i++ {
+		ev := sse2.NextRecord(t, recordTimeout)
+		if got := ev.Fields(t)["short_message"]; got != fmt.Sprintf("line %d", i) {
+			t.Fatalf("node 2 after resume: record %q, want line %d", got, i)
+		}
+		if seen[ev.ID] {
+			t.Fatalf("event ID %s twice", ev.ID)
+		}
+		seen[ev.ID] = true
+	}
+	// Nothing more: a marker line comes next, not a repeat.
+	testsupport.SendPython(t, ingest.SyslogAddr, "tcp", "info:marker")
+	if got := sse2.NextRecord(t, recordTimeout).Fields(t)["short_message"]; got != "marker" {
+		t.Errorf("after the resumed records: %q, want the marker", got)
+	}
+}
+
+// TestRedisOutageLosesNothing: Redis stops for 5 seconds while lines flow
+// into the ingest node, then comes back empty. The daemons stay up, report
+// degraded meanwhile, and every line reaches the stream node's client.
+func TestRedisOutageLosesNothing(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	stream := redisStreamNode(t, srv)
+	ingest := redisIngestNode(t, srv)
+	sse := testsupport.OpenSSE(t, stream.HTTPURL+"/sse/*")
+
+	conn, err := net.Dial("tcp", ingest.SyslogAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	var sent atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for n := 0; ; n++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			case <-tick.C:
+			}
+			if _, err := fmt.Fprintf(conn, "<14>app: line %d\n", n); err != nil {
+				done <- err
+				return
+			}
+			sent.Add(1)
+		}
+	}()
+	testsupport.Eventually(t, 10*time.Second, func() bool { return sent.Load() > 100 }, "sender stuck")
+	srv.Stop(t)
+	redisWaitHealth(t, ingest, "degraded")
+	redisWaitHealth(t, stream, "degraded")
+	time.Sleep(5 * time.Second) // the outage; lines keep flowing into the ingest node
+	srv.Start(t)
+	redisWaitHealth(t, ingest, "ok")
+	redisWaitHealth(t, stream, "ok")
+	testsupport.Eventually(t, 10*time.Second, func() bool { return sent.Load() > 4000 }, "sender stuck")
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("sending to the ingest node: %v", err)
+	}
+	total := int(sent.Load())
+
+	var got []int
+	seen := map[int]bool{}
+	deadline := time.Now().Add(30 * time.Second)
+	for len(seen) < total && time.Now().Before(deadline) {
+		ev := sse.Next(t, time.Until(deadline))
+		if ev.Event != "" {
+			continue // a gap notice: Redis came back empty, the stream node says so
+		}
+		msg, _ := ev.Fields(t)["short_message"].(string)
+		n, err := strconv.Atoi(strings.TrimPrefix(msg, "line "))
+		if err != nil {
+			t.Fatalf("unexpected record %s", ev.Data)
+		}
+		got = append(got, n)
+		seen[n] = true
+	}
+	if len(seen) != total {
+		var missing []int
+		for n := 0; n < total; n++ {
+			if !seen[n] {
+				missing = append(missing, n)
+			}
+		}
+		t.Fatalf("%d of %d lines lost: %v", len(missing), total, missing[:min(len(missing), 20)])
+	}
+	if !slices.IsSorted(got) || len(got) != total {
+		t.Errorf("lines out of order or repeated: %d received for %d sent", len(got), total)
+	}
+	for _, d := range []*testsupport.Daemon{ingest, stream} {
+		select {
+		case <-d.Exited():
+			t.Fatalf("daemon %s exited during the outage:\n%s", d.HTTPURL, d.Stderr())
+		default:
+		}
+	}
+	ingest.Stop(t)
+	stream.Stop(t)
+}
