@@ -7,6 +7,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"math"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/browser"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -568,15 +571,36 @@ func TestViewerScreenshot(t *testing.T) {
 		const li = document.querySelector('#channels li[data-channel="' + c + '"]');
 		return li && li.querySelector('polyline').getAttribute('points'); })`, "three channels with sparklines")
 	v.waitFor(t, `rows().length > 20 && log.querySelector('.row.lvl-3, .row.lvl-4')`, "a screenful of mixed levels")
-	png := v.screenshot(t)
-	out := filepath.Join(t.TempDir(), "viewer.png")
+	dir := t.TempDir()
 	if update {
-		out = filepath.Join("..", "docs", "viewer.png")
+		dir = filepath.Join("..", "docs")
 	}
-	if err := os.WriteFile(out, png, 0o644); err != nil {
-		t.Fatalf("write screenshot: %v", err)
+	save := func(name string, png []byte) {
+		out := filepath.Join(dir, name)
+		if err := os.WriteFile(out, png, 0o644); err != nil {
+			t.Fatalf("write screenshot: %v", err)
+		}
+		t.Logf("screenshot: %s", out)
 	}
-	t.Logf("screenshot: %s", out)
+	lightBg := pageEval[string](t, v, `getComputedStyle(document.body).backgroundColor`)
+	save("viewer.png", v.screenshot(t))
+
+	// The dark theme follows the system; show it filtered, a record open.
+	if _, err := chromedp.Call(v.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}}); err != nil {
+		t.Fatalf("emulate dark scheme: %v", err)
+	}
+	if darkBg := pageEval[string](t, v, `getComputedStyle(document.body).backgroundColor`); darkBg == lightBg {
+		t.Errorf("body background %s in both themes", darkBg)
+	}
+	v.do(t, chromedp.SendKeys(chromedp.CSS("#filter"), `/ 5\d\d |failed|deadlock/`))
+	v.waitFor(t, `rows().length > 0 && rows().every((r) => r.querySelector('mark'))`, "filtered to errors")
+	id := pageEval[string](t, v, `rows().filter((r) => inView(r)).sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top).pop().dataset.id`)
+	v.click(t, `#log .row[data-id="`+id+`"] .c-msg`)
+	v.key(t, kb.End) // follow again: the open record is the last, in full
+	v.waitFor(t, `inView(log.querySelector('.row.open')) && pressed('follow')`, "the open record is in full view")
+	pageEval[bool](t, v, `(document.activeElement.blur(), true)`)
+	save("viewer-dark.png", v.screenshot(t))
 }
 
 // screenshot captures the viewport as PNG and checks it is one.
@@ -596,34 +620,39 @@ func (v *viewer) screenshot(t *testing.T) []byte {
 }
 
 // hostTraffic plays a database server (127.0.0.2) and a job runner
-// (127.0.0.3) logging over UDP, in bursts, until ctx ends.
+// (127.0.0.3) logging over UDP in waves, until ctx ends.
 func hostTraffic(ctx context.Context, addr string) {
 	type l struct {
 		sev       int
 		app, text string
 	}
-	type source struct {
-		src   string
-		lines []l
-	}
-	hosts := []source{
+	hosts := []struct {
+		src          string
+		usual, worse []l
+	}{
 		{"127.0.0.2", []l{
 			{6, "postgres", "connection authorized: user=shop database=shop application_name=api"},
 			{6, "postgres", "checkpoint complete: wrote 1432 buffers (8.7%); 0 WAL file(s) added, 1 removed"},
-			{4, "postgres", "duration: 1532.221 ms  statement: SELECT * FROM orders WHERE customer_id = $1 ORDER BY created_at DESC"},
-			{7, "postgres", "autovacuum: processing table \"public.sessions\""},
-			{6, "pgbouncer", "stats: 212 xacts/s, 1840 queries/s, in 402113 B/s, out 1201977 B/s, xact 4122 us, query 611 us"},
-			{3, "postgres", "deadlock detected: process 48121 waits for ShareLock on transaction 9912044"},
+			{7, "postgres", `autovacuum: processing table "public.sessions"`},
+			{6, "pgbouncer", "stats: 212 xacts/s, 1840 queries/s, in 402113 B/s, out 1201977 B/s, xact 4122 us"},
+			{7, "postgres", "disconnection: session time: 0:00:02.117 user=shop database=shop host=10.0.2.14"},
 			{5, "postgres", "database system is ready to accept connections"},
+		}, []l{
+			{4, "postgres", "duration: 1532.221 ms  statement: SELECT * FROM orders WHERE customer_id = $1 ORDER BY created_at DESC"},
+			{3, "postgres", "deadlock detected: process 48121 waits for ShareLock on transaction 9912044"},
+			{4, "pgbouncer", "pool shop/shop: 48 of 50 server connections in use"},
 		}},
 		{"127.0.0.3", []l{
 			{6, "worker", "job send_invoice[8812] succeeded in 0.41s"},
 			{6, "worker", "job resize_image[img-2291.jpg] succeeded in 1.92s"},
-			{3, "worker", "job sync_inventory[sku-4471] failed: upstream returned HTTP 503, retry 2/5 in 30s"},
 			{7, "worker", "prefetch: 4 tasks reserved from queue emails"},
 			{5, "cron", "(root) CMD (/usr/local/bin/backup --incremental /var/lib/shop)"},
 			{6, "backup", "backup finished: 2.1 GiB in 48s, 311 files changed"},
+			{6, "worker", "job send_welcome_email[u-7731] succeeded in 0.08s"},
+		}, []l{
+			{3, "worker", "job sync_inventory[sku-4471] failed: upstream returned HTTP 503, retry 2/5 in 30s"},
 			{2, "worker", "out of memory: worker 3 killed (rss 1.9 GiB > limit 1.5 GiB), restarting"},
+			{4, "worker", "queue webhooks is 1200 jobs behind"},
 		}},
 	}
 	raddr, err := net.ResolveUDPAddr("udp", addr)
@@ -639,7 +668,8 @@ func hostTraffic(ctx context.Context, addr string) {
 		defer c.Close()
 		conns = append(conns, c)
 	}
-	tick := time.NewTicker(150 * time.Millisecond)
+	r := rand.New(rand.NewPCG(4, 2))
+	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for n := 0; ; n++ {
 		select {
@@ -649,17 +679,15 @@ func hostTraffic(ctx context.Context, addr string) {
 		}
 		for i, h := range hosts {
 			// A slow wave per host, so the sparklines have a shape.
-			burst := 1 + (n/(8+5*i))%3
-			if (n+i)%(2+i) != 0 {
+			p := 0.25 + 0.2*math.Sin(float64(n)/(12+7*float64(i))+float64(i))
+			if r.Float64() > p {
 				continue
 			}
-			for b := 0; b < burst; b++ {
-				x := h.lines[(n*7+b*3+i)%len(h.lines)]
-				if x.sev <= 3 && (n+b)%5 != 0 {
-					x = h.lines[0]
-				}
-				_, _ = conns[i].Write([]byte(syslogLine(x.sev, x.app, x.text)))
+			x := h.usual[r.IntN(len(h.usual))]
+			if r.IntN(100) < 7 {
+				x = h.worse[r.IntN(len(h.worse))]
 			}
+			_, _ = conns[i].Write([]byte(syslogLine(x.sev, x.app, x.text)))
 		}
 	}
 }

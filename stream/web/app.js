@@ -148,6 +148,26 @@
     queueRender();
   }
 
+  const droppedText = (n) => nf.format(n) + ' lines dropped: the server skipped them because this page fell behind';
+
+  // pushDropped adds a "lines dropped" notice, or adds to the one just
+  // before when nothing came between, so a struggling page shows one notice
+  // per stretch of losses instead of one per event.
+  function pushDropped(n) {
+    const last = incoming.length ? incoming[incoming.length - 1] : paused ? null : records[records.length - 1];
+    if (last && last.notice === 'dropped' && last.count) {
+      last.count += n;
+      last.text = droppedText(last.count);
+      const s = shown.get(last.n);
+      if (s) s.gen = -1; // redraw it
+      queueRender();
+      return;
+    }
+    const e = notice('dropped', droppedText(n));
+    e.count = n;
+    push(e);
+  }
+
   // ---- filter ----
 
   let matchRe = null; // tests a line, or null when the box is empty
@@ -217,6 +237,7 @@
   let scrollShift = 0; // height removed (+) or added (-) above the viewport
   let scrollTo = null; // keep this entry at the top after the view is rebuilt
   let viewLines = 0; // lines (not notices) in view
+  let recordNotices = 0; // notices among the records
 
   function absorb(batch) {
     // Lines placed above the viewport must not move what the user reads.
@@ -227,6 +248,7 @@
     }
     for (const e of batch) {
       place(records, e);
+      if (e.notice) recordNotices++;
       if (!matches(e)) continue;
       const i = place(view, e);
       if (!e.notice) viewLines++;
@@ -242,6 +264,7 @@
   function trim() {
     const cut = records.length - CAP;
     const first = records[cut];
+    for (let i = 0; i < cut; i++) if (records[i].notice) recordNotices--;
     records = records.slice(cut);
     const k = lowerBound(view, first);
     if (k > 0) {
@@ -477,7 +500,7 @@
   }
 
   function updateStatus() {
-    const parts = [nf.format(records.length) + ' lines', nf.format(viewLines) + ' shown'];
+    const parts = [nf.format(records.length - recordNotices) + ' lines', nf.format(viewLines) + ' shown'];
     if (droppedTotal) parts.push(nf.format(droppedTotal) + ' dropped by the server');
     if (paused) parts.push(nf.format(pending.length) + ' waiting');
     ui.stats.textContent = parts.join(' \u00b7 ');
@@ -519,6 +542,7 @@
     records = [];
     view = [];
     viewLines = 0;
+    recordNotices = 0;
     incoming = [];
     pending = [];
     pendingLost = 0;
@@ -632,7 +656,7 @@
         return;
       }
       droppedTotal += n;
-      push(notice('dropped', nf.format(n) + ' lines dropped: the server skipped them because this page fell behind'));
+      pushDropped(n);
     });
     es.addEventListener('gap', () => {
       if (!mine()) return;
@@ -798,7 +822,7 @@
       }
     }
     feed(allRow, rate, count, last);
-    allRow.meta.textContent = sorted.length + (sorted.length === 1 ? ' channel' : ' channels') + ' \u00b7 ' + fmtCount(count) + ' lines';
+    allRow.meta.textContent = sorted.length + (sorted.length === 1 ? ' channel' : ' channels') + ' \u00b7 ' + fmtCount(count);
     markSelection();
   }
 
