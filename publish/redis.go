@@ -163,6 +163,9 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		go r.writer.run(ctx, r.writerDone)
 	}
 	if r.role != RoleIngest {
+		// Degraded until the PSUBSCRIBE is in place: records published
+		// before it would not reach this node live.
+		r.subErr = errors.New("pub/sub not subscribed yet")
 		r.reader = newRedisReader(r)
 		r.readerDone = make(chan struct{})
 		go r.reader.run(ctx, r.readerDone)

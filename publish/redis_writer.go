@@ -63,6 +63,7 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
+	w.probe(ctx)
 	for {
 		if !draining {
 			select {
