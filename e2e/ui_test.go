@@ -424,6 +424,16 @@ func TestViewer(t *testing.T) {
 		}
 	})
 
+	t.Run("clear", func(t *testing.T) {
+		v.click(t, "#clear")
+		v.waitFor(t, `rows().length === 0 && !document.getElementById('empty').hidden`, "no lines after Clear")
+		sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "clear", "first after clear"))
+		v.waitFor(t, `inView(rowOf('first after clear'))`, "a new line after Clear")
+		if m := pageEval[[]string](t, v, `msgs()`); !slices.Equal(m, []string{"first after clear"}) {
+			t.Errorf("lines after Clear %q, want only the new one", m)
+		}
+	})
+
 	t.Run("pick channels", func(t *testing.T) {
 		v.navigate(t, d.HTTPURL+"/")
 		sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(5, "other", "from the first host"))

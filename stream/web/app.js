@@ -87,7 +87,6 @@
   const hwm = new Map(); // channel -> [a, b] of the newest "<a>-<b>" event ID taken
   const seenIds = new Set(); // event IDs of any other shape
   let chanRe = null; // when many patterns share one "*" stream: the channels wanted
-  let received = 0;
   let droppedTotal = 0;
   let newSinceFollow = 0;
   let paused = false;
@@ -142,7 +141,6 @@
 
   function push(e) {
     incoming.push(e);
-    received += e.notice ? 0 : 1;
     // A hidden tab draws no frames; what waits is bounded like the rest.
     if (incoming.length > 2 * CAP) incoming = incoming.slice(-CAP);
     queueRender();
@@ -557,7 +555,6 @@
     clearLines();
     hwm.clear();
     seenIds.clear();
-    received = 0;
   }
 
   function download() {
