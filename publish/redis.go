@@ -53,8 +53,20 @@ type redisKeys struct{ prefix string }
 // omhiredis publishes to, so both feed the same stream nodes.
 func (k redisKeys) pubsub(channel string) string { return k.prefix + channel }
 
-// pattern is the one PSUBSCRIBE pattern of a stream node.
-func (k redisKeys) pattern() string { return k.prefix + "*" }
+// pattern is the one PSUBSCRIBE pattern of a stream node: the prefix, its
+// glob characters escaped, then "*".
+func (k redisKeys) pattern() string {
+	b := make([]byte, 0, len(k.prefix)+2)
+	for i := 0; i < len(k.prefix); i++ {
+		switch c := k.prefix[i]; c {
+		case '*', '?', '[', ']', '\\':
+			b = append(b, '\\', c)
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(append(b, '*'))
+}
 
 // stream is the capped stream holding a channel's history.
 func (k redisKeys) stream(channel string) string { return k.prefix + "logviewer:stream:" + channel }

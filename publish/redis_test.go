@@ -895,3 +895,19 @@ func TestRedisEmptyObject(t *testing.T) {
 		t.Errorf("history IDs %v, live %v", ids(back), ids(got))
 	}
 }
+
+func TestRedisPrefixWithGlobCharacters(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	bus, _ := newRedisBus(t, srv.URL(), RoleAll, func(c *RedisConfig) { c.ChannelPrefix = "a*[x]:" })
+	activeBus(t, bus)
+	c := subscribe(t, bus, "*", SubscribeOptions{})
+	// Only channels under the literal prefix are this bus's.
+	if err := srv.Client(t).Publish(context.Background(), "abcx:other", `{"short_message":"not ours"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	publishRange(t, bus, "mine", 0, 1)
+	got := c.waitRecords(t, 1, 10*time.Second)
+	if len(got) != 1 || got[0].Channel != "mine" || got[0].N != 0 {
+		t.Errorf("got %+v, want only record 0 of channel mine", got)
+	}
+}
