@@ -241,7 +241,7 @@ with open("/proc/meminfo") as f:
             memgib = int(line.split()[1]) / 1024 / 1024
 nproc = os.cpu_count()
 gover = cmd(["go", "env", "GOVERSION"])
-rsv = (cmd(["rsyslogd", "-v"]).splitlines() or [""])[0]
+rsv = re.sub(r"\s+", " ", (cmd(["rsyslogd", "-v"]).splitlines() or [""])[0].replace("compiled with:", "")).strip().rstrip(",")
 rdv = cmd(["redis-server", "--version"])
 rdv = re.search(r"v=(\S+)", rdv).group(1) if re.search(r"v=(\S+)", rdv) else rdv
 
@@ -450,6 +450,14 @@ for name, title in (("s1", "scenario 1, embedded ingest + one SSE client"), ("s2
                 rows_seen += 1
                 if rows_seen >= 15:
                     break
+        tops = []
+        for line in keep:
+            mt = re.match(r"^\s*\S+\s+([\d.]+)%\s+\S+\s+\S+\s+\S+\s+(.+)$", line)
+            if mt and len(tops) < 6:
+                tops.append(f"`{mt.group(2).split('(')[0].strip()}` {mt.group(1)} %")
+        if tops:
+            w(f"- {kind.upper()}, {title}; most {'time' if kind == 'cpu' else 'bytes'} in: " + ", ".join(tops))
+            w("")
         w(f"<details><summary>{kind.upper()}: {title}</summary>")
         w("")
         w("```")
