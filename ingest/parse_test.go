@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -289,4 +291,81 @@ func TestParseAliasesFrame(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestFastPathsMatchLibrary compares the hand-written header parsers with
+// the go-syslog machines on many generated timestamps and headers, valid and
+// not, with the edge values each field has.
+func TestFastPathsMatchLibrary(t *testing.T) {
+	// Each field has values the grammar allows and values it does not; a
+	// frame mostly gets allowed ones, so all outcomes are reached.
+	type values struct{ ok, bad []string }
+	r := rand.New(rand.NewPCG(1, 2))
+	pick := func(v values) string {
+		if len(v.bad) > 0 && r.IntN(12) == 0 {
+			return v.bad[r.IntN(len(v.bad))]
+		}
+		return v.ok[r.IntN(len(v.ok))]
+	}
+	years := values{[]string{"2024", "2025", "2000", "1900", "0000", "9999"}, []string{"202", "20245"}}
+	months := values{[]string{"01", "02", "04", "09", "12"}, []string{"00", "13", "1", "2a"}}
+	days := values{[]string{"01", "09", "28", "29", "30", "31"}, []string{"00", "32", "1"}}
+	hours := values{[]string{"00", "09", "23"}, []string{"24", "7"}}
+	minsecs := values{[]string{"00", "59"}, []string{"60", "5"}}
+	fracs := values{[]string{"", ".1", ".123456"}, []string{".1234567", ".", ".12a"}}
+	zones := values{[]string{"Z", "+00:00", "-00:00", "+05:30", "-12:00", "+23:59"}, []string{"z", "+24:00", "+05:60", "+0530", "+05", ""}}
+	seps := values{[]string{"T"}, []string{"t", " "}}
+	stampMonths := values{[]string{"Jan", "Feb", "Apr", "Nov", "Dec"}, []string{"nov", "Foo"}}
+	stampDays := values{[]string{" 1", " 9", "10", "28", "29", "30", "31"}, []string{"32", "01", "1", " 0", "  1"}}
+	tails := values{[]string{" h a: m", "  h  a[1]:  m", " h", " ho:st a: m", " -", " "}, []string{"", "x h a: m"}}
+	sds := values{[]string{"-", `[a b="1"]`, `[b@1 z="2" a="1"][a@1 x=""]`, `[a b="x\"y\]z\\w"]`, `[a b="é"]`, `[a]`},
+		[]string{`[a b="\q"]`, `[a b="1" b="2"]`, `[a b="1"][a c="2"]`, `[a  b="1"]`, "[a b=\"\xff\"]", `[]`, `[a b=1]`, `[a b="]"]`}}
+	names := values{[]string{"-", "h", "host.example"}, []string{"x y", "\x7f", strings.Repeat("a", 49)}}
+
+	var frames []string
+	for range 4000 {
+		ts := pick(years) + "-" + pick(months) + "-" + pick(days) + pick(seps) +
+			pick(hours) + ":" + pick(minsecs) + ":" + pick(minsecs) + pick(fracs) + pick(zones)
+		if r.IntN(8) == 0 {
+			ts = "-"
+		}
+		frames = append(frames,
+			"<14>1 "+ts+" "+pick(names)+" "+pick(names)+" "+pick(names)+" "+pick(names)+" "+pick(sds)+pick(tails),
+			"<13>"+ts+pick(tails),
+			"<13>"+pick(stampMonths)+" "+pick(stampDays)+" "+pick(hours)+":"+pick(minsecs)+":"+pick(minsecs)+pick(fracs)+pick(tails),
+		)
+	}
+	mismatches := 0
+	formats := map[transform.Format]int{}
+	fastHits := 0 // frames the fast paths took themselves
+	for _, f := range frames {
+		var fast, lib transform.Message
+		parser{now: testNow}.parse([]byte(f), &fast)
+		parser{now: testNow, libraryOnly: true}.parse([]byte(f), &lib)
+		formats[fast.Format]++
+		if b := []byte(f); strings.HasPrefix(f, "<14>1 ") && fast5424(b, 4, new(transform.Message)) {
+			fastHits++
+		} else if _, _, ok := fastStamp(b[4:]); ok {
+			fastHits++
+		}
+		got, want := gotParsed(&fast), gotParsed(&lib)
+		normalizeSD(got.sd)
+		normalizeSD(want.sd)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%q:\n fast %+v\n  lib %+v", f, got, want)
+			if mismatches++; mismatches > 10 {
+				t.Fatal("too many mismatches")
+			}
+		}
+	}
+	// The generator must reach both outcomes of each parser.
+	for _, f := range []transform.Format{transform.FormatRFC5424, transform.FormatRFC3164, transform.FormatHeaderless} {
+		if formats[f] < 500 {
+			t.Errorf("only %d of %d frames parsed as %v; the generated cases miss it", formats[f], len(frames), f)
+		}
+	}
+	if fastHits < 2000 {
+		t.Errorf("the fast paths took only %d frames", fastHits)
+	}
+	t.Logf("formats: %v; taken by the fast paths: %d", formats, fastHits)
 }
