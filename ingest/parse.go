@@ -30,7 +30,10 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 //
 // m.Text aliases frame. Trailing CR, LF and NUL and a UTF-8 BOM at the start
 // of the MSG are removed. RFC 3164 timestamps carry no year and are taken to
-// be of the current year, in UTC.
+// be of the current year, in UTC. A header-less "tag: text" or
+// "tag[pid]: text" gives AppName and ProcID. The go-syslog machines decide
+// what is RFC 5424 and RFC 3164; strict common headers are read by faster
+// hand-written code that tests hold to the same results.
 func Parse(frame []byte, m *transform.Message) {
 	parse(frame, m, time.Now)
 }
@@ -64,7 +67,7 @@ func (p parser) parse(frame []byte, m *transform.Message) {
 	m.Facility, m.Severity = pri/8, pri%8
 	rest := frame[n:]
 	// Cheap checks first, so that the common header-less lines never pay
-	// for a failed run of the RFC 5424 or RFC 3164 machine.
+	// for a failed attempt at RFC 5424 or RFC 3164.
 	if len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' && p.parse5424(frame, n, m) {
 		return
 	}
