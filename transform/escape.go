@@ -92,8 +92,9 @@ const (
 	msb = 0x8080808080808080 // the highest bit of each byte
 )
 
-// plainWord reports whether all eight bytes of x (one byte each) can be copied into a JSON
-// string as they are: none is a control character, '"', '\\' or non-ASCII.
+// plainWord reports whether all eight bytes packed in x can be copied into
+// a JSON string as they are: none is a control character, '"', '\\' or
+// non-ASCII.
 // The tests are the usual word-at-a-time ones: x-lsb*n & ^x & msb is non-zero
 // exactly when some byte of x is below n (n <= 0x80), and a byte equal to v
 // is a zero byte of x^(lsb*v).
