@@ -298,3 +298,22 @@ func decode(t *testing.T, b []byte) map[string]any {
 	}
 	return m
 }
+
+func BenchmarkAppend(b *testing.B) {
+	m := fullMessage()
+	m.Text = []byte("GET /api/v1/items?id=42 200 12ms user=alice agent=curl/8.0 from python logging handler")
+	for _, enc := range []Encoder{{Hostname: "logviewer-1", Group: "lr"}, {Hostname: "logviewer-1", Group: "lr", Compat: true}} {
+		name := "gelf"
+		if enc.Compat {
+			name = "compat"
+		}
+		b.Run(name, func(b *testing.B) {
+			buf := make([]byte, 0, 1024)
+			b.ReportAllocs()
+			b.SetBytes(int64(len(m.Text)))
+			for b.Loop() {
+				buf, _ = enc.Append(buf[:0], m)
+			}
+		})
+	}
+}
