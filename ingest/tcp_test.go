@@ -159,3 +159,57 @@ func TestOddLineLoggedAtDebug(t *testing.T) {
 		return strings.Contains(l, "level=DEBUG") && strings.Contains(l, "peer=127.0.0.1") && strings.Contains(l, "truncated=true")
 	}, "debug log of the cut line")
 }
+
+// TestRealClients: python3's SysLogHandler (TCP: NUL-terminated lines with
+// no newline; UDP) and util-linux logger (octet counting, LF lines) against
+// the server.
+func TestRealClients(t *testing.T) {
+	tests := []struct {
+		name string
+		send func(addr string)
+		want []string // suffixes of short_message, in order
+	}{
+		{
+			name: "python tcp",
+			send: func(addr string) {
+				testsupport.SendPython(t, addr, "tcp", "info:py tcp one", "warning:py tcp two", "error:py tcp three")
+			},
+			want: []string{"py tcp one", "py tcp two", "py tcp three"},
+		},
+		{
+			name: "python udp",
+			send: func(addr string) { testsupport.SendPython(t, addr, "udp", "info:py udp one", "error:py udp two") },
+			want: []string{"py udp one", "py udp two"},
+		},
+		{
+			name: "logger octet counted rfc5424 over tcp",
+			send: func(addr string) {
+				testsupport.Logger(t, addr, "-T", "--octet-count", "--rfc5424", "-t", "app", "logger octet one")
+				testsupport.Logger(t, addr, "-T", "--octet-count", "--rfc5424", "-t", "app", "logger octet two")
+			},
+			want: []string{"logger octet one", "logger octet two"},
+		},
+		{
+			name: "logger rfc3164 lines over tcp",
+			send: func(addr string) {
+				testsupport.Logger(t, addr, "-T", "--rfc3164", "-t", "app", "logger line one")
+			},
+			want: []string{"logger line one"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, Config{}, nil)
+			tc.send(ts.TCPAddr().String())
+			recs := ts.pub.wait(t, len(tc.want))
+			if len(recs) != len(tc.want) {
+				t.Fatalf("got %d records, want %d", len(recs), len(tc.want))
+			}
+			for i, r := range recs {
+				if !strings.HasSuffix(r.msg(), tc.want[i]) || r.name() != "127.0.0.1" {
+					t.Errorf("record %d: %q from %q, want %q from 127.0.0.1", i, r.msg(), r.name(), tc.want[i])
+				}
+			}
+		})
+	}
+}
