@@ -567,3 +567,69 @@ func listenLines(t *testing.T, proto string, got chan<- string) string {
 	}()
 	return l.Addr().String()
 }
+
+// TestParseCompose: the line parser reads the subset it claims and refuses
+// what it cannot read, so TestComposeFile never checks less than it says.
+func TestParseCompose(t *testing.T) {
+	const good = `name: x
+x-img: &img
+  build: .
+  image: app:dev
+services:
+  a:
+    <<: *img
+    entrypoint: ["/usr/local/bin/fakelog"]
+    command: ["--addr", "b:1", "--x=2"]
+    ports:
+      - "1:1/tcp"
+    depends_on:
+      - b
+  b:
+    image: redis:7
+    build:
+      context: d
+      dockerfile_inline: |
+        FROM debian
+        RUN true
+    profiles: ["p"]
+    depends_on:
+      c:
+        condition: service_healthy
+`
+	s, err := parseCompose(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := s["a"], s["b"]
+	if a == nil || b == nil || len(s) != 2 {
+		t.Fatalf("services %v", s)
+	}
+	if a.image != "app:dev" || !a.build || a.entrypoint[0] != "/usr/local/bin/fakelog" ||
+		strings.Join(a.command, " ") != "--addr b:1 --x=2" || a.ports[0] != "1:1/tcp" || a.dependsOn[0] != "b" {
+		t.Errorf("service a: %+v", a)
+	}
+	if b.image != "redis:7" || !b.build || b.profiles[0] != "p" || b.dependsOn[0] != "c" {
+		t.Errorf("service b: %+v", b)
+	}
+	if v, ok := flagValue(a.command, "x"); !ok || v != "2" {
+		t.Errorf("flagValue x = %q %v", v, ok)
+	}
+	if got := withoutFlags([]string{"--a", "1", "--b=2", "--c", "3"}, "a", "b"); strings.Join(got, " ") != "--c 3" {
+		t.Errorf("withoutFlags: %v", got)
+	}
+
+	bad := []struct{ name, text string }{
+		{"tab", "services:\n  a:\n\timage: x\n"},
+		{"odd indent", "services:\n   a:\n"},
+		{"command not JSON", "services:\n  a:\n    command: --role ingest\n"},
+		{"unknown anchor", "services:\n  a:\n    <<: *nope\n"},
+		{"list under unknown key", "services:\n  a:\n    cap_add:\n      - NET_ADMIN\n"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			if s, err := parseCompose(tc.text); err == nil {
+				t.Fatalf("parsed %q as %v, want an error", tc.text, s)
+			}
+		})
+	}
+}
