@@ -1,0 +1,135 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/logviewer/logviewer/publish"
+)
+
+// sink is one client's wire format. Its methods append to the client's
+// write buffer; flush sends what was appended, bounded by writeTimeout.
+type sink interface {
+	record(rec *publish.Record) error
+	dropped(n uint64) error
+	gap() error
+	// heartbeat keeps an idle stream alive (and finds dead peers).
+	heartbeat() error
+	flush() error
+}
+
+// pumpStats are what one client was sent.
+type pumpStats struct {
+	records uint64
+	dropped uint64
+}
+
+// errStopping ends a pump whose server is shutting down, after it wrote
+// everything its subscription held.
+var errStopping = errors.New("server stopping")
+
+// pump moves events from sub to out until ctx (the client's) ends, the
+// subscription ends, a write fails, or stop (the server's) ends. Every
+// Next call takes all ready events (up to batchSize); they are written in
+// one batch and flushed once. On stop the events already queued are written
+// and errStopping is returned.
+func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbeat time.Duration, st *pumpStats) error {
+	buf := make([]publish.Event, 0, batchSize)
+	// done is an already cancelled context: Next with it hands out the
+	// events that are ready and returns at once when there are none.
+	done, cancelDone := context.WithCancel(context.Background())
+	cancelDone()
+	lastWrite := time.Now()
+	for {
+		if stop.Err() != nil {
+			return drain(done, sub, out, buf, st)
+		}
+		// Take what is ready without waiting: under load this is every
+		// call, and it costs no timer.
+		evs, err := sub.Next(done, buf[:0])
+		if len(evs) == 0 {
+			if errors.Is(err, publish.ErrClosed) {
+				return err
+			}
+			wait := heartbeat - time.Since(lastWrite)
+			if wait <= 0 {
+				if err := out.heartbeat(); err != nil {
+					return err
+				}
+				if err := out.flush(); err != nil {
+					return err
+				}
+				lastWrite = time.Now()
+				continue
+			}
+			wctx, cancel := context.WithTimeout(ctx, wait)
+			evs, err = sub.Next(wctx, buf[:0])
+			cancel()
+			if len(evs) == 0 {
+				switch {
+				case ctx.Err() != nil:
+					if stop.Err() != nil {
+						return drain(done, sub, out, buf, st)
+					}
+					return ctx.Err()
+				case errors.Is(err, context.DeadlineExceeded):
+					continue // heartbeat due
+				case err != nil:
+					return err
+				}
+				continue
+			}
+		}
+		if err := write(out, evs, st); err != nil {
+			return err
+		}
+		if err := out.flush(); err != nil {
+			return err
+		}
+		lastWrite = time.Now()
+	}
+}
+
+// drain writes the events sub holds now, without waiting for more, and
+// returns errStopping (or the write error). It takes at most one queue's
+// worth, so records still flowing in cannot hold a shutdown up.
+func drain(done context.Context, sub publish.Subscription, out sink, buf []publish.Event, st *pumpStats) error {
+	for range queueSize/batchSize + 1 {
+		evs, _ := sub.Next(done, buf[:0])
+		if len(evs) == 0 {
+			break
+		}
+		if err := write(out, evs, st); err != nil {
+			return err
+		}
+	}
+	if err := out.flush(); err != nil {
+		return err
+	}
+	return errStopping
+}
+
+// write appends a batch of events to out and clears the batch so the
+// records' JSON can be collected once the client has it.
+func write(out sink, evs []publish.Event, st *pumpStats) error {
+	var err error
+	for i := range evs {
+		ev := &evs[i]
+		switch ev.Kind {
+		case publish.EventRecord:
+			err = out.record(&ev.Record)
+			st.records++
+		case publish.EventDropped:
+			err = out.dropped(ev.Dropped)
+			st.dropped += ev.Dropped
+		case publish.EventGap:
+			err = out.gap()
+		}
+		*ev = publish.Event{}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

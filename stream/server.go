@@ -1,0 +1,305 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/logviewer/logviewer/publish"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultHeartbeat is the interval of SSE heartbeats (and WebSocket pings)
+// on an idle stream when Config.Heartbeat is zero.
+const DefaultHeartbeat = 15 * time.Second
+
+const (
+	// maxPatternLen bounds the {channel} path value.
+	maxPatternLen = 256
+	// maxIDLen bounds a resume ID (Last-Event-ID or ?since=).
+	maxIDLen = 128
+	// maxTail bounds ?tail=N; larger values are clamped to it.
+	maxTail = 100_000
+	// queueSize is each client's subscription queue: a client further
+	// behind than this loses its oldest records.
+	queueSize = 16384
+	// batchSize is how many events one Subscription.Next call takes, and so
+	// the most records written between two flushes.
+	batchSize = 256
+	// writeTimeout bounds the write of one batch: a peer that takes longer
+	// to accept it is taken for dead and disconnected.
+	writeTimeout = 10 * time.Second
+	// shutdownTimeout bounds Serve's return after its context ends.
+	shutdownTimeout = 5 * time.Second
+	// forceCloseAfter is when, after the context ends, connections still
+	// open are cut so Serve can return within shutdownTimeout.
+	forceCloseAfter = 4 * time.Second
+)
+
+// Config configures a Server.
+type Config struct {
+	// Addr is the TCP address to listen on, e.g. ":8080".
+	Addr string
+	// AllowOrigins lists the browser origins (host[:port] globs, or
+	// scheme://host globs; "*" for any) allowed to open /ws and /sse from
+	// another site. The server's own host is always allowed.
+	AllowOrigins []string
+	// Heartbeat is the interval of keep-alive messages on an idle stream;
+	// zero means DefaultHeartbeat.
+	Heartbeat time.Duration
+	// Logger receives the server's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves the stream API over HTTP: WebSocket and SSE streams per
+// channel pattern, the channel list, health, metrics and the web viewer.
+type Server struct {
+	cfg      Config
+	bus      publish.Bus
+	metrics  *metrics.Metrics
+	gatherer prometheus.Gatherer
+	log      *slog.Logger
+	origins  originPolicy
+	handler  http.Handler
+
+	// stop ends when Serve's context ends: every streaming handler then
+	// writes what its subscription already holds and closes. It is the
+	// server's own lifetime, apart from any request's context.
+	stop     context.Context
+	stopNow  context.CancelFunc
+	listener net.Listener
+
+	mu       sync.Mutex
+	stopping bool                   // no new streams once set
+	streams  sync.WaitGroup         // running streaming handlers
+	conns    map[*corkConn]struct{} // hijacked WebSocket connections
+}
+
+// NewServer creates a server for bus. m counts clients (it may be nil);
+// gatherer is what /metrics exposes (nil: an empty registry).
+func NewServer(cfg Config, bus publish.Bus, m *metrics.Metrics, gatherer prometheus.Gatherer) *Server {
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = DefaultHeartbeat
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if gatherer == nil {
+		gatherer = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:      cfg,
+		bus:      bus,
+		metrics:  m,
+		gatherer: gatherer,
+		log:      cfg.Logger,
+		conns:    map[*corkConn]struct{}{},
+	}
+	s.origins = newOriginPolicy(cfg.AllowOrigins, s.log)
+	s.stop, s.stopNow = context.WithCancel(context.Background())
+	s.handler = s.routes()
+	return s
+}
+
+// routes builds the request multiplexer.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /sse/{channel}", s.handleSSE)
+	mux.HandleFunc("GET /ws/{channel}", s.handleWS)
+	mux.HandleFunc("GET /api/channels", s.handleChannels)
+	mux.HandleFunc("GET /healthz", s.handleHealth)
+	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.Handle("GET /", webHandler())
+	return mux
+}
+
+// Handler returns the server's HTTP handler (all routes), for tests and
+// for mounting under another server.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Listen binds the TCP listener on Config.Addr.
+func (s *Server) Listen() error {
+	l, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen http %s: %w", s.cfg.Addr, err)
+	}
+	s.listener = l
+	return nil
+}
+
+// Addr returns the bound address, or nil before Listen.
+func (s *Server) Addr() net.Addr {
+	if s.listener == nil {
+		return nil
+	}
+	return s.listener.Addr()
+}
+
+// Serve answers requests until ctx ends (calling Listen first if it was
+// not called). Then it stops accepting connections, has every stream write
+// the events its subscription already holds and close cleanly (WebSocket
+// close status 1001, SSE end of response), and returns within 5 s.
+func (s *Server) Serve(ctx context.Context) error {
+	if s.listener == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(s.listener) }()
+
+	select {
+	case err := <-served:
+		s.stopStreams()
+		return fmt.Errorf("serve http %s: %w", s.listener.Addr(), err)
+	case <-ctx.Done():
+	}
+	start := time.Now()
+	s.log.Debug("http server stopping", slog.String("addr", s.listener.Addr().String()))
+	s.stopStreams()
+
+	shutCtx, cancel := context.WithTimeout(context.Background(), forceCloseAfter)
+	defer cancel()
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- srv.Shutdown(shutCtx) }() // closes the listener at once
+	streamsDone := make(chan struct{})
+	go func() { s.streams.Wait(); close(streamsDone) }()
+
+	select {
+	case <-streamsDone:
+	case <-shutCtx.Done():
+	}
+	if err := <-shutdown; err != nil {
+		s.log.Warn("http shutdown timed out; closing connections", slog.Any("error", err))
+		s.closeConns()
+		_ = srv.Close()
+	}
+	select {
+	case <-streamsDone:
+	case <-time.After(shutdownTimeout - time.Since(start)):
+		s.closeConns()
+		s.log.Warn("streams still open at shutdown deadline")
+	}
+	<-served // http.ErrServerClosed
+	return nil
+}
+
+// stopStreams tells every streaming handler to drain and close, and keeps
+// new ones from starting.
+func (s *Server) stopStreams() {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	s.stopNow()
+}
+
+// closeConns cuts every hijacked connection still open.
+func (s *Server) closeConns() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		_ = c.Conn.Close()
+	}
+}
+
+// beginStream registers a streaming handler; false once the server stops.
+func (s *Server) beginStream() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.streams.Add(1)
+	return true
+}
+
+// clientGauge returns the connected-clients gauge for kind, or nil.
+func (s *Server) clientGauge(kind string) prometheus.Gauge {
+	if s.metrics == nil || s.metrics.Clients == nil {
+		return nil
+	}
+	return s.metrics.Clients.WithLabelValues(kind)
+}
+
+// streamRequest is what a /sse or /ws request asks for.
+type streamRequest struct {
+	pattern string
+	opts    publish.SubscribeOptions
+}
+
+// parseStreamRequest reads the channel pattern, resume point and backfill
+// of a streaming request. The Last-Event-ID header (sent by a reconnecting
+// EventSource) takes precedence over ?since=, which takes precedence over
+// ?tail=.
+func parseStreamRequest(r *http.Request) (streamRequest, error) {
+	req := streamRequest{pattern: r.PathValue("channel")}
+	if err := validatePattern(req.pattern); err != nil {
+		return req, err
+	}
+	q := r.URL.Query()
+	since := r.Header.Get("Last-Event-ID")
+	if since == "" {
+		since = q.Get("since")
+	}
+	if len(since) > maxIDLen || hasControl(since) {
+		return req, fmt.Errorf("bad resume ID %.40q: at most %d printable bytes", since, maxIDLen)
+	}
+	req.opts.Since = since
+	if t := q.Get("tail"); t != "" {
+		n, err := strconv.Atoi(t)
+		if err != nil || n < 0 {
+			return req, fmt.Errorf("bad tail %.40q: want a whole number from 0 to %d", t, maxTail)
+		}
+		req.opts.Tail = min(n, maxTail)
+	}
+	req.opts.QueueSize = queueSize
+	return req, nil
+}
+
+// validatePattern checks a channel pattern from the path.
+func validatePattern(p string) error {
+	switch {
+	case p == "":
+		return errors.New("empty channel pattern")
+	case len(p) > maxPatternLen:
+		return fmt.Errorf("channel pattern longer than %d bytes", maxPatternLen)
+	case hasControl(p):
+		return errors.New("channel pattern contains control characters")
+	}
+	return nil
+}
+
+// hasControl reports whether s holds an ASCII control byte.
+func hasControl(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return true
+		}
+	}
+	return false
+}
+
+// subscribe starts the bus subscription of a streaming request, answering
+// the request with an error status itself when that fails.
+func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, req streamRequest) (publish.Subscription, bool) {
+	sub, err := s.bus.Subscribe(r.Context(), req.pattern, req.opts)
+	if err != nil {
+		s.log.Warn("subscribe failed", slog.String("pattern", req.pattern), slog.String("remote", r.RemoteAddr), slog.Any("error", err))
+		http.Error(w, "subscribe: "+err.Error(), http.StatusServiceUnavailable)
+		return nil, false
+	}
+	return sub, true
+}

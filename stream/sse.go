@@ -1,0 +1,208 @@
+package stream
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/logviewer/logviewer/publish"
+)
+
+// handleSSE streams a channel pattern as Server-Sent Events, or as NDJSON
+// (one JSON object per line) with ?format=ndjson or Accept: application/x-ndjson.
+func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
+	if !s.checkOrigin(w, r) {
+		return
+	}
+	req, err := parseStreamRequest(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ndjson, err := wantsNDJSON(r)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if !s.beginStream() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.streams.Done()
+	sub, ok := s.subscribe(w, r, req)
+	if !ok {
+		return
+	}
+	defer sub.Close()
+
+	h := w.Header()
+	if ndjson {
+		h.Set("Content-Type", "application/x-ndjson")
+	} else {
+		h.Set("Content-Type", "text/event-stream")
+	}
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+
+	out := &sseSink{
+		w:      bufio.NewWriterSize(w, 32<<10),
+		rc:     http.NewResponseController(w),
+		ndjson: ndjson,
+	}
+	if !ndjson {
+		_, _ = out.w.WriteString("retry: 2000\n\n")
+	}
+	kind := "sse"
+	if ndjson {
+		kind = "ndjson"
+	}
+	if err := out.flush(); err != nil {
+		return
+	}
+
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.stop, cancel)()
+	s.runClient(ctx, r, "sse", kind, req, func(st *pumpStats) error {
+		return pump(ctx, s.stop, sub, out, s.cfg.Heartbeat, st)
+	})
+}
+
+// runClient counts, logs and runs one client's stream.
+func (s *Server) runClient(ctx context.Context, r *http.Request, gaugeKind, format string, req streamRequest, run func(*pumpStats) error) {
+	if g := s.clientGauge(gaugeKind); g != nil {
+		g.Inc()
+		defer g.Dec()
+	}
+	start := time.Now()
+	log := s.log.With(slog.String("remote", r.RemoteAddr), slog.String("pattern", req.pattern), slog.String("format", format))
+	log.Debug("client connected", slog.String("since", req.opts.Since), slog.Int("tail", req.opts.Tail))
+	var st pumpStats
+	err := run(&st)
+	reason := "client gone"
+	switch {
+	case errors.Is(err, errStopping):
+		reason = "server stopping"
+	case errors.Is(err, publish.ErrClosed):
+		reason = "bus closed"
+	case err != nil && ctx.Err() == nil:
+		reason = err.Error()
+	}
+	log.Debug("client disconnected", slog.String("reason", reason), slog.Uint64("records", st.records),
+		slog.Uint64("dropped", st.dropped), slog.Duration("duration", time.Since(start)))
+}
+
+// wantsNDJSON reads the format a streaming request asks for.
+func wantsNDJSON(r *http.Request) (bool, error) {
+	switch f := r.URL.Query().Get("format"); f {
+	case "ndjson":
+		return true, nil
+	case "sse":
+		return false, nil
+	case "":
+		return strings.Contains(r.Header.Get("Accept"), "application/x-ndjson"), nil
+	default:
+		return false, errors.New("bad format " + strconv.Quote(f) + ": want sse or ndjson")
+	}
+}
+
+// sseSink writes events as text/event-stream or NDJSON into a buffer that
+// flush sends as one write.
+type sseSink struct {
+	w      *bufio.Writer
+	rc     *http.ResponseController
+	ndjson bool
+	num    []byte // scratch for numbers
+}
+
+// record writes "id: <ID>\ndata: <JSON>\n\n" (no id line for an empty ID),
+// or the JSON and a newline in NDJSON.
+func (o *sseSink) record(rec *publish.Record) error {
+	if o.ndjson {
+		writeOneLine(o.w, rec.JSON)
+		return o.w.WriteByte('\n')
+	}
+	if rec.ID != "" && strings.IndexByte(rec.ID, '\n') < 0 && strings.IndexByte(rec.ID, '\r') < 0 {
+		_, _ = o.w.WriteString("id: ")
+		_, _ = o.w.WriteString(rec.ID)
+		_ = o.w.WriteByte('\n')
+	}
+	_, _ = o.w.WriteString("data: ")
+	writeOneLine(o.w, rec.JSON)
+	_, err := o.w.WriteString("\n\n")
+	return err
+}
+
+// dropped writes the notice that n records were lost.
+func (o *sseSink) dropped(n uint64) error {
+	if !o.ndjson {
+		_, _ = o.w.WriteString("event: dropped\ndata: ")
+	}
+	_, _ = o.w.WriteString(`{"dropped":`)
+	o.num = strconv.AppendUint(o.num[:0], n, 10)
+	_, _ = o.w.Write(o.num)
+	if o.ndjson {
+		_, err := o.w.WriteString("}\n")
+		return err
+	}
+	_, err := o.w.WriteString("}\n\n")
+	return err
+}
+
+// gap writes the notice that the resume point was lost.
+func (o *sseSink) gap() error {
+	if o.ndjson {
+		_, err := o.w.WriteString("{\"gap\":true}\n")
+		return err
+	}
+	_, err := o.w.WriteString("event: gap\ndata: {\"gap\":true}\n\n")
+	return err
+}
+
+// heartbeat writes an SSE comment, or an empty line in NDJSON (readers
+// skip blank lines).
+func (o *sseSink) heartbeat() error {
+	if o.ndjson {
+		return o.w.WriteByte('\n')
+	}
+	_, err := o.w.WriteString(": ping\n\n")
+	return err
+}
+
+// flush sends the buffered batch within writeTimeout.
+func (o *sseSink) flush() error {
+	// A deadline the server cannot set (an unusual ResponseWriter) only
+	// loses dead-peer detection; the stream still works.
+	_ = o.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if err := o.w.Flush(); err != nil {
+		return err
+	}
+	return o.rc.Flush()
+}
+
+// writeOneLine writes a JSON document with any CR or LF (only possible as
+// whitespace between tokens in valid JSON) turned into spaces, so the
+// document stays one line of the stream.
+func writeOneLine(w *bufio.Writer, doc []byte) {
+	for len(doc) > 0 {
+		i := bytes.IndexByte(doc, '\n')
+		if j := bytes.IndexByte(doc, '\r'); j >= 0 && (i < 0 || j < i) {
+			i = j
+		}
+		if i < 0 {
+			_, _ = w.Write(doc)
+			return
+		}
+		_, _ = w.Write(doc[:i])
+		_ = w.WriteByte(' ')
+		doc = doc[i+1:]
+	}
+}
