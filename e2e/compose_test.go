@@ -633,3 +633,56 @@ services:
 		})
 	}
 }
+
+// TestPythonExample runs examples/python/app.py against the daemon, over
+// UDP and TCP, and checks what its README says arrives.
+func TestPythonExample(t *testing.T) {
+	py := testsupport.RequireBinary(t, "python3")
+	d := testsupport.StartDaemon(t)
+	sse := testsupport.OpenSSE(t, d.HTTPURL+"/sse/*")
+	host, port, _ := net.SplitHostPort(d.SyslogAddr)
+	for _, proto := range []string{"udp", "tcp"} {
+		t.Run(proto, func(t *testing.T) {
+			args := []string{"../examples/python/app.py", "--host", host, "--port", port}
+			if proto == "tcp" {
+				args = append(args, "--tcp")
+			}
+			if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
+				t.Fatalf("python3 %v: %v\n%s", args, err, out)
+			}
+			want := []struct {
+				msg   string
+				level float64
+			}{
+				{"cache warm: 1200 keys", 7},
+				{"order 4711 paid: 3 items, 59.90 EUR", 6},
+				{"payment provider slow: 2.3 s", 4},
+				{"could not compute the discount", 3},
+			}
+			for _, w := range want {
+				f := sse.NextRecord(t, recordTimeout).Fields(t)
+				msg, _ := f["short_message"].(string)
+				if !strings.HasPrefix(msg, w.msg) || f["level"] != w.level || f["_app"] != "shop" {
+					t.Fatalf("got %v, want short_message %q level %v _app shop", f, w.msg, w.level)
+				}
+				if w.level == 3 {
+					// UDP keeps the traceback in the record; TCP ends the
+					// record at the first line feed.
+					if hasTB := strings.Contains(msg, "Traceback"); hasTB != (proto == "udp") {
+						t.Errorf("%s: traceback in the record = %v: %q", proto, hasTB, msg)
+					}
+				}
+			}
+			if proto == "tcp" { // the traceback's other lines, one record each
+				testsupport.Eventually(t, recordTimeout, func() bool {
+					select {
+					case ev := <-sse.Events:
+						return strings.Contains(ev.Data, "ZeroDivisionError")
+					default:
+						return false
+					}
+				}, "the traceback's last line did not arrive as a record")
+			}
+		})
+	}
+}

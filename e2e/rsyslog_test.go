@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"reflect"
 	"sort"
 	"strconv"
@@ -541,5 +542,36 @@ func TestRsyslogInvalidUTF8InHeaderWords(t *testing.T) {
 	sendRaw(t, "udp", rs.SyslogAddr, "<14>app: caf\xff rest")
 	if p := nextPublished(t, sub); !utf8.ValidString(p.raw) || p.fields["short_message"] != "caf? rest" {
 		t.Errorf("payload %q: want the message part repaired to \"caf? rest\"", p.raw)
+	}
+}
+
+// TestRsyslogConfAsDropIn: the config is accepted when included from a
+// Debian-style /etc/rsyslog.conf (which already sets a work directory and
+// loads its own inputs), as the README says to install it.
+func TestRsyslogConfAsDropIn(t *testing.T) {
+	bin := testsupport.RequireBinary(t, "rsyslogd", "/usr/sbin/rsyslogd")
+	dir := t.TempDir()
+	raw, err := os.ReadFile(rsyslogConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir+"/rsyslog.d", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dir+"/rsyslog.d/logviewer.conf", raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	main := `module(load="imuxsock")
+$FileCreateMode 0640
+$WorkDirectory ` + dir + `
+$IncludeConfig ` + dir + `/rsyslog.d/*.conf
+*.*;auth,authpriv.none -` + dir + `/syslog
+`
+	if err := os.WriteFile(dir+"/rsyslog.conf", []byte(main), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "-N1", "-f", dir+"/rsyslog.conf").CombinedOutput()
+	if err != nil || strings.Contains(strings.ToLower(string(out)), "error") {
+		t.Fatalf("rsyslogd -N1 with the drop-in: %v\n%s", err, out)
 	}
 }
