@@ -59,6 +59,9 @@ type viewer struct {
 	ctx     context.Context
 	mu      sync.Mutex
 	console []chromedp.ConsoleMessage
+	// cspProbe is set by a test that breaks the policy on purpose: the
+	// browser must then report a violation.
+	cspProbe bool
 }
 
 // openViewer starts Chromium, opens url and waits until the page's stream is
@@ -81,10 +84,18 @@ func openViewer(t *testing.T, url string) *viewer {
 	t.Cleanup(func() {
 		v.mu.Lock()
 		defer v.mu.Unlock()
+		violations := 0
 		for _, m := range v.console {
-			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+			csp := strings.Contains(m.Text, "Content Security Policy")
+			if csp {
+				violations++
+			}
+			if m.IsException() || (csp && !v.cspProbe) {
 				t.Errorf("page console: %s %s (%s:%d)", m.Type, m.Text, m.URL, m.Line)
 			}
+		}
+		if v.cspProbe && violations == 0 {
+			t.Errorf("the browser reported no Content Security Policy violation")
 		}
 	})
 	v.do(t, chromedp.EmulateViewport(1280, 800))
@@ -457,6 +468,42 @@ func TestViewer(t *testing.T) {
 		v.click(t, `#channels li[data-channel="*"] .name`)
 		v.waitFor(t, `location.hash === '' && rowOf('second host again') && rowOf('from the first host')`, "all channels again")
 	})
+}
+
+// TestViewerPolicyBlocksInjectedCode checks the policy the daemon sends is
+// in force in the browser: script and style injected into the page as
+// markup, as a log line would be if it ever reached innerHTML, do not run.
+func TestViewerPolicyBlocksInjectedCode(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false")
+	v := openViewer(t, d.HTTPURL+"/")
+	v.cspProbe = true
+	title := pageEval[string](t, v, `document.title`)
+	pageEval[bool](t, v, `(() => {
+		const s = document.createElement('script');
+		s.textContent = 'window.injected = true';
+		document.body.append(s);
+		const d = document.createElement('div');
+		d.setAttribute('onclick', "document.title = 'pwned'");
+		d.id = 'probe';
+		document.body.append(d);
+		d.click();
+		return true;
+	})()`)
+	v.waitFor(t, `document.getElementById('probe')`, "the probe is in the page")
+	testsupport.Eventually(t, uiTimeout, func() bool {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		n := 0
+		for _, m := range v.console {
+			if strings.Contains(m.Text, "Content Security Policy") {
+				n++
+			}
+		}
+		return n >= 2
+	}, "the browser reports both violations")
+	if got := pageEval[string](t, v, `String(window.injected) + ' ' + document.title`); got != "undefined "+title {
+		t.Errorf("injected code ran: %q", got)
+	}
 }
 
 // jsString quotes s as a JavaScript string literal.
