@@ -222,14 +222,10 @@ func (rd *redisReader) handle(pubChannel, payload string) {
 		return
 	}
 	channel := pubChannel[len(rd.r.keys.prefix):]
-	id, rest, ok := splitEventID(payload)
-	if !ok {
+	rec := payloadRecord(channel, payload)
+	if rec.ID == "" {
 		rd.sawPlain = true
-		rd.r.stats.add(channel, time.Now())
-		rd.r.fan.deliver(Record{Channel: channel, JSON: plainJSON(channel, payload)})
-		return
-	}
-	if sid, ok := parseStreamID(id); ok {
+	} else if sid, ok := parseStreamID(rec.ID); ok {
 		if last, seen := rd.lastID[channel]; seen && !last.less(sid) {
 			return // already delivered by a gap fill
 		}
@@ -238,9 +234,19 @@ func (rd *redisReader) handle(pubChannel, payload string) {
 			rd.lastAny = sid
 		}
 	}
-	js, idStr := publishedJSON(channel, id, rest)
 	rd.r.stats.add(channel, time.Now())
-	rd.r.fan.deliver(Record{Channel: channel, ID: idStr, JSON: js})
+	rd.r.fan.deliver(rec)
+}
+
+// payloadRecord turns a pub/sub payload of channel into a record: ours
+// carry their event ID, others (rsyslog) get none.
+func payloadRecord(channel, payload string) Record {
+	id, rest, ok := splitEventID(payload)
+	if !ok {
+		return Record{Channel: channel, JSON: plainJSON(channel, payload)}
+	}
+	js, idStr := publishedJSON(channel, id, rest)
+	return Record{Channel: channel, ID: idStr, JSON: js}
 }
 
 // publishedJSON builds the record JSON of a payload our ingest published,
@@ -263,19 +269,21 @@ func publishedJSON(channel, id, rest string) ([]byte, string) {
 }
 
 // splitEventID splits a payload published by our ingest,
-// {"_event_id":"<id>",<rest>, into the ID and the members after it (empty
-// for {"_event_id":"<id>"}). ok is false for any other payload.
+// {"_event_id":"<ms>-<seq>",<rest>, into the ID and the members after it
+// (empty for {"_event_id":"<id>"}). ok is false for any other payload. Our
+// own payloads are trusted to be JSON; they are not validated.
 func splitEventID(payload string) (id, rest string, ok bool) {
 	const head = `{"_event_id":"`
 	if len(payload) < len(head) || payload[:len(head)] != head {
 		return "", "", false
 	}
+	dash := false
 	for i := len(head); i < len(payload); i++ {
-		switch payload[i] {
-		case '"':
-			if i+1 >= len(payload) {
-				return "", "", false
-			}
+		switch c := payload[i]; {
+		case c >= '0' && c <= '9':
+		case c == '-' && !dash && i > len(head):
+			dash = true
+		case c == '"' && dash && payload[i-1] != '-' && i+1 < len(payload):
 			switch payload[i+1] {
 			case ',':
 				return payload[len(head):i], payload[i+2:], true
@@ -283,8 +291,8 @@ func splitEventID(payload string) (id, rest string, ok bool) {
 				return payload[len(head):i], "", true
 			}
 			return "", "", false
-		case '\\':
-			return "", "", false // our IDs need no escapes
+		default:
+			return "", "", false
 		}
 	}
 	return "", "", false

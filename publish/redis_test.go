@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -741,6 +742,12 @@ func TestSplitEventID(t *testing.T) {
 		{name: "rsyslog", in: `{"_app_name":"x"}`},
 		{name: "truncated", in: `{"_event_id":"1-2`},
 		{name: "escaped", in: `{"_event_id":"1\"-2","a":1}`},
+		{name: "no dash", in: `{"_event_id":"12","a":1}`},
+		{name: "two dashes", in: `{"_event_id":"1-2-3","a":1}`},
+		{name: "dash last", in: `{"_event_id":"1-","a":1}`},
+		{name: "dash first", in: `{"_event_id":"-1","a":1}`},
+		{name: "control byte", in: "{\"_event_id\":\"1-\n\",\"a\":1}"},
+		{name: "nothing after", in: `{"_event_id":"1-2"`},
 		{name: "not json", in: `hello`},
 	}
 	for _, tc := range tests {
@@ -910,4 +917,47 @@ func TestRedisPrefixWithGlobCharacters(t *testing.T) {
 	if len(got) != 1 || got[0].Channel != "mine" || got[0].N != 0 {
 		t.Errorf("got %+v, want only record 0 of channel mine", got)
 	}
+}
+
+// FuzzRedisPayload: whatever arrives on a channel, a stream node hands its
+// clients a JSON object with the channel, and our own payloads keep their
+// event ID.
+func FuzzRedisPayload(f *testing.F) {
+	f.Add("web-1", `{"_event_id":"1700000000000-3","short_message":"hi","level":6}`)
+	f.Add("web-1", `{"_event_id":"1-0"}`)
+	f.Add("10.0.0.5", `{"_app_name":"10.0.0.5","short_message":"from rsyslog"}`+"\n")
+	f.Add("h\xff\"", "not json \x00 at all\r\n")
+	f.Add("x", `{"_event_id":"1-2",`)
+	f.Add("x", ` { "a" : [1, {"b": null}] } `)
+	f.Add("0", `{"_event_id":"0"}`)
+	f.Fuzz(func(t *testing.T, channel, payload string) {
+		rec := payloadRecord(channel, payload)
+		if rec.Channel != channel {
+			t.Fatalf("channel %q, want %q", rec.Channel, channel)
+		}
+		if rec.ID != "" && !json.Valid([]byte(payload)) {
+			return // our own payloads are trusted, not validated
+		}
+		var m map[string]any
+		if err := json.Unmarshal(rec.JSON, &m); err != nil {
+			t.Fatalf("record JSON %q of payload %q: %v", rec.JSON, payload, err)
+		}
+		// (A payload with members of these names of its own repeats them;
+		// the last one wins when parsed.)
+		own := 0 // how many "_event_id" the payload has beyond the one we put
+		if rec.ID != "" {
+			own = 1
+		}
+		if strings.Count(payload, "_event_id") == own && m["_event_id"] != rec.ID {
+			t.Errorf("_event_id %v, record ID %q", m["_event_id"], rec.ID)
+		}
+		if !strings.Contains(payload, "_channel") && utf8.ValidString(channel) && m["_channel"] != channel {
+			t.Errorf("_channel %v, want %q", m["_channel"], channel)
+		}
+		if rec.ID != "" {
+			if _, ok := parseStreamID(rec.ID); !ok {
+				t.Errorf("ID %q is no stream ID", rec.ID)
+			}
+		}
+	})
 }
