@@ -9,7 +9,7 @@ import (
 )
 
 // sink is one client's wire format. Its methods append to the client's
-// write buffer; flush sends what was appended, bounded by writeTimeout.
+// write buffer; flush sends what was appended, bounded by the server's write timeout.
 type sink interface {
 	record(rec *publish.Record) error
 	dropped(n uint64) error

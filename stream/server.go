@@ -33,9 +33,9 @@ const (
 	// batchSize is how many events one Subscription.Next call takes, and so
 	// the most records written between two flushes.
 	batchSize = 256
-	// writeTimeout bounds the write of one batch: a peer that takes longer
-	// to accept it is taken for dead and disconnected.
-	writeTimeout = 10 * time.Second
+	// defaultWriteTimeout bounds the write of one batch: a peer that takes
+	// longer to accept it is taken for dead and disconnected.
+	defaultWriteTimeout = 10 * time.Second
 	// shutdownTimeout bounds Serve's return after its context ends.
 	shutdownTimeout = 5 * time.Second
 	// forceCloseAfter is when, after the context ends, connections still
@@ -68,6 +68,8 @@ type Server struct {
 	log      *slog.Logger
 	origins  originPolicy
 	handler  http.Handler
+	// writeTimeout bounds one batch's write (defaultWriteTimeout).
+	writeTimeout time.Duration
 
 	// stop ends when Serve's context ends: every streaming handler then
 	// writes what its subscription already holds and closes. It is the
@@ -101,6 +103,11 @@ func NewServer(cfg Config, bus publish.Bus, m *metrics.Metrics, gatherer prometh
 		gatherer: gatherer,
 		log:      cfg.Logger,
 		conns:    map[*corkConn]struct{}{},
+
+		writeTimeout: defaultWriteTimeout,
+	}
+	for _, kind := range []string{"sse", "ws"} {
+		s.clientGauge(kind) // a sample at 0 from the start
 	}
 	s.origins = newOriginPolicy(cfg.AllowOrigins, s.log)
 	s.stop, s.stopNow = context.WithCancel(context.Background())

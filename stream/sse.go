@@ -53,9 +53,10 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	out := &sseSink{
-		w:      bufio.NewWriterSize(w, 32<<10),
-		rc:     http.NewResponseController(w),
-		ndjson: ndjson,
+		w:       bufio.NewWriterSize(w, 32<<10),
+		rc:      http.NewResponseController(w),
+		ndjson:  ndjson,
+		timeout: s.writeTimeout,
 	}
 	if !ndjson {
 		_, _ = out.w.WriteString("retry: 2000\n\n")
@@ -117,10 +118,11 @@ func wantsNDJSON(r *http.Request) (bool, error) {
 // sseSink writes events as text/event-stream or NDJSON into a buffer that
 // flush sends as one write.
 type sseSink struct {
-	w      *bufio.Writer
-	rc     *http.ResponseController
-	ndjson bool
-	num    []byte // scratch for numbers
+	w       *bufio.Writer
+	rc      *http.ResponseController
+	ndjson  bool
+	timeout time.Duration // for one flush
+	num     []byte        // scratch for numbers
 }
 
 // record writes "id: <ID>\ndata: <JSON>\n\n" (no id line for an empty ID),
@@ -177,11 +179,11 @@ func (o *sseSink) heartbeat() error {
 	return err
 }
 
-// flush sends the buffered batch within writeTimeout.
+// flush sends the buffered batch within o.timeout.
 func (o *sseSink) flush() error {
 	// A deadline the server cannot set (an unusual ResponseWriter) only
 	// loses dead-peer detection; the stream still works.
-	_ = o.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_ = o.rc.SetWriteDeadline(time.Now().Add(o.timeout))
 	if err := o.w.Flush(); err != nil {
 		return err
 	}

@@ -72,7 +72,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	defer context.AfterFunc(s.stop, cancel)()
 
-	out := &wsSink{c: c, cork: cork, readCtx: readCtx}
+	out := &wsSink{c: c, cork: cork, readCtx: readCtx, timeout: s.writeTimeout}
 	s.runClient(ctx, r, "ws", "ws", req, func(st *pumpStats) error {
 		err := pump(ctx, s.stop, sub, out, s.cfg.Heartbeat, st)
 		if errors.Is(err, errStopping) {
@@ -88,6 +88,7 @@ type wsSink struct {
 	c       *websocket.Conn
 	cork    *corkConn
 	readCtx context.Context
+	timeout time.Duration // for one flush or ping
 	notice  []byte
 }
 
@@ -112,10 +113,10 @@ func (o *wsSink) gap() error { return o.frame([]byte(`{"gap":true}`)) }
 // heartbeat pings the client and waits for its pong (it is only sent
 // when the stream has been idle), so a dead peer is found.
 func (o *wsSink) heartbeat() error {
-	if err := o.cork.release(time.Now().Add(writeTimeout)); err != nil {
+	if err := o.cork.release(time.Now().Add(o.timeout)); err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(o.readCtx, writeTimeout)
+	ctx, cancel := context.WithTimeout(o.readCtx, o.timeout)
 	defer cancel()
 	if err := o.c.Ping(ctx); err != nil {
 		return fmt.Errorf("ping: %w", err)
@@ -123,7 +124,7 @@ func (o *wsSink) heartbeat() error {
 	return nil
 }
 
-func (o *wsSink) flush() error { return o.cork.release(time.Now().Add(writeTimeout)) }
+func (o *wsSink) flush() error { return o.cork.release(time.Now().Add(o.timeout)) }
 
 // corkingWriter hands websocket.Accept a hijacked connection wrapped in a
 // corkConn, so that many frames can be sent in one write.
