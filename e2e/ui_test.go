@@ -22,6 +22,7 @@ import (
 
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/input"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -162,6 +163,25 @@ func (v *viewer) key(t *testing.T, keys string) {
 	v.do(t, chromedp.KeyEvent(keys))
 }
 
+// pressSlash presses "/" as a keyboard does: one keyDown that carries the
+// text, so a handler that cancels the keydown also cancels the typing.
+// (KeyEvent sends the text in a separate char event, which no handler can
+// cancel.)
+func (v *viewer) pressSlash(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(v.ctx, uiTimeout)
+	defer cancel()
+	for _, typ := range []input.DispatchKeyEventType{input.DispatchKeyEventTypeKeyDown, input.DispatchKeyEventTypeKeyUp} {
+		p := input.DispatchKeyEventParams{Type: typ, Key: "/", Code: "Slash", WindowsVirtualKeyCode: 191}
+		if typ == input.DispatchKeyEventTypeKeyDown {
+			p.Text = "/"
+		}
+		if _, err := chromedp.Call(ctx, input.DispatchKeyEvent, p); err != nil {
+			t.Fatalf("press /: %v", err)
+		}
+	}
+}
+
 // syslogLine is an RFC 5424 line of facility user at severity sev.
 func syslogLine(sev int, app, msg string) string {
 	return fmt.Sprintf("<%d>1 %s vm-test %s 4242 - - %s", 8+sev, time.Now().UTC().Format("2006-01-02T15:04:05.000000Z07:00"), app, msg)
@@ -261,7 +281,10 @@ func TestViewer(t *testing.T) {
 			syslogLine(4, "search", "NEEDLE-42 shouting"))
 		v.waitFor(t, `inView(rowOf('plain hay line')) && inView(rowOf('NEEDLE-42 shouting'))`, "filter lines on screen")
 
-		v.do(t, chromedp.SendKeys(chromedp.CSS("#filter"), "needle"))
+		v.pressSlash(t)
+		v.waitFor(t, `document.activeElement.id === 'filter' && document.getElementById('filter').value === ''`,
+			"/ focuses the filter, and is not typed into it")
+		v.key(t, "needle")
 		v.waitFor(t, `(() => { const m = msgs();
 			return m.length === 2 && m.includes('alpha needle-7 here') && m.includes('NEEDLE-42 shouting'); })()`,
 			"only the needle lines, case-insensitively")
