@@ -105,7 +105,7 @@ start_logviewer() {
   echo "logviewer --syslog-addr $LV_SYSLOG --http-addr $LV_HTTP --pprof-addr $LV_PPROF --log-level warn $*" >>"$work/commands.txt"
 }
 
-# start_redis NAME: a private redis-server without persistence; sets RD_PID, RD_URL.
+# start_redis NAME: a private redis-server without persistence; sets RD_PID, RD_URL, RD_PORT.
 start_redis() {
   local name=$1 port
   port=$(free_port)
@@ -114,7 +114,7 @@ start_redis() {
     --protected-mode no --daemonize no --loglevel warning >"$work/$name.log" 2>&1 &
   RD_PID=$!
   started+=("$RD_PID")
-  RD_URL=redis://127.0.0.1:$port/0
+  RD_URL=redis://127.0.0.1:$port/0 RD_PORT=$port
   wait_tcp "$port" "$RD_PID" "$name"
   echo "redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no" >>"$work/commands.txt"
 }
@@ -273,7 +273,7 @@ if g1:
         m += f"; {g1['delivered_rate'] / rs_rate:.2f}× rsyslog + omhiredis ({num(rs_rate)}/s, scenario 2)"
     verdict = missed_by(g1["delivered_rate"], 500000)
     if lost:
-        verdict += f"; **{num(lost)} lines lost**"
+        verdict = f"**missed**: {num(lost)} lines lost (rate: {verdict.replace('**', '')})"
 else:
     m, verdict = "failed", "not measured"
 rows.append(("1", f"ingest, embedded: 4 TCP connections, {num(int(cfg['s1_count'] or 0))} RFC 3164 lines of ~140 B, one SSE client on `*`",
@@ -410,6 +410,12 @@ for title, name in (("1. Ingest, embedded", "s1-embedded"), ("2a. Ingest into Re
         for p in ps:
             w(f"| {p['name']} | {p['cpu_seconds']:.2f} | {p['cpu_percent']:.0f} | {p['rss_peak_mib']:.1f} | {p['vmhwm_mib']:.1f} |")
         w("")
+    cs = rep.get("counters") or []
+    if cs:
+        w("Daemon counters during the run (`/metrics`): " + ", ".join(
+            f"`{c['name']}` +{num(c['delta'])}" + (f" ({c['url'].split('//')[1].split('/')[0]})" if len({x['url'] for x in cs}) > 1 else "")
+            for c in cs) + ".")
+        w("")
     i = rep.get("idle")
     if i:
         w(f"{num(i['opened'])} of {num(i['clients'])} idle SSE clients connected." + (f" First error: `{i['error']}`." if i.get("error") else ""))
@@ -454,7 +460,8 @@ for name, title in (("s1", "scenario 1, embedded ingest + one SSE client"), ("s2
         for line in keep:
             mt = re.match(r"^\s*\S+\s+([\d.]+)%\s+\S+\s+\S+\s+\S+\s+(.+)$", line)
             if mt and len(tops) < 6:
-                tops.append(f"`{mt.group(2).split('(')[0].strip()}` {mt.group(1)} %")
+                fn = mt.group(2).replace(" (inline)", "").replace("github.com/logviewer/logviewer/", "").strip()
+                tops.append(f"`{fn}` {mt.group(1)} %")
         if tops:
             w(f"- {kind.upper()}, {title}; most {'time' if kind == 'cpu' else 'bytes'} in: " + ", ".join(tops))
             w("")
@@ -509,7 +516,7 @@ start_time=$(date -u +%Y-%m-%dT%H:%MZ)
 start_logviewer s1
 cpu_profile s1 $([ "$quick" = 1 ] && echo 1 || echo 3)
 logbench s1-embedded --addr "$LV_SYSLOG" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
-  --sub-url "http://$LV_HTTP/sse/*" --pid "$LV_PID"
+  --sub-url "http://$LV_HTTP/sse/*" --pid "$LV_PID" --metrics "http://$LV_HTTP/metrics"
 wait "$PROF_PID" || true
 alloc_profile s1
 stop "$LV_PID"
@@ -520,14 +527,14 @@ start_redis s2-redis-lv
 start_logviewer s2-ingest --role ingest --redis "$RD_URL"
 cpu_profile s2 $([ "$quick" = 1 ] && echo 1 || echo 3)
 logbench s2-logviewer-ingest --addr "$LV_SYSLOG" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
-  --redis "$RD_URL" --redis-pattern '*' --pid "$LV_PID,$RD_PID"
+  --redis "$RD_URL" --redis-pattern '*' --pid "$LV_PID,$RD_PID" --metrics "http://$LV_HTTP/metrics"
 wait "$PROF_PID" || true
 alloc_profile s2
 stop "$LV_PID"
 stop "$RD_PID"
 
 start_redis s2-redis-rs
-start_rsyslog s2-rsyslog "${RD_URL##*:}"
+start_rsyslog s2-rsyslog "$RD_PORT"
 logbench s2-rsyslog --addr "$RS_ADDR" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
   --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
 stop "$RS_PID"
@@ -537,15 +544,17 @@ stop "$RD_PID"
 #    embedded, then an ingest node and a stream node over Redis.
 start_logviewer s3
 logbench s3-embedded --addr "$LV_SYSLOG" --rate "$s3_rate" --duration "$s3_dur" --kind rfc3164 --size 140 \
-  --sub-url "http://$LV_HTTP/sse/*" --sub-url "ws://$LV_HTTP/ws/*" -k 10 --pid "$LV_PID"
+  --sub-url "http://$LV_HTTP/sse/*" --sub-url "ws://$LV_HTTP/ws/*" -k 10 --pid "$LV_PID" \
+  --metrics "http://$LV_HTTP/metrics"
 stop "$LV_PID"
 
 start_redis s3-redis
 start_logviewer s3-ingest --role ingest --redis "$RD_URL"
-ingest_pid=$LV_PID ingest_syslog=$LV_SYSLOG
+ingest_pid=$LV_PID ingest_syslog=$LV_SYSLOG ingest_http=$LV_HTTP
 start_logviewer s3-stream --role stream --redis "$RD_URL"
 logbench s3-redis --addr "$ingest_syslog" --rate "$s3_rate" --duration "$s3_dur" --kind rfc3164 --size 140 \
-  --sub-url "http://$LV_HTTP/sse/*" --sub-url "ws://$LV_HTTP/ws/*" -k 10 --pid "$ingest_pid,$LV_PID,$RD_PID"
+  --sub-url "http://$LV_HTTP/sse/*" --sub-url "ws://$LV_HTTP/ws/*" -k 10 --pid "$ingest_pid,$LV_PID,$RD_PID" \
+  --metrics "http://$ingest_http/metrics" --metrics "http://$LV_HTTP/metrics"
 stop "$LV_PID"
 stop "$ingest_pid"
 stop "$RD_PID"
@@ -555,7 +564,8 @@ stop "$RD_PID"
 start_logviewer s4
 cpu_profile s4 $([ "$quick" = 1 ] && echo 2 || echo 10)
 logbench s4-fanout --addr "$LV_SYSLOG" --rate "$s4_rate" --duration "$s4_dur" --kind rfc3164 --size 140 \
-  --sub-url "http://$LV_HTTP/sse/*" -k "$s4_clients" --pid "$LV_PID" --ready-timeout 60s
+  --sub-url "http://$LV_HTTP/sse/*" -k "$s4_clients" --pid "$LV_PID" --ready-timeout 60s \
+  --metrics "http://$LV_HTTP/metrics"
 wait "$PROF_PID" || true
 logbench s4-idle --idle-clients "$idle" --idle-url "http://$LV_HTTP/sse/logbench-idle" --pid "$LV_PID"
 stop "$LV_PID"
@@ -563,7 +573,8 @@ stop "$LV_PID"
 # 5. Slow client: scenario 3 embedded plus one SSE client that stops reading.
 start_logviewer s5
 logbench s5-slow-client --addr "$LV_SYSLOG" --rate "$s3_rate" --duration "$s3_dur" --kind rfc3164 --size 140 \
-  --sub-url "http://$LV_HTTP/sse/*" --sub-url "ws://$LV_HTTP/ws/*" -k 10 --slow-clients 1 --pid "$LV_PID"
+  --sub-url "http://$LV_HTTP/sse/*" --sub-url "ws://$LV_HTTP/ws/*" -k 10 --slow-clients 1 --pid "$LV_PID" \
+  --metrics "http://$LV_HTTP/metrics"
 stop "$LV_PID"
 
 log "Go benchmarks (-benchtime=$gotime)"

@@ -47,7 +47,8 @@ func TestEndToEndEmbeddedTCPNoLoss(t *testing.T) {
 	const count = 3000
 	rep := runJSON(t, "--addr", d.SyslogAddr, "-c", "3", "--count", strconv.Itoa(count), "--kind", "mix", "--size", "300",
 		"--sub-url", d.HTTPURL+"/sse/*", "--sub-url", "ws://"+host+"/ws/*", "--sub-url", d.HTTPURL+"/sse/*?format=ndjson",
-		"-k", "2", "--pid", strconv.Itoa(d.PID()), "--idle-clients", "20", "--idle-timeout", "10s")
+		"-k", "2", "--pid", strconv.Itoa(d.PID()), "--idle-clients", "20", "--idle-timeout", "10s",
+		"--metrics", d.HTTPURL+"/metrics")
 
 	if rep.Load == nil || rep.Load.Lines != count || len(rep.Errors) > 0 {
 		t.Fatalf("load %+v errors %v", rep.Load, rep.Errors)
@@ -66,6 +67,15 @@ func TestEndToEndEmbeddedTCPNoLoss(t *testing.T) {
 	if len(rep.Procs) != 2 || rep.Procs[0].PID != d.PID() || rep.Procs[0].RSSPeakMiB <= 0 || rep.Procs[0].Error != "" ||
 		rep.Procs[1].PID != os.Getpid() || rep.Procs[1].Name == "" {
 		t.Errorf("procs %+v", rep.Procs)
+	}
+	published := 0.0
+	for _, c := range rep.Counters {
+		if c.Name == "logviewer_published_total" {
+			published = c.Delta
+		}
+	}
+	if published != count {
+		t.Errorf("daemon published %v records during the load, want %d; counters %+v", published, count, rep.Counters)
 	}
 	if rep.Idle == nil || rep.Idle.Opened != 20 || rep.Idle.Error != "" || len(rep.Idle.Procs) != 1 {
 		t.Errorf("idle %+v", rep.Idle)

@@ -54,6 +54,7 @@ type Config struct {
 	IdleURL     string
 
 	PIDs         []int
+	MetricsURLs  []string      // Prometheus endpoints whose logviewer_*_total counters are reported
 	ReadyTimeout time.Duration // for subscribers to connect and see a probe
 	IdleTimeout  time.Duration // drain ends after this long without a new line
 	DrainTimeout time.Duration // drain ends after this long in any case
@@ -69,7 +70,7 @@ func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 // parseConfig reads the command line.
 func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	var c Config
-	var subs, pids stringList
+	var subs, pids, metricsURLs stringList
 	fs := flag.NewFlagSet("logbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Label, "label", "", "name of the run in the report")
@@ -96,6 +97,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.IdleClients, "idle-clients", 0, "extra SSE clients that connect and stay idle (memory per client)")
 	fs.StringVar(&c.IdleURL, "idle-url", "", "SSE URL for idle clients (default: the first http --sub-url's host, channel logbench-idle)")
 
+	fs.Var(&metricsURLs, "metrics", "daemon /metrics URL, repeatable: report how its logviewer_*_total counters grew (where lost lines went)")
 	fs.Var(&pids, "pid", "process to watch (CPU seconds, RSS), repeatable or comma-separated")
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", 30*time.Second, "how long subscribers may take to connect and receive")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 3*time.Second, "stop waiting for lines after this long without a new one")
@@ -107,6 +109,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	c.SubURLs = subs
+	c.MetricsURLs = metricsURLs
 	for _, p := range pids {
 		for _, f := range strings.Split(p, ",") {
 			if f = strings.TrimSpace(f); f == "" {

@@ -12,13 +12,14 @@ import (
 
 // Report is the outcome of one logbench run, printed as a table or JSON.
 type Report struct {
-	Label  string        `json:"label,omitempty"`
-	Run    string        `json:"run"`
-	Load   *LoadReport   `json:"load,omitempty"`
-	Groups []GroupReport `json:"groups,omitempty"`
-	Procs  []ProcReport  `json:"procs,omitempty"`
-	Idle   *IdleReport   `json:"idle,omitempty"`
-	Errors []string      `json:"errors,omitempty"`
+	Label    string         `json:"label,omitempty"`
+	Run      string         `json:"run"`
+	Load     *LoadReport    `json:"load,omitempty"`
+	Groups   []GroupReport  `json:"groups,omitempty"`
+	Procs    []ProcReport   `json:"procs,omitempty"`
+	Idle     *IdleReport    `json:"idle,omitempty"`
+	Counters []CounterDelta `json:"counters,omitempty"` // daemon counters that grew during the run (--metrics)
+	Errors   []string       `json:"errors,omitempty"`
 }
 
 // LoadReport describes the offered load.
@@ -237,6 +238,13 @@ func (r *Report) writeTable(w io.Writer) error {
 		for _, p := range r.Procs {
 			fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.1f\t%.1f\t%.1f\t\n",
 				p.Name, p.PID, p.CPUSeconds, p.CPUPercent, p.RSSPeakMiB, p.RSSEndMiB, p.HWMMiB)
+		}
+	}
+	if len(r.Counters) > 0 {
+		fmt.Fprintln(tw)
+		fmt.Fprintln(tw, "daemon counter\tgrew by\t")
+		for _, c := range r.Counters {
+			fmt.Fprintf(tw, "%s\t%s\t\n", c.Name, num(c.Delta))
 		}
 	}
 	if i := r.Idle; i != nil {

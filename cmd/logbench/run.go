@@ -72,9 +72,10 @@ func bench(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 	}
 
 	var (
-		res   *loadResult
-		sent  []uint64
-		start time.Time
+		res       *loadResult
+		sent      []uint64
+		start     time.Time
+		activeEnd time.Time // the last line received (or sent): CPU % is over the active time
 	)
 	// logbench watches itself too: on a small machine it competes with the
 	// daemon for the same cores, and the report should show how much.
@@ -91,6 +92,7 @@ func bench(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 			return nil, err
 		}
 		watch.start(ctx)
+		before := scrapeAll(ctx, client, cfg.MetricsURLs, rep)
 		var slowTimer *time.Timer
 		if cfg.SlowPause > 0 {
 			slowTimer = time.AfterFunc(cfg.SlowPause, resumeSlow)
@@ -110,6 +112,18 @@ func bench(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 		rep.Errors = append(rep.Errors, res.Errors...)
 		logf("load done: %d lines in %.3fs; draining", res.total(), elapsed)
 		drain(ctx, subs, res.total(), cfg.IdleTimeout, cfg.DrainTimeout)
+		activeEnd = res.End
+		for _, s := range subs {
+			if t := time.Unix(0, s.lastRecv.Load()); t.After(activeEnd) {
+				activeEnd = t
+			}
+		}
+		after := scrapeAll(ctx, client, cfg.MetricsURLs, rep)
+		for i, u := range cfg.MetricsURLs {
+			if before[i] != nil && after[i] != nil {
+				rep.Counters = append(rep.Counters, counterDeltas(u, before[i], after[i])...)
+			}
+		}
 	} else if len(subs) > 0 {
 		watch.start(ctx)
 		start = time.Now()
@@ -124,7 +138,10 @@ func bench(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 		}
 	}
 	if watch.started {
-		rep.Procs = watch.stop()
+		if activeEnd.IsZero() {
+			activeEnd = time.Now()
+		}
+		rep.Procs = watch.stop(activeEnd)
 		for _, p := range rep.Procs {
 			if p.Error != "" {
 				rep.Errors = append(rep.Errors, p.Error)
@@ -382,11 +399,13 @@ func (w *procWatch) sample() []procSample {
 }
 
 // stop takes the last reading and reports each process.
-func (w *procWatch) stop() []ProcReport {
+// CPU percent is over the time from start to activeEnd: what came after
+// (waiting for lines that never arrive) costs no CPU and would dilute it.
+func (w *procWatch) stop(activeEnd time.Time) []ProcReport {
 	close(w.stopped)
 	<-w.done
 	last := w.sample()
-	wall := time.Since(w.begin).Seconds()
+	wall := activeEnd.Sub(w.begin).Seconds()
 	out := make([]ProcReport, len(w.pids))
 	for i, pid := range w.pids {
 		p := ProcReport{PID: pid, Name: last[i].Name}
@@ -400,6 +419,21 @@ func (w *procWatch) stop() []ProcReport {
 		}
 		p.RSSPeakMiB, p.RSSEndMiB, p.HWMMiB = mib(w.peak[i]), mib(last[i].RSSKiB), mib(last[i].HWMKiB)
 		out[i] = p
+	}
+	return out
+}
+
+// scrapeAll reads the counters of every metrics URL; a failed scrape is
+// noted in the report and leaves a nil entry.
+func scrapeAll(ctx context.Context, client *http.Client, urls []string, rep *Report) []counters {
+	out := make([]counters, len(urls))
+	for i, u := range urls {
+		c, err := scrapeCounters(ctx, client, u)
+		if err != nil {
+			rep.Errors = append(rep.Errors, err.Error())
+			continue
+		}
+		out[i] = c
 	}
 	return out
 }
