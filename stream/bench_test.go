@@ -1,0 +1,147 @@
+package stream
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/logviewer/logviewer/internal/testsupport"
+)
+
+// BenchmarkFanout measures the server's cost to deliver one record to one
+// client: b.N records go to every client, in chunks that each client
+// receives in full before the next is published (so no record is dropped).
+// ns/record/client is the figure to read; clients run in the same process
+// and their reading is included.
+func BenchmarkFanout(b *testing.B) {
+	for _, bc := range []struct {
+		kind    string
+		clients int
+	}{{"sse", 1}, {"sse", 10}, {"ndjson", 10}, {"ws", 10}} {
+		b.Run(fmt.Sprintf("%s/clients=%d", bc.kind, bc.clients), func(b *testing.B) {
+			benchFanout(b, bc.kind, bc.clients)
+		})
+	}
+}
+
+func benchFanout(b *testing.B, kind string, clients int) {
+	const chunk = 1024
+	f := startServer(b, Config{})
+	counts := make([]*atomic.Int64, clients)
+	for i := range counts {
+		counts[i] = new(atomic.Int64)
+		switch kind {
+		case "ws":
+			benchWSClient(b, f, counts[i])
+		default:
+			benchSSEClient(b, f, kind == "ndjson", counts[i])
+		}
+	}
+	testsupport.Eventually(b, wait, func() bool {
+		return gauge(b, f.url, `logviewer_stream_clients{kind="sse"}`)+gauge(b, f.url, `logviewer_stream_clients{kind="ws"}`) == float64(clients)
+	}, "clients connected")
+
+	gelf := []byte(`{"version":"1.1","host":"bench","short_message":"GET /api/v1/items?page=2 200 1532 bytes in 12 ms",` +
+		`"timestamp":1732451234.123,"level":6,"_app_name":"10.1.2.3","_group":"lr","_facility":"user","_app":"web","_procid":"4242"}`)
+	ctx := context.Background()
+	b.SetBytes(int64(len(gelf)))
+	b.ResetTimer()
+	start := time.Now()
+	for sent := 0; sent < b.N; {
+		n := min(chunk, b.N-sent)
+		for range n {
+			if err := f.hub.Publish(ctx, "app", gelf); err != nil {
+				b.Fatal(err)
+			}
+		}
+		sent += n
+		deadline := time.Now().Add(wait)
+		for _, c := range counts {
+			for c.Load() < int64(sent) {
+				if time.Now().After(deadline) {
+					b.Fatalf("a client has %d of %d records", c.Load(), sent)
+				}
+				time.Sleep(50 * time.Microsecond)
+			}
+		}
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N)/float64(clients), "ns/record/client")
+}
+
+// benchSSEClient reads an SSE (or NDJSON) stream of all channels and
+// counts its records.
+func benchSSEClient(b *testing.B, f *fixture, ndjson bool, count *atomic.Int64) {
+	conn, err := net.Dial("tcp", f.host)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { conn.Close() })
+	q := ""
+	if ndjson {
+		q = "?format=ndjson"
+	}
+	fmt.Fprintf(conn, "GET /sse/*%s HTTP/1.1\r\nHost: %s\r\n\r\n", q, f.host)
+	go func() {
+		resp, err := http.ReadResponse(bufio.NewReaderSize(conn, 64<<10), nil)
+		if err != nil {
+			return
+		}
+		defer resp.Body.Close()
+		sep := []byte("\n\n")
+		if ndjson {
+			sep = []byte("\n")
+		}
+		buf := make([]byte, 64<<10)
+		var prev byte
+		skip := int64(1) // "retry: 2000\n\n"
+		if ndjson {
+			skip = 0
+		}
+		for {
+			n, err := resp.Body.Read(buf)
+			if n > 0 {
+				p := buf[:n]
+				c := int64(bytes.Count(p, sep))
+				if !ndjson && prev == '\n' && p[0] == '\n' {
+					c++
+				}
+				prev = p[n-1]
+				if skip > 0 {
+					d := min(skip, c)
+					skip -= d
+					c -= d
+				}
+				count.Add(c)
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+// benchWSClient reads a WebSocket stream of all channels and counts its
+// frames.
+func benchWSClient(b *testing.B, f *fixture, count *atomic.Int64) {
+	c := dialWS(b, f, "/ws/*", nil)
+	go func() {
+		for {
+			_, r, err := c.Reader(context.Background())
+			if err != nil {
+				return
+			}
+			if _, err := io.Copy(io.Discard, r); err != nil {
+				return
+			}
+			count.Add(1)
+		}
+	}()
+}
