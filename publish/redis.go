@@ -81,6 +81,18 @@ func (k redisKeys) state() string { return k.prefix + "logviewer:state" }
 // to a capped stream per channel; stream nodes hold one PSUBSCRIBE for all
 // their clients, fan records out in process, and read history and fill
 // pub/sub gaps from the streams. It implements Bus.
+//
+// Names in Redis, after ChannelPrefix (P):
+//
+//	P<channel>                   pub/sub channel (where omhiredis publishes too)
+//	P*                           the one PSUBSCRIBE pattern of a stream node
+//	Plogviewer:stream:<channel>  stream, MAXLEN ~ History, entries {d: GELF with _event_id}
+//	Plogviewer:channels          sorted set: channel -> time of its latest record (ms)
+//	Plogviewer:state             hash: ms, seq (the ID sequence), epoch (first ID of this Redis life)
+//
+// Event IDs are the stream entry IDs, drawn from one sequence for all
+// channels (see publishScript). Records published by others (rsyslog) have
+// no ID: they are streamed live only.
 type Redis struct {
 	role   string
 	client *redis.Client
