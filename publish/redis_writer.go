@@ -74,7 +74,9 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 		}
 		if backoff > 0 {
 			if draining {
-				return // Redis is away and we are closing: what is queued is lost
+				w.log.Warn("redis bus closing while Redis is unreachable; records not delivered",
+					slog.Int("records", w.buf.len()))
+				return
 			}
 			select {
 			case <-ctx.Done():
