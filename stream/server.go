@@ -188,17 +188,20 @@ func (s *Server) Serve(ctx context.Context) error {
 	select {
 	case <-streamsDone:
 	case <-shutCtx.Done():
-	}
-	if err := <-shutdown; err != nil {
-		s.log.Warn("http shutdown timed out; closing connections", slog.Any("error", err))
+		// A peer that does not take its last events or answer the close
+		// handshake: cut it.
+		s.log.Warn("streams still open at the shutdown deadline; closing their connections")
 		s.closeConns()
 		_ = srv.Close()
+		select {
+		case <-streamsDone:
+		case <-time.After(shutdownTimeout - time.Since(start)):
+			s.log.Warn("streams did not end after their connections were closed")
+		}
 	}
-	select {
-	case <-streamsDone:
-	case <-time.After(shutdownTimeout - time.Since(start)):
-		s.closeConns()
-		s.log.Warn("streams still open at shutdown deadline")
+	if err := <-shutdown; err != nil {
+		s.log.Debug("http shutdown cut short", slog.Any("error", err))
+		_ = srv.Close()
 	}
 	<-served // http.ErrServerClosed
 	return nil

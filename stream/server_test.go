@@ -31,8 +31,29 @@ type fixture struct {
 	hub  *publish.Memory
 	url  string // http://127.0.0.1:port
 	host string // 127.0.0.1:port
+	reg  *prometheus.Registry
 	stop context.CancelFunc
 	done chan error // Serve's result
+}
+
+// gathered sums the samples of the metric family name, read from the
+// registry (so it works after the server stopped).
+func (f *fixture) gathered(t testing.TB, name string) float64 {
+	t.Helper()
+	mfs, err := f.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }
 
 // startServer starts a Server with cfg (Addr is set to a free loopback
@@ -61,7 +82,7 @@ func startServerOn(t testing.TB, cfg Config, bus publish.Bus, m *metrics.Metrics
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &fixture{srv: srv, url: "http://" + srv.Addr().String(), host: srv.Addr().String(), stop: cancel, done: make(chan error, 1)}
+	f := &fixture{srv: srv, url: "http://" + srv.Addr().String(), host: srv.Addr().String(), reg: reg, stop: cancel, done: make(chan error, 1)}
 	f.hub, _ = bus.(*publish.Memory)
 	go func() { f.done <- srv.Serve(ctx) }()
 	t.Cleanup(func() {

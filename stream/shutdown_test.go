@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,4 +81,40 @@ func TestServeShutdown(t *testing.T) {
 		resp.Body.Close()
 		t.Fatalf("a new connection was served after Serve returned")
 	}
+}
+
+// TestServeShutdownStuckClients: clients that neither read nor answer the
+// close handshake do not keep Serve from returning.
+func TestServeShutdownStuckClients(t *testing.T) {
+	f := startServer(t, Config{})
+	// A WebSocket client that never reads: it never answers the close.
+	_ = dialWS(t, f, "/ws/*", nil)
+	// An SSE client that never reads while more than its socket buffers
+	// hold is queued for it.
+	slow, err := net.Dial("tcp", f.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Close()
+	fmt.Fprintf(slow, "GET /sse/* HTTP/1.1\r\nHost: %s\r\n\r\n", f.host)
+	testsupport.Eventually(t, wait, func() bool {
+		return gauge(t, f.url, `logviewer_stream_clients{kind="sse"}`) == 1 &&
+			gauge(t, f.url, `logviewer_stream_clients{kind="ws"}`) == 1
+	}, "clients connected")
+	pad := strings.Repeat("z", 4096)
+	f.publish(t, "app", seq(pad, 0, 4000)...)
+
+	f.stop()
+	select {
+	case err := <-f.done:
+		if err != nil {
+			t.Fatalf("Serve: %v", err)
+		}
+		f.done <- nil // for the cleanup
+	case <-time.After(wait):
+		t.Fatal("Serve did not return with stuck clients")
+	}
+	testsupport.Eventually(t, wait, func() bool {
+		return f.gathered(t, "logviewer_stream_clients") == 0
+	}, "stuck clients still counted after Serve returned")
 }

@@ -30,6 +30,18 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	h := w.Header()
+	if ndjson {
+		h.Set("Content-Type", "application/x-ndjson")
+	} else {
+		h.Set("Content-Type", "text/event-stream")
+	}
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass events through unbuffered
+	h.Set("X-Content-Type-Options", "nosniff")
+	if r.Method == http.MethodHead {
+		return // a HEAD (which GET patterns match) gets the headers, not a stream
+	}
 	if !s.beginStream() {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return
@@ -40,16 +52,6 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer sub.Close()
-
-	h := w.Header()
-	if ndjson {
-		h.Set("Content-Type", "application/x-ndjson")
-	} else {
-		h.Set("Content-Type", "text/event-stream")
-	}
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	h.Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
 
 	out := &sseSink{

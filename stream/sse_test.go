@@ -358,3 +358,16 @@ func TestSlowClientDoesNotHoldBackFastOne(t *testing.T) {
 		t.Fatalf("slow client saw all %d records before a dropped notice", seen)
 	}
 }
+
+// TestSSEHead: HEAD gets the stream's headers and an empty body at once.
+func TestSSEHead(t *testing.T) {
+	f := startServer(t, Config{})
+	resp, err := http.Head(f.url + "/sse/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("HEAD: status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
