@@ -19,9 +19,9 @@ quick=${BENCH_QUICK:-0}
 out=${BENCH_OUT:-$root/docs/PERFORMANCE.md}
 gotime=${BENCH_GOTIME:-300ms}
 if [ "$quick" = 1 ]; then
-  s1_count=200000 s3_rate=10000 s3_dur=5s s4_clients=200 s4_rate=1000 s4_dur=5s idle=1000
+  s1_count=200000 s3_rate=10000 s3_dur=5s s4_clients=200 s4_rate=1000 s4_dur=5s idle=1000 prof_long=3 prof_delay_fanout=2
 else
-  s1_count=1000000 s3_rate=10000 s3_dur=30s s4_clients=1000 s4_rate=1000 s4_dur=20s idle=10000
+  s1_count=1000000 s3_rate=10000 s3_dur=30s s4_clients=1000 s4_rate=1000 s4_dur=20s idle=10000 prof_long=10 prof_delay_fanout=6
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/logbench.XXXXXX")
@@ -160,12 +160,22 @@ logbench() {
     echo "bench.sh: $name failed; the page will say so" >&2
 }
 
-# cpu_profile NAME SECONDS: fetch a CPU profile of the running logviewer in
-# the background; wait for it with "wait $PROF_PID".
+# cpu_profile NAME SECONDS [DELAY]: after DELAY seconds (clients connecting),
+# fetch a CPU profile of the running logviewer in the background; wait for it
+# with "wait $PROF_PID".
 cpu_profile() {
-  go tool pprof -top -nodecount=25 -seconds="$2" "$work/logviewer" "http://$LV_PPROF/debug/pprof/profile" \
-    >"$work/prof-$1-cpu.txt" 2>&1 &
+  (sleep "${3:-0}" && go tool pprof -top -nodecount=25 -seconds="$2" "$work/logviewer" \
+    "http://$LV_PPROF/debug/pprof/profile" >"$work/prof-$1-cpu.txt" 2>&1) &
   PROF_PID=$!
+  started+=("$PROF_PID")
+}
+
+# wait_profile: wait for the CPU profile fetch started last.
+wait_profile() {
+  wait "$PROF_PID" 2>/dev/null || true
+  local keep=() p
+  for p in "${started[@]}"; do [ "$p" = "$PROF_PID" ] || keep+=("$p"); done
+  started=("${keep[@]}")
 }
 
 # alloc_profile NAME: allocation tops of the running logviewer since it started.
@@ -438,7 +448,9 @@ w("CPU profiles of the daemon taken while the load ran (`--pprof-addr`, `go tool
 w("since start (`-sample_index=alloc_space`). Only the top entries; flat = in the function itself, cum = with callees.")
 w("")
 for name, title in (("s1", "scenario 1, embedded ingest + one SSE client"), ("s2", "scenario 2, --role ingest into Redis"),
-                    ("s4", "scenario 4, fan-out to many SSE clients")):
+                    ("s3", "scenario 3, embedded, 10 SSE + 10 WS clients at a steady rate"),
+                    ("s4", "scenario 4, fan-out to many SSE clients"),
+                    ("s5", "scenario 5, as 3 plus a client that stops reading")):
     for kind in ("cpu", "alloc"):
         t = text(f"prof-{name}-{kind}.txt")
         if not t:
@@ -517,7 +529,7 @@ start_logviewer s1
 cpu_profile s1 $([ "$quick" = 1 ] && echo 1 || echo 3)
 logbench s1-embedded --addr "$LV_SYSLOG" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
   --sub-url "http://$LV_HTTP/sse/*" --pid "$LV_PID" --metrics "http://$LV_HTTP/metrics"
-wait "$PROF_PID" || true
+wait_profile
 alloc_profile s1
 stop "$LV_PID"
 
@@ -528,7 +540,7 @@ start_logviewer s2-ingest --role ingest --redis "$RD_URL"
 cpu_profile s2 $([ "$quick" = 1 ] && echo 1 || echo 3)
 logbench s2-logviewer-ingest --addr "$LV_SYSLOG" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
   --redis "$RD_URL" --redis-pattern '*' --pid "$LV_PID,$RD_PID" --metrics "http://$LV_HTTP/metrics"
-wait "$PROF_PID" || true
+wait_profile
 alloc_profile s2
 stop "$LV_PID"
 stop "$RD_PID"
@@ -543,9 +555,21 @@ stop "$RD_PID"
 # 3. Latency: 10,000 lines/s steady, 10 SSE and 10 WebSocket clients;
 #    embedded, then an ingest node and a stream node over Redis.
 start_logviewer s3
+cpu_profile s3 "$prof_long" 2
 logbench s3-embedded --addr "$LV_SYSLOG" --rate "$s3_rate" --duration "$s3_dur" --kind rfc3164 --size 140 \
   --sub-url "http://$LV_HTTP/sse/*" --sub-url "ws://$LV_HTTP/ws/*" -k 10 --pid "$LV_PID" \
   --metrics "http://$LV_HTTP/metrics"
+wait_profile
+stop "$LV_PID"
+
+# 5. Slow client: scenario 3 embedded plus one SSE client that stops reading
+#    (right after 3a, so the two are measured on the same machine state).
+start_logviewer s5
+cpu_profile s5 "$prof_long" 2
+logbench s5-slow-client --addr "$LV_SYSLOG" --rate "$s3_rate" --duration "$s3_dur" --kind rfc3164 --size 140 \
+  --sub-url "http://$LV_HTTP/sse/*" --sub-url "ws://$LV_HTTP/ws/*" -k 10 --slow-clients 1 --pid "$LV_PID" \
+  --metrics "http://$LV_HTTP/metrics"
+wait_profile
 stop "$LV_PID"
 
 start_redis s3-redis
@@ -562,19 +586,12 @@ stop "$RD_PID"
 # 4. Fan-out: many SSE clients on one channel at 1,000 lines/s; then idle
 #    connected clients for the memory each costs.
 start_logviewer s4
-cpu_profile s4 $([ "$quick" = 1 ] && echo 2 || echo 10)
+cpu_profile s4 "$prof_long" "$prof_delay_fanout"
 logbench s4-fanout --addr "$LV_SYSLOG" --rate "$s4_rate" --duration "$s4_dur" --kind rfc3164 --size 140 \
   --sub-url "http://$LV_HTTP/sse/*" -k "$s4_clients" --pid "$LV_PID" --ready-timeout 60s \
   --metrics "http://$LV_HTTP/metrics"
-wait "$PROF_PID" || true
+wait_profile
 logbench s4-idle --idle-clients "$idle" --idle-url "http://$LV_HTTP/sse/logbench-idle" --pid "$LV_PID"
-stop "$LV_PID"
-
-# 5. Slow client: scenario 3 embedded plus one SSE client that stops reading.
-start_logviewer s5
-logbench s5-slow-client --addr "$LV_SYSLOG" --rate "$s3_rate" --duration "$s3_dur" --kind rfc3164 --size 140 \
-  --sub-url "http://$LV_HTTP/sse/*" --sub-url "ws://$LV_HTTP/ws/*" -k 10 --slow-clients 1 --pid "$LV_PID" \
-  --metrics "http://$LV_HTTP/metrics"
 stop "$LV_PID"
 
 log "Go benchmarks (-benchtime=$gotime)"
