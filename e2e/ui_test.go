@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -491,6 +492,42 @@ func TestViewer(t *testing.T) {
 		v.click(t, `#channels li[data-channel="*"] .name`)
 		v.waitFor(t, `location.hash === '' && rowOf('second host again') && rowOf('from the first host')`, "all channels again")
 	})
+}
+
+// TestViewerShowsDroppedLines stalls the page while a burst arrives, so the
+// server drops lines for it, and checks the page says so.
+func TestViewerShowsDroppedLines(t *testing.T) {
+	const n = 60000
+	d := testsupport.StartDaemon(t, "--dns=false")
+	v := openViewer(t, d.HTTPURL+"/")
+	lines := make([]string, n)
+	for i := range lines {
+		lines[i] = syslogLine(6, "flood", fmt.Sprintf("flood line %05d %s", i, strings.Repeat("x", 200)))
+	}
+	// A busy page reads nothing: the socket and the server's queue fill.
+	stalled := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(v.ctx, 30*time.Second)
+		defer cancel()
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const end = Date.now() + 4000; while (Date.now() < end); return true; })()`))
+		stalled <- err
+	}()
+	sendSyslogTCP(t, d.SyslogAddr, lines...)
+	if err := <-stalled; err != nil {
+		t.Fatalf("stall the page: %v", err)
+	}
+	last := fmt.Sprintf("flood line %05d ", n-1)
+	v.waitForWithin(t, 60*time.Second, `rows().some((r) => inView(r) && r.querySelector('.c-msg').textContent.startsWith('`+last+`'))`,
+		"the last line of the flood is on screen")
+	v.waitFor(t, `/[0-9,]+ dropped by the server/.test(document.getElementById('stats').textContent)`, "the status counts dropped lines")
+	// Notices pass every filter: one that no line matches shows them alone.
+	v.do(t, chromedp.SendKeys(chromedp.CSS("#filter"), "no line says this"))
+	v.waitFor(t, `log.querySelector('.row.notice.dropped') && rows().length === 0`, "the dropped-lines notice")
+	text := pageEval[string](t, v, `log.querySelector('.row.notice.dropped').textContent`)
+	if !regexp.MustCompile(`^[0-9,]+ lines dropped`).MatchString(text) {
+		t.Errorf("notice %q, want it to say how many lines were dropped", text)
+	}
+	t.Logf("%s; %s", text, pageEval[string](t, v, `document.getElementById('stats').textContent`))
 }
 
 // TestViewerPolicyBlocksInjectedCode checks the policy the daemon sends is
