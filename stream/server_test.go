@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -411,4 +412,40 @@ func testLogOut() io.Writer {
 		return os.Stderr
 	}
 	return io.Discard
+}
+
+func TestParseStreamRequest(t *testing.T) {
+	cases := []struct {
+		name, target, lastEventID string
+		pattern, since            string
+		tail                      int
+	}{
+		{"plain", "/sse/app", "", "app", "", 0},
+		{"tail", "/sse/app?tail=50", "", "app", "", 50},
+		{"tail clamped", "/sse/app?tail=999999999", "", "app", "", maxTail},
+		{"since", "/sse/app?since=5-7", "", "app", "5-7", 0},
+		{"header first", "/sse/app?since=5-7", "5-9", "app", "5-9", 0},
+		{"escaped glob", "/sse/web-%2A", "", "web-*", "", 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			mux := http.NewServeMux()
+			var got streamRequest
+			var err error
+			mux.HandleFunc("GET /sse/{channel}", func(_ http.ResponseWriter, r *http.Request) {
+				got, err = parseStreamRequest(r)
+			})
+			r := httptest.NewRequest(http.MethodGet, tc.target, nil)
+			if tc.lastEventID != "" {
+				r.Header.Set("Last-Event-ID", tc.lastEventID)
+			}
+			mux.ServeHTTP(httptest.NewRecorder(), r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.pattern != tc.pattern || got.opts.Since != tc.since || got.opts.Tail != tc.tail || got.opts.QueueSize != queueSize {
+				t.Fatalf("got %+v, want pattern %q since %q tail %d", got, tc.pattern, tc.since, tc.tail)
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -48,7 +49,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		CompressionMode:    websocket.CompressionDisabled, // CPU per client outweighs bandwidth here
 	})
 	if err != nil {
-		s.log.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "error", err)
+		s.log.Debug("websocket upgrade failed", slog.String("remote", r.RemoteAddr), slog.Any("error", err))
 		return // Accept answered the request
 	}
 	defer c.CloseNow()
