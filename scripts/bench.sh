@@ -420,6 +420,11 @@ for title, name in (("1. Ingest, embedded", "s1-embedded"), ("2a. Ingest into Re
         for p in ps:
             w(f"| {p['name']} | {p['cpu_seconds']:.2f} | {p['cpu_percent']:.0f} | {p['rss_peak_mib']:.1f} | {p['vmhwm_mib']:.1f} |")
         w("")
+    for g in gs:
+        if g.get("worst_seconds") and (g["name"] == "all" or not group(rep, "all")) and not g["name"].endswith("-slow") and l and l["seconds"] > 2:
+            w(f"Worst seconds of the load for {g['name']} (by send time, to tell a stall from a steady latency): " +
+              ", ".join(f"second {x['second']}: {x['max_ms']:.1f} ms" for x in g["worst_seconds"]) + ".")
+            w("")
     cs = rep.get("counters") or []
     if cs:
         w("Daemon counters during the run (`/metrics`): " + ", ".join(

@@ -81,9 +81,9 @@ func dialLoad(ctx context.Context, cfg loadConfig) ([]net.Conn, error) {
 }
 
 // runLoad sends the configured lines over conns (from dialLoad), one
-// goroutine per connection, and closes them when done.
-func runLoad(ctx context.Context, cfg loadConfig, conns []net.Conn) *loadResult {
-	res := &loadResult{Sent: make([]uint64, len(conns)), Start: time.Now()}
+// goroutine per connection, from start on, and closes them when done.
+func runLoad(ctx context.Context, cfg loadConfig, conns []net.Conn, start time.Time) *loadResult {
+	res := &loadResult{Sent: make([]uint64, len(conns)), Start: start}
 	total := cfg.total()
 	var wg sync.WaitGroup
 	var mu sync.Mutex

@@ -36,9 +36,12 @@ type subscriber struct {
 	lastRecv  atomic.Int64  // unix ns of the latest new load line
 	resume    <-chan struct{}
 
+	loadStart atomic.Int64 // unix ns the load started; 0 before
+
 	tracker    seqTracker
 	hist       histogram
-	dropped    uint64 // sum of dropped notices
+	secMax     []int64 // worst latency of the lines sent in each second of the load
+	dropped    uint64  // sum of dropped notices
 	gapNotices uint64
 	err        error
 	done       chan struct{}
@@ -97,6 +100,7 @@ func (s *subscriber) handle(data []byte, now int64) {
 		}
 		if s.tracker.see(m.conn, m.seq) {
 			s.hist.add(now - m.sent)
+			s.noteSecond(m.sent, now-m.sent)
 			s.lastRecv.Store(now)
 			s.got.Add(1)
 		}
@@ -108,6 +112,26 @@ func (s *subscriber) handle(data []byte, now int64) {
 			s.gapNotices++
 		}
 	}
+}
+
+// maxSeconds bounds the per-second latency record (an hour of load).
+const maxSeconds = 3600
+
+// noteSecond keeps the worst latency per second of send time, to tell a
+// steady latency from a stall.
+func (s *subscriber) noteSecond(sent, latency int64) {
+	start := s.loadStart.Load()
+	if start == 0 || sent < start {
+		return
+	}
+	sec := int((sent - start) / int64(time.Second))
+	if sec >= maxSeconds {
+		return
+	}
+	if sec >= len(s.secMax) {
+		s.secMax = append(s.secMax, make([]int64, sec+1-len(s.secMax))...)
+	}
+	s.secMax[sec] = max(s.secMax[sec], latency)
 }
 
 // pause blocks a slow subscriber, once it is ready, until resume is
@@ -219,6 +243,7 @@ type subscriberResult struct {
 	gapNotices uint64
 	lastRecv   int64
 	hist       *histogram
+	secMax     []int64
 	err        error
 }
 
@@ -235,6 +260,6 @@ func (s *subscriber) result(sent []uint64) subscriberResult {
 		group: s.group(), connected: connected, got: s.tracker.distinct,
 		loss: s.tracker.loss(sent), dups: s.tracker.dups, reorder: s.tracker.reorder,
 		dropped: s.dropped, gapNotices: s.gapNotices, lastRecv: s.lastRecv.Load(),
-		hist: &s.hist, err: s.err,
+		hist: &s.hist, secMax: s.secMax, err: s.err,
 	}
 }

@@ -60,7 +60,43 @@ type GroupReport struct {
 	GapNotices  uint64  `json:"gap_notices"`
 	Rate        float64 `json:"delivered_rate"` // lines/s per subscriber (mean), load start to its last line
 	Latency     Latency `json:"latency"`
-	FirstError  string  `json:"first_error,omitempty"`
+	// WorstSeconds are the seconds of the load (from its start, by send
+	// time) whose lines had the highest latency: a stall shows as one or
+	// two seconds far above the rest.
+	WorstSeconds []SecondMax `json:"worst_seconds,omitempty"`
+	FirstError   string      `json:"first_error,omitempty"`
+}
+
+// SecondMax is the worst latency of the lines sent in one second of the load.
+type SecondMax struct {
+	Second int     `json:"second"`
+	MaxMS  float64 `json:"max_ms"`
+}
+
+// worstSeconds returns the n seconds with the highest latency, worst first.
+func worstSeconds(secMax []int64, n int) []SecondMax {
+	var out []SecondMax
+	for i, v := range secMax {
+		if v > 0 {
+			out = append(out, SecondMax{Second: i, MaxMS: ms(time.Duration(v))})
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].MaxMS > out[j].MaxMS })
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+// mergeSeconds folds b into a (per-second maxima).
+func mergeSeconds(a, b []int64) []int64 {
+	if len(b) > len(a) {
+		a = append(a, make([]int64, len(b)-len(a))...)
+	}
+	for i, v := range b {
+		a[i] = max(a[i], v)
+	}
+	return a
 }
 
 // ProcReport is what one watched process (--pid) used during the run.
@@ -97,6 +133,7 @@ type IdleRSS struct {
 func groupResults(results []subscriberResult, expected uint64, loadStart time.Time) []GroupReport {
 	byName := map[string]*GroupReport{}
 	hists := map[string]*histogram{}
+	secs := map[string][]int64{}
 	rates := map[string][]float64{}
 	var names []string
 	for _, r := range results {
@@ -125,6 +162,7 @@ func groupResults(results []subscriberResult, expected uint64, loadStart time.Ti
 		g.Dropped += r.dropped
 		g.GapNotices += r.gapNotices
 		hists[r.group].merge(r.hist)
+		secs[r.group] = mergeSeconds(secs[r.group], r.secMax)
 		if r.got > 0 && !loadStart.IsZero() {
 			if secs := time.Duration(r.lastRecv - loadStart.UnixNano()).Seconds(); secs > 0 {
 				rates[r.group] = append(rates[r.group], float64(r.got)/secs)
@@ -159,6 +197,7 @@ func groupResults(results []subscriberResult, expected uint64, loadStart time.Ti
 				all.FirstError = g.FirstError
 			}
 			h.merge(hists[n])
+			secs[groupAll] = mergeSeconds(secs[groupAll], secs[n])
 			rates[groupAll] = append(rates[groupAll], rates[n]...)
 		}
 		byName[groupAll], hists[groupAll] = all, h
@@ -172,6 +211,7 @@ func groupResults(results []subscriberResult, expected uint64, loadStart time.Ti
 			P50: ms(h.quantile(0.50)), P90: ms(h.quantile(0.90)), P99: ms(h.quantile(0.99)),
 			Max: ms(time.Duration(h.max)), Mean: ms(h.mean()),
 		}
+		g.WorstSeconds = worstSeconds(secs[n], 3)
 		if rs := rates[n]; len(rs) > 0 {
 			var sum float64
 			for _, r := range rs {
@@ -259,6 +299,19 @@ func (r *Report) writeTable(w io.Writer) error {
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write report: %w", err)
+	}
+	hasAll := false
+	for _, g := range r.Groups {
+		hasAll = hasAll || g.Name == groupAll
+	}
+	for _, g := range r.Groups {
+		if len(g.WorstSeconds) > 0 && !strings.HasSuffix(g.Name, "-slow") && (g.Name == groupAll || !hasAll) {
+			parts := make([]string, len(g.WorstSeconds))
+			for i, s := range g.WorstSeconds {
+				parts[i] = fmt.Sprintf("second %d: %.1f ms", s.Second, s.MaxMS)
+			}
+			fmt.Fprintf(w, "%s: worst seconds of the load (by send time): %s\n", g.Name, strings.Join(parts, ", "))
+		}
 	}
 	for _, g := range r.Groups {
 		if g.FirstError != "" && g.Name != groupAll {

@@ -93,3 +93,27 @@ func TestReportOutputs(t *testing.T) {
 		t.Errorf("JSON round trip lost figures: %s", js.String())
 	}
 }
+
+func TestWorstSeconds(t *testing.T) {
+	s := newSubscriber(subSSE, "", "r", false, nil)
+	start := time.Unix(100, 0)
+	s.noteSecond(start.UnixNano(), 5) // before the load start is set: ignored
+	s.loadStart.Store(start.UnixNano())
+	s.noteSecond(start.Add(-time.Second).UnixNano(), 9) // sent before the load
+	s.noteSecond(start.UnixNano(), int64(2*time.Millisecond))
+	s.noteSecond(start.Add(500*time.Millisecond).UnixNano(), int64(time.Millisecond))
+	s.noteSecond(start.Add(3*time.Second).UnixNano(), int64(400*time.Millisecond))
+	s.noteSecond(start.Add(4*time.Second).UnixNano(), int64(3*time.Millisecond))
+	s.noteSecond(start.Add(maxSeconds*time.Second).UnixNano(), 1) // beyond the record
+	other := []int64{0, int64(50 * time.Millisecond)}
+	got := worstSeconds(mergeSeconds(append([]int64(nil), s.secMax...), other), 3)
+	want := []SecondMax{{3, 400}, {1, 50}, {4, 3}}
+	if len(got) != len(want) {
+		t.Fatalf("worstSeconds = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("worst %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}

@@ -98,7 +98,11 @@ func bench(ctx context.Context, cfg Config, logw io.Writer) (*Report, error) {
 			slowTimer = time.AfterFunc(cfg.SlowPause, resumeSlow)
 		}
 		logf("load: %d lines to %s over %s", cfg.Load.total(), cfg.Load.Addr, cfg.Load.Proto)
-		res = runLoad(ctx, cfg.Load, conns)
+		loadStart := time.Now()
+		for _, s := range subs {
+			s.loadStart.Store(loadStart.UnixNano())
+		}
+		res = runLoad(ctx, cfg.Load, conns, loadStart)
 		if slowTimer != nil {
 			slowTimer.Stop()
 		}
