@@ -165,7 +165,6 @@ func TestSlowClientDoesNotHoldBackOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer slow.Close()
-	_ = slow.(*net.TCPConn).SetReadBuffer(4096)
 	fmt.Fprintf(slow, "GET /sse/* HTTP/1.1\r\nHost: %s\r\n\r\n", strings.TrimPrefix(d.HTTPURL, "http://"))
 	fast := testsupport.OpenSSE(t, d.HTTPURL+"/sse/*")
 	testsupport.Eventually(t, 5*time.Second, func() bool {
