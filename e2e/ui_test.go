@@ -69,7 +69,7 @@ type viewer struct {
 // openViewer starts Chromium, opens url and waits until the page's stream is
 // live. When the test ends it fails on any script error or Content Security
 // Policy violation the page reported.
-func openViewer(t *testing.T, url string) *viewer {
+func openViewer(t testing.TB, url string) *viewer {
 	t.Helper()
 	v := &viewer{ctx: testsupport.StartChromium(t)}
 	messages := chromedp.Console(v.ctx)
@@ -105,7 +105,7 @@ func openViewer(t *testing.T, url string) *viewer {
 	return v
 }
 
-func (v *viewer) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
+func (v *viewer) do(t testing.TB, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(v.ctx, uiTimeout)
 	defer cancel()
@@ -116,14 +116,14 @@ func (v *viewer) do(t *testing.T, actions ...chromedp.Action[chromedp.Void]) {
 
 // navigate loads url afresh (also when only its fragment differs) and waits
 // for the stream to be live.
-func (v *viewer) navigate(t *testing.T, url string) {
+func (v *viewer) navigate(t testing.TB, url string) {
 	t.Helper()
 	v.do(t, chromedp.Navigate("about:blank"), chromedp.Navigate(url))
 	v.waitFor(t, `document.getElementById('conn').dataset.state === 'live'`, "the page's stream is live")
 }
 
 // pageEval evaluates expr in the page, with uiPrelude in scope.
-func pageEval[T any](t *testing.T, v *viewer, expr string) T {
+func pageEval[T any](t testing.TB, v *viewer, expr string) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(v.ctx, uiTimeout)
 	defer cancel()
@@ -135,12 +135,12 @@ func pageEval[T any](t *testing.T, v *viewer, expr string) T {
 }
 
 // waitFor polls the JavaScript condition expr until it holds.
-func (v *viewer) waitFor(t *testing.T, expr, what string) {
+func (v *viewer) waitFor(t testing.TB, expr, what string) {
 	t.Helper()
 	v.waitForWithin(t, uiTimeout, expr, what)
 }
 
-func (v *viewer) waitForWithin(t *testing.T, timeout time.Duration, expr, what string) {
+func (v *viewer) waitForWithin(t testing.TB, timeout time.Duration, expr, what string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !pageEval[bool](t, v, "!!("+expr+")") {
@@ -153,13 +153,13 @@ func (v *viewer) waitForWithin(t *testing.T, timeout time.Duration, expr, what s
 }
 
 // click clicks the element found by the CSS selector, as a user would.
-func (v *viewer) click(t *testing.T, sel string) {
+func (v *viewer) click(t testing.TB, sel string) {
 	t.Helper()
 	v.do(t, chromedp.Click(chromedp.CSS(sel)))
 }
 
 // key types keys into whatever has the focus.
-func (v *viewer) key(t *testing.T, keys string) {
+func (v *viewer) key(t testing.TB, keys string) {
 	t.Helper()
 	v.do(t, chromedp.KeyEvent(keys))
 }
@@ -168,7 +168,7 @@ func (v *viewer) key(t *testing.T, keys string) {
 // text, so a handler that cancels the keydown also cancels the typing.
 // (KeyEvent sends the text in a separate char event, which no handler can
 // cancel.)
-func (v *viewer) pressSlash(t *testing.T) {
+func (v *viewer) pressSlash(t testing.TB) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(v.ctx, uiTimeout)
 	defer cancel()
@@ -190,7 +190,7 @@ func syslogLine(sev int, app, msg string) string {
 
 // sendSyslogUDP sends each line as one datagram from the loopback address
 // src ("" for 127.0.0.1), so the daemon files them under that channel.
-func sendSyslogUDP(t *testing.T, src, addr string, lines ...string) {
+func sendSyslogUDP(t testing.TB, src, addr string, lines ...string) {
 	t.Helper()
 	if src == "" {
 		src = "127.0.0.1"
@@ -212,7 +212,7 @@ func sendSyslogUDP(t *testing.T, src, addr string, lines ...string) {
 }
 
 // sendSyslogTCP sends the lines on one TCP connection, each ended by LF.
-func sendSyslogTCP(t *testing.T, addr string, lines ...string) {
+func sendSyslogTCP(t testing.TB, addr string, lines ...string) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -721,7 +721,7 @@ func TestViewerScreenshot(t *testing.T) {
 }
 
 // screenshot captures the viewport as PNG and checks it is one.
-func (v *viewer) screenshot(t *testing.T) []byte {
+func (v *viewer) screenshot(t testing.TB) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(v.ctx, uiTimeout)
 	defer cancel()
@@ -807,4 +807,29 @@ func hostTraffic(ctx context.Context, addr string) {
 			_, _ = conns[i].Write([]byte(syslogLine(x.sev, x.app, x.text)))
 		}
 	}
+}
+
+// BenchmarkViewerBurst measures how fast the page takes in a burst of
+// lines: from the first byte sent to the last line on screen, with the
+// longest main-thread task the browser saw (a measure of how responsive
+// the page stays).
+func BenchmarkViewerBurst(b *testing.B) {
+	const n = 10000
+	d := testsupport.StartDaemon(b, "--dns=false")
+	v := openViewer(b, d.HTTPURL+"/")
+	pageEval[bool](b, v, `(window.longest = 0, new PerformanceObserver((l) => {
+		for (const e of l.getEntries()) window.longest = Math.max(window.longest, e.duration);
+	}).observe({type: 'longtask'}), true)`)
+	lines := make([]string, n)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		for j := range lines {
+			lines[j] = syslogLine(6, "bench", fmt.Sprintf("bench %d line %05d GET /api/orders/%d 200 12.5ms", i, j, j))
+		}
+		sendSyslogTCP(b, d.SyslogAddr, lines...)
+		v.waitForWithin(b, time.Minute, fmt.Sprintf(`inView(rowOf('bench %d line %05d GET /api/orders/%d 200 12.5ms'))`, i, n-1, n-1), "the last line on screen")
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "lines/s")
+	b.ReportMetric(pageEval[float64](b, v, `window.longest`), "longest-task-ms")
 }

@@ -17,6 +17,7 @@
   const MAX_SOURCES = 3; // EventSources per page; more patterns share one "*" stream
   const MSG_MAX = 2000; // characters of a message drawn in its row
   const MARK_MAX = 100; // highlighted matches per cell
+  const FRAME_BUDGET_MS = 8; // parsing per animation frame
   const LEVELS = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
   const ID_RE = /^(\d+)-(\d+)$/;
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -139,6 +140,7 @@
 
   const notice = (kind, text) => ({ n: ++seq, k: lastK, notice: kind, text });
 
+  // push queues a received record ({data, id}, parsed later) or a notice.
   function push(e) {
     incoming.push(e);
     // A hidden tab draws no frames; what waits is bounded like the rest.
@@ -327,11 +329,26 @@
     return Math.floor((y - cum) / ROW_H);
   }
 
+  // render takes in what arrived and draws, once per frame. Records are
+  // parsed here, a frame's budget at a time, so a burst of thousands is
+  // spread over frames instead of freezing the page.
   function render() {
     frame = 0;
     if (incoming.length) {
-      const batch = incoming;
-      incoming = [];
+      const start = performance.now();
+      const batch = [];
+      let i = 0;
+      while (i < incoming.length) {
+        const it = incoming[i++];
+        if (it.n) batch.push(it); // a notice, or a line held while paused
+        else {
+          const e = toEntry(it.data, it.id);
+          if (e) batch.push(e);
+        }
+        if ((i & 127) === 0 && performance.now() - start > FRAME_BUDGET_MS) break;
+      }
+      incoming = i < incoming.length ? incoming.slice(i) : [];
+      if (incoming.length) queueRender();
       if (paused) {
         pending = pending.concat(batch);
         if (pending.length > CAP) {
@@ -641,8 +658,7 @@
     es.onmessage = (ev) => {
       if (!mine()) return;
       if (ev.lastEventId) s.lastId = ev.lastEventId;
-      const e = toEntry(ev.data, ev.lastEventId);
-      if (e) push(e);
+      push({ data: ev.data, id: ev.lastEventId });
     };
     es.addEventListener('dropped', (ev) => {
       if (!mine()) return;
