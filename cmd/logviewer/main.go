@@ -22,6 +22,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/logviewer/logviewer/ingest"
@@ -146,6 +147,8 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 	if cfg.Redis == "" {
 		return publish.NewMemory(publish.MemoryConfig{History: cfg.History, Metrics: m}), nil
 	}
+	// go-redis logs through a package-level logger; it is set once here, in main.
+	redis.SetLogger(redisLogger{log: log.With(slog.String("part", "go-redis"))})
 	bus, err := publish.NewRedis(ctx, publish.RedisConfig{
 		URL:           cfg.Redis,
 		Role:          cfg.Role,
