@@ -138,7 +138,9 @@
     return { n: ++seq, k: t || lastK, id, ch, t, lvl, app: str(o._app), msg: str(o.short_message), raw: data };
   }
 
-  const notice = (kind, text) => ({ n: ++seq, k: lastK, notice: kind, text });
+  // notice makes a notice entry; it gets its place (n, k) when it is taken
+  // in, after the records that arrived before it.
+  const notice = (kind, text) => ({ notice: kind, text });
 
   // push queues a received record ({data, id}, parsed later) or a notice.
   function push(e) {
@@ -340,10 +342,16 @@
       let i = 0;
       while (i < incoming.length) {
         const it = incoming[i++];
-        if (it.n) batch.push(it); // a notice, or a line held while paused
-        else {
+        if (typeof it.data === 'string') {
           const e = toEntry(it.data, it.id);
           if (e) batch.push(e);
+        } else {
+          // a notice, or a line held while paused
+          if (!it.n) {
+            it.n = ++seq;
+            it.k = lastK;
+          }
+          batch.push(it);
         }
         if ((i & 127) === 0 && performance.now() - start > FRAME_BUDGET_MS) break;
       }
