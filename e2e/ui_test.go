@@ -306,6 +306,11 @@ func TestViewer(t *testing.T) {
 		}
 		v.key(t, kb.Escape)
 		v.waitFor(t, `inView(rowOf('plain hay line'))`, "all lines back")
+		pageEval[bool](t, v, `(location.hash = '#q=hay', true)`) // an edited address
+		v.waitFor(t, `document.getElementById('filter').value === 'hay' && msgs().length === 1 && rowOf('plain hay line')`,
+			"the filter follows the address")
+		v.key(t, kb.Escape)
+		v.waitFor(t, `location.hash === '' && inView(rowOf('NEEDLE-42 shouting'))`, "Esc clears the filter from the address too")
 	})
 
 	t.Run("severity filter", func(t *testing.T) {
