@@ -406,6 +406,8 @@ w("line by the sender (same clock), percentiles from a log-linear histogram (≤
 w("never received (sequence numbers per connection); *dropped* = what the daemon announced (SSE `event: dropped`, WS")
 w("`{\"dropped\":N}`) for a subscriber that fell behind. CPU seconds are utime+stime from `/proc/<pid>/stat` over the")
 w("run (from the first line sent until the receivers drained), peak RSS the highest VmRSS sampled every 100 ms.")
+w("*Offered* = lines written by the sender / time to write them: for a burst the socket buffers absorb much of it, so it")
+w("can exceed what the daemon reads; steady-rate scenarios offer exactly their rate.")
 w("")
 
 w("## Scenarios")
@@ -502,8 +504,8 @@ if g1 and (g1["lost"] or g1["delivered_rate"] < 500000):
 g2l_ = group(s2lv, "redis")
 bus_drops_big = counter(s2lv, 'logviewer_dropped_total{reason="bus_buffer"}')
 if g2l_ and g2l_["lost"]:
-    why.append(f"**2.** Under the {num(int(cfg['s1_count'] or 0))}-line burst, `--role ingest` read the lines at "
-               f"{num(s2lv['load']['rate'])} lines/s but Redis took them at about {num(g2l_['delivered_rate'])}/s; its bounded "
+    why.append(f"**2.** Under the {num(int(cfg['s1_count'] or 0))}-line burst the senders wrote at "
+               f"{num(s2lv['load']['rate'])} lines/s and Redis took the records at about {num(g2l_['delivered_rate'])}/s; `--role ingest`'s bounded "
                f"publish buffer (`--buffer`, 64 MiB) overflowed and {num(bus_drops_big)} "
                f"records were dropped (`logviewer_dropped_total{{reason=\"bus_buffer\"}}`), where TCP backpressure would have slowed the "
                f"senders instead. rsyslog lost {num((group(s2rs, 'redis') or {}).get('lost', 0))} of the same burst: its action queues "
