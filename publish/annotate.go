@@ -2,7 +2,8 @@ package publish
 
 import (
 	"slices"
-	"unicode/utf8"
+
+	"github.com/logviewer/logviewer/transform"
 )
 
 // AnnotateJSON appends to dst the GELF object gelf with "_event_id" (id) and
@@ -16,11 +17,10 @@ import (
 func AnnotateJSON(dst []byte, id, channel string, gelf []byte) []byte {
 	rest, ok := objectBody(gelf)
 	dst = slices.Grow(dst, len(`{"_event_id":"","_channel":"",`)+len(id)+len(channel)+len(rest))
-	dst = append(dst, `{"_event_id":"`...)
-	dst = appendJSONString(dst, id)
-	dst = append(dst, `","_channel":"`...)
-	dst = appendJSONString(dst, channel)
-	dst = append(dst, '"')
+	dst = append(dst, `{"_event_id":`...)
+	dst = transform.AppendJSONString(dst, id)
+	dst = append(dst, `,"_channel":`...)
+	dst = transform.AppendJSONString(dst, channel)
 	if !ok || isEmptyObjectBody(rest) {
 		return append(dst, '}')
 	}
@@ -52,55 +52,6 @@ func isEmptyObjectBody(rest []byte) bool {
 		return b == '}'
 	}
 	return true
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s escaped as the inside of a JSON string.
-func appendJSONString(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b >= 0x20 && b != '"' && b != '\\' && b < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if b < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' { // valid JSON, but not valid JavaScript source
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
 }
 
 // isJSONObject reports whether gelf starts, after white space, with '{'.

@@ -17,7 +17,7 @@ func TestAnnotateJSON(t *testing.T) {
 		{"space after brace", "1-2", "web", `{ "a":1}`, `{"_event_id":"1-2","_channel":"web", "a":1}`},
 		{"escaped channel", `i"d`, "a\\b\n\x01", `{"a":1}`,
 			`{"_event_id":"i\"d","_channel":"a\\b\n\u0001","a":1}`},
-		{"invalid UTF-8 channel", "1-2", "caf\xe9", `{}`, `{"_event_id":"1-2","_channel":"caf\ufffd"}`},
+		{"invalid UTF-8 channel", "1-2", "caf\xe9", `{}`, "{\"_event_id\":\"1-2\",\"_channel\":\"caf\ufffd\"}"},
 		{"unicode channel", "1-2", "café\u2028", `{}`, `{"_event_id":"1-2","_channel":"café\u2028"}`},
 		{"not an object", "1-2", "web", `[1]`, `{"_event_id":"1-2","_channel":"web"}`},
 		{"empty input", "1-2", "web", ``, `{"_event_id":"1-2","_channel":"web"}`},

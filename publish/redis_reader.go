@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logviewer/logviewer/transform"
 )
 
 // Pub/sub connection upkeep.
@@ -256,9 +258,8 @@ func publishedJSON(channel, id, rest string) ([]byte, string) {
 	js := make([]byte, 0, len(rest)+len(id)+len(channel)+len(`{"_event_id":"","_channel":"",`))
 	js = append(js, `{"_event_id":"`...)
 	js = append(js, id...)
-	js = append(js, `","_channel":"`...)
-	js = appendJSONString(js, channel)
-	js = append(js, '"')
+	js = append(js, `","_channel":`...)
+	js = transform.AppendJSONString(js, channel)
 	if rest == "" {
 		js = append(js, '}')
 	} else {
@@ -318,9 +319,9 @@ func plainJSON(channel, payload string) []byte {
 		return AnnotateJSON(make([]byte, 0, len(p)+len(channel)+32), "", channel, p)
 	}
 	js := make([]byte, 0, len(p)+len(channel)+64)
-	js = append(js, `{"_event_id":"","_channel":"`...)
-	js = appendJSONString(js, channel)
-	js = append(js, `","short_message":"`...)
-	js = appendJSONString(js, payload[:end])
-	return append(js, `"}`...)
+	js = append(js, `{"_event_id":"","_channel":`...)
+	js = transform.AppendJSONString(js, channel)
+	js = append(js, `,"short_message":`...)
+	js = transform.AppendJSONString(js, payload[:end])
+	return append(js, '}')
 }

@@ -6,10 +6,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+have_omhiredis() { find /usr/lib -path '*rsyslog*' -name omhiredis.so 2>/dev/null | grep -q .; }
+
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v rsyslogd >/dev/null || need+=(rsyslog)
-ls /usr/lib/*/rsyslog/omhiredis.so /usr/lib/rsyslog/omhiredis.so >/dev/null 2>&1 || need+=(rsyslog-hiredis)
+have_omhiredis || need+=(rsyslog-hiredis)
 command -v chromium >/dev/null || need+=(chromium)
 command -v logger >/dev/null || need+=(bsdutils)
 command -v python3 >/dev/null || need+=(python3)
@@ -28,7 +30,7 @@ missing=()
 for bin in redis-server rsyslogd chromium logger python3; do
   command -v "$bin" >/dev/null || missing+=("$bin")
 done
-ls /usr/lib/*/rsyslog/omhiredis.so /usr/lib/rsyslog/omhiredis.so >/dev/null 2>&1 || missing+=(omhiredis)
+have_omhiredis || missing+=(omhiredis)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "${CI:-}" = true ]; then
     echo "test.sh: missing after install: ${missing[*]}" >&2

@@ -144,3 +144,11 @@ func runeLen[T string | []byte](s T) int {
 	}
 	return n
 }
+
+// AppendJSONString appends s as a quoted JSON string: control characters,
+// quotes and backslashes escaped, invalid UTF-8 replaced with U+FFFD. The
+// buses use it to add their own members to records.
+func AppendJSONString(dst []byte, s string) []byte {
+	dst, _ = appendString(dst, s)
+	return dst
+}
