@@ -115,10 +115,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	log.Info("listening", attrs...)
 
 	g, gctx := errgroup.WithContext(ctx)
+	// The stream stops after ingest has finished the lines it had read, so
+	// that they are delivered to the clients before these are closed.
+	streamCtx, stopStream := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopStream()
 	if syslogServer != nil {
-		g.Go(func() error { return syslogServer.Serve(gctx) })
+		g.Go(func() error {
+			defer stopStream()
+			return syslogServer.Serve(gctx)
+		})
+	} else {
+		context.AfterFunc(gctx, stopStream)
 	}
-	g.Go(func() error { return httpServer.Serve(gctx) })
+	g.Go(func() error { return httpServer.Serve(streamCtx) })
 	if pprofListener != nil {
 		g.Go(func() error { return servePprof(gctx, pprofListener) })
 	}
