@@ -180,6 +180,30 @@ wait_profile() {
   started=("${keep[@]}")
 }
 
+# perf_rsyslog SECONDS: when perf works here, sample rsyslogd's threads and
+# functions for the page (rsyslogd has no profiler of its own).
+perf_rsyslog() {
+  PERF_PID=
+  command -v perf >/dev/null || return 0
+  perf record -q -F 499 -g -p "$RS_PID" -o "$work/rsyslog.perf" -- sleep "$1" >"$work/perf.log" 2>&1 &
+  PERF_PID=$!
+  started+=("$PERF_PID")
+}
+
+wait_perf() {
+  [ -n "$PERF_PID" ] || return 0
+  wait "$PERF_PID" 2>/dev/null || true
+  local keep=() p
+  for p in "${started[@]}"; do [ "$p" = "$PERF_PID" ] || keep+=("$p"); done
+  started=("${keep[@]}")
+  if [ -s "$work/rsyslog.perf" ]; then
+    perf report -i "$work/rsyslog.perf" --no-children --sort comm --stdio -g none 2>/dev/null |
+      grep '%' | head -6 >"$work/rsyslog-threads.txt" || true
+    perf report -i "$work/rsyslog.perf" --no-children --sort dso,sym --stdio -g none 2>/dev/null |
+      grep '%' | head -12 >"$work/rsyslog-syms.txt" || true
+  fi
+}
+
 # alloc_profile NAME: allocation tops of the running logviewer since it started.
 alloc_profile() {
   go tool pprof -top -nodecount=20 -sample_index=alloc_space "$work/logviewer" \
@@ -535,7 +559,15 @@ if g5 and g3 and g3["latency"]["p99_ms"] and (g5["latency"]["p99_ms"] - g3["late
                f"with the slow client (worst seconds {ws}; the slow client resumes reading after {cfg['slow_pause']}). Both runs are a few "
                f"milliseconds at the 99th percentile, where the scheduling noise of a shared {nproc}-core machine is of the same size; "
                f"CPU: {cpu_line(s5)} vs {cpu_line(s3e)}.")
-w("## Where goals are missed, and why")
+thr_lines = [l.split() for l in text("rsyslog-threads.txt").splitlines() if l.strip()]
+if thr_lines and group(s2rs, "redis"):
+    t0 = thr_lines[0]
+    sym_names = [l.split()[-1] for l in text("rsyslog-syms.txt").splitlines() if l.strip()][:4]
+    why.append(f"**2 (the rsyslog side):** rsyslogd used {proc(s2rs, 'rsyslogd')['cpu_percent']:.0f} % of a core; `perf` puts "
+               f"{t0[0]} of its samples in one thread, `{' '.join(t0[1:])}` (thread names are cut at 15 characters), and its top "
+               f"functions are {', '.join('`' + x + '`' for x in sym_names)}: building the hiredis command buffer in one omhiredis "
+               f"action worker bounds its rate, whatever the other core does.")
+w("## Findings: where goals are missed, and why")
 w("")
 if why:
     for b in why:
@@ -586,6 +618,17 @@ for name, title in (("s1", "scenario 1, embedded ingest + one SSE client"), ("s2
         w("```")
         w("</details>")
         w("")
+
+thr, syms = text("rsyslog-threads.txt").strip(), text("rsyslog-syms.txt").strip()
+if thr:
+    w("rsyslogd during scenario 2b, sampled with `perf record -g -p` (its threads, then its functions):")
+    w("")
+    w("```")
+    w(thr)
+    w("")
+    w(syms)
+    w("```")
+    w("")
 
 w("## Go benchmarks")
 w("")
@@ -649,8 +692,10 @@ stop "$RD_PID"
 
 start_redis s2-redis-rs
 start_rsyslog s2-rsyslog "$RD_PORT"
+perf_rsyslog "$(( $([ "$quick" = 1 ] && echo 3 || echo 6) ))"
 logbench s2-rsyslog --addr "$RS_ADDR" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
   --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
+wait_perf
 stop "$RS_PID"
 stop "$RD_PID"
 
