@@ -619,7 +619,7 @@ for name, title in (("s1", "scenario 1, embedded ingest + one SSE client"), ("s2
         w("</details>")
         w("")
 
-thr, syms = text("rsyslog-threads.txt").strip(), text("rsyslog-syms.txt").strip()
+thr, syms = text("rsyslog-threads.txt").strip("\n"), text("rsyslog-syms.txt").strip("\n")
 if thr:
     w("rsyslogd during scenario 2b, sampled with `perf record -g -p` (its threads, then its functions):")
     w("")
