@@ -559,14 +559,23 @@ if g5 and g3 and g3["latency"]["p99_ms"] and (g5["latency"]["p99_ms"] - g3["late
                f"with the slow client (worst seconds {ws}; the slow client resumes reading after {cfg['slow_pause']}). Both runs are a few "
                f"milliseconds at the 99th percentile, where the scheduling noise of a shared {nproc}-core machine is of the same size; "
                f"CPU: {cpu_line(s5)} vs {cpu_line(s3e)}.")
-thr_lines = [l.split() for l in text("rsyslog-threads.txt").splitlines() if l.strip()]
-if thr_lines and group(s2rs, "redis"):
-    t0 = thr_lines[0]
-    sym_names = [l.split()[-1] for l in text("rsyslog-syms.txt").splitlines() if l.strip()][:4]
-    why.append(f"**2 (the rsyslog side):** rsyslogd used {proc(s2rs, 'rsyslogd')['cpu_percent']:.0f} % of a core; `perf` puts "
-               f"{t0[0]} of its samples in one thread, `{' '.join(t0[1:])}` (thread names are cut at 15 characters), and its top "
-               f"functions are {', '.join('`' + x + '`' for x in sym_names)}: building the hiredis command buffer in one omhiredis "
-               f"action worker bounds its rate, whatever the other core does.")
+thr_lines = [l.split(None, 1) for l in text("rsyslog-threads.txt").splitlines() if l.strip()]
+if thr_lines and group(s2rs, "redis") and proc(s2rs, "rsyslogd"):
+    def role(name):
+        if name.startswith("rs:main"):
+            return "main queue worker: parsing, the ruleset's regexes and templates"
+        if name.startswith("rs:"):
+            return "an action queue worker: omhiredis"
+        if name.startswith("in:"):
+            return "the TCP input"
+        return "an unnamed worker"
+    threads = "; ".join(f"`{t[1].strip()}` {t[0]} ({role(t[1].strip())})" for t in thr_lines if float(t[0].rstrip('%')) >= 5)
+    sym_names = [l.split()[-1] for l in text("rsyslog-syms.txt").splitlines() if l.strip()][:5]
+    rd = proc(s2rs, "redis-server")
+    why.append(f"**2 (the rsyslog side):** rsyslogd used {proc(s2rs, 'rsyslogd')['cpu_percent']:.0f} % of one core and its Redis "
+               f"{rd['cpu_percent'] if rd else 0:.0f} %. `perf` samples by thread (names cut at 15 characters): {threads}. Top functions: "
+               f"{', '.join('`' + x + '`' for x in sym_names)} (`sds*` is hiredis growing its command buffer). Its rate is bound by "
+               f"these few threads, each on one core, not by Redis.")
 w("## Findings: where goals are missed, and why")
 w("")
 if why:
