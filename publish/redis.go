@@ -183,6 +183,9 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 			setHealth: r.setPubHealth,
 			channelNo: make(map[string]int),
 		}
+		// Optimistic until the first probe or send says otherwise, so that
+		// records arriving at start wait for room rather than being dropped.
+		r.writer.reachable.Store(true)
 		r.writerDone = make(chan struct{})
 		go r.writer.run(ctx, r.writerDone)
 	}
@@ -197,10 +200,12 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	return r, nil
 }
 
-// Publish queues the record for Redis and returns at once: it never waits
-// for Redis. While Redis is away records wait in a buffer bounded by
-// BufferBytes, the oldest dropped beyond it.
-func (r *Redis) Publish(_ context.Context, channel string, gelf []byte) error {
+// Publish queues the record for Redis. While Redis is reachable but slower
+// than the senders and the buffer (BufferBytes) is full, it waits for room,
+// so that TCP senders are slowed down rather than lines lost. While Redis is
+// unreachable it never waits: records stay in the buffer, the oldest dropped
+// beyond its bound.
+func (r *Redis) Publish(ctx context.Context, channel string, gelf []byte) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
@@ -218,6 +223,7 @@ func (r *Redis) Publish(_ context.Context, channel string, gelf []byte) error {
 	if isEmptyObjectBody(gelf[1:]) {
 		gelf = []byte("{}") // the publish script tests for exactly this
 	}
+	r.buf.waitRoom(ctx, len(gelf)+recordOverhead, r.closing, r.writer.reachable.Load)
 	dropped, wake := r.buf.push(channel, gelf)
 	r.published.Inc()
 	if dropped > 0 {

@@ -1,6 +1,10 @@
 package publish
 
-import "sync"
+import (
+	"context"
+	"sync"
+	"time"
+)
 
 // recordOverhead is what the buffer charges per record beyond its JSON
 // bytes (channel name, offsets), so a flood of tiny records is bounded too.
@@ -48,6 +52,69 @@ type pubBuffer struct {
 	batches []*pendingBatch // oldest first; the last one is being filled
 	bytes   int             // size of the records still queued
 	free    []*pendingBatch
+	room    chan struct{} // closed when a batch is taken out; nil when no one waits
+}
+
+// roomPoll bounds how long waitRoom sleeps before it checks again whether
+// waiting is still right (Redis may have become unreachable meanwhile).
+const roomPoll = 100 * time.Millisecond
+
+// waitRoom blocks while a record of size bytes does not fit and reachable says Redis takes
+// records: then the writer is only slower than the senders, and waiting
+// slows TCP senders down (flow control) instead of dropping records that
+// Redis would have taken a moment later. While Redis is unreachable it
+// returns at once, and push drops the oldest to stay within the bound. It
+// also returns when ctx ends or closing is closed.
+func (q *pubBuffer) waitRoom(ctx context.Context, size int, closing <-chan struct{}, reachable func() bool) {
+	var poll *time.Timer
+	defer func() {
+		if poll != nil {
+			poll.Stop()
+		}
+	}()
+	for {
+		q.mu.Lock()
+		// An empty buffer takes any record, however large: never wait then.
+		if q.bytes == 0 || q.bytes+size <= q.limit {
+			q.mu.Unlock()
+			return
+		}
+		if q.room == nil {
+			q.room = make(chan struct{})
+		}
+		room := q.room
+		q.mu.Unlock()
+		if !reachable() {
+			return
+		}
+		if poll == nil {
+			poll = time.NewTimer(roomPoll)
+		} else {
+			poll.Reset(roomPoll)
+		}
+		select {
+		case <-room:
+		case <-poll.C:
+		case <-ctx.Done():
+			return
+		case <-closing:
+			return
+		}
+	}
+}
+
+// signalRoom wakes the publishers in waitRoom so that they look again.
+func (q *pubBuffer) signalRoom() {
+	q.mu.Lock()
+	q.signalRoomLocked()
+	q.mu.Unlock()
+}
+
+func (q *pubBuffer) signalRoomLocked() {
+	if q.room != nil {
+		close(q.room)
+		q.room = nil
+	}
 }
 
 func newPubBuffer(limit, batchSize int) *pubBuffer {
@@ -128,6 +195,7 @@ func (q *pubBuffer) take(partial bool) *pendingBatch {
 	q.batches = q.batches[1:]
 	_, size := b.live()
 	q.bytes -= size
+	q.signalRoomLocked()
 	return b
 }
 

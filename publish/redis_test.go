@@ -580,6 +580,33 @@ func TestRedisBufferOverflowDropsOldest(t *testing.T) {
 	}
 }
 
+// TestRedisSlowerThanSendersLosesNothing: with Redis reachable, a burst far
+// beyond the buffer makes Publish wait for room (slowing TCP senders down)
+// instead of dropping records Redis would take a moment later.
+func TestRedisSlowerThanSendersLosesNothing(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	const total = 20_000
+	rec := len(numbered(500)) + recordOverhead
+	bus, met := newRedisBus(t, srv.URL(), RoleIngest, func(c *RedisConfig) {
+		c.BufferBytes = 50 * rec
+		c.History = 2 * total
+	})
+	testsupport.Eventually(t, 10*time.Second, func() bool { return bus.Health(context.Background()) == nil },
+		"bus not healthy with Redis up")
+	publishRange(t, bus, "app", 0, total)
+	testsupport.Eventually(t, 20*time.Second, func() bool {
+		n, _ := srv.Client(t).XLen(context.Background(), "logviewer:stream:app").Result()
+		return n == total
+	}, "stream does not hold all %d records (dropped %v)", total, readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer)))
+	if v := readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer)); v != 0 {
+		t.Fatalf("dropped %v records although Redis was reachable", v)
+	}
+	_, ns := streamEntries(t, srv.Client(t), "logviewer:stream:app")
+	if !slices.Equal(ns, seqInts(0, total)) {
+		t.Fatalf("stream holds %d records, not 0..%d in order", len(ns), total-1)
+	}
+}
+
 func TestRedisPubSubKilled(t *testing.T) {
 	srv := testsupport.StartRedis(t)
 	ingest, _ := newRedisBus(t, srv.URL(), RoleIngest, nil)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,6 +44,9 @@ type redisWriter struct {
 	dropLog   *rateLimited
 	errLog    *rateLimited
 	setHealth func(error)
+	// reachable is whether the last attempt to reach Redis worked; Publish
+	// waits for room in the buffer only then (see pubBuffer.waitRoom).
+	reachable atomic.Bool
 
 	// scratch of send, reused between batches
 	channelNo map[string]int
@@ -129,12 +133,15 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 				w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
 			}
 			backoff = 0
+			w.reachable.Store(true)
 			w.setHealth(nil)
 			continue
 		}
 		if ctx.Err() != nil {
 			return
 		}
+		w.reachable.Store(false)
+		w.buf.signalRoom() // waiting publishers stop waiting and drop the oldest instead
 		if n := w.buf.requeue(b); n > 0 {
 			w.countDropped(n)
 		}
@@ -165,6 +172,7 @@ func (w *redisWriter) probe(ctx context.Context) {
 	if errors.Is(err, context.Canceled) {
 		return // closing
 	}
+	w.reachable.Store(err == nil)
 	w.setHealth(err)
 }
 
