@@ -223,8 +223,7 @@ func (r *Redis) Publish(ctx context.Context, channel string, gelf []byte) error 
 	if isEmptyObjectBody(gelf[1:]) {
 		gelf = []byte("{}") // the publish script tests for exactly this
 	}
-	r.buf.waitRoom(ctx, len(gelf)+recordOverhead, r.closing, r.writer.reachable.Load)
-	dropped, wake := r.buf.push(channel, gelf)
+	dropped, wake := r.buf.pushWhenRoom(ctx, r.closing, r.writer.reachable.Load, channel, gelf)
 	r.published.Inc()
 	if dropped > 0 {
 		r.writer.countDropped(dropped)

@@ -55,55 +55,58 @@ type pubBuffer struct {
 	room    chan struct{} // closed when a batch is taken out; nil when no one waits
 }
 
-// roomPoll bounds how long waitRoom sleeps before it checks again whether
+// roomPoll bounds how long pushWhenRoom sleeps before it checks again whether
 // waiting is still right (Redis may have become unreachable meanwhile).
 const roomPoll = 100 * time.Millisecond
 
-// waitRoom blocks while a record of size bytes does not fit and reachable says Redis takes
-// records: then the writer is only slower than the senders, and waiting
-// slows TCP senders down (flow control) instead of dropping records that
-// Redis would have taken a moment later. While Redis is unreachable it
-// returns at once, and push drops the oldest to stay within the bound. It
-// also returns when ctx ends or closing is closed.
-func (q *pubBuffer) waitRoom(ctx context.Context, size int, closing <-chan struct{}, reachable func() bool) {
+// pushWhenRoom is push, but while the record does not fit and reachable
+// says Redis takes records it first waits for room: then the writer is only
+// slower than the senders, and waiting slows TCP senders down (flow control)
+// instead of dropping records Redis would take a moment later. While Redis
+// is unreachable it does not wait, and push drops the oldest to stay within
+// the bound. It stops waiting when ctx ends or closing is closed. The check
+// and the push happen under one lock, so concurrent publishers cannot
+// overfill the room they saw.
+func (q *pubBuffer) pushWhenRoom(ctx context.Context, closing <-chan struct{}, reachable func() bool,
+	channel string, gelf []byte) (dropped int, wake bool) {
+	size := len(gelf) + recordOverhead
 	var poll *time.Timer
-	defer func() {
-		if poll != nil {
-			poll.Stop()
-		}
-	}()
-	for {
-		q.mu.Lock()
-		// An empty buffer takes any record, however large: never wait then.
-		if q.bytes == 0 || q.bytes+size <= q.limit {
-			q.mu.Unlock()
-			return
-		}
+	q.mu.Lock()
+	// An empty buffer takes any record, however large: never wait then.
+	for q.bytes > 0 && q.bytes+size > q.limit && reachable() {
 		if q.room == nil {
 			q.room = make(chan struct{})
 		}
 		room := q.room
 		q.mu.Unlock()
-		if !reachable() {
-			return
-		}
 		if poll == nil {
 			poll = time.NewTimer(roomPoll)
 		} else {
 			poll.Reset(roomPoll)
 		}
+		stop := false
 		select {
 		case <-room:
 		case <-poll.C:
 		case <-ctx.Done():
-			return
+			stop = true
 		case <-closing:
-			return
+			stop = true
+		}
+		q.mu.Lock()
+		if stop {
+			break
 		}
 	}
+	if poll != nil {
+		poll.Stop()
+	}
+	dropped, wake = q.pushLocked(channel, gelf)
+	q.mu.Unlock()
+	return dropped, wake
 }
 
-// signalRoom wakes the publishers in waitRoom so that they look again.
+// signalRoom wakes the publishers in pushWhenRoom so that they look again.
 func (q *pubBuffer) signalRoom() {
 	q.mu.Lock()
 	q.signalRoomLocked()
@@ -127,6 +130,11 @@ func newPubBuffer(limit, batchSize int) *pubBuffer {
 func (q *pubBuffer) push(channel string, gelf []byte) (dropped int, wake bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
+	return q.pushLocked(channel, gelf)
+}
+
+// pushLocked is push with q.mu held.
+func (q *pubBuffer) pushLocked(channel string, gelf []byte) (dropped int, wake bool) {
 	n := len(q.batches)
 	wasEmpty := n == 0
 	var b *pendingBatch

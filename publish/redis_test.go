@@ -581,29 +581,46 @@ func TestRedisBufferOverflowDropsOldest(t *testing.T) {
 }
 
 // TestRedisSlowerThanSendersLosesNothing: with Redis reachable, a burst far
-// beyond the buffer makes Publish wait for room (slowing TCP senders down)
+// beyond the buffer from several concurrent publishers (as several TCP
+// connections are) makes Publish wait for room, slowing the senders down,
 // instead of dropping records Redis would take a moment later.
 func TestRedisSlowerThanSendersLosesNothing(t *testing.T) {
 	srv := testsupport.StartRedis(t)
-	const total = 20_000
+	const publishers, each = 4, 5_000
 	rec := len(numbered(500)) + recordOverhead
 	bus, met := newRedisBus(t, srv.URL(), RoleIngest, func(c *RedisConfig) {
 		c.BufferBytes = 50 * rec
-		c.History = 2 * total
+		c.History = 2 * each
 	})
 	testsupport.Eventually(t, 10*time.Second, func() bool { return bus.Health(context.Background()) == nil },
 		"bus not healthy with Redis up")
-	publishRange(t, bus, "app", 0, total)
-	testsupport.Eventually(t, 20*time.Second, func() bool {
-		n, _ := srv.Client(t).XLen(context.Background(), "logviewer:stream:app").Result()
-		return n == total
-	}, "stream does not hold all %d records (dropped %v)", total, readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer)))
+	var wg sync.WaitGroup
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := range each {
+				if err := bus.Publish(context.Background(), fmt.Sprintf("app%d", p), numbered(n)); err != nil {
+					t.Errorf("publish %d: %v", n, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for p := range publishers {
+		key := fmt.Sprintf("logviewer:stream:app%d", p)
+		testsupport.Eventually(t, 20*time.Second, func() bool {
+			n, _ := srv.Client(t).XLen(context.Background(), key).Result()
+			return n == each
+		}, "%s does not hold all %d records (dropped %v)", key, each,
+			readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer)))
+		if _, ns := streamEntries(t, srv.Client(t), key); !slices.Equal(ns, seqInts(0, each)) {
+			t.Fatalf("%s holds %d records, not 0..%d in order", key, len(ns), each-1)
+		}
+	}
 	if v := readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer)); v != 0 {
 		t.Fatalf("dropped %v records although Redis was reachable", v)
-	}
-	_, ns := streamEntries(t, srv.Client(t), "logviewer:stream:app")
-	if !slices.Equal(ns, seqInts(0, total)) {
-		t.Fatalf("stream holds %d records, not 0..%d in order", len(ns), total-1)
 	}
 }
 
