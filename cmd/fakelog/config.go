@@ -8,6 +8,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/logviewer/logviewer/internal/envflag"
 )
 
 // Config is everything fakelog is told by flags and FAKELOG_* variables.
@@ -46,27 +48,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.Hostname, "hostname", "", "HOSTNAME in the header (default: this machine's)")
 	fs.DurationVar(&c.Dial, "dial-timeout", 30*time.Second, "how long to retry the first TCP connection")
 
-	given := map[string]bool{}
-	for _, a := range args {
-		if name, ok := flagName(a); ok {
-			given[name] = true
-		}
-	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "FAKELOG_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		v := getenv(env)
-		if v == "" || given[f.Name] || envErr != nil {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			envErr = fmt.Errorf("invalid value %q for %s: %w", v, env, err)
-		}
-	})
-	if envErr != nil {
-		return c, envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := envflag.Parse(fs, args, "FAKELOG", getenv); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -98,17 +80,4 @@ func (c Config) validate() error {
 		return errors.New("invalid --addr: empty")
 	}
 	return nil
-}
-
-// flagName returns the flag named by a command-line argument such as
-// "--rate=5" or "-count".
-func flagName(arg string) (string, bool) {
-	if !strings.HasPrefix(arg, "-") || arg == "-" || arg == "--" {
-		return "", false
-	}
-	name := strings.TrimLeft(arg, "-")
-	if i := strings.IndexByte(name, '='); i >= 0 {
-		name = name[:i]
-	}
-	return name, name != ""
 }

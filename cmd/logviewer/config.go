@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/logviewer/logviewer/internal/envflag"
 )
 
 // Config is everything the daemon is told by flags and LOGVIEWER_* variables.
@@ -64,27 +66,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&allowOrigins, "allow-origin", "", "comma-separated origins allowed to open /ws and /sse from a browser (* for any)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (for profiling; off when empty)")
 
-	given := map[string]bool{}
-	for _, a := range args {
-		if name, ok := flagName(a); ok {
-			given[name] = true
-		}
-	}
-	var envErr error
-	fs.VisitAll(func(f *flag.Flag) {
-		env := "LOGVIEWER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		v := getenv(env)
-		if v == "" || given[f.Name] || envErr != nil {
-			return
-		}
-		if err := fs.Set(f.Name, v); err != nil {
-			envErr = fmt.Errorf("invalid value %q for %s: %w", v, env, err)
-		}
-	})
-	if envErr != nil {
-		return c, envErr
-	}
-	if err := fs.Parse(args); err != nil {
+	if err := envflag.Parse(fs, args, "LOGVIEWER", getenv); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
@@ -122,17 +104,4 @@ func (c Config) validate() error {
 		return errors.New("invalid --buffer: want 0 or more bytes")
 	}
 	return nil
-}
-
-// flagName returns the flag named by a command-line argument such as
-// "--http-addr=:1" or "-dns".
-func flagName(arg string) (string, bool) {
-	if !strings.HasPrefix(arg, "-") || arg == "-" || arg == "--" {
-		return "", false
-	}
-	name := strings.TrimLeft(arg, "-")
-	if i := strings.IndexByte(name, '='); i >= 0 {
-		name = name[:i]
-	}
-	return name, name != ""
 }
