@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -111,7 +112,7 @@ func TestFramer(t *testing.T) {
 				if err != io.EOF {
 					t.Errorf("%s: final error %v, want io.EOF", rname, err)
 				}
-				if !equalFrames(got, tc.want) {
+				if !slices.Equal(got, tc.want) {
 					t.Errorf("%s:\n got %v\nwant %v", rname, got, tc.want)
 				}
 			}
@@ -129,24 +130,12 @@ func TestFramerSplitEverywhere(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			for i := 0; i <= len(tc.in); i++ {
 				got, err := readFrames(t, twoPartReader(tc.in, i), tc.max)
-				if err != io.EOF || !equalFrames(got, tc.want) {
+				if err != io.EOF || !slices.Equal(got, tc.want) {
 					t.Fatalf("split at %d: got %v (%v), want %v", i, got, err, tc.want)
 				}
 			}
 		})
 	}
-}
-
-func equalFrames(a, b []frame) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // TestFramerReadError: bytes read before an error are framed, then the error
@@ -156,7 +145,7 @@ func TestFramerReadError(t *testing.T) {
 	r := io.MultiReader(strings.NewReader("<13>a\n<13>partial"), iotest.ErrReader(boom))
 	got, err := readFrames(t, r, 0)
 	want := []frame{{"<13>a", false}, {"<13>partial", false}}
-	if !errors.Is(err, boom) || !equalFrames(got, want) {
+	if !errors.Is(err, boom) || !slices.Equal(got, want) {
 		t.Fatalf("got %v (%v), want %v (%v)", got, err, want, boom)
 	}
 }
@@ -269,13 +258,13 @@ func FuzzFrame(f *testing.F) {
 		}
 		// How the bytes arrive must not change the frames.
 		bytewise, _ := readFrames(t, iotest.OneByteReader(bytes.NewReader(in)), maxSize)
-		if !equalFrames(whole, bytewise) {
+		if !slices.Equal(whole, bytewise) {
 			t.Fatalf("one-byte reads: %v, whole: %v", bytewise, whole)
 		}
 		if len(in) > 0 {
 			half := len(in) / 2
 			split, _ := readFrames(t, twoPartReader(string(in), half), maxSize)
-			if !equalFrames(whole, split) {
+			if !slices.Equal(whole, split) {
 				t.Fatalf("split at %d: %v, whole: %v", half, split, whole)
 			}
 		}

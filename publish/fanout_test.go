@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -15,24 +16,6 @@ import (
 func rec(channel string, n int) Record {
 	id := strconv.Itoa(n)
 	return Record{Channel: channel, ID: id, JSON: []byte(`{"n":` + id + `}`)}
-}
-
-// drain reads events until none is ready within a short wait for more.
-func drainReady(t *testing.T, s Subscription) []Event {
-	t.Helper()
-	var all []Event
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-		evs, err := s.Next(ctx, make([]Event, 0, 64))
-		cancel()
-		all = append(all, evs...)
-		if errors.Is(err, context.DeadlineExceeded) {
-			return all
-		}
-		if err != nil {
-			t.Fatalf("next: %v", err)
-		}
-	}
 }
 
 // describe turns events into short strings: "r:<ID>", "d:<n>", "gap".
@@ -49,18 +32,6 @@ func describe(evs []Event) []string {
 		}
 	}
 	return out
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestFanoutDelivery(t *testing.T) {
@@ -126,7 +97,7 @@ func TestFanoutDelivery(t *testing.T) {
 				for _, r := range st.pub {
 					f.deliver(r)
 				}
-				if got := describe(drainReady(t, s)); !equalStrings(got, st.want) {
+				if got := describe(readReady(t, s)); !slices.Equal(got, st.want) {
 					t.Errorf("step %d: got %v, want %v", i, got, st.want)
 				}
 			}
@@ -147,7 +118,7 @@ func TestFanoutPendingStart(t *testing.T) {
 	for i := 1; i <= 5; i++ {
 		f.deliver(rec("c", i))
 	}
-	if got := drainReady(t, s); len(got) != 0 {
+	if got := readReady(t, s); len(got) != 0 {
 		t.Fatalf("pending subscriber handed out %v", describe(got))
 	}
 	// History read 1..3; live duplicates must go, before and after start.
@@ -156,7 +127,7 @@ func TestFanoutPendingStart(t *testing.T) {
 	f.deliver(rec("c", 3)) // late duplicate from pub/sub
 	f.deliver(rec("c", 6))
 	want := []string{"r:1", "r:2", "r:3", "r:4", "r:5", "r:6"}
-	if got := describe(drainReady(t, s)); !equalStrings(got, want) {
+	if got := describe(readReady(t, s)); !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 }
@@ -171,7 +142,7 @@ func TestFanoutCacheFollowsSubscriptions(t *testing.T) {
 	f.deliver(rec("db", 4))
 	a.Close()
 	f.deliver(rec("web-1", 5))
-	if got, want := describe(drainReady(t, b)), []string{"r:3", "r:4", "r:5"}; !equalStrings(got, want) {
+	if got, want := describe(readReady(t, b)), []string{"r:3", "r:4", "r:5"}; !slices.Equal(got, want) {
 		t.Errorf("b got %v, want %v", got, want)
 	}
 	if _, err := a.Next(context.Background(), nil); !errors.Is(err, ErrClosed) {

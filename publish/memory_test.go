@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -148,7 +149,7 @@ func TestMemoryGlobSubscriptions(t *testing.T) {
 	publish(t, m, published...)
 	for i, tc := range tests {
 		t.Run(tc.pattern, func(t *testing.T) {
-			if got := summary(t, readReady(t, subs[i])); !equalStrings(got, tc.want) {
+			if got := summary(t, readReady(t, subs[i])); !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
@@ -180,7 +181,7 @@ func TestMemoryTail(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := summary(t, readReady(t, s)); !equalStrings(got, tc.want) {
+			if got := summary(t, readReady(t, s)); !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
@@ -222,7 +223,7 @@ func TestMemorySince(t *testing.T) {
 			if globMatch(tc.pattern, "a") {
 				want = append(append([]string(nil), want...), "a:7")
 			}
-			if got := summary(t, readReady(t, s)); !equalStrings(got, want) {
+			if got := summary(t, readReady(t, s)); !slices.Equal(got, want) {
 				t.Errorf("got %v, want %v", got, want)
 			}
 		})
@@ -345,7 +346,7 @@ func TestMemoryDropOldest(t *testing.T) {
 			for i := 0; i < tc.after; i++ {
 				publish(t, m, "x")
 			}
-			if got := summary(t, readReady(t, s)); !equalStrings(got, tc.want) {
+			if got := summary(t, readReady(t, s)); !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 			if got := droppedSlow(t, met); got != tc.wantDrops {
@@ -353,7 +354,7 @@ func TestMemoryDropOldest(t *testing.T) {
 			}
 			publish(t, m, "x")
 			next := fmt.Sprintf("x:%d", tc.before+tc.after+1)
-			if got := summary(t, readReady(t, s)); !equalStrings(got, []string{next}) {
+			if got := summary(t, readReady(t, s)); !slices.Equal(got, []string{next}) {
 				t.Errorf("after draining: got %v, want [%s]", got, next)
 			}
 		})
@@ -415,7 +416,7 @@ func TestMemorySlowSubscriber(t *testing.T) {
 		t.Fatal("Publish blocked")
 	}
 	want := append([]string{fmt.Sprintf("d:%d", total-queue)}, seqRange("x", total-queue+1, total)...)
-	if got := summary(t, readReady(t, idle)); !equalStrings(got, want) {
+	if got := summary(t, readReady(t, idle)); !slices.Equal(got, want) {
 		t.Errorf("idle subscriber got %v, want %v", got, want)
 	}
 	if got := droppedSlow(t, met); got != total-queue {
@@ -502,7 +503,7 @@ func TestMemoryNextContext(t *testing.T) {
 		t.Errorf("Next with a cancelled context: %v", err)
 	}
 	publish(t, m, "x")
-	if got := summary(t, readReady(t, s)); !equalStrings(got, []string{"x:1"}) {
+	if got := summary(t, readReady(t, s)); !slices.Equal(got, []string{"x:1"}) {
 		t.Errorf("after a cancelled Next: got %v", got)
 	}
 	if _, err := m.Subscribe(ctx, "*", SubscribeOptions{}); !errors.Is(err, context.Canceled) {
@@ -540,7 +541,7 @@ func TestMemoryNextBatch(t *testing.T) {
 				}
 				got = append(got, summary(t, []Event{e})...)
 			}
-			if !equalStrings(got, tc.want) {
+			if !slices.Equal(got, tc.want) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})

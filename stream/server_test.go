@@ -210,18 +210,6 @@ func shortMessages(t testing.TB, s *testsupport.SSEStream, n int) (msgs, ids []s
 	return msgs, ids
 }
 
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
-}
-
 // metricsText returns the /metrics body.
 func metricsText(t testing.TB, url string) string {
 	t.Helper()

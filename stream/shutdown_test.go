@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,7 +55,7 @@ func TestServeShutdown(t *testing.T) {
 	}()
 
 	got, _ := shortMessages(t, sse, n)
-	if want := seq("m", 0, n); !equalStrings(got, want) {
+	if want := seq("m", 0, n); !slices.Equal(got, want) {
 		t.Fatalf("sse records differ after shutdown")
 	}
 	select {

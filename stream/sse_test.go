@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -124,7 +125,7 @@ func TestSSEResume(t *testing.T) {
 	f.publish(t, "app", seq("m", 0, 10)...)
 	first := testsupport.OpenSSE(t, f.url+"/sse/app?tail=10")
 	msgs, ids := shortMessages(t, first, 10)
-	if !equalStrings(msgs, seq("m", 0, 10)) {
+	if !slices.Equal(msgs, seq("m", 0, 10)) {
 		t.Fatalf("backfill %v", msgs)
 	}
 	first.Close()
@@ -146,7 +147,7 @@ func TestSSEResume(t *testing.T) {
 			s := testsupport.OpenSSE(t, f.url+"/sse/app"+tc.query, tc.headers...)
 			want := append(seq("m", 5, 10), lives...)
 			got, _ := shortMessages(t, s, len(want))
-			if !equalStrings(got, want) {
+			if !slices.Equal(got, want) {
 				t.Fatalf("resumed after %s: %v, want %v", ids[4], got, want)
 			}
 			// Nothing more is queued: the next event is the next live record.
@@ -167,7 +168,7 @@ func TestSSETail(t *testing.T) {
 	s := testsupport.OpenSSE(t, f.url+"/sse/app?tail=5")
 	f.publish(t, "app", "live")
 	got, _ := shortMessages(t, s, 6)
-	if want := append(seq("m", 15, 5), "live"); !equalStrings(got, want) {
+	if want := append(seq("m", 15, 5), "live"); !slices.Equal(got, want) {
 		t.Fatalf("tail=5 then live: %v, want %v", got, want)
 	}
 }
@@ -182,7 +183,7 @@ func TestSSEGap(t *testing.T) {
 		t.Fatalf("first event %+v, want a gap notice", ev)
 	}
 	got, _ := shortMessages(t, s, 2)
-	if !equalStrings(got, []string{"a", "b"}) {
+	if !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("after the gap: %v, want the oldest records kept", got)
 	}
 }
@@ -245,7 +246,7 @@ func TestGlobChannel(t *testing.T) {
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _ := shortMessages(t, streams[i], len(tc.want))
-			if !equalStrings(got, tc.want) {
+			if !slices.Equal(got, tc.want) {
 				t.Fatalf("got %v, want %v", got, tc.want)
 			}
 		})
