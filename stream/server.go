@@ -302,14 +302,26 @@ func hasControl(s string) bool {
 	return false
 }
 
-// subscribe starts the bus subscription of a streaming request, answering
-// the request with an error status itself when that fails.
-func (s *Server) subscribe(w http.ResponseWriter, r *http.Request, req streamRequest) (publish.Subscription, bool) {
+// openStream registers a streaming client (refused once the server is
+// stopping) and subscribes it; it answers the request itself when it fails.
+// On success the caller ends the stream with closeStream.
+func (s *Server) openStream(w http.ResponseWriter, r *http.Request, req streamRequest) (publish.Subscription, bool) {
+	if !s.beginStream() {
+		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+		return nil, false
+	}
 	sub, err := s.bus.Subscribe(r.Context(), req.pattern, req.opts)
 	if err != nil {
+		s.streams.Done()
 		s.log.Warn("subscribe failed", slog.String("pattern", req.pattern), slog.String("remote", r.RemoteAddr), slog.Any("error", err))
 		http.Error(w, "subscribe: "+err.Error(), http.StatusServiceUnavailable)
 		return nil, false
 	}
 	return sub, true
+}
+
+// closeStream ends what openStream started.
+func (s *Server) closeStream(sub publish.Subscription) {
+	sub.Close()
+	s.streams.Done()
 }

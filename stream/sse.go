@@ -42,16 +42,11 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return // a HEAD (which GET patterns match) gets the headers, not a stream
 	}
-	if !s.beginStream() {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	defer s.streams.Done()
-	sub, ok := s.subscribe(w, r, req)
+	sub, ok := s.openStream(w, r, req)
 	if !ok {
 		return
 	}
-	defer sub.Close()
+	defer s.closeStream(sub)
 	w.WriteHeader(http.StatusOK)
 
 	out := &sseSink{

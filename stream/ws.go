@@ -29,16 +29,11 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	if !s.beginStream() {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
-		return
-	}
-	defer s.streams.Done()
-	sub, ok := s.subscribe(w, r, req)
+	sub, ok := s.openStream(w, r, req)
 	if !ok {
 		return
 	}
-	defer sub.Close()
+	defer s.closeStream(sub)
 
 	hw := &corkingWriter{ResponseWriter: w}
 	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
