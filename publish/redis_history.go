@@ -141,36 +141,20 @@ func (r *Redis) history(ctx context.Context, pattern string, opts SubscribeOptio
 // epoch of the ID sequence, or no sequence at all: Redis lost its data) or
 // is no stream ID (invalid). Channels without a stream are left out.
 func (r *Redis) resumePoints(ctx context.Context, channels []string, since streamID, invalid bool) (from map[string]streamID, lostLife, gap bool, err error) {
-	pipe := r.client.Pipeline()
-	epochCmd := pipe.HGet(ctx, r.keys.state(), "epoch")
-	infos := make([]*redis.XInfoStreamCmd, len(channels))
-	for i, ch := range channels {
-		infos[i] = pipe.XInfoStream(ctx, r.keys.stream(ch))
+	epochStr, hasEpoch, infos, err := r.streamStates(ctx, channels)
+	if err != nil {
+		return nil, false, false, err
 	}
-	_, _ = pipe.Exec(ctx)
-	lostLife = invalid
-	epochStr, err := epochCmd.Result()
-	switch {
-	case err == redis.Nil:
+	lostLife = invalid || !hasEpoch
+	if epoch, ok := parseStreamID(epochStr); hasEpoch && ok && since.less(epoch) {
 		lostLife = true
-	case err != nil:
-		return nil, false, false, fmt.Errorf("read id state: %w", err)
-	default:
-		if epoch, ok := parseStreamID(epochStr); ok && since.less(epoch) {
-			lostLife = true
-		}
 	}
 	gap = lostLife
 	from = make(map[string]streamID, len(channels))
 	for i, ch := range channels {
-		info, err := infos[i].Result()
-		if err != nil {
-			if isNoSuchKey(err) {
-				continue // no history (never published, or rsyslog only)
-			}
-			return nil, false, false, fmt.Errorf("xinfo stream %s: %w", ch, err)
-		}
-		switch {
+		switch info := infos[i]; {
+		case info == nil:
+			// no history (never published, or rsyslog only)
 		case lostLife:
 			from[ch] = streamID{}
 		case lostAfter(info, since):
@@ -181,6 +165,39 @@ func (r *Redis) resumePoints(ctx context.Context, channels []string, since strea
 		}
 	}
 	return from, lostLife, gap, nil
+}
+
+// streamStates reads in one round trip the epoch of the ID sequence
+// (hasEpoch false when Redis has none: it lost its data) and XINFO STREAM
+// of each channel (nil for a channel without a stream).
+func (r *Redis) streamStates(ctx context.Context, channels []string) (epoch string, hasEpoch bool, infos []*redis.XInfoStream, err error) {
+	pipe := r.client.Pipeline()
+	epochCmd := pipe.HGet(ctx, r.keys.state(), "epoch")
+	cmds := make([]*redis.XInfoStreamCmd, len(channels))
+	for i, ch := range channels {
+		cmds[i] = pipe.XInfoStream(ctx, r.keys.stream(ch))
+	}
+	_, _ = pipe.Exec(ctx)
+	epoch, err = epochCmd.Result()
+	switch {
+	case err == redis.Nil:
+	case err != nil:
+		return "", false, nil, fmt.Errorf("read id state: %w", err)
+	default:
+		hasEpoch = true
+	}
+	infos = make([]*redis.XInfoStream, len(channels))
+	for i, ch := range channels {
+		info, err := cmds[i].Result()
+		switch {
+		case isNoSuchKey(err):
+		case err != nil:
+			return "", false, nil, fmt.Errorf("xinfo stream %s: %w", ch, err)
+		default:
+			infos[i] = info
+		}
+	}
+	return epoch, hasEpoch, infos, nil
 }
 
 // lostAfter reports whether the stream lost entries after since: deleted
@@ -206,7 +223,7 @@ func lostAfter(info *redis.XInfoStream, since streamID) bool {
 }
 
 // isNoSuchKey reports whether err is Redis saying the key does not exist.
-func isNoSuchKey(err error) bool { return strings.Contains(err.Error(), "no such key") }
+func isNoSuchKey(err error) bool { return err != nil && strings.Contains(err.Error(), "no such key") }
 
 // readAfter reads every entry after from[channel], per channel, in pages.
 func (r *Redis) readAfter(ctx context.Context, from map[string]streamID) ([]historyEntry, error) {
@@ -304,31 +321,19 @@ func (rd *redisReader) fillGap(ctx context.Context) error {
 	for ch := range from {
 		channels = append(channels, ch)
 	}
-	pipe := r.client.Pipeline()
-	epochCmd := pipe.HGet(ctx, r.keys.state(), "epoch")
-	infos := make([]*redis.XInfoStreamCmd, len(channels))
-	for i, ch := range channels {
-		infos[i] = pipe.XInfoStream(ctx, r.keys.stream(ch))
+	epochStr, hasEpoch, infos, err := r.streamStates(ctx, channels)
+	if err != nil {
+		return err
 	}
-	_, _ = pipe.Exec(ctx)
 	gap := rd.sawPlain
-	if epochStr, err := epochCmd.Result(); err == nil {
-		if epoch, ok := parseStreamID(epochStr); ok && !rd.lastAny.isZero() && rd.lastAny.less(epoch) {
-			gap = true // Redis restarted without our last records: some may be gone
-		}
-	} else if err != redis.Nil {
-		return fmt.Errorf("read id state: %w", err)
+	if epoch, ok := parseStreamID(epochStr); hasEpoch && ok && !rd.lastAny.isZero() && rd.lastAny.less(epoch) {
+		gap = true // Redis restarted without our last records: some may be gone
 	}
 	for i, ch := range channels {
-		info, err := infos[i].Result()
-		if err != nil {
-			if isNoSuchKey(err) {
-				delete(from, ch)
-				continue
-			}
-			return fmt.Errorf("xinfo stream %s: %w", ch, err)
-		}
-		if lostAfter(info, from[ch]) {
+		switch {
+		case infos[i] == nil:
+			delete(from, ch)
+		case lostAfter(infos[i], from[ch]):
 			gap = true // entries we never delivered were trimmed
 		}
 	}
