@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,9 +178,17 @@ func TestSlowClientDoesNotHoldBackOthers(t *testing.T) {
 	}
 	defer conn.Close()
 	w := bufio.NewWriterSize(conn, 64<<10)
+	// received is how many lines the fast client has read in order; the
+	// sender stays at most lag lines ahead of it, so the fast client can
+	// never fall a whole queue behind however slow this machine (or -race)
+	// makes it, while the slow client, which reads nothing, falls ever
+	// further behind and must lose lines.
+	const burst, lag = 1000, 8000
+	var received atomic.Int64
 	done := make(chan int, 1)
 	go func() {
 		n := 0
+		defer func() { done <- n }()
 		for ev := range fast.Events {
 			if ev.Event != "" {
 				t.Errorf("fast client got a %q notice: %s", ev.Event, ev.Data)
@@ -188,20 +197,28 @@ func TestSlowClientDoesNotHoldBackOthers(t *testing.T) {
 			want := fmt.Sprintf("line %d", n)
 			if msg := ev.Fields(t)["short_message"]; msg != want {
 				t.Errorf("fast client: got %q, want %q", msg, want)
-				break
+				return
 			}
-			if n++; n == lines {
-				break
+			n++
+			received.Store(int64(n))
+			if n == lines {
+				return
 			}
 		}
-		done <- n
 	}()
 	for i := 0; i < lines; i++ {
 		fmt.Fprintf(w, "<14>line %d\n", i)
-		if i%2000 == 1999 {
-			// Paced in bursts so that a fast reader keeps up even under -race.
+		if i%burst == burst-1 {
 			w.Flush()
-			time.Sleep(5 * time.Millisecond)
+			sent := int64(i + 1)
+			testsupport.Eventually(t, 30*time.Second, func() bool {
+				select {
+				case <-done:
+					t.Fatalf("fast client stopped after %d of %d lines", received.Load(), lines)
+				default:
+				}
+				return sent-received.Load() <= lag
+			}, fmt.Sprintf("fast client within %d lines of the %d sent", lag, sent))
 		}
 	}
 	w.Flush()
@@ -211,7 +228,7 @@ func TestSlowClientDoesNotHoldBackOthers(t *testing.T) {
 			t.Fatalf("fast client got %d of %d lines", n, lines)
 		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("fast client did not get all %d lines within 60s", lines)
+		t.Fatalf("fast client did not get all %d lines within 60s (got %d)", lines, received.Load())
 	}
 	if got := metricValue(t, d.HTTPURL, `logviewer_ingest_lines_total{transport="tcp"}`); got != lines {
 		t.Fatalf("ingest counted %v lines, want %d", got, lines)
