@@ -75,6 +75,9 @@ func TestRunExitCodes(t *testing.T) {
 		wantOut  string
 	}{
 		{name: "bad flag", args: []string{"--history=x"}, wantCode: 2, wantOut: "invalid value"},
+		{name: "unknown flag", args: []string{"--bogus"}, wantCode: 2, wantOut: "flag provided but not defined: -bogus"},
+		{name: "stray argument", args: []string{"extra"}, wantCode: 2, wantOut: "unexpected argument"},
+		{name: "help", args: []string{"-h"}, wantCode: 0, wantOut: "-syslog-addr"},
 		{name: "version", args: []string{"--version"}, wantCode: 0, wantOut: "logviewer"},
 		{name: "taken http port", args: []string{"--syslog-addr=127.0.0.1:0", "--http-addr=" + taken.Addr().String()},
 			wantCode: 1, wantOut: "address already in use"},
@@ -88,8 +91,8 @@ func TestRunExitCodes(t *testing.T) {
 			if code != tc.wantCode || !strings.Contains(out.String(), tc.wantOut) {
 				t.Fatalf("code %d, output %q; want code %d and %q", code, out.String(), tc.wantCode, tc.wantOut)
 			}
-			if code == 1 && strings.Count(strings.TrimSpace(out.String()), "\n") > 0 {
-				t.Fatalf("want one clear line on a failed start, got %q", out.String())
+			if code != 0 && strings.Count(strings.TrimSpace(out.String()), "\n") > 0 {
+				t.Fatalf("want one clear line on a bad command line or a failed start, got %q", out.String())
 			}
 		})
 	}
