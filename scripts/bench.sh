@@ -120,15 +120,20 @@ start_redis() {
   echo "redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no" >>"$work/commands.txt"
 }
 
-# start_rsyslog NAME REDIS_PORT: Debian's rsyslogd with the deploy/rsyslog
-# drop-in, listening on a free port and publishing into the given Redis;
-# sets RS_PID, RS_ADDR.
+# start_rsyslog NAME REDIS_PORT [poc]: Debian's rsyslogd with the
+# deploy/rsyslog drop-in (or, with poc, the proof of concept's config),
+# listening on a free port and publishing into the given Redis; sets RS_PID,
+# RS_ADDR.
 start_rsyslog() {
-  local name=$1 redis_port=$2 port dir
+  local name=$1 redis_port=$2 variant=${3:-} port dir
   port=$(free_port)
   dir=$work/$name
   mkdir -p "$dir/spool"
-  render_rsyslog_conf "$port" "$redis_port" "$dir" >"$dir/rsyslog.conf"
+  if [ "$variant" = poc ]; then
+    render_poc_conf "$port" "$redis_port" "$dir" >"$dir/rsyslog.conf"
+  else
+    render_rsyslog_conf "$port" "$redis_port" "$dir" >"$dir/rsyslog.conf"
+  fi
   rsyslogd -n -i "$dir/rsyslogd.pid" -f "$dir/rsyslog.conf" >"$work/$name.log" 2>&1 &
   RS_PID=$!
   started+=("$RS_PID")
@@ -148,6 +153,30 @@ render_rsyslog_conf() {
     -e 's/(^|[^A-Za-z0-9._])(server=")[^"]*(")/\1\2127.0.0.1\3/g' \
     -e "s/(^|[^A-Za-z0-9._])(serverport=\")[^\"]*(\")/\1\2$2\3/g" \
     deploy/rsyslog/logviewer.conf
+}
+
+# render_poc_conf SYSLOG_PORT REDIS_PORT DIR: the proof of concept's own
+# rsyslog config (../shared/seed: imtcp, the gelf_containers template, one
+# omhiredis PUBLISH per record to the sending host's channel; no ID, no
+# history), on loopback ports. The seed's legacy $InputTCPServerRun is
+# written as input(); its channel template channel_app is the sending host.
+render_poc_conf() {
+  cat <<EOF
+global(workDirectory="$3/spool")
+module(load="imtcp")
+input(type="imtcp" port="$1" address="127.0.0.1")
+template(name="gelf_containers" type="list") {
+    constant(value="{\"_app_name\":\"")         property(name="fromhost")
+    constant(value="\",\"host\":\"")            property(name="\$myhostname")
+    constant(value="\",\"short_message\":\"")   property(name="msg" format="json")
+    constant(value="\",\"timestamp\":")         property(name="timegenerated" dateformat="unixtimestamp")
+    constant(value=",\"_group\":\"lr\"}\n")
+}
+template(name="channel_app" type="list") { property(name="fromhost") }
+module(load="omhiredis")
+action(name="publish_redis" template="gelf_containers" server="127.0.0.1" serverport="$2"
+  type="omhiredis" mode="publish" key="channel_app" dynakey="on")
+EOF
 }
 
 # logbench NAME ARGS...: one measured run; the table goes to the terminal,
@@ -284,6 +313,7 @@ rdv = re.search(r"v=(\S+)", rdv).group(1) if re.search(r"v=(\S+)", rdv) else rdv
 
 s1, s2lv, s2rs = load("s1-embedded"), load("s2-logviewer-ingest"), load("s2-rsyslog")
 s2slv, s2srs = load("s2s-logviewer-ingest"), load("s2s-rsyslog")
+s2prs, s2sprs = load("s2p-rsyslog"), load("s2sp-rsyslog")
 
 def counter(rep, name):
     return sum(c["delta"] for c in (rep or {}).get("counters", []) if c["name"] == name)
@@ -322,13 +352,13 @@ rows.append(("1", f"ingest, embedded: 4 TCP connections, {num(int(cfg['s1_count'
              "≥ 500,000 lines/s delivered, no loss", m, verdict))
 
 # 2.
-def ratio_text(lv, rs, n):
+def ratio_text(lv, rs, n, peer="rsyslog drop-in"):
     gl, gr = group(lv, "redis"), group(rs, "redis")
     if not (gl and gr and gr["delivered_rate"]):
         return None, f"burst of {n}: not measured"
     r = gl["delivered_rate"] / gr["delivered_rate"]
     t = (f"burst of {n}: logviewer `--role ingest` {num(gl['delivered_rate'])}/s ({num(gl['lost'])} lost) vs "
-         f"rsyslog drop-in {num(gr['delivered_rate'])}/s ({num(gr['lost'])} lost): **ratio {r:.2f}**")
+         f"{peer} {num(gr['delivered_rate'])}/s ({num(gr['lost'])} lost): **ratio {r:.2f}**")
     return r, t
 r_small, t_small = ratio_text(s2slv, s2srs, num(int(cfg["s2_small"] or 0)))
 r_big, t_big = ratio_text(s2lv, s2rs, num(int(cfg["s1_count"] or 0)))
@@ -341,8 +371,17 @@ lost_big = (group(s2lv, "redis") or {}).get("lost", 0)
 if lost_big:
     bus_drops = counter(s2lv, 'logviewer_dropped_total{reason="bus_buffer"}')
     verdict += f"; under the {num(int(cfg['s1_count'] or 0))}-line burst logviewer dropped {num(bus_drops)} at its --buffer bound"
-rows.append(("2", "ingest into Redis: a burst over 4 TCP connections into a private Redis, one PSUBSCRIBE counter",
+rows.append(("2", "ingest into Redis: a burst over 4 TCP connections into a private Redis, one PSUBSCRIBE counter; rsyslog with the shipped drop-in config (one `EVAL` per record: IDs, history)",
              "ratio ≥ 1.5", m, verdict))
+peer = "the proof of concept's rsyslog"
+rp_small, tp_small = ratio_text(s2slv, s2sprs, num(int(cfg["s2_small"] or 0)), peer)
+rp_big, tp_big = ratio_text(s2lv, s2prs, num(int(cfg["s1_count"] or 0)), peer)
+rp = rp_small if rp_small is not None else rp_big
+verdict = missed_by(rp, 1.5)
+if rp is not None and rp < 1.5:
+    verdict += " (see below)"
+rows.append(("2", "the same, against the proof of concept's own rsyslog config: one plain `PUBLISH` per record, no ID, no history, none of the drop-in's fixes (what the ~230,000/s reference measured)",
+             "ratio ≥ 1.5", tp_small + "; " + tp_big, verdict))
 
 # 3.
 for rep, label, bound in ((s3e, "embedded", 5.0), (s3r, "through Redis (ingest node → Redis → stream node)", 10.0)):
@@ -418,7 +457,14 @@ w("comparisons, rsyslogd and redis-server share the same cores (logbench's own C
 w("figures are therefore lower than on a dedicated ingest host and drift on a shared machine; the ratios between")
 w("logviewer and rsyslog, measured side by side in one run, hold better.")
 w("")
-RSYSLOG_NOTE = "**What the rsyslog ratio compares.** The rsyslog side runs the shipped drop-in config, whose omhiredis action makes one `EVAL` per record so that rsyslog's records get event IDs, history and resume like logviewer's. The proof of concept's plain `mode=\"publish\"` action does less (no IDs, no history) and is about 5x faster: measured by hand at about 167,000 lines/s over one TCP connection on this machine (see `deploy/rsyslog/README.md`). Against that, logviewer's `--role ingest` rate above (which also writes the capped stream and the channel registry for every record) is a ratio of roughly 1.4 to 1.5: at the issue's goal, not far above it. The plain-publish variant is not part of the scripted run."
+RSYSLOG_NOTE = ("**What the two rsyslog ratios compare.** The shipped drop-in config makes one `EVAL` per record so that "
+                "rsyslog's records get event IDs, history and resume like logviewer's, and its ruleset mends header-less lines with "
+                "regexes; that costs rsyslog most of its speed. The proof of concept's own config (scenarios 2e and 2f, written out "
+                "by `render_poc_conf` in `scripts/bench.sh`) does one plain `PUBLISH` per record and nothing else: no ID, no history, "
+                "no channel registry, no fixes. logviewer's `--role ingest` does for every record what the drop-in does "
+                "(`XADD` to a capped stream with a shared ID sequence, then `PUBLISH`, in one Lua call per batch), so against plain "
+                "publish it spends several times more Redis work per record; the second row is the fair reading of the issue's "
+                "\"rsyslog + omhiredis delivered about 230k lines/s\".")
 w("## Goals")
 w("")
 w("| # | scenario | goal | measured | verdict |")
@@ -444,6 +490,8 @@ for title, name in (("1. Ingest, embedded", "s1-embedded"), ("2a. Ingest into Re
                     ("2b. Ingest into Redis: rsyslog drop-in (imtcp → GELF template → omhiredis)", "s2-rsyslog"),
                     ("2c. Ingest into Redis, smaller burst: logviewer --role ingest", "s2s-logviewer-ingest"),
                     ("2d. Ingest into Redis, smaller burst: rsyslog drop-in", "s2s-rsyslog"),
+                    ("2e. Ingest into Redis: rsyslog with the proof of concept's config (imtcp → gelf_containers → omhiredis publish)", "s2p-rsyslog"),
+                    ("2f. Ingest into Redis, smaller burst: the proof of concept's rsyslog", "s2sp-rsyslog"),
                     ("3a. Latency, embedded", "s3-embedded"), ("3b. Latency through Redis", "s3-redis"),
                     ("4a. Fan-out", "s4-fanout"), ("4b. Idle clients", "s4-idle"), ("5. Slow client", "s5-slow-client")):
     rep = load(name)
@@ -539,6 +587,22 @@ if g2l_ and g2l_["lost"]:
                f"senders instead. rsyslog lost {num((group(s2rs, 'redis') or {}).get('lost', 0))} of the same burst: its action queues "
                f"(200,000 records, `queue.timeoutEnqueue=0`) drop new records when full. CPU: logviewer side {cpu_line(s2lv)}; "
                f"rsyslog side {cpu_line(s2rs)}.")
+g2p = group(s2sprs, "redis") or group(s2prs, "redis")
+if rp is not None and rp < 1.5 and g2l_ and g2p:
+    rd_lv, rd_rs = proc(s2lv, "redis-server"), proc(s2prs, "redis-server")
+    b = (f"**2 (against the proof of concept's rsyslog):** ratio {rp:.2f}, the goal 1.5. Redis is where the time goes: ")
+    if rd_lv and rd_rs:
+        b += (f"redis-server used {rd_lv['cpu_seconds']:.2f} CPU s for logviewer's {num(int(cfg['s1_count'] or 0))} records "
+              f"({1e6 * rd_lv['cpu_seconds'] / int(cfg['s1_count'] or 1):.1f} µs each) and {rd_rs['cpu_seconds']:.2f} CPU s for rsyslog's "
+              f"plain publish ({1e6 * rd_rs['cpu_seconds'] / int(cfg['s1_count'] or 1):.1f} µs each). ")
+    b += ("Measured by hand on 2026-11-30 (`INFO commandstats` around `EVALSHA` of variants of the script, 512 records of "
+          "300 B a call, one `PSUBSCRIBE *` client attached): the shipped script costs Redis about 4.4 µs a record; the same "
+          "script with IDs and records built by the caller, so that Lua only calls `XADD` and `PUBLISH`, still 3.9-4.4 µs; "
+          "one that only calls `PUBLISH` per record, 1.35 µs, of which 0.55 µs is Redis turning the arguments into Lua "
+          "strings. Each `redis.call` from Lua is what costs, so the way to the goal is fewer calls per record, not a "
+          "faster logviewer: one stream entry per channel and batch (holding the batch's records) instead of one per "
+          "record, which changes how history is trimmed and read back, and is left for its own issue.")
+    why.append(b)
 for rep, label, bound, key in ((s3e, "3 (embedded)", 5.0, "s3"), (s3r, "3 (through Redis)", 10.0, None), (s4, "4 (fan-out)", 100.0, "s4")):
     g = reading(rep)
     if not g or g["latency"]["p99_ms"] <= bound:
@@ -726,6 +790,21 @@ stop "$RD_PID"
 start_redis s2s-redis-rs
 start_rsyslog s2s-rsyslog "$RD_PORT"
 logbench s2s-rsyslog --addr "$RS_ADDR" -c 4 --count "$s2_small" --kind rfc3164 --size 140 \
+  --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
+stop "$RS_PID"
+stop "$RD_PID"
+
+# 2, against the proof of concept's own rsyslog config: plain PUBLISH per
+# record (no ID, no history, no fixes), the same two bursts.
+start_redis s2p-redis-rs
+start_rsyslog s2p-rsyslog "$RD_PORT" poc
+logbench s2p-rsyslog --addr "$RS_ADDR" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
+  --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
+stop "$RS_PID"
+stop "$RD_PID"
+start_redis s2sp-redis-rs
+start_rsyslog s2sp-rsyslog "$RD_PORT" poc
+logbench s2sp-rsyslog --addr "$RS_ADDR" -c 4 --count "$s2_small" --kind rfc3164 --size 140 \
   --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
 stop "$RS_PID"
 stop "$RD_PID"
