@@ -25,6 +25,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/logviewer/logviewer/internal/envflag"
 )
 
 func main() {
@@ -102,7 +104,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.DurationVar(&c.ReadyTimeout, "ready-timeout", 30*time.Second, "how long subscribers may take to connect and receive")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 3*time.Second, "stop waiting for lines after this long without a new one")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", 60*time.Second, "stop waiting for lines after this long in any case")
-	if err := fs.Parse(args); err != nil {
+	if err := envflag.ParseArgs(fs, args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {

@@ -48,9 +48,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	var c Config
 	var allowOrigins, logLevel string
 	fs := flag.NewFlagSet("logviewer", flag.ContinueOnError)
-	// The flag package prints its error and the whole usage on a bad flag;
-	// we print one line instead (run does), and the usage only for -h.
-	fs.SetOutput(io.Discard)
+	fs.SetOutput(stderr)
 	fs.StringVar(&c.SyslogAddr, "syslog-addr", ":10514", "syslog listen address, TCP and UDP")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address: viewer, /ws, /sse, /api, /metrics")
 	fs.StringVar(&c.Hostname, "hostname", "", "the GELF \"host\" field (default: this machine's host name)")
@@ -69,16 +67,10 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (for profiling; off when empty)")
 
 	if err := envflag.Parse(fs, args, "LOGVIEWER", getenv); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
-			fmt.Fprintln(stderr, "Usage of logviewer (every flag also from LOGVIEWER_<NAME>):")
-			fs.PrintDefaults()
-			return c, errHelp
-		}
-		return c, fmt.Errorf("%w (see logviewer -h)", err)
+		return c, err
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q (see logviewer -h)", fs.Arg(0))
+		return c, fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return c, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", logLevel)

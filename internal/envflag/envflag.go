@@ -4,15 +4,17 @@
 package envflag
 
 import (
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"strings"
 )
 
 // Parse sets each flag of fs that args do not name from the variable
 // prefix + "_" + its upper-cased name (e.g. LOGVIEWER_HTTP_ADDR for
 // --http-addr), then parses args. An invalid value in the environment is an
-// error that names the variable.
+// error that names the variable. Args are parsed as by ParseArgs.
 func Parse(fs *flag.FlagSet, args []string, prefix string, getenv func(string) string) error {
 	given := map[string]bool{}
 	for _, a := range args {
@@ -34,7 +36,26 @@ func Parse(fs *flag.FlagSet, args []string, prefix string, getenv func(string) s
 	if envErr != nil {
 		return envErr
 	}
-	return fs.Parse(args)
+	return ParseArgs(fs, args)
+}
+
+// ParseArgs parses args into fs. A bad command line prints nothing (the
+// flag package would print the whole usage): the error says what is wrong
+// in one line, for the caller to print. -h prints the usage to fs's output
+// and returns flag.ErrHelp.
+func ParseArgs(fs *flag.FlagSet, args []string) error {
+	out := fs.Output()
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fs.Usage()
+		return err
+	case err != nil:
+		return fmt.Errorf("%w (see -h)", err)
+	}
+	return nil
 }
 
 // VarName is the environment variable that sets the flag name.

@@ -1,6 +1,7 @@
 package envflag
 
 import (
+	"errors"
 	"flag"
 	"io"
 	"strings"
@@ -39,6 +40,39 @@ func TestParse(t *testing.T) {
 			}
 			if err != nil || *addr != tc.wantAddr || *dns != tc.wantDNS {
 				t.Fatalf("err %v, addr %q, dns %v; want %q, %v", err, *addr, *dns, tc.wantAddr, tc.wantDNS)
+			}
+		})
+	}
+}
+
+func TestParseOutput(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string // "" for flag.ErrHelp
+		wantOut string // "" for nothing printed
+	}{
+		{name: "bad flag prints nothing", args: []string{"--nope"}, wantErr: "flag provided but not defined: -nope (see -h)"},
+		{name: "bad value prints nothing", args: []string{"--dns=maybe"}, wantErr: "invalid boolean value"},
+		{name: "help prints the usage", args: []string{"-h"}, wantOut: "-http-addr"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out strings.Builder
+			fs := flag.NewFlagSet("app", flag.ContinueOnError)
+			fs.SetOutput(&out)
+			fs.String("http-addr", ":8080", "listen address")
+			fs.Bool("dns", true, "")
+			err := Parse(fs, tc.args, "APP", func(string) string { return "" })
+			if tc.wantErr == "" {
+				if !errors.Is(err, flag.ErrHelp) {
+					t.Fatalf("err = %v, want flag.ErrHelp", err)
+				}
+			} else if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "\n") {
+				t.Fatalf("err = %v, want one line with %q", err, tc.wantErr)
+			}
+			if tc.wantOut == "" && out.Len() > 0 || !strings.Contains(out.String(), tc.wantOut) {
+				t.Fatalf("printed %q, want %q", out.String(), tc.wantOut)
 			}
 		})
 	}
