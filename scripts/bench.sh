@@ -336,13 +336,13 @@ notes = []
 
 # 1.
 g1 = group(s1, "sse")
-rs_ref = group(s2srs, "redis") or group(s2rs, "redis")
+rs_ref = group(s2prs, "redis") or group(s2sprs, "redis")
 rs_rate = rs_ref["delivered_rate"] if rs_ref else None
 if g1:
     lost = g1["lost"]
     m = f"{num(g1['delivered_rate'])} lines/s delivered, {num(lost)} lost"
     if rs_rate:
-        m += f"; {g1['delivered_rate'] / rs_rate:.2f}× what rsyslog + omhiredis delivered into Redis in scenario 2 ({num(rs_rate)}/s)"
+        m += f"; {g1['delivered_rate'] / rs_rate:.2f}× what the proof of concept's rsyslog delivered into Redis in scenario 2e ({num(rs_rate)}/s)"
     verdict = missed_by(g1["delivered_rate"], 500000)
     if lost:
         verdict = f"**missed**: {num(lost)} lines lost (rate: {verdict.replace('**', '')})"
