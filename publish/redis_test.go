@@ -127,12 +127,19 @@ func records(t testing.TB, evs []Event) []gotRecord {
 // waitRecords waits until c holds at least n records and returns them all.
 func (c *collector) waitRecords(t testing.TB, n int, timeout time.Duration) []gotRecord {
 	t.Helper()
-	var got []gotRecord
-	testsupport.Eventually(t, timeout, func() bool {
-		got = records(t, c.snapshot())
-		return len(got) >= n
-	}, "want %d records, have %d", n, func() int { return len(records(t, c.snapshot())) }())
-	return got
+	// Not testsupport.Eventually: its message arguments are evaluated before
+	// the wait, and the count that matters is the one at the deadline.
+	deadline := time.Now().Add(timeout)
+	for {
+		got := records(t, c.snapshot())
+		if len(got) >= n {
+			return got
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: want %d records, have %d", timeout, n, len(got))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // numbers returns the _n of each record.
@@ -552,7 +559,7 @@ func TestRedisOutage(t *testing.T) {
 		case EventGap:
 			seq = append(seq, testsupport.GapMark)
 		case EventRecord:
-			seq = append(seq, numbers(records(t, []Event{e}))...)
+			seq = append(seq, records(t, []Event{e})[0].N)
 		}
 	}
 	if err := testsupport.CheckOutageSequence(seq, total, stoppedAt, 200); err != nil {

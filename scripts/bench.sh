@@ -120,12 +120,11 @@ start_redis() {
   echo "redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no" >>"$work/commands.txt"
 }
 
-# start_rsyslog NAME REDIS_PORT [poc]: Debian's rsyslogd with the
-# deploy/rsyslog drop-in (or, with poc, the proof of concept's config),
-# listening on a free port and publishing into the given Redis; sets RS_PID,
-# RS_ADDR.
+# start_rsyslog NAME REDIS_PORT dropin|poc: Debian's rsyslogd with the
+# deploy/rsyslog drop-in or the proof of concept's config, listening on a
+# free port and publishing into the given Redis; sets RS_PID, RS_ADDR.
 start_rsyslog() {
-  local name=$1 redis_port=$2 variant=${3:-} port dir
+  local name=$1 redis_port=$2 variant=$3 port dir
   port=$(free_port)
   dir=$work/$name
   mkdir -p "$dir/spool"
@@ -177,6 +176,22 @@ module(load="omhiredis")
 action(name="publish_redis" template="gelf_containers" server="127.0.0.1" serverport="$2"
   type="omhiredis" mode="publish" key="channel_app" dynakey="on")
 EOF
+}
+
+# rsyslog_into_redis NAME COUNT dropin|poc [PERF_SECONDS]: a burst of COUNT
+# RFC 3164 lines over 4 TCP connections into rsyslogd with that config, into
+# a private redis-server with one PSUBSCRIBE counter (scenario 2's rsyslog
+# side); with PERF_SECONDS, rsyslogd is sampled with perf meanwhile.
+rsyslog_into_redis() {
+  local name=$1 count=$2 variant=$3 perf_seconds=${4:-}
+  start_redis "$name-redis"
+  start_rsyslog "$name" "$RD_PORT" "$variant"
+  [ -z "$perf_seconds" ] || perf_rsyslog "$perf_seconds"
+  logbench "$name" --addr "$RS_ADDR" -c 4 --count "$count" --kind rfc3164 --size 140 \
+    --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
+  [ -z "$perf_seconds" ] || wait_perf
+  stop "$RS_PID"
+  stop "$RD_PID"
 }
 
 # logbench NAME ARGS...: one measured run; the table goes to the terminal,
@@ -771,14 +786,7 @@ alloc_profile s2
 stop "$LV_PID"
 stop "$RD_PID"
 
-start_redis s2-redis-rs
-start_rsyslog s2-rsyslog "$RD_PORT"
-perf_rsyslog "$(( $([ "$quick" = 1 ] && echo 3 || echo 6) ))"
-logbench s2-rsyslog --addr "$RS_ADDR" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
-  --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
-wait_perf
-stop "$RS_PID"
-stop "$RD_PID"
+rsyslog_into_redis s2-rsyslog "$s1_count" dropin "$([ "$quick" = 1 ] && echo 3 || echo 6)"
 
 # 2, smaller: a burst both pipelines hold in their bounded buffers (rsyslog's
 # action queues of 200,000 records, logviewer's --buffer of 64 MiB, about
@@ -789,27 +797,12 @@ logbench s2s-logviewer-ingest --addr "$LV_SYSLOG" -c 4 --count "$s2_small" --kin
   --redis "$RD_URL" --redis-pattern '*' --pid "$LV_PID,$RD_PID" --metrics "http://$LV_HTTP/metrics"
 stop "$LV_PID"
 stop "$RD_PID"
-start_redis s2s-redis-rs
-start_rsyslog s2s-rsyslog "$RD_PORT"
-logbench s2s-rsyslog --addr "$RS_ADDR" -c 4 --count "$s2_small" --kind rfc3164 --size 140 \
-  --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
-stop "$RS_PID"
-stop "$RD_PID"
+rsyslog_into_redis s2s-rsyslog "$s2_small" dropin
 
 # 2, against the proof of concept's own rsyslog config: plain PUBLISH per
 # record (no ID, no history, no fixes), the same two bursts.
-start_redis s2p-redis-rs
-start_rsyslog s2p-rsyslog "$RD_PORT" poc
-logbench s2p-rsyslog --addr "$RS_ADDR" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
-  --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
-stop "$RS_PID"
-stop "$RD_PID"
-start_redis s2sp-redis-rs
-start_rsyslog s2sp-rsyslog "$RD_PORT" poc
-logbench s2sp-rsyslog --addr "$RS_ADDR" -c 4 --count "$s2_small" --kind rfc3164 --size 140 \
-  --redis "$RD_URL" --redis-pattern '*' --pid "$RS_PID,$RD_PID"
-stop "$RS_PID"
-stop "$RD_PID"
+rsyslog_into_redis s2p-rsyslog "$s1_count" poc
+rsyslog_into_redis s2sp-rsyslog "$s2_small" poc
 
 # 3. Latency: 10,000 lines/s steady, 10 SSE and 10 WebSocket clients;
 #    embedded, then an ingest node and a stream node over Redis.
