@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -567,6 +568,35 @@ func TestRedisOutage(t *testing.T) {
 	}
 	if v := readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer)); v != 0 {
 		t.Errorf("dropped %v records within the buffer", v)
+	}
+}
+
+// TestRedisUnreachableIsLogged: an idle ingest node whose Redis is down
+// from the start says so once (go-redis's own dial errors are debug
+// messages, see cmd/logviewer), not at every probe, and says when Redis is
+// back.
+func TestRedisUnreachableIsLogged(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	srv.Stop(t)
+	var logged testsupport.LockedBuffer
+	bus, _ := newRedisBus(t, srv.URL(), RoleIngest, func(c *RedisConfig) {
+		c.Logger = slog.New(slog.NewTextHandler(io.MultiWriter(&logged, t.Output()), nil))
+	})
+	const down = `level=WARN msg="redis unreachable; checking every second"`
+	testsupport.Eventually(t, 10*time.Second, func() bool { return strings.Contains(logged.String(), down) },
+		"no warning while Redis is down: %q", logged.String())
+	testsupport.Eventually(t, 10*time.Second, func() bool { return bus.Health(context.Background()) != nil },
+		"healthy without Redis")
+	time.Sleep(2500 * time.Millisecond) // two more probes fail meanwhile
+	if n := strings.Count(logged.String(), down); n != 1 {
+		t.Errorf("warned %d times during one outage, want once:\n%s", n, logged.String())
+	}
+	srv.Start(t)
+	testsupport.Eventually(t, 10*time.Second, func() bool {
+		return strings.Contains(logged.String(), `level=INFO msg="redis reachable again"`)
+	}, "Redis back, not logged: %q", logged.String())
+	if err := bus.Health(context.Background()); err != nil {
+		t.Errorf("health with Redis back: %v", err)
 	}
 }
 

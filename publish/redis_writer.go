@@ -47,6 +47,8 @@ type redisWriter struct {
 	// reachable is whether the last attempt to reach Redis worked; Publish
 	// waits for room in the buffer only then (see pubBuffer.waitRoom).
 	reachable atomic.Bool
+	// probeFailed is whether the last probe failed (run's goroutine only).
+	probeFailed bool
 
 	// scratch of send, reused between batches
 	channelNo map[string]int
@@ -129,10 +131,10 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 		}
 		if err == nil {
 			w.buf.release(b)
-			if backoff > 0 {
+			if backoff > 0 || w.probeFailed {
 				w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
 			}
-			backoff = 0
+			backoff, w.probeFailed = 0, false
 			w.reachable.Store(true)
 			w.setHealth(nil)
 			continue
@@ -164,7 +166,8 @@ func nextBackoff(d time.Duration) time.Duration {
 }
 
 // probe checks Redis when nothing was published for a while, so Health
-// tells the truth on an idle node too.
+// tells the truth on an idle node too, and the log says when an idle node
+// loses Redis and when it has it back (once each, not at every probe).
 func (w *redisWriter) probe(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
@@ -172,6 +175,13 @@ func (w *redisWriter) probe(ctx context.Context) {
 	if errors.Is(err, context.Canceled) {
 		return // closing
 	}
+	switch {
+	case err != nil && !w.probeFailed:
+		w.log.Warn("redis unreachable; checking every second", slog.String("error", err.Error()))
+	case err == nil && w.probeFailed:
+		w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
+	}
+	w.probeFailed = err != nil
 	w.reachable.Store(err == nil)
 	w.setHealth(err)
 }

@@ -76,7 +76,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	defer bus.Close()
+	defer bus.Close() // on the early returns; Close is idempotent
 
 	var syslogServer *ingest.Server
 	if cfg.Role != roleStream {
@@ -147,6 +147,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
+	bus.Close() // delivers what it still holds, and says what it could not, before "stopped"
 	log.Info("stopped")
 	return nil
 }

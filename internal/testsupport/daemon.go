@@ -47,19 +47,22 @@ func Binary(tb testing.TB, name string) string {
 	return out
 }
 
-// lockedBuffer collects a process's output while it runs.
-type lockedBuffer struct {
+// LockedBuffer is a bytes.Buffer that several goroutines may write and
+// read at once: a process's output while it runs, a test's log.
+type LockedBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *lockedBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *LockedBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *lockedBuffer) String() string {
+// String returns everything written so far.
+func (b *LockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -71,7 +74,7 @@ type Daemon struct {
 	HTTPURL    string // http://127.0.0.1:port
 	Cmd        *exec.Cmd
 
-	stderr  *lockedBuffer
+	stderr  *LockedBuffer
 	exited  chan struct{}
 	waitErr error
 	once    sync.Once
@@ -83,7 +86,7 @@ type Daemon struct {
 func StartDaemon(tb testing.TB, args ...string) *Daemon {
 	tb.Helper()
 	bin := Binary(tb, "logviewer")
-	d := &Daemon{stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	d := &Daemon{stderr: &LockedBuffer{}, exited: make(chan struct{})}
 	syslogAddr, httpAddr := argValue(args, "syslog-addr"), argValue(args, "http-addr")
 	if syslogAddr == "" {
 		syslogAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(tb))

@@ -22,7 +22,7 @@ type Redis struct {
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *LockedBuffer
 	exited chan struct{}
 }
 
@@ -65,7 +65,7 @@ func (r *Redis) Start(tb testing.TB) {
 		"--protected-mode", "no",
 		"--loglevel", "warning",
 	)
-	out := &lockedBuffer{}
+	out := &LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start redis-server: %v", err)

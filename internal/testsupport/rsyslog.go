@@ -27,7 +27,7 @@ type Rsyslogd struct {
 	Dir string
 	Cmd *exec.Cmd
 
-	out     *lockedBuffer
+	out     *LockedBuffer
 	exited  chan struct{}
 	waitErr error
 	once    sync.Once
@@ -105,7 +105,7 @@ func StartRsyslogd(tb testing.TB, confTemplatePath string, vars map[string]strin
 		SyslogAddr: net.JoinHostPort(all["address"], all["port"]),
 		ConfPath:   filepath.Join(dir, "rsyslog.conf"),
 		Dir:        dir,
-		out:        &lockedBuffer{},
+		out:        &LockedBuffer{},
 		exited:     make(chan struct{}),
 	}
 	conf = fmt.Sprintf("global(workDirectory=%q)\n", dir) + conf
