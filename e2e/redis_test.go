@@ -158,6 +158,35 @@ func TestRedisSplitRoles(t *testing.T) {
 	stream.Stop(t)
 }
 
+// TestRedisTLS: with a rediss:// URL an ingest node and a stream node talk
+// to a TLS-only Redis whose CA they trust through SSL_CERT_FILE, and a line
+// goes through; a node that does not trust that CA stays degraded with a
+// certificate error, so the certificate is really checked.
+func TestRedisTLS(t *testing.T) {
+	srv := testsupport.StartRedisTLS(t)
+	trust := []string{"SSL_CERT_FILE=" + srv.CAFile()}
+	stream := testsupport.StartDaemonEnv(t, trust, "--role=stream", "--redis="+srv.URL())
+	redisWaitHealth(t, stream, "ok")
+	ingest := testsupport.StartDaemonEnv(t, trust, "--role=ingest", "--redis="+srv.URL(), "--dns=false")
+	redisWaitHealth(t, ingest, "ok")
+	sse := testsupport.OpenSSE(t, stream.HTTPURL+"/sse/*")
+	testsupport.SendPython(t, ingest.SyslogAddr, "tcp", "info:hello over tls")
+	ev := sse.NextRecord(t, recordTimeout)
+	if f := ev.Fields(t); f["short_message"] != "hello over tls" || !redisIsStreamID(ev.ID) {
+		t.Errorf("record over TLS: id %q, %s", ev.ID, ev.Data)
+	}
+
+	untrusting := testsupport.StartDaemon(t, "--role=ingest", "--redis="+srv.URL())
+	var h struct{ Status, Error string }
+	testsupport.Eventually(t, 20*time.Second, func() bool {
+		testsupport.GetJSON(t, untrusting.HTTPURL+"/healthz", &h)
+		return h.Status == "degraded"
+	}, "a node without the CA is %q, want degraded", h.Status)
+	if !strings.Contains(h.Error, "certificate") {
+		t.Errorf("degraded for %q, want a certificate error", h.Error)
+	}
+}
+
 // redisIsStreamID reports whether id looks like "<ms>-<n>".
 func redisIsStreamID(id string) bool {
 	ms, n, ok := strings.Cut(id, "-")

@@ -85,6 +85,13 @@ type Daemon struct {
 // answers, and stops it when the test ends.
 func StartDaemon(tb testing.TB, args ...string) *Daemon {
 	tb.Helper()
+	return StartDaemonEnv(tb, nil, args...)
+}
+
+// StartDaemonEnv is StartDaemon with env (KEY=value) added to the daemon's
+// environment.
+func StartDaemonEnv(tb testing.TB, env []string, args ...string) *Daemon {
+	tb.Helper()
 	bin := Binary(tb, "logviewer")
 	d := &Daemon{stderr: &LockedBuffer{}, exited: make(chan struct{})}
 	syslogAddr, httpAddr := argValue(args, "syslog-addr"), argValue(args, "http-addr")
@@ -100,7 +107,7 @@ func StartDaemon(tb testing.TB, args ...string) *Daemon {
 	d.Cmd = exec.Command(bin, args...)
 	d.Cmd.Stdout = d.stderr
 	d.Cmd.Stderr = d.stderr
-	d.Cmd.Env = append(os.Environ(), "LOGVIEWER_LOG_LEVEL=debug")
+	d.Cmd.Env = append(append(os.Environ(), "LOGVIEWER_LOG_LEVEL=debug"), env...)
 	if err := d.Cmd.Start(); err != nil {
 		tb.Fatalf("start logviewer: %v", err)
 	}

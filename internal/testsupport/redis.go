@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"os/exec"
@@ -19,6 +20,7 @@ type Redis struct {
 	bin  string
 	dir  string
 	port int
+	tls  *redisTLS // nil: plain TCP
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -40,11 +42,51 @@ func StartRedis(tb testing.TB) *Redis {
 	return r
 }
 
+// StartRedisTLS is StartRedis with TLS only: the server has a certificate
+// for 127.0.0.1 signed by a CA made for the test (see CAFile), and does not
+// ask clients for one.
+func StartRedisTLS(tb testing.TB) *Redis {
+	tb.Helper()
+	dir := tb.TempDir()
+	r := &Redis{
+		bin:  RequireBinary(tb, "redis-server"),
+		dir:  dir,
+		port: FreePort(tb),
+		tls:  newRedisTLS(tb, dir),
+	}
+	r.Start(tb)
+	tb.Cleanup(func() { r.stop() })
+	return r
+}
+
 // Addr is the server's host:port.
 func (r *Redis) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
 
-// URL is the redis:// URL of the server, database 0.
-func (r *Redis) URL() string { return "redis://" + r.Addr() + "/0" }
+// URL is the server's URL, database 0: rediss:// when it speaks TLS.
+func (r *Redis) URL() string {
+	if r.tls != nil {
+		return "rediss://" + r.Addr() + "/0"
+	}
+	return "redis://" + r.Addr() + "/0"
+}
+
+// CAFile is the PEM file of the CA that signed a TLS server's certificate
+// ("" for a plain server): what a client must trust, e.g. as SSL_CERT_FILE.
+func (r *Redis) CAFile() string {
+	if r.tls == nil {
+		return ""
+	}
+	return r.tls.caFile
+}
+
+// options are the go-redis options of a client of this server.
+func (r *Redis) options() *redis.Options {
+	o := &redis.Options{Addr: r.Addr()}
+	if r.tls != nil {
+		o.TLSConfig = &tls.Config{RootCAs: r.tls.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	}
+	return o
+}
 
 // Start starts the server (again) on the same port; after Stop it comes back
 // empty, as a Redis without persistence does after a restart.
@@ -55,8 +97,13 @@ func (r *Redis) Start(tb testing.TB) {
 	if r.cmd != nil {
 		tb.Fatalf("redis-server on %s: already running", r.Addr())
 	}
-	cmd := exec.Command(r.bin,
-		"--port", strconv.Itoa(r.port),
+	args := []string{"--port", strconv.Itoa(r.port)}
+	if r.tls != nil {
+		args = []string{"--port", "0", "--tls-port", strconv.Itoa(r.port),
+			"--tls-cert-file", r.tls.certFile, "--tls-key-file", r.tls.keyFile,
+			"--tls-ca-cert-file", r.tls.caFile, "--tls-auth-clients", "no"}
+	}
+	cmd := exec.Command(r.bin, append(args,
 		"--bind", "127.0.0.1",
 		"--dir", r.dir,
 		"--save", "",
@@ -64,7 +111,7 @@ func (r *Redis) Start(tb testing.TB) {
 		"--daemonize", "no",
 		"--protected-mode", "no",
 		"--loglevel", "warning",
-	)
+	)...)
 	out := &LockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -77,7 +124,9 @@ func (r *Redis) Start(tb testing.TB) {
 	}()
 	r.cmd, r.out, r.exited = cmd, out, exited
 
-	c := redis.NewClient(&redis.Options{Addr: r.Addr(), MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	o := r.options()
+	o.MaxRetries, o.DialTimeout = -1, 200*time.Millisecond
+	c := redis.NewClient(o)
 	defer c.Close()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -127,7 +176,7 @@ func (r *Redis) stop() error {
 // ends.
 func (r *Redis) Client(tb testing.TB) *redis.Client {
 	tb.Helper()
-	c := redis.NewClient(&redis.Options{Addr: r.Addr()})
+	c := redis.NewClient(r.options())
 	tb.Cleanup(func() { c.Close() })
 	return c
 }
