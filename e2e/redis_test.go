@@ -163,7 +163,7 @@ func TestRedisSplitRoles(t *testing.T) {
 // goes through; a node that does not trust that CA stays degraded with a
 // certificate error, so the certificate is really checked.
 func TestRedisTLS(t *testing.T) {
-	srv := testsupport.StartRedisTLS(t)
+	srv := testsupport.StartRedisWith(t, testsupport.RedisOptions{TLS: true})
 	trust := []string{"SSL_CERT_FILE=" + srv.CAFile()}
 	stream := testsupport.StartDaemonEnv(t, trust, "--role=stream", "--redis="+srv.URL())
 	redisWaitHealth(t, stream, "ok")
@@ -184,6 +184,29 @@ func TestRedisTLS(t *testing.T) {
 	}, "a node without the CA is %q, want degraded", h.Status)
 	if !strings.Contains(h.Error, "certificate") {
 		t.Errorf("degraded for %q, want a certificate error", h.Error)
+	}
+}
+
+// TestRedisPassword: nodes with the password in the URL (escaped, as URLs
+// want it) work; a node with a wrong one stays up, degraded, and says why.
+func TestRedisPassword(t *testing.T) {
+	srv := testsupport.StartRedisWith(t, testsupport.RedisOptions{Password: "s3cret pass/word@"})
+	stream := redisStreamNode(t, srv)
+	ingest := redisIngestNode(t, srv)
+	sse := testsupport.OpenSSE(t, stream.HTTPURL+"/sse/*")
+	testsupport.SendPython(t, ingest.SyslogAddr, "udp", "info:hello with a password")
+	if f := sse.NextRecord(t, recordTimeout).Fields(t); f["short_message"] != "hello with a password" {
+		t.Errorf("record: %v", f)
+	}
+
+	wrong := testsupport.StartDaemon(t, "--role=ingest", "--redis="+srv.URLWithPassword("wrong"))
+	var h struct{ Status, Error string }
+	testsupport.Eventually(t, 20*time.Second, func() bool {
+		testsupport.GetJSON(t, wrong.HTTPURL+"/healthz", &h)
+		return h.Status == "degraded"
+	}, "a node with a wrong password is %q, want degraded", h.Status)
+	if !strings.Contains(h.Error, "WRONGPASS") {
+		t.Errorf("degraded for %q, want Redis's WRONGPASS", h.Error)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"net/url"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -17,10 +18,11 @@ import (
 // Redis is a redis-server started for one test, on a free loopback port
 // with its own work directory and no persistence.
 type Redis struct {
-	bin  string
-	dir  string
-	port int
-	tls  *redisTLS // nil: plain TCP
+	bin      string
+	dir      string
+	port     int
+	tls      *redisTLS // nil: plain TCP
+	password string    // requirepass, "" for none
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -32,27 +34,30 @@ type Redis struct {
 // answers PING, and stops it when the test ends.
 func StartRedis(tb testing.TB) *Redis {
 	tb.Helper()
-	r := &Redis{
-		bin:  RequireBinary(tb, "redis-server"),
-		dir:  tb.TempDir(),
-		port: FreePort(tb),
-	}
-	r.Start(tb)
-	tb.Cleanup(func() { r.stop() })
-	return r
+	return StartRedisWith(tb, RedisOptions{})
 }
 
-// StartRedisTLS is StartRedis with TLS only: the server has a certificate
-// for 127.0.0.1 signed by a CA made for the test (see CAFile), and does not
-// ask clients for one.
-func StartRedisTLS(tb testing.TB) *Redis {
+// RedisOptions are what a test's redis-server asks of its clients.
+type RedisOptions struct {
+	// TLS makes the server speak TLS only, with a certificate for 127.0.0.1
+	// signed by a CA made for the test (see CAFile); it asks clients for no
+	// certificate.
+	TLS bool
+	// Password is the server's requirepass ("": none).
+	Password string
+}
+
+// StartRedisWith is StartRedis with opts.
+func StartRedisWith(tb testing.TB, opts RedisOptions) *Redis {
 	tb.Helper()
-	dir := tb.TempDir()
 	r := &Redis{
-		bin:  RequireBinary(tb, "redis-server"),
-		dir:  dir,
-		port: FreePort(tb),
-		tls:  newRedisTLS(tb, dir),
+		bin:      RequireBinary(tb, "redis-server"),
+		dir:      tb.TempDir(),
+		port:     FreePort(tb),
+		password: opts.Password,
+	}
+	if opts.TLS {
+		r.tls = newRedisTLS(tb, r.dir)
 	}
 	r.Start(tb)
 	tb.Cleanup(func() { r.stop() })
@@ -62,12 +67,20 @@ func StartRedisTLS(tb testing.TB) *Redis {
 // Addr is the server's host:port.
 func (r *Redis) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
 
-// URL is the server's URL, database 0: rediss:// when it speaks TLS.
-func (r *Redis) URL() string {
+// URL is the server's URL, database 0: rediss:// when it speaks TLS, with
+// the password when it has one.
+func (r *Redis) URL() string { return r.URLWithPassword(r.password) }
+
+// URLWithPassword is URL with another password ("": none).
+func (r *Redis) URLWithPassword(password string) string {
+	u := url.URL{Scheme: "redis", Host: r.Addr(), Path: "/0"}
 	if r.tls != nil {
-		return "rediss://" + r.Addr() + "/0"
+		u.Scheme = "rediss"
 	}
-	return "redis://" + r.Addr() + "/0"
+	if password != "" {
+		u.User = url.UserPassword("", password)
+	}
+	return u.String()
 }
 
 // CAFile is the PEM file of the CA that signed a TLS server's certificate
@@ -81,7 +94,7 @@ func (r *Redis) CAFile() string {
 
 // options are the go-redis options of a client of this server.
 func (r *Redis) options() *redis.Options {
-	o := &redis.Options{Addr: r.Addr()}
+	o := &redis.Options{Addr: r.Addr(), Password: r.password}
 	if r.tls != nil {
 		o.TLSConfig = &tls.Config{RootCAs: r.tls.pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 	}
@@ -102,6 +115,9 @@ func (r *Redis) Start(tb testing.TB) {
 		args = []string{"--port", "0", "--tls-port", strconv.Itoa(r.port),
 			"--tls-cert-file", r.tls.certFile, "--tls-key-file", r.tls.keyFile,
 			"--tls-ca-cert-file", r.tls.caFile, "--tls-auth-clients", "no"}
+	}
+	if r.password != "" {
+		args = append(args, "--requirepass", r.password)
 	}
 	cmd := exec.Command(r.bin, append(args,
 		"--bind", "127.0.0.1",
