@@ -670,6 +670,13 @@ for rep, label, bound, key in ((s3e, "3 (embedded)", 5.0, "s3"), (s3r, "3 (throu
           f"{loadavg.get(rep['label'], '?')}), so a few milliseconds without a core for the daemon or the receivers is a latency spike.")
     if key and top_cpu(key):
         b += f" Daemon CPU profile: {top_cpu(key)}."
+    if key == "s4":
+        b += (" Tried by hand on 2026-11-30 (10 s runs of this scenario): pacing each client's flushes (at most 100,000 "
+              "flushes a second over all clients, 10 ms apart per client here) left the daemon's CPU (119 %) and p99 "
+              "(325-360 ms against 340-400 ms without) where they were, because under this load each flush already carries "
+              "the records of a p50's wait. The write syscalls cost the bytes, not their number: 1,000 clients × 1,000 lines/s "
+              "× about 400 B is some 400 MB/s through loopback TCP, and the load generator reading it takes most of the "
+              "other core. Not kept.")
     why.append(b)
 if g5 and g3 and g3["latency"]["p99_ms"] and (g5["latency"]["p99_ms"] - g3["latency"]["p99_ms"]) / g3["latency"]["p99_ms"] > 0.2:
     ws = ", ".join(f"second {x['second']}: {x['max_ms']:.0f} ms" for x in g5.get("worst_seconds") or [])
