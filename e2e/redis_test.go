@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -208,6 +210,93 @@ func TestRedisPassword(t *testing.T) {
 	if !strings.Contains(h.Error, "WRONGPASS") {
 		t.Errorf("degraded for %q, want Redis's WRONGPASS", h.Error)
 	}
+}
+
+// TestRedisSubscriberCutOffByRedis: Redis disconnects a pub/sub reader
+// whose output buffer passes client-output-buffer-limit. Here the stream
+// node really falls behind (SIGSTOP) while lines flow, Redis cuts it off,
+// and once it runs again it must notice, reconnect and fill the gap from
+// the streams: its client gets every line once, in order, with no notice.
+func TestRedisSubscriberCutOffByRedis(t *testing.T) {
+	srv := testsupport.StartRedis(t)
+	rc := srv.Client(t)
+	if err := rc.ConfigSet(context.Background(), "client-output-buffer-limit", "pubsub 64kb 0 0").Err(); err != nil {
+		t.Fatalf("config set: %v", err)
+	}
+	stream := redisStreamNode(t, srv)
+	ingest := redisIngestNode(t, srv, "--history=100000")
+	sse := testsupport.OpenSSE(t, stream.HTTPURL+"/sse/*")
+
+	conn, err := net.Dial("tcp", ingest.SyslogAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	sent := 0
+	send := func(n int) {
+		t.Helper()
+		var b strings.Builder
+		for range n {
+			fmt.Fprintf(&b, "<14>app: line %d %s\n", sent, strings.Repeat("x", 200))
+			sent++
+		}
+		if _, err := io.WriteString(conn, b.String()); err != nil {
+			t.Fatalf("send: %v", err)
+		}
+	}
+	pubsubClients := func() int {
+		list, err := rc.ClientList(context.Background()).Result()
+		if err != nil {
+			t.Fatalf("client list: %v", err)
+		}
+		return strings.Count(list, "sub=0 psub=1")
+	}
+	send(100)
+	if ev := sse.NextRecord(t, recordTimeout); !strings.HasPrefix(ev.Fields(t)["short_message"].(string), "line 0 ") {
+		t.Fatalf("first record: %s", ev.Data)
+	}
+
+	if err := stream.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatalf("SIGSTOP: %v", err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			stream.Cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	// Lines until Redis gives up on the stopped reader: the kernel's socket
+	// buffers take the first megabytes, Redis's 64 KB after them.
+	for pubsubClients() > 0 {
+		if sent > 100_000 {
+			t.Fatalf("Redis still holds the stopped node's subscription after %d lines", sent)
+		}
+		send(2000)
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("Redis cut the stopped stream node off after %d lines", sent)
+	send(100) // published while the node has no subscription at all
+	testsupport.Eventually(t, 20*time.Second, func() bool {
+		n, _ := rc.XLen(context.Background(), "logviewer:stream:127.0.0.1").Result()
+		return n == int64(sent)
+	}, "ingest did not store all %d lines", sent)
+	if err := stream.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatalf("SIGCONT: %v", err)
+	}
+	stopped = false
+
+	for want := 1; want < sent; want++ {
+		ev := sse.Next(t, recordTimeout)
+		if ev.Event != "" {
+			t.Fatalf("after %d records: unexpected %q notice %s", want, ev.Event, ev.Data)
+		}
+		msg, _ := ev.Fields(t)["short_message"].(string)
+		if !strings.HasPrefix(msg, fmt.Sprintf("line %d ", want)) {
+			t.Fatalf("record %d is %.40q", want, msg)
+		}
+	}
+	testsupport.Eventually(t, 10*time.Second, func() bool { return pubsubClients() == 1 },
+		"the stream node did not subscribe again")
 }
 
 // redisIsStreamID reports whether id looks like "<ms>-<n>".
