@@ -252,7 +252,8 @@ func TestRedisSubscriberCutOffByRedis(t *testing.T) {
 		return strings.Count(list, "sub=0 psub=1")
 	}
 	send(100)
-	if ev := sse.NextRecord(t, recordTimeout); !strings.HasPrefix(ev.Fields(t)["short_message"].(string), "line 0 ") {
+	ev := sse.NextRecord(t, recordTimeout)
+	if msg, _ := ev.Fields(t)["short_message"].(string); !strings.HasPrefix(msg, "line 0 ") {
 		t.Fatalf("first record: %s", ev.Data)
 	}
 
