@@ -179,14 +179,7 @@ func TestRedisTLS(t *testing.T) {
 	}
 
 	untrusting := testsupport.StartDaemon(t, "--role=ingest", "--redis="+srv.URL())
-	var h struct{ Status, Error string }
-	testsupport.Eventually(t, 20*time.Second, func() bool {
-		testsupport.GetJSON(t, untrusting.HTTPURL+"/healthz", &h)
-		return h.Status == "degraded"
-	}, "a node without the CA is %q, want degraded", h.Status)
-	if !strings.Contains(h.Error, "certificate") {
-		t.Errorf("degraded for %q, want a certificate error", h.Error)
-	}
+	redisWaitDegraded(t, untrusting, "certificate signed by unknown authority")
 }
 
 // TestRedisPassword: nodes with the password in the URL (escaped, as URLs
@@ -202,13 +195,20 @@ func TestRedisPassword(t *testing.T) {
 	}
 
 	wrong := testsupport.StartDaemon(t, "--role=ingest", "--redis="+srv.URLWithPassword("wrong"))
+	redisWaitDegraded(t, wrong, "WRONGPASS")
+}
+
+// redisWaitDegraded waits until d's /healthz says degraded, and checks that
+// its error names the cause.
+func redisWaitDegraded(t *testing.T, d *testsupport.Daemon, cause string) {
+	t.Helper()
 	var h struct{ Status, Error string }
 	testsupport.Eventually(t, 20*time.Second, func() bool {
-		testsupport.GetJSON(t, wrong.HTTPURL+"/healthz", &h)
+		testsupport.GetJSON(t, d.HTTPURL+"/healthz", &h)
 		return h.Status == "degraded"
-	}, "a node with a wrong password is %q, want degraded", h.Status)
-	if !strings.Contains(h.Error, "WRONGPASS") {
-		t.Errorf("degraded for %q, want Redis's WRONGPASS", h.Error)
+	}, "healthz of %s is %q, want degraded", d.HTTPURL, h.Status)
+	if !strings.Contains(h.Error, cause) {
+		t.Errorf("degraded for %q, want %q", h.Error, cause)
 	}
 }
 
