@@ -206,7 +206,7 @@ func redisWaitDegraded(t *testing.T, d *testsupport.Daemon, cause string) {
 	testsupport.Eventually(t, 20*time.Second, func() bool {
 		testsupport.GetJSON(t, d.HTTPURL+"/healthz", &h)
 		return h.Status == "degraded"
-	}, "healthz of %s is %q, want degraded", d.HTTPURL, h.Status)
+	}, "healthz of %s is %q, want degraded", d.HTTPURL, func() any { return h.Status })
 	if !strings.Contains(h.Error, cause) {
 		t.Errorf("degraded for %q, want %q", h.Error, cause)
 	}

@@ -80,7 +80,7 @@ func TestUDP(t *testing.T) {
 			}
 			testsupport.Eventually(t, waitFor, func() bool {
 				return ts.value(t, "logviewer_ingest_bytes_total", "udp") == float64(sent)
-			}, "udp bytes counter %v, want %d", ts.value(t, "logviewer_ingest_bytes_total", "udp"), sent)
+			}, "udp bytes counter %v, want %d", func() any { return ts.value(t, "logviewer_ingest_bytes_total", "udp") }, sent)
 		})
 	}
 }

@@ -128,19 +128,12 @@ func records(t testing.TB, evs []Event) []gotRecord {
 // waitRecords waits until c holds at least n records and returns them all.
 func (c *collector) waitRecords(t testing.TB, n int, timeout time.Duration) []gotRecord {
 	t.Helper()
-	// Not testsupport.Eventually: its message arguments are evaluated before
-	// the wait, and the count that matters is the one at the deadline.
-	deadline := time.Now().Add(timeout)
-	for {
-		got := records(t, c.snapshot())
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: want %d records, have %d", timeout, n, len(got))
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var got []gotRecord
+	testsupport.Eventually(t, timeout, func() bool {
+		got = records(t, c.snapshot())
+		return len(got) >= n
+	}, "want %d records, have %d", n, func() any { return len(got) })
+	return got
 }
 
 // numbers returns the _n of each record.
@@ -532,7 +525,7 @@ func TestRedisOutage(t *testing.T) {
 	srv.Start(t)
 	testsupport.Eventually(t, 20*time.Second, func() bool {
 		return ingest.Health(context.Background()) == nil && stream.Health(context.Background()) == nil
-	}, "health not back after Redis restarted: %v", ingest.Health(context.Background()))
+	}, "health not back after Redis restarted: %v", func() any { return ingest.Health(context.Background()) })
 	close(stop)
 	<-done
 	total := int(published.Load())
@@ -584,7 +577,7 @@ func TestRedisUnreachableIsLogged(t *testing.T) {
 	})
 	const down = `level=WARN msg="redis unreachable; checking every second"`
 	testsupport.Eventually(t, 10*time.Second, func() bool { return strings.Contains(logged.String(), down) },
-		"no warning while Redis is down: %q", logged.String())
+		"no warning while Redis is down: %q", func() any { return logged.String() })
 	testsupport.Eventually(t, 10*time.Second, func() bool { return bus.Health(context.Background()) != nil },
 		"healthy without Redis")
 	time.Sleep(2500 * time.Millisecond) // two more probes fail meanwhile
@@ -594,7 +587,7 @@ func TestRedisUnreachableIsLogged(t *testing.T) {
 	srv.Start(t)
 	testsupport.Eventually(t, 10*time.Second, func() bool {
 		return strings.Contains(logged.String(), `level=INFO msg="redis reachable again"`)
-	}, "Redis back, not logged: %q", logged.String())
+	}, "Redis back, not logged: %q", func() any { return logged.String() })
 	if err := bus.Health(context.Background()); err != nil {
 		t.Errorf("health with Redis back: %v", err)
 	}
@@ -666,7 +659,7 @@ func TestRedisSlowerThanSendersLosesNothing(t *testing.T) {
 			n, _ := srv.Client(t).XLen(context.Background(), key).Result()
 			return n == each
 		}, "%s does not hold all %d records (dropped %v)", key, each,
-			readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer)))
+			func() any { return readCounter(t, met.Dropped.WithLabelValues(metrics.DropBusBuffer)) })
 		if _, ns := streamEntries(t, srv.Client(t), key); !slices.Equal(ns, seqInts(0, each)) {
 			t.Fatalf("%s holds %d records, not 0..%d in order", key, len(ns), each-1)
 		}

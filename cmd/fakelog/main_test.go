@@ -139,7 +139,7 @@ func TestSendsEveryFormat(t *testing.T) {
 					t.Fatalf("exit %d: %s", code, stderr.String())
 				}
 				testsupport.Eventually(t, 5*time.Second, func() bool { return len(c.snapshot()) >= n },
-					"want %d frames, got %d", n, len(c.snapshot()))
+					"want %d frames, got %d", n, func() any { return len(c.snapshot()) })
 				frames := c.snapshot()
 				if len(frames) != n {
 					t.Fatalf("got %d frames, want %d", len(frames), n)
@@ -241,7 +241,7 @@ func TestReconnectsAfterServerRestart(t *testing.T) {
 	testsupport.Eventually(t, 5*time.Second, func() bool {
 		l2, err = net.Listen("tcp", addr)
 		return err == nil
-	}, "port %s not free again: %v", addr, err)
+	}, "port %s not free again: %v", addr, func() any { return err })
 	defer l2.Close()
 	go serve(l2)
 	testsupport.Eventually(t, 10*time.Second, func() bool { return count() > before+20 }, "no lines after the restart")

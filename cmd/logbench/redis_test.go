@@ -50,7 +50,7 @@ func TestRedisSubscriberCountsPublishedLines(t *testing.T) {
 	publish("lbt.c", fmt.Sprintf(`{"short_message":"lb r=run7 c=1 s=100 t=%d"}`, now)) // last: all before it were read
 
 	testsupport.Eventually(t, 10*time.Second, func() bool { return s.got.Load() == 100 && s.ready.Load() },
-		"subscriber got %d lines, ready %v", s.got.Load(), s.ready.Load())
+		"subscriber got %d lines, ready %v", func() any { return s.got.Load() }, func() any { return s.ready.Load() })
 	cancel()
 	<-s.done
 	r := s.result([]uint64{101})

@@ -51,7 +51,9 @@ func FreePort(tb testing.TB) int {
 }
 
 // Eventually polls cond every 10ms until it is true or timeout passes, then
-// fails the test with msg.
+// fails the test with msg formatted with args. An argument of type
+// func() any is called then, so that the message shows the state at the
+// deadline rather than before the wait.
 func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, msg string, args ...any) {
 	tb.Helper()
 	deadline := time.Now().Add(timeout)
@@ -60,7 +62,14 @@ func Eventually(tb testing.TB, timeout time.Duration, cond func() bool, msg stri
 			return
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("after %v: "+msg, append([]any{timeout}, args...)...)
+			vals := []any{timeout}
+			for _, a := range args {
+				if later, ok := a.(func() any); ok {
+					a = later()
+				}
+				vals = append(vals, a)
+			}
+			tb.Fatalf("after %v: "+msg, vals...)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
