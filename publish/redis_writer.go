@@ -47,8 +47,6 @@ type redisWriter struct {
 	// reachable is whether the last attempt to reach Redis worked; Publish
 	// waits for room in the buffer only then (see pubBuffer.waitRoom).
 	reachable atomic.Bool
-	// probeFailed is whether the last probe failed (run's goroutine only).
-	probeFailed bool
 
 	// scratch of send, reused between batches
 	channelNo map[string]int
@@ -131,10 +129,10 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 		}
 		if err == nil {
 			w.buf.release(b)
-			if backoff > 0 || w.probeFailed {
+			if !w.reachable.Load() {
 				w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
 			}
-			backoff, w.probeFailed = 0, false
+			backoff = 0
 			w.reachable.Store(true)
 			w.setHealth(nil)
 			continue
@@ -175,13 +173,13 @@ func (w *redisWriter) probe(ctx context.Context) {
 	if errors.Is(err, context.Canceled) {
 		return // closing
 	}
-	switch {
-	case err != nil && !w.probeFailed:
+	// reachable changes here only when no send has said the same already.
+	switch was := w.reachable.Load(); {
+	case err != nil && was:
 		w.log.Warn("redis unreachable; checking every second", slog.String("error", err.Error()))
-	case err == nil && w.probeFailed:
+	case err == nil && !was:
 		w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
 	}
-	w.probeFailed = err != nil
 	w.reachable.Store(err == nil)
 	w.setHealth(err)
 }
