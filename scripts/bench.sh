@@ -20,9 +20,9 @@ quick=${BENCH_QUICK:-0}
 out=${BENCH_OUT:-$root/docs/PERFORMANCE.md}
 gotime=${BENCH_GOTIME:-300ms}
 if [ "$quick" = 1 ]; then
-  s1_count=200000 s3_rate=10000 s3_dur=5s s4_clients=200 s4_rate=1000 s4_dur=5s idle=1000 prof_long=3 prof_delay_fanout=2 slow_pause=3s s2_small=100000 floor_records=200000
+  s1_count=200000 s3_rate=10000 s3_dur=5s s4_clients=200 s4_rate=1000 s4_dur=5s idle=1000 prof_long=3 prof_delay_fanout=2 slow_pause=3s s2_small=100000
 else
-  s1_count=1000000 s3_rate=10000 s3_dur=30s s4_clients=1000 s4_rate=1000 s4_dur=20s idle=10000 prof_long=10 prof_delay_fanout=6 slow_pause=8s s2_small=100000 floor_records=200000
+  s1_count=1000000 s3_rate=10000 s3_dur=30s s4_clients=1000 s4_rate=1000 s4_dur=20s idle=10000 prof_long=10 prof_delay_fanout=6 slow_pause=8s s2_small=100000
 fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/logbench.XXXXXX")
@@ -202,10 +202,10 @@ redis_floor() {
   local sample_port=$1 sample_pid=$RD_PID sample_url=$RD_URL floor_pid
   start_redis s2-floor-redis
   floor_pid=$RD_PID
-  log "redis floor: scripts/redis-floor.py --port $RD_PORT --records $floor_records"
-  echo "scripts/redis-floor.py --port $RD_PORT --sample-port $sample_port --records $floor_records --out redis-floor.json" >>"$work/commands.txt"
-  python3 scripts/redis-floor.py --port "$RD_PORT" --sample-port "$sample_port" --records "$floor_records" \
-    --out "$work/redis-floor.json" || log "redis floor: failed"
+  log "redis floor: scripts/redis-floor.py --port $RD_PORT"
+  echo "scripts/redis-floor.py --port $RD_PORT --sample-port $sample_port --out redis-floor.json" >>"$work/commands.txt"
+  python3 scripts/redis-floor.py --port "$RD_PORT" --sample-port "$sample_port" --out "$work/redis-floor.json" ||
+    log "redis floor: failed"
   stop "$floor_pid"
   RD_PID=$sample_pid RD_PORT=$sample_port RD_URL=$sample_url
 }
