@@ -73,7 +73,9 @@ func BenchmarkServerTCP(b *testing.B) {
 							return
 						}
 					}
-					errc <- nil
+					// The end of the input ends the last line: no wait for a
+					// line that might continue it.
+					errc <- c.(*net.TCPConn).CloseWrite()
 				}()
 			}
 			for range cs {

@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"os"
+	"time"
 )
 
 // DefaultMaxMessageSize is the frame size limit used when none is given.
@@ -18,12 +21,29 @@ const (
 	// searched for too, so NUL-terminated streams are not scanned to the end
 	// of the buffer for an LF on every frame.
 	termChunk = 256
+	// maxFrameStart is the most bytes after a LF needed to tell whether a
+	// new frame starts there: an octet count of nine digits, a space and '<'.
+	maxFrameStart = maxCountDigits + 2
 )
+
+// DefaultContinuationWait is how long a record ended by LF waits for its next
+// line when no byte of that line has arrived yet.
+const DefaultContinuationWait = 50 * time.Millisecond
 
 // Framer splits a syslog byte stream into frames as RFC 6587 describes,
 // deciding per frame between octet counting ("<len> <msg>") and
 // non-transparent framing (a message ended by LF, CRLF or NUL), so both may
 // mix on one connection.
+//
+// A message keeps its own line breaks. NUL always ends a frame. A LF ends a
+// frame that begins with "<PRI" only when the next line starts a new frame
+// ("<PRI>" or an octet count followed by '<'), when the input ends, or when
+// no byte of the next line comes within the continuation wait; any other line
+// (a Python traceback's "Traceback ...", "  File ...") continues the message.
+// So a multi-line message stays one frame whether it is ended by NUL
+// (Python's SysLogHandler over TCP) or by LF, and whatever the connection
+// sent before it. A frame that does not begin with "<PRI" (raw text) ends at
+// every LF.
 //
 // Trailing NUL, CR and LF are stripped from every frame and empty frames are
 // skipped. A frame longer than the maximum size is cut at it and reported as
@@ -46,6 +66,10 @@ type Framer struct {
 
 	skip     int  // bytes of an oversize octet-counted frame still to discard
 	skipLine bool // discarding an oversize line up to its terminator
+	skipCont bool // the line being discarded may go on past a LF
+
+	wait        time.Duration           // continuation wait; < 0: every LF ends a frame
+	setDeadline func(t time.Time) error // bounds the wait; nil: reads block until data or the end
 }
 
 // NewFramer returns a Framer reading r whose frames are at most maxSize bytes
@@ -56,8 +80,22 @@ func NewFramer(r io.Reader, maxSize int) *Framer {
 	}
 	// The buffer starts at minFramerBuffer and grows only for a frame that
 	// needs it: up to a full-size line with its CR and LF.
-	limit := max(maxSize+2, maxCountDigits+1, minFramerBuffer)
+	limit := max(maxSize+2+maxFrameStart, minFramerBuffer)
 	return &Framer{r: r, max: maxSize, limit: limit, buf: make([]byte, minFramerBuffer)}
+}
+
+// SetContinuation sets how long a frame ended by LF waits for the first bytes
+// of its next line, which say whether that line continues it; setDeadline
+// (a net.Conn's SetReadDeadline) bounds each such read, and is called with
+// the zero time after it. Without it the Framer waits for those bytes as
+// long as the reader blocks, which suits a reader that ends. A wait <= 0
+// turns continuation lines off: every LF ends a frame, as RFC 6587's
+// non-transparent framing says.
+func (f *Framer) SetContinuation(wait time.Duration, setDeadline func(t time.Time) error) {
+	f.wait, f.setDeadline = wait, setDeadline
+	if wait <= 0 {
+		f.wait = -1
+	}
 }
 
 // BytesRead returns how many bytes the Framer has read from its reader.
@@ -142,9 +180,12 @@ func (f *Framer) discard() bool {
 	}
 	for f.skipLine {
 		if i := indexTerminator(f.buf[f.start:f.end]); i >= 0 {
+			nul := f.buf[f.start+i] == 0
 			f.start += i + 1
-			f.skipLine = false
-			break
+			if nul || !f.skipCont || f.newFrameAt(0) {
+				f.skipLine = false
+			}
+			continue
 		}
 		f.start, f.end = 0, 0
 		if !f.fill() {
@@ -201,25 +242,39 @@ func (f *Framer) octetFrame(n, hdr int) ([]byte, bool) {
 	return frame, false
 }
 
-// lineFrame returns a frame ended by LF or NUL (the terminator is consumed),
-// or the unterminated rest when the input ends.
+// lineFrame returns a frame ended by NUL, or by a LF after which no line
+// continues it (the terminator is consumed), or the unterminated rest when
+// the input ends.
 func (f *Framer) lineFrame() ([]byte, bool) {
 	scanned := 0
+	// Whether the frame may go on past a LF: it begins with "<PRI". Known
+	// once the first LF is found, when its first bytes are surely there.
+	continues, known := false, false
 	for {
 		window := f.buf[f.start:f.end]
 		if len(window) > f.max+2 {
 			window = window[:f.max+2]
 		}
 		if i := indexTerminator(window[scanned:]); i >= 0 {
-			frame := window[:scanned+i]
-			f.start += scanned + i + 1
-			return frame, false // Next cuts it if it is still too long once trimmed
+			end := scanned + i
+			if !known {
+				continues, known = f.wait >= 0 && beginsWithPRI(window), true
+			}
+			if window[end] == 0 || !continues || f.newFrameAt(end+1) {
+				// newFrameAt may have moved the buffer: take the frame anew.
+				frame := f.buf[f.start : f.start+end]
+				f.start += end + 1
+				return frame, false // Next cuts it if it is still too long once trimmed
+			}
+			scanned = end + 1
+			continue
 		}
 		scanned = len(window)
 		if scanned == f.max+2 {
 			// No terminator in sight: cut, and skip the rest of the line.
 			f.start += scanned
 			f.skipLine = true
+			f.skipCont = f.wait >= 0 && beginsWithPRI(window)
 			return window[:f.max], true
 		}
 		if !f.fill() {
@@ -228,6 +283,95 @@ func (f *Framer) lineFrame() ([]byte, bool) {
 			return frame, false
 		}
 	}
+}
+
+// newFrameAt reports whether the line at f.start+off, just after a LF, ends
+// the frame before it: it starts a new frame, or the input ended, or none of
+// it came within the continuation wait.
+func (f *Framer) newFrameAt(off int) bool {
+	for {
+		switch lineStart(f.buf[f.start+off : f.end]) {
+		case startsFrame:
+			return true
+		case continuesFrame:
+			return false
+		}
+		if !f.fillWithin() {
+			return true
+		}
+	}
+}
+
+// fillWithin is fill bounded by the continuation wait. It reports whether
+// bytes arrived; the wait running out is not an error of the reader.
+func (f *Framer) fillWithin() bool {
+	if f.setDeadline == nil || f.err != nil || f.wait <= 0 {
+		return f.fill()
+	}
+	if err := f.setDeadline(time.Now().Add(f.wait)); err != nil {
+		return f.fill()
+	}
+	ok := f.fill()
+	if !ok && errors.Is(f.err, os.ErrDeadlineExceeded) {
+		f.err = nil
+	}
+	if err := f.setDeadline(time.Time{}); err != nil && f.err == nil {
+		f.err = err
+	}
+	return ok
+}
+
+// What the first bytes of a line say about it.
+const (
+	startUnknown   = iota // too few bytes to tell
+	startsFrame           // "<PRI>" or "LEN <": a new frame
+	continuesFrame        // anything else: the line goes on the frame before
+)
+
+// lineStart tells whether b, the start of a line, begins a new frame: a PRI
+// ("<" one to three digits ">") or an octet count followed by a message
+// ("123 <").
+func lineStart(b []byte) int {
+	if len(b) == 0 {
+		return startUnknown
+	}
+	switch c := b[0]; {
+	case c == '<':
+		for i := 1; i < len(b); i++ {
+			switch c := b[i]; {
+			case c == '>' && i > 1:
+				return startsFrame
+			case c >= '0' && c <= '9' && i <= 3:
+			default:
+				return continuesFrame
+			}
+		}
+	case c >= '1' && c <= '9':
+		for i := 1; i < len(b); i++ {
+			switch c := b[i]; {
+			case c == ' ':
+				if i+1 < len(b) {
+					if b[i+1] == '<' {
+						return startsFrame
+					}
+					return continuesFrame
+				}
+				return startUnknown
+			case c >= '0' && c <= '9' && i < maxCountDigits:
+			default:
+				return continuesFrame
+			}
+		}
+	default:
+		return continuesFrame
+	}
+	return startUnknown
+}
+
+// beginsWithPRI reports whether a frame begins with '<' and a digit, as every
+// syslog message does: only such frames take continuation lines.
+func beginsWithPRI(b []byte) bool {
+	return len(b) > 1 && b[0] == '<' && b[1] >= '0' && b[1] <= '9'
 }
 
 // indexTerminator returns the index of the first LF or NUL in b, or -1.

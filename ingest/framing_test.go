@@ -34,7 +34,7 @@ func readFrames(t testing.TB, r io.Reader, maxSize int) ([]frame, error) {
 			t.Fatalf("framer did not end")
 		}
 		b, trunc, err := f.Next()
-		if len(f.buf) > max(f.max+2, minFramerBuffer) {
+		if len(f.buf) > max(f.max+2+maxFrameStart, minFramerBuffer) {
 			t.Fatalf("buffer grew to %d bytes for frames of at most %d", len(f.buf), f.max)
 		}
 		if err != nil {
@@ -61,11 +61,11 @@ var framingCases = []struct {
 	{"octet count covers lf and nul", "8 a\nb\x00c\r\nd", 0, []frame{{"a\nb\x00c\r\nd", false}}},
 	{
 		"every framing mixed on one stream",
-		"<13>lf\n5 octet<13>crlf\r\n<13>nul\x0010 two\nlines\n<13>last",
+		"<13>lf\n9 <13>octet<13>crlf\r\n<13>nul\x0013 <13>two\nlines\n<13>last",
 		0,
-		[]frame{{"<13>lf", false}, {"octet", false}, {"<13>crlf", false}, {"<13>nul", false}, {"two\nlines", false}, {"<13>last", false}},
+		[]frame{{"<13>lf", false}, {"<13>octet", false}, {"<13>crlf", false}, {"<13>nul", false}, {"<13>two\nlines", false}, {"<13>last", false}},
 	},
-	{"empty frames skipped", "\n\r\n\x00\x00<13>a\n\n\n1 \n2 \r\n<13>b\x00", 0, []frame{{"<13>a", false}, {"<13>b", false}}},
+	{"empty frames skipped", "\n\r\n\x00\x001 \n2 \r\n<13>a\n\n\n<13>b\x00", 0, []frame{{"<13>a", false}, {"<13>b", false}}},
 	{"trailing cr nul lf stripped", "<13>a\r\r\x00<13>b\r\n", 0, []frame{{"<13>a", false}, {"<13>b", false}}},
 	{"unterminated last line", "<13>a\n<13>tail", 0, []frame{{"<13>a", false}, {"<13>tail", false}}},
 	{"eof inside octet frame", "<13>a\n20 <13>short", 0, []frame{{"<13>a", false}, {"<13>short", false}}},
@@ -91,7 +91,30 @@ var framingCases = []struct {
 	{"exactly max", "0123456789\n0123456789\r\n10 0123456789", 10, []frame{{"0123456789", false}, {"0123456789", false}, {"0123456789", false}}},
 	{"max plus one", "0123456789A\n", 10, []frame{{"0123456789", true}}},
 	{"max plus cr cr", "0123456789\r\r\n<13>ok\n", 10, []frame{{"0123456789", true}, {"<13>ok", false}}},
+
+	// Multi-line messages: a line that does not start a frame continues the one before.
+	{"python traceback nul", pyTraceback + "\x00<14>next\x00", 0, []frame{{pyTraceback, false}, {"<14>next", false}}},
+	{"python traceback first then one-liners nul", pyTraceback + "\x00<14>a\x00" + pyTraceback + "\x00", 0,
+		[]frame{{pyTraceback, false}, {"<14>a", false}, {pyTraceback, false}}},
+	{"traceback lf", "<14>a\n" + pyTraceback + "\n<14>b\n", 0, []frame{{"<14>a", false}, {pyTraceback, false}, {"<14>b", false}}},
+	{"traceback crlf", "<11>boom\r\nTraceback\r\n  File x\r\n<14>b\r\n", 0, []frame{{"<11>boom\r\nTraceback\r\n  File x", false}, {"<14>b", false}}},
+	{"traceback at eof", "<11>boom\nTraceback\n  File x\n", 0, []frame{{"<11>boom\nTraceback\n  File x", false}}},
+	{"blank lines inside", "<11>a\n\nThe above exception\n\nb\n<14>c\n", 0, []frame{{"<11>a\n\nThe above exception\n\nb", false}, {"<14>c", false}}},
+	{"line of digits continues", "<11>a\n2 errors\n42\n<13>b\n", 0, []frame{{"<11>a\n2 errors\n42", false}, {"<13>b", false}}},
+	{"lt without pri continues", "<11>a\n<html>\n<1x>\n<1234>\n<13>b", 0, []frame{{"<11>a\n<html>\n<1x>\n<1234>", false}, {"<13>b", false}}},
+	{"octet frame after multi-line", "<11>a\nmore\n6 <13>x\n<13>y\n", 0, []frame{{"<11>a\nmore", false}, {"<13>x", false}, {"<13>y", false}}},
+	{"octet frame keeps its lines", "13 <13>two\nlines", 0, []frame{{"<13>two\nlines", false}}},
+	{"raw lines are not joined", "plain\nsecond\n", 0, []frame{{"plain", false}, {"second", false}}},
+	{"raw line after multi-line", "<11>a\nb\n\x00raw\nraw2\n", 0, []frame{{"<11>a\nb", false}, {"raw", false}, {"raw2", false}}},
+	{"oversize multi-line then normal", "<11>aaaa\nbbbbbbbbbb\ncccccccccc\n<13>ok\n", 20,
+		[]frame{{"<11>aaaa\nbbbbbbbbbb", true}, {"<13>ok", false}}},
+	{"oversize multi-line then nul", "<11>aaaa\nbbbbbbbbbb\ncccccccccc\x00<13>ok\n", 20,
+		[]frame{{"<11>aaaa\nbbbbbbbbbb", true}, {"<13>ok", false}}},
 }
+
+// pyTraceback is what Python's logger.exception sends, PRI included.
+const pyTraceback = "<11>payment failed\nTraceback (most recent call last):\n" +
+	"  File \"/app/pay.py\", line 7, in <module>\n    d[\"missing\"]\nKeyError: 'missing'"
 
 // twoPartReader yields a then b, as two separate reads.
 func twoPartReader(in string, i int) io.Reader {
@@ -166,7 +189,7 @@ func (emptyReader) Read([]byte) (int, error) { return 0, nil }
 // BytesRead counts the input.
 func TestFramerBuffer(t *testing.T) {
 	const maxSize = 300_000
-	in := "<13>" + strings.Repeat("z", 250_000) + "\n" + strings.Repeat("q", 400_000) + "\n<13>end\n"
+	in := "<13>" + strings.Repeat("z", 250_000) + "\n<14>" + strings.Repeat("q", 400_000) + "\n<13>end\n"
 	f := NewFramer(iotest.HalfReader(strings.NewReader(in)), maxSize)
 	var got []int
 	for {
@@ -175,8 +198,8 @@ func TestFramerBuffer(t *testing.T) {
 			break
 		}
 		got = append(got, len(b))
-		if len(f.buf) > maxSize+2 {
-			t.Fatalf("buffer grew to %d, beyond max+2", len(f.buf))
+		if len(f.buf) > maxSize+2+maxFrameStart {
+			t.Fatalf("buffer grew to %d, beyond max+2+%d", len(f.buf), maxFrameStart)
 		}
 	}
 	if want := []int{250_004, maxSize, 7}; fmt.Sprint(got) != fmt.Sprint(want) {
@@ -271,6 +294,12 @@ func FuzzFrame(f *testing.F) {
 	})
 }
 
+// benchTraceback is a Python exception as logger.exception sends it: one
+// record of six lines.
+const benchTraceback = "<11>payment failed for order 7731\nTraceback (most recent call last):\n" +
+	"  File \"/srv/app/pay.py\", line 42, in charge\n    total = prices[item]\n" +
+	"  File \"/srv/app/pay.py\", line 17, in lookup\nKeyError: 'missing'"
+
 // BenchmarkFramer measures framing throughput in the steady state, one frame
 // per op, reads of up to 64 KiB as from a busy socket.
 func BenchmarkFramer(b *testing.B) {
@@ -286,6 +315,8 @@ func BenchmarkFramer(b *testing.B) {
 		{"octet", []string{fmt.Sprintf("%d %s", len(octet), octet)}},
 		{"mixed", []string{line + "\n", fmt.Sprintf("%d %s", len(octet), octet), line + "\x00", line + "\r\n"}},
 		{"long lines 8KiB", []string{"<14>" + strings.Repeat("k", 8<<10) + "\n"}},
+		{"traceback lf", []string{benchTraceback + "\n"}},
+		{"traceback nul", []string{benchTraceback + "\x00"}},
 	}
 	for _, bc := range cases {
 		b.Run(bc.name, func(b *testing.B) {

@@ -30,10 +30,14 @@ type Publisher interface {
 
 // Config configures a Server.
 type Config struct {
-	Addr           string       // TCP and UDP listen address; DefaultAddr when empty
-	MaxMessageSize int          // longer frames are cut and marked truncated; DefaultMaxMessageSize when <= 0
-	ResolveDNS     bool         // name peers by reverse DNS (cached); else by IP
-	Logger         *slog.Logger // nil: discard
+	Addr           string // TCP and UDP listen address; DefaultAddr when empty
+	MaxMessageSize int    // longer frames are cut and marked truncated; DefaultMaxMessageSize when <= 0
+	// ContinuationWait is how long a TCP message ended by LF waits for the
+	// first bytes of its next line, which may continue it (a traceback);
+	// DefaultContinuationWait when 0; < 0: every LF ends a message.
+	ContinuationWait time.Duration
+	ResolveDNS       bool         // name peers by reverse DNS (cached); else by IP
+	Logger           *slog.Logger // nil: discard
 }
 
 // Server receives syslog over TCP and UDP on one port, turns every message
@@ -67,6 +71,9 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 	}
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if cfg.ContinuationWait == 0 {
+		cfg.ContinuationWait = DefaultContinuationWait
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -74,6 +74,7 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn) {
 	peer := s.names.name(ctx, addr)
 	h := s.newHandler("tcp")
 	fr := NewFramer(c, s.cfg.MaxMessageSize)
+	fr.SetContinuation(s.cfg.ContinuationWait, s.readDeadline(c))
 	var counted int64
 	var received time.Time
 	for {
@@ -92,6 +93,20 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn) {
 			return
 		}
 		h.handle(pubCtx, peer, frame, truncated, received)
+	}
+}
+
+// readDeadline returns c's SetReadDeadline for the framer's continuation
+// wait. Once shutdown has begun it keeps the deadline that stops the reads,
+// so a wait that ends then cannot lift it.
+func (s *Server) readDeadline(c net.Conn) func(time.Time) error {
+	return func(t time.Time) error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.stopping.Load() {
+			t = time.Now()
+		}
+		return c.SetReadDeadline(t)
 	}
 }
 

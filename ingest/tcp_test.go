@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/logviewer/logviewer/internal/testsupport"
 )
@@ -42,6 +44,18 @@ func TestTCP(t *testing.T) {
 			payloads:  []string{"2004 <14>" + strings.Repeat("y", 2000), "<14>next\n"},
 			want:      []string{"yyyyyyyyyy", "next"},
 			truncated: 1,
+		},
+		{
+			name: "python tracebacks NUL-terminated stay one record each",
+			payloads: []string{"<11>payment failed\nTraceback (most recent call last):\n  File \"x.py\"",
+				", line 1\nKeyError: 'k'\x00<14>one-liner\x00<11>again\nTraceback\x00"},
+			want: []string{"payment failed\nTraceback (most recent call last):\n  File \"x.py\", line 1\nKeyError: 'k'",
+				"one-liner", "again\nTraceback"},
+		},
+		{
+			name:     "LF-terminated traceback continues until the next frame",
+			payloads: []string{"<11>boom\nTraceback\n", "  File x\n", "<14>next\n"},
+			want:     []string{"boom\nTraceback\n  File x", "next"},
 		},
 		{
 			name:     "unterminated last line is delivered at close",
@@ -89,6 +103,53 @@ func TestTCP(t *testing.T) {
 			}
 			if got := ts.value(t, "logviewer_ingest_bytes_total", "tcp"); got != float64(sent) {
 				t.Errorf("tcp bytes counter %v, want %d", got, sent)
+			}
+		})
+	}
+}
+
+// TestTCPContinuationWait: a LF-ended message is held only until its next
+// line says whether it goes on, or the wait ends; the connection stays open.
+func TestTCPContinuationWait(t *testing.T) {
+	tests := []struct {
+		name     string
+		wait     time.Duration
+		payloads []string
+		want     []string // whole short_messages, in order, delivered with the connection open
+	}{
+		{
+			name:     "last line of a burst delivered after the wait",
+			wait:     20 * time.Millisecond,
+			payloads: []string{"<14>one\n<14>two\n"},
+			want:     []string{"one", "two"},
+		},
+		{
+			// The wait is long, so the lines written apart are surely joined.
+			name:     "continuation written later is joined",
+			wait:     time.Minute,
+			payloads: []string{"<11>boom\n", "Traceback\n", "  File x\n", "<14>next\x00"},
+			want:     []string{"boom\nTraceback\n  File x", "next"},
+		},
+		{
+			name:     "continuation off: every LF ends a message",
+			wait:     -1,
+			payloads: []string{"<11>boom\nTraceback\n", "<14>next\x00"},
+			want:     []string{"boom", "Traceback", "next"},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := startServer(t, Config{ContinuationWait: tc.wait}, nil)
+			c := ts.dial(t, "tcp", "")
+			defer c.Close()
+			write(t, c, tc.payloads...)
+			recs := ts.pub.wait(t, len(tc.want))
+			var got []string
+			for _, r := range recs {
+				got = append(got, r.msg())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("short_messages %q, want %q", got, tc.want)
 			}
 		})
 	}
