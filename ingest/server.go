@@ -36,12 +36,16 @@ type Config struct {
 	// first bytes of its next line, which may continue it (a traceback);
 	// DefaultContinuationWait when 0; < 0: every LF ends a message.
 	ContinuationWait time.Duration
-	ResolveDNS       bool         // name peers by reverse DNS (cached); else by IP
-	Logger           *slog.Logger // nil: discard
+	ResolveDNS       bool // name peers by reverse DNS (cached); else by IP
+	// ChannelFromApp names a record's channel by its APP-NAME or TAG, and by
+	// its sending host only when it has none; else always by the host.
+	ChannelFromApp bool
+	Logger         *slog.Logger // nil: discard
 }
 
 // Server receives syslog over TCP and UDP on one port, turns every message
-// into a GELF record and publishes it on the channel of its sending host.
+// into a GELF record and publishes it on the channel of its sending host (or
+// of its app, with Config.ChannelFromApp).
 type Server struct {
 	cfg   Config
 	enc   *transform.Encoder
@@ -290,9 +294,13 @@ func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncate
 			slog.String("format", m.Format.String()), slog.Bool("truncated", truncated),
 			slog.Bool("invalid_utf8", replaced), slog.Int("size", len(frame)))
 	}
-	if err := s.pub.Publish(ctx, p.channel, h.out); err != nil {
+	channel := p.channel
+	if s.cfg.ChannelFromApp && m.AppName != "" {
+		channel = transform.ChannelName(m.AppName)
+	}
+	if err := s.pub.Publish(ctx, channel, h.out); err != nil {
 		if n, ok := s.publishLog.allow(); ok {
-			s.log.Warn("publish failed", slog.String("channel", p.channel), slog.Any("error", err),
+			s.log.Warn("publish failed", slog.String("channel", channel), slog.Any("error", err),
 				slog.Int64("suppressed", n))
 		}
 	}

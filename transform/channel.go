@@ -1,12 +1,20 @@
 package transform
 
-// ChannelName maps a sending host to its channel name: bytes outside
+// MaxChannelName is the longest channel name, in bytes: the longest DNS
+// name, so every host name fits.
+const MaxChannelName = 253
+
+// ChannelName maps a sending host or app to its channel name: bytes outside
 // [A-Za-z0-9._:@-] become '_', one per byte, so spaces, glob characters and
-// invalid UTF-8 never reach a channel name; "" becomes "unknown". A name that
-// is already clean is returned as it is, without allocating.
+// invalid UTF-8 never reach a channel name; a name is cut at MaxChannelName
+// bytes; "" becomes "unknown". A name that is already clean is returned as
+// it is, without allocating.
 func ChannelName(host string) string {
 	if host == "" {
 		return "unknown"
+	}
+	if len(host) > MaxChannelName {
+		host = host[:MaxChannelName]
 	}
 	i := 0
 	for i < len(host) && channelByte(host[i]) {

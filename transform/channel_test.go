@@ -1,6 +1,9 @@
 package transform
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestChannelName(t *testing.T) {
 	tests := []struct {
@@ -18,6 +21,9 @@ func TestChannelName(t *testing.T) {
 		{"invalid utf8", "a\xffb", "a_b"},
 		{"multibyte is one per byte", "é", "__"},
 		{"control", "a\nb\x00", "a_b_"},
+		{"longest kept", strings.Repeat("a", MaxChannelName), strings.Repeat("a", MaxChannelName)},
+		{"longer cut", strings.Repeat("b", MaxChannelName+40), strings.Repeat("b", MaxChannelName)},
+		{"cut inside a multibyte rune", strings.Repeat("c", MaxChannelName-1) + "é", strings.Repeat("c", MaxChannelName-1) + "_"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/logviewer/logviewer/internal/envflag"
 )
@@ -30,7 +31,15 @@ type Config struct {
 	BufferBytes    int
 	AllowOrigins   []string
 	PprofAddr      string
+	ChannelFrom    string        // "host" or "app"
+	MultilineWait  time.Duration // 0: every LF ends a TCP message
 }
+
+// What a record's channel is named by (--channel-from).
+const (
+	channelFromHost = "host"
+	channelFromApp  = "app"
+)
 
 // Roles the daemon can take.
 const (
@@ -65,6 +74,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.BufferBytes, "buffer", 64<<20, "bytes of records kept while Redis is unreachable; oldest dropped beyond")
 	fs.StringVar(&allowOrigins, "allow-origin", "", "comma-separated origins allowed to open /ws and /sse from a browser (* for any)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (for profiling; off when empty)")
+	fs.StringVar(&c.ChannelFrom, "channel-from", channelFromHost, "name channels by the sending host, or by the app (APP-NAME/TAG; the host when a message has none)")
+	fs.DurationVar(&c.MultilineWait, "multiline-wait", 50*time.Millisecond,
+		"how long a TCP message ended by LF waits for a next line that may continue it (a traceback); 0: every LF ends a message")
 
 	if err := envflag.Parse(fs, args, "LOGVIEWER", getenv); err != nil {
 		return c, err
@@ -102,6 +114,10 @@ func (c Config) validate() error {
 		return errors.New("invalid --history: want at least 1")
 	case c.BufferBytes < 0:
 		return errors.New("invalid --buffer: want 0 or more bytes")
+	case c.ChannelFrom != channelFromHost && c.ChannelFrom != channelFromApp:
+		return fmt.Errorf("invalid --channel-from %q: want host or app", c.ChannelFrom)
+	case c.MultilineWait < 0 || c.MultilineWait > 10*time.Second:
+		return fmt.Errorf("invalid --multiline-wait %v: want 0 (off) to 10s", c.MultilineWait)
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -21,8 +22,13 @@ func TestParseConfig(t *testing.T) {
 		{name: "defaults", check: func(c Config) bool {
 			return c.SyslogAddr == ":10514" && c.HTTPAddr == ":8080" && c.Group == "lr" && c.DNS &&
 				c.MaxMessageSize == 64<<10 && c.History == 10000 && c.Role == roleAll && c.LogLevel == slog.LevelInfo &&
-				c.BufferBytes == 64<<20 && c.Hostname != ""
+				c.BufferBytes == 64<<20 && c.Hostname != "" && c.ChannelFrom == "host" && c.MultilineWait == 50*time.Millisecond
 		}},
+		{name: "channel from app", args: []string{"--channel-from=app"}, check: func(c Config) bool { return c.ChannelFrom == "app" }},
+		{name: "bad channel from", args: []string{"--channel-from=tag"}, wantErr: "invalid --channel-from"},
+		{name: "multiline wait off", env: map[string]string{"LOGVIEWER_MULTILINE_WAIT": "0"},
+			check: func(c Config) bool { return c.MultilineWait == 0 }},
+		{name: "negative multiline wait", args: []string{"--multiline-wait=-1s"}, wantErr: "invalid --multiline-wait"},
 		{name: "env sets a flag", env: map[string]string{"LOGVIEWER_HTTP_ADDR": "127.0.0.1:9"},
 			check: func(c Config) bool { return c.HTTPAddr == "127.0.0.1:9" }},
 		{name: "flag beats env", args: []string{"--http-addr=:1"}, env: map[string]string{"LOGVIEWER_HTTP_ADDR": ":2"},

@@ -81,11 +81,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var syslogServer *ingest.Server
 	if cfg.Role != roleStream {
 		enc := &transform.Encoder{Hostname: cfg.Hostname, Group: cfg.Group, Compat: cfg.GELFCompat}
+		wait := cfg.MultilineWait
+		if wait == 0 {
+			wait = -1 // ingest's "off"; its 0 means its default
+		}
 		syslogServer = ingest.NewServer(ingest.Config{
-			Addr:           cfg.SyslogAddr,
-			MaxMessageSize: cfg.MaxMessageSize,
-			ResolveDNS:     cfg.DNS,
-			Logger:         log.With(slog.String("part", "ingest")),
+			Addr:             cfg.SyslogAddr,
+			MaxMessageSize:   cfg.MaxMessageSize,
+			ContinuationWait: wait,
+			ResolveDNS:       cfg.DNS,
+			ChannelFromApp:   cfg.ChannelFrom == channelFromApp,
+			Logger:           log.With(slog.String("part", "ingest")),
 		}, enc, bus, m)
 		if err := syslogServer.Listen(); err != nil {
 			return err

@@ -128,37 +128,61 @@ func (s *SSEStream) NextRecord(tb testing.TB, timeout time.Duration) SSEEvent {
 }
 
 // pythonSender is the Python program behind SendPython: stdlib logging
-// through SysLogHandler, as an application would log.
+// through SysLogHandler, as an application would log. "exception:msg" logs
+// msg with the traceback of a KeyError, as log.exception does in an except
+// block.
 const pythonSender = `
 import logging, logging.handlers, socket, sys
-host, port, proto = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+host, port, proto, ident = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 socktype = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
 h = logging.handlers.SysLogHandler(address=(host, port), socktype=socktype)
+if ident:
+    h.ident = ident + ": "
 log = logging.getLogger("app")
 log.addHandler(h)
 log.setLevel(logging.DEBUG)
-levels = {"debug": log.debug, "info": log.info, "warning": log.warning, "error": log.error, "critical": log.critical}
-for arg in sys.argv[4:]:
+def exception(msg):
+    try:
+        {}["missing"]
+    except KeyError:
+        log.exception(msg)
+levels = {"debug": log.debug, "info": log.info, "warning": log.warning, "error": log.error,
+          "critical": log.critical, "exception": exception}
+for arg in sys.argv[5:]:
     level, _, msg = arg.partition(":")
     levels[level](msg)
 h.close()
 `
 
 // SendPython logs each "level:message" line (level debug, info, warning,
-// error or critical) through python3's logging.handlers.SysLogHandler to
-// addr over proto ("udp" or "tcp"), in one process and one connection.
+// error, critical, or exception for an error with a KeyError's traceback)
+// through python3's logging.handlers.SysLogHandler to addr over proto
+// ("udp" or "tcp"), in one process and one connection.
 func SendPython(tb testing.TB, addr, proto string, lines ...string) {
+	tb.Helper()
+	SendPythonAs(tb, addr, proto, "", lines...)
+}
+
+// SendPythonAs is SendPython with the handler's ident set to "app: ", so that
+// every message carries app as its tag (empty: no ident).
+func SendPythonAs(tb testing.TB, addr, proto, app string, lines ...string) {
 	tb.Helper()
 	py := RequireBinary(tb, "python3")
 	host, port, ok := strings.Cut(addr, ":")
 	if !ok {
 		tb.Fatalf("SendPython: bad addr %q", addr)
 	}
-	args := append([]string{"-c", pythonSender, host, port, proto}, lines...)
+	args := append([]string{"-c", pythonSender, host, port, proto, app}, lines...)
 	if out, err := exec.Command(py, args...).CombinedOutput(); err != nil {
 		tb.Fatalf("python3 SysLogHandler: %v\n%s", err, out)
 	}
 }
+
+// PythonTraceback is the traceback that SendPython's "exception:" lines
+// carry after their message, as Python formats it (the file is "<string>").
+const PythonTraceback = "Traceback (most recent call last):\n" +
+	"  File \"<string>\", line 13, in exception\n" +
+	"KeyError: 'missing'"
 
 // Logger runs util-linux logger(1) with args against addr (adds -n and -P).
 func Logger(tb testing.TB, addr string, args ...string) {
