@@ -36,14 +36,14 @@ const DefaultContinuationWait = 50 * time.Millisecond
 // mix on one connection.
 //
 // A message keeps its own line breaks. NUL always ends a frame. A LF ends a
-// frame that begins with "<PRI" only when the next line starts a new frame
-// ("<PRI>" or an octet count followed by '<'), when the input ends, or when
-// no byte of the next line comes within the continuation wait; any other line
-// (a Python traceback's "Traceback ...", "  File ...") continues the message.
-// So a multi-line message stays one frame whether it is ended by NUL
-// (Python's SysLogHandler over TCP) or by LF, and whatever the connection
-// sent before it. A frame that does not begin with "<PRI" (raw text) ends at
-// every LF.
+// frame that begins with a PRI ('<' and a digit) only when the next line
+// starts a new frame (a PRI, or an octet count followed by '<'), when the
+// input ends, or when no byte of the next line comes within the continuation
+// wait; any other line (a Python traceback's "Traceback ...", "  File ...")
+// continues the message. So a multi-line message stays one frame whether it
+// is ended by NUL (Python's SysLogHandler over TCP) or by LF, and whatever
+// the connection sent before it. A frame that does not begin with a PRI (raw
+// text) ends at every LF.
 //
 // Trailing NUL, CR and LF are stripped from every frame and empty frames are
 // skipped. A frame longer than the maximum size is cut at it and reported as
@@ -246,8 +246,25 @@ func (f *Framer) octetFrame(n, hdr int) ([]byte, bool) {
 // continues it (the terminator is consumed), or the unterminated rest when
 // the input ends.
 func (f *Framer) lineFrame() ([]byte, bool) {
+	// Fast path: the terminator and the start of the next frame are both
+	// in the buffer already, as they are for most frames of a busy sender.
+	window := f.buf[f.start:f.end]
+	if len(window) > f.max+2 {
+		window = window[:f.max+2]
+	}
+	if i := indexTerminator(window); i >= 0 &&
+		(window[i] == 0 || f.wait < 0 || !beginsWithPRI(window) || lineStart(f.buf[f.start+i+1:f.end]) == startsFrame) {
+		f.start += i + 1
+		return window[:i], false
+	}
+	return f.lineFrameSlow()
+}
+
+// lineFrameSlow is lineFrame when the frame may go on past a LF or its
+// terminator has not been read yet.
+func (f *Framer) lineFrameSlow() ([]byte, bool) {
 	scanned := 0
-	// Whether the frame may go on past a LF: it begins with "<PRI". Known
+	// Whether the frame may go on past a LF: it begins with a PRI. Known
 	// once the first LF is found, when its first bytes are surely there.
 	continues, known := false, false
 	for {
@@ -324,46 +341,43 @@ func (f *Framer) fillWithin() bool {
 // What the first bytes of a line say about it.
 const (
 	startUnknown   = iota // too few bytes to tell
-	startsFrame           // "<PRI>" or "LEN <": a new frame
+	startsFrame           // "<" and a digit, or "LEN <": a new frame
 	continuesFrame        // anything else: the line goes on the frame before
 )
 
-// lineStart tells whether b, the start of a line, begins a new frame: a PRI
-// ("<" one to three digits ">") or an octet count followed by a message
-// ("123 <").
+// lineStart tells whether b, the start of a line, begins a new frame: '<'
+// and a digit (a PRI), or an octet count followed by a message ("123 <").
 func lineStart(b []byte) int {
-	if len(b) == 0 {
-		return startUnknown
-	}
-	switch c := b[0]; {
-	case c == '<':
-		for i := 1; i < len(b); i++ {
-			switch c := b[i]; {
-			case c == '>' && i > 1:
-				return startsFrame
-			case c >= '0' && c <= '9' && i <= 3:
-			default:
-				return continuesFrame
-			}
+	if len(b) > 1 && b[0] == '<' { // the common case first, small enough to inline
+		if b[1] >= '0' && b[1] <= '9' {
+			return startsFrame
 		}
-	case c >= '1' && c <= '9':
-		for i := 1; i < len(b); i++ {
-			switch c := b[i]; {
-			case c == ' ':
-				if i+1 < len(b) {
-					if b[i+1] == '<' {
-						return startsFrame
-					}
-					return continuesFrame
-				}
-				return startUnknown
-			case c >= '0' && c <= '9' && i < maxCountDigits:
-			default:
-				return continuesFrame
-			}
-		}
-	default:
 		return continuesFrame
+	}
+	return lineStartSlow(b)
+}
+
+// lineStartSlow is lineStart for what is not "<" and a byte.
+func lineStartSlow(b []byte) int {
+	switch {
+	case len(b) == 0 || b[0] == '<':
+		return startUnknown
+	case b[0] < '1' || b[0] > '9':
+		return continuesFrame
+	}
+	for i := 1; i < len(b); i++ {
+		switch c := b[i]; {
+		case c == ' ':
+			if i+1 == len(b) {
+				return startUnknown
+			}
+			if b[i+1] == '<' {
+				return startsFrame
+			}
+			return continuesFrame
+		case c < '0' || c > '9' || i >= maxCountDigits:
+			return continuesFrame
+		}
 	}
 	return startUnknown
 }

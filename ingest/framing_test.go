@@ -101,7 +101,7 @@ var framingCases = []struct {
 	{"traceback at eof", "<11>boom\nTraceback\n  File x\n", 0, []frame{{"<11>boom\nTraceback\n  File x", false}}},
 	{"blank lines inside", "<11>a\n\nThe above exception\n\nb\n<14>c\n", 0, []frame{{"<11>a\n\nThe above exception\n\nb", false}, {"<14>c", false}}},
 	{"line of digits continues", "<11>a\n2 errors\n42\n<13>b\n", 0, []frame{{"<11>a\n2 errors\n42", false}, {"<13>b", false}}},
-	{"lt without pri continues", "<11>a\n<html>\n<1x>\n<1234>\n<13>b", 0, []frame{{"<11>a\n<html>\n<1x>\n<1234>", false}, {"<13>b", false}}},
+	{"lt without pri continues", "<11>a\n<html>\n< 1>\n<\n<13>b", 0, []frame{{"<11>a\n<html>\n< 1>\n<", false}, {"<13>b", false}}},
 	{"octet frame after multi-line", "<11>a\nmore\n6 <13>x\n<13>y\n", 0, []frame{{"<11>a\nmore", false}, {"<13>x", false}, {"<13>y", false}}},
 	{"octet frame keeps its lines", "13 <13>two\nlines", 0, []frame{{"<13>two\nlines", false}}},
 	{"raw lines are not joined", "plain\nsecond\n", 0, []frame{{"plain", false}, {"second", false}}},
