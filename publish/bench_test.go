@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -92,6 +93,6 @@ func BenchmarkAnnotateJSON(b *testing.B) {
 func BenchmarkGlobMatch(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
-		globMatch("web-[0-9]*-prod*", "web-12-prod-eu-west")
+		glob.Match("web-[0-9]*-prod*", "web-12-prod-eu-west")
 	}
 }

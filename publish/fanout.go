@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -101,7 +102,7 @@ func (f *fanout) match(channel string) []*subscriber {
 	}
 	var subs []*subscriber
 	for s := range f.subs {
-		if globMatch(s.pattern, channel) {
+		if glob.Match(s.pattern, channel) {
 			subs = append(subs, s)
 		}
 	}
@@ -161,7 +162,7 @@ func (f *fanout) add(s *subscriber) error {
 	}
 	f.subs[s] = struct{}{}
 	for ch, subs := range f.byChannel {
-		if globMatch(s.pattern, ch) {
+		if glob.Match(s.pattern, ch) {
 			f.byChannel[ch] = append(subs[:len(subs):len(subs)], s)
 		}
 	}

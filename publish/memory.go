@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -207,7 +208,7 @@ func (m *Memory) Subscribe(ctx context.Context, pattern string, opts SubscribeOp
 	}
 	var matched []*memChannel
 	for _, c := range m.channels {
-		if globMatch(pattern, c.name) {
+		if glob.Match(pattern, c.name) {
 			matched = append(matched, c)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -220,7 +221,7 @@ func TestMemorySince(t *testing.T) {
 			}
 			publish(t, m, "a") // live: seq 7
 			want := tc.want
-			if globMatch(tc.pattern, "a") {
+			if glob.Match(tc.pattern, "a") {
 				want = append(append([]string(nil), want...), "a:7")
 			}
 			if got := summary(t, readReady(t, s)); !slices.Equal(got, want) {

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logviewer/logviewer/internal/glob"
 )
 
 // historyEntry is one stream entry read for a backfill or a gap fill.
@@ -46,13 +48,10 @@ func sortEntries(es []historyEntry) {
 	})
 }
 
-// hasGlob reports whether pattern has PSUBSCRIBE glob syntax.
-func hasGlob(pattern string) bool { return strings.ContainsAny(pattern, `*?[\`) }
-
 // matchChannels lists the registered channels that pattern matches (and the
 // pattern itself when it is a plain name).
 func (r *Redis) matchChannels(ctx context.Context, pattern string) ([]string, error) {
-	if !hasGlob(pattern) {
+	if !glob.HasMeta(pattern) {
 		return []string{pattern}, nil
 	}
 	all, err := r.client.ZRange(ctx, r.keys.registry(), 0, -1).Result()
@@ -61,7 +60,7 @@ func (r *Redis) matchChannels(ctx context.Context, pattern string) ([]string, er
 	}
 	out := all[:0]
 	for _, ch := range all {
-		if globMatch(pattern, ch) {
+		if glob.Match(pattern, ch) {
 			out = append(out, ch)
 		}
 	}

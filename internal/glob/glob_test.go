@@ -1,4 +1,4 @@
-package publish
+package glob
 
 import (
 	"strings"
@@ -66,8 +66,8 @@ func TestGlobMatch(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.pattern+"|"+tc.channel, func(t *testing.T) {
-			if got := globMatch(tc.pattern, tc.channel); got != tc.want {
-				t.Errorf("globMatch(%q, %q) = %v, want %v", tc.pattern, tc.channel, got, tc.want)
+			if got := Match(tc.pattern, tc.channel); got != tc.want {
+				t.Errorf("Match(%q, %q) = %v, want %v", tc.pattern, tc.channel, got, tc.want)
 			}
 		})
 	}
@@ -99,18 +99,18 @@ func FuzzGlobMatch(f *testing.F) {
 		if len(pattern) > 256 || len(channel) > 256 {
 			return
 		}
-		globMatch(pattern, channel) // must not panic
-		if !globMatch("*", channel) {
+		Match(pattern, channel) // must not panic
+		if !Match("*", channel) {
 			t.Errorf("* does not match %q", channel)
 		}
 		esc := globEscape(channel)
-		if !globMatch(esc, channel) {
+		if !Match(esc, channel) {
 			t.Errorf("escaped %q does not match itself", channel)
 		}
-		if pattern != channel && globMatch(esc, pattern) {
+		if pattern != channel && Match(esc, pattern) {
 			t.Errorf("escaped %q matches %q", channel, pattern)
 		}
-		if !globMatch("*"+esc+"*", pattern+channel+pattern) {
+		if !Match("*"+esc+"*", pattern+channel+pattern) {
 			t.Errorf("*%s* does not match %q", esc, pattern+channel+pattern)
 		}
 	})

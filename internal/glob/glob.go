@@ -1,6 +1,14 @@
-package publish
+// Package glob matches channel names against the globs of Redis PSUBSCRIBE,
+// the one glob language of subscriptions, channel lists and access rules.
+package glob
 
-// globMatch reports whether channel matches pattern, a glob with the syntax of
+import "strings"
+
+// HasMeta reports whether pattern holds glob syntax; without it a pattern
+// matches only the channel of its own name.
+func HasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\`) }
+
+// Match reports whether channel matches pattern, a glob with the syntax of
 // Redis PSUBSCRIBE: '*' matches any run of bytes (also none), '?' any one
 // byte, "[abc]" one byte of the set, "[a-z]" one byte in the range (a
 // reversed range "[z-a]" means the same), "[^a]" or "[!a]" one byte not in
@@ -11,7 +19,7 @@ package publish
 // It backtracks only to the last '*' seen, which is enough because every
 // other token matches exactly one byte; the cost is O(len(pattern) *
 // len(channel)) at worst.
-func globMatch(pattern, channel string) bool {
+func Match(pattern, channel string) bool {
 	p, c := 0, 0
 	starP, starC := -1, 0 // pattern index after the last '*', channel index it resumes at
 	for c < len(channel) {
