@@ -29,6 +29,15 @@ func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
 	}
+	if u := userOf(r); !u.All {
+		mine := list[:0:0]
+		for _, c := range list {
+			if u.CanRead(c.Name) {
+				mine = append(mine, c)
+			}
+		}
+		list = mine
+	}
 	if list == nil {
 		list = []publish.ChannelInfo{}
 	}

@@ -11,7 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/logviewer/logviewer/auth"
 	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/logviewer/logviewer/internal/tlsfile"
 	"github.com/logviewer/logviewer/publish"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -56,6 +58,14 @@ type Config struct {
 	Heartbeat time.Duration
 	// Logger receives the server's logs; nil means slog.Default().
 	Logger *slog.Logger
+	// Auth authenticates every request but /healthz and the login page, and
+	// each user reads only their channels; nil: no authentication.
+	Auth *auth.Authenticator
+	// AllowHosts lists the Host names ("logs.example.com", "*.example.com",
+	// "*") served without authentication besides IP literals and localhost.
+	AllowHosts []string
+	// TLS, when set, serves HTTPS (HTTP/2 included) with its certificate.
+	TLS *tlsfile.Certificate
 }
 
 // Server serves the stream API over HTTP: WebSocket and SSE streams per
@@ -121,10 +131,14 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /sse/{channel}", s.handleSSE)
 	mux.HandleFunc("GET /ws/{channel}", s.handleWS)
 	mux.HandleFunc("GET /api/channels", s.handleChannels)
+	mux.HandleFunc("GET /api/me", s.handleMe)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
 	mux.Handle("GET /metrics", s.metricsHandler())
+	mux.HandleFunc("GET /login", s.handleLogin)
+	mux.HandleFunc("POST /login", s.handleLogin)
+	mux.HandleFunc("POST /logout", s.handleLogout)
 	mux.Handle("GET /", webHandler())
-	return mux
+	return s.guard(mux)
 }
 
 // Handler returns the server's HTTP handler (all routes), for tests and
@@ -165,8 +179,17 @@ func (s *Server) Serve(ctx context.Context) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	if s.exposed() {
+		s.log.Warn("no authentication and listening beyond loopback: anyone who reaches this port reads every log "+
+			"(see --auth-file, --auth-proxy-header)", slog.String("addr", s.listener.Addr().String()))
+	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(s.listener) }()
+	if s.cfg.TLS != nil {
+		srv.TLSConfig = s.cfg.TLS.ServerConfig() // ServeTLS adds HTTP/2
+		go func() { served <- srv.ServeTLS(s.listener, "", "") }()
+	} else {
+		go func() { served <- srv.Serve(s.listener) }()
+	}
 
 	select {
 	case err := <-served:
@@ -306,16 +329,25 @@ func hasControl(s string) bool {
 // stopping) and subscribes it; it answers the request itself when it fails.
 // On success the caller ends the stream with closeStream.
 func (s *Server) openStream(w http.ResponseWriter, r *http.Request, req streamRequest) (publish.Subscription, bool) {
+	user := userOf(r)
+	pattern, ok := authorize(user, req.pattern)
+	if !ok {
+		http.Error(w, "403 forbidden: "+user.Name+" may not read channel "+req.pattern, http.StatusForbidden)
+		return nil, false
+	}
 	if !s.beginStream() {
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 		return nil, false
 	}
-	sub, err := s.bus.Subscribe(r.Context(), req.pattern, req.opts)
+	sub, err := s.bus.Subscribe(r.Context(), pattern, req.opts)
 	if err != nil {
 		s.streams.Done()
 		s.log.Warn("subscribe failed", slog.String("pattern", req.pattern), slog.String("remote", r.RemoteAddr), slog.Any("error", err))
 		http.Error(w, "subscribe: "+err.Error(), http.StatusServiceUnavailable)
 		return nil, false
+	}
+	if !user.All {
+		sub = &filteredSubscription{Subscription: sub, user: user}
 	}
 	return sub, true
 }

@@ -19,7 +19,7 @@ var webFiles embed.FS
 // govern, and downloads through a blob: link, which is a navigation that no
 // fetch directive covers.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 // webHandler serves the embedded browser viewer. Every response carries the
 // Content-Security-Policy; files carry a content hash as ETag so a browser
@@ -46,6 +46,23 @@ func webHandler() http.Handler {
 		}
 		files.ServeHTTP(w, r)
 	})
+}
+
+// serveWebFile serves one embedded file of the viewer (the login page) at
+// whatever path was asked.
+func serveWebFile(w http.ResponseWriter, r *http.Request, name string) {
+	b, err := webFiles.ReadFile("web/" + name)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Security-Policy", contentSecurityPolicy)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	_, _ = w.Write(b)
 }
 
 // webETags hashes every embedded file once, at start.

@@ -1042,7 +1042,25 @@
     });
   }
 
+  // who: the user's name and a logout button, or the warning that nobody is
+  // authenticated on a daemon others can reach.
+  async function who() {
+    try {
+      const resp = await fetch('api/me', { cache: 'no-store', headers: { Accept: 'application/json' } });
+      if (!resp.ok) return;
+      const me = await resp.json();
+      if (me.auth && me.user) {
+        $('username').textContent = me.user;
+        $('account').hidden = false;
+      }
+      $('noauth').hidden = !me.exposed;
+    } catch (_) {
+      // the badge is a courtesy: the stream says the rest
+    }
+  }
+
   function init() {
+    who();
     Object.assign(st, readHash());
     if (window.matchMedia('(max-width: 820px)').matches) document.body.classList.add('side-closed');
     syncControls();
