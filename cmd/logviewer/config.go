@@ -30,6 +30,8 @@ type Config struct {
 	BufferBytes    int
 	AllowOrigins   []string
 	PprofAddr      string
+	GELFAddr       string // GELF listen address, TCP and UDP; empty: off
+	ChannelFrom    string // channelFromHost or channelFromApp
 }
 
 // Roles the daemon can take.
@@ -37,6 +39,13 @@ const (
 	roleAll    = "all"
 	roleIngest = "ingest"
 	roleStream = "stream"
+)
+
+// Where a GELF record's channel comes from: the sending host, or the app
+// the record names (_container_name, _app, facility).
+const (
+	channelFromHost = "host"
+	channelFromApp  = "app"
 )
 
 // errHelp is returned when -h was asked for; the usage was printed already.
@@ -65,6 +74,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.BufferBytes, "buffer", 64<<20, "bytes of records kept while Redis is unreachable; oldest dropped beyond")
 	fs.StringVar(&allowOrigins, "allow-origin", "", "comma-separated origins allowed to open /ws and /sse from a browser (* for any)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (for profiling; off when empty)")
+	fs.StringVar(&c.GELFAddr, "gelf-addr", "", "GELF listen address, TCP and UDP (conventionally :12201); off when empty")
+	fs.StringVar(&c.ChannelFrom, "channel-from", channelFromHost, "channel of a GELF record: host (the sender) or app (_container_name, _app or facility)")
 
 	if err := envflag.Parse(fs, args, "LOGVIEWER", getenv); err != nil {
 		return c, err
@@ -102,6 +113,8 @@ func (c Config) validate() error {
 		return errors.New("invalid --history: want at least 1")
 	case c.BufferBytes < 0:
 		return errors.New("invalid --buffer: want 0 or more bytes")
+	case c.ChannelFrom != channelFromHost && c.ChannelFrom != channelFromApp:
+		return fmt.Errorf("invalid --channel-from %q: want host or app", c.ChannelFrom)
 	}
 	return nil
 }
