@@ -44,10 +44,6 @@ func dropReason(err error) string {
 	return metrics.DropGELFInvalid
 }
 
-// gelfFirst are the GELF fields written first, in this order, when present;
-// the others follow sorted by name.
-var gelfFirst = [...]string{"version", "host", "short_message", "full_message", "timestamp", "level"}
-
 // gelfDecoder turns one GELF payload (plain, gzip or zlib JSON) into the
 // record that is published. Each goroutine that decodes has its own: it
 // reuses its decompressors and buffers from one message to the next.
@@ -60,13 +56,12 @@ type gelfDecoder struct {
 	zl      io.ReadCloser
 	plain   bytes.Buffer // the decompressed payload
 	compact bytes.Buffer // the payload with its insignificant space removed
-	fields  map[string]json.RawMessage
-	keys    []string
+	fields  []gelfField  // the record's members, by name
 	out     []byte
 }
 
 func newGELFDecoder(maxSize int, fromApp bool) *gelfDecoder {
-	return &gelfDecoder{maxSize: maxSize, fromApp: fromApp, fields: make(map[string]json.RawMessage)}
+	return &gelfDecoder{maxSize: maxSize, fromApp: fromApp}
 }
 
 // decode decompresses payload when it is gzip or zlib, checks it is a GELF
@@ -159,56 +154,164 @@ func (d *gelfDecoder) record(plain []byte, peer peerName, received time.Time) ([
 	if replaced {
 		js = bytes.ToValidUTF8(js, []byte("\uFFFD"))
 	}
-	clear(d.fields)
-	if err := json.Unmarshal(js, &d.fields); err != nil {
-		return nil, "", false, gelfInvalid("json: %w", err)
+	if err := d.split(js); err != nil {
+		return nil, "", false, err
 	}
-	f := d.fields
-	if msg := f["short_message"]; len(msg) < 3 || msg[0] != '"' {
+	if msg := d.get("short_message"); len(msg) < 3 || msg[0] != '"' {
 		// Missing, "", null, or not a string.
 		return nil, "", false, gelfInvalid("no short_message")
 	}
-	delete(f, "_id")
-	delete(f, "_event_id")
-	delete(f, "_channel")
-
-	d.keys = d.keys[:0]
-	for k := range f {
-		if !slices.Contains(gelfFirst[:], k) {
-			d.keys = append(d.keys, k)
-		}
-	}
-	if _, ok := f["_app_name"]; !ok {
-		d.keys = append(d.keys, "_app_name")
-	}
-	slices.Sort(d.keys)
 
 	out := append(d.out[:0], '{')
-	out = appendField(out, "version", f["version"], func(b []byte) []byte { return append(b, `"1.1"`...) })
-	out = appendField(out, "host", f["host"], func(b []byte) []byte { return appendJSONString(b, peer.name) })
-	out = appendField(out, "short_message", f["short_message"], nil)
-	out = appendField(out, "full_message", f["full_message"], nil)
-	ts := f["timestamp"]
+	out = appendField(out, "version", d.get("version"), func(b []byte) []byte { return append(b, `"1.1"`...) })
+	out = appendField(out, "host", d.get("host"), func(b []byte) []byte { return appendJSONString(b, peer.name) })
+	out = appendField(out, "short_message", d.get("short_message"), nil)
+	out = appendField(out, "full_message", d.get("full_message"), nil)
+	ts := d.get("timestamp")
 	if len(ts) > 0 && !isJSONNumber(ts) {
 		ts = nil // a string or an object is no time: the reception time stands in
 	}
 	out = appendField(out, "timestamp", ts, func(b []byte) []byte { return appendUnixMilli(b, received) })
-	out = appendField(out, "level", f["level"], nil)
-	for _, k := range d.keys {
-		var def func([]byte) []byte
-		if k == "_app_name" {
-			def = func(b []byte) []byte { return appendJSONString(b, peer.name) }
+	out = appendField(out, "level", d.get("level"), nil)
+	for _, f := range d.fields {
+		switch string(f.name) {
+		case "version", "host", "short_message", "full_message", "timestamp", "level",
+			"_id", "_event_id", "_channel":
+			continue
+		case "_app_name":
+			if f.value == nil || string(f.value) == "null" || string(f.value) == `""` {
+				out = appendField(out, "_app_name", nil, func(b []byte) []byte { return appendJSONString(b, peer.name) })
+				continue
+			}
 		}
-		out = appendField(out, k, f[k], def)
+		out = append(out, ',')
+		out = append(out, f.key...)
+		out = append(out, ':')
+		out = append(out, f.value...)
 	}
 	out = append(out, '}')
 	d.out = out
 	return out, d.channel(peer), replaced, nil
 }
 
+// gelfField is one member of a record's object.
+type gelfField struct {
+	name  []byte // the key, unescaped
+	key   []byte // the key as sent, quoted
+	value []byte // compact JSON
+}
+
+// split cuts js, one compact and valid JSON object, into its members,
+// sorted by name, the last one kept when a name repeats (as
+// encoding/json does), and _app_name added with no value when missing.
+// Valid JSON makes the scan simple: no space, every string closed, every
+// bracket matched.
+func (d *gelfDecoder) split(js []byte) error {
+	d.fields = d.fields[:0]
+	for i := 1; js[i] != '}'; {
+		k := jsonStringEnd(js, i)
+		v := jsonValueEnd(js, k+1)
+		f := gelfField{key: js[i:k], value: js[k+1 : v]}
+		f.name = f.key[1 : len(f.key)-1]
+		if bytes.IndexByte(f.name, '\\') >= 0 {
+			var name string
+			if err := json.Unmarshal(f.key, &name); err != nil {
+				return gelfInvalid("json key %s: %w", f.key, err)
+			}
+			f.name = []byte(name)
+		}
+		d.fields = append(d.fields, f)
+		i = v
+		if js[i] == ',' {
+			i++
+		}
+	}
+	slices.SortStableFunc(d.fields, func(a, b gelfField) int { return bytes.Compare(a.name, b.name) })
+	// Of equal names keep the last, which the stable sort left last.
+	kept := d.fields[:0]
+	for i, f := range d.fields {
+		if i+1 < len(d.fields) && bytes.Equal(f.name, d.fields[i+1].name) {
+			continue
+		}
+		kept = append(kept, f)
+	}
+	d.fields = kept
+	if i, found := d.find("_app_name"); !found {
+		d.fields = slices.Insert(d.fields, i, gelfField{name: []byte("_app_name")})
+	}
+	return nil
+}
+
+// find returns where the field name is or would be in d.fields.
+func (d *gelfDecoder) find(name string) (int, bool) {
+	return slices.BinarySearchFunc(d.fields, name, func(f gelfField, name string) int {
+		return compareName(f.name, name)
+	})
+}
+
+// compareName is bytes.Compare(a, []byte(b)) without the conversion.
+func compareName(a []byte, b string) int {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		if a[i] != b[i] {
+			return int(a[i]) - int(b[i])
+		}
+	}
+	return len(a) - len(b)
+}
+
+// get returns the value of the field name, nil when there is none.
+func (d *gelfDecoder) get(name string) []byte {
+	if i, ok := d.find(name); ok {
+		return d.fields[i].value
+	}
+	return nil
+}
+
+// jsonStringEnd returns the index just past the JSON string that starts
+// at js[i] (its opening quote).
+func jsonStringEnd(js []byte, i int) int {
+	for j := i + 1; ; j++ {
+		switch js[j] {
+		case '\\':
+			j++
+		case '"':
+			return j + 1
+		}
+	}
+}
+
+// jsonValueEnd returns the index just past the compact JSON value that
+// starts at js[i].
+func jsonValueEnd(js []byte, i int) int {
+	switch js[i] {
+	case '"':
+		return jsonStringEnd(js, i)
+	case '{', '[':
+		depth := 0
+		for j := i; ; j++ {
+			switch js[j] {
+			case '"':
+				j = jsonStringEnd(js, j) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return j + 1
+				}
+			}
+		}
+	}
+	// A number, true, false or null: it ends at the next ',' or '}'.
+	j := i
+	for js[j] != ',' && js[j] != '}' {
+		j++
+	}
+	return j
+}
+
 // appendField appends ,"key":value to the object in dst, or ,"key":def()
 // when value is missing, null or "" and def is not nil, or nothing.
-func appendField(dst []byte, key string, value json.RawMessage, def func([]byte) []byte) []byte {
+func appendField(dst []byte, key string, value []byte, def func([]byte) []byte) []byte {
 	missing := len(value) == 0 || string(value) == "null" || string(value) == `""`
 	if missing && def == nil {
 		if len(value) == 0 {
@@ -232,9 +335,12 @@ func appendField(dst []byte, key string, value json.RawMessage, def func([]byte)
 func (d *gelfDecoder) channel(peer peerName) string {
 	if d.fromApp {
 		for _, k := range [...]string{"_container_name", "_app", "facility"} {
-			v := d.fields[k]
+			v := d.get(k)
 			if len(v) < 3 || v[0] != '"' {
 				continue
+			}
+			if bytes.IndexByte(v, '\\') < 0 {
+				return transform.ChannelName(string(v[1 : len(v)-1]))
 			}
 			var s string
 			if json.Unmarshal(v, &s) == nil && s != "" {
@@ -245,7 +351,7 @@ func (d *gelfDecoder) channel(peer peerName) string {
 	return peer.channel
 }
 
-func isJSONNumber(v json.RawMessage) bool {
+func isJSONNumber(v []byte) bool {
 	return len(v) > 0 && (v[0] == '-' || '0' <= v[0] && v[0] <= '9')
 }
 
