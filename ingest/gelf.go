@@ -214,6 +214,7 @@ func (s *GELFServer) Serve(ctx context.Context) error {
 	s.wg.Wait()
 	s.names.wg.Wait()
 	s.udp.Close()
+	s.chunks.dropAll() // counted: they will never be whole now
 	return nil
 }
 

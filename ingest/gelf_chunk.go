@@ -154,6 +154,15 @@ func (a *chunkAssembler) expireLocked(now time.Time) {
 	}
 }
 
+// dropAll gives up on every pending message: the receiver is stopping.
+func (a *chunkAssembler) dropAll() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for a.order.Len() > 0 {
+		a.dropOldest()
+	}
+}
+
 // dropOldest gives up on the oldest pending message. a.mu is held.
 func (a *chunkAssembler) dropOldest() {
 	if e := a.order.Front(); e != nil {

@@ -167,6 +167,20 @@ func TestChunkTimeout(t *testing.T) {
 	}
 }
 
+// TestChunkDropAll: what is pending when the receiver stops is counted.
+func TestChunkDropAll(t *testing.T) {
+	a, _, dropped := testAssembler()
+	a.add(peerA, gelfChunk("m1", 0, 2, []byte("x")))
+	a.add(peerB, gelfChunk("m2", 1, 3, []byte("y")))
+	a.dropAll()
+	if len(*dropped) != 2 {
+		t.Fatalf("dropped %v, want both", *dropped)
+	}
+	if n, m := a.pendingStats(); n != 0 || m != 0 {
+		t.Fatalf("pending %d bytes in %d messages, want none", n, m)
+	}
+}
+
 // TestChunkBounds: past the byte budget or the message cap, the oldest
 // incomplete messages make room.
 func TestChunkBounds(t *testing.T) {

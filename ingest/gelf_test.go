@@ -4,6 +4,7 @@ import (
 	"compress/zlib"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/logviewer/logviewer/internal/testsupport"
 )
 
 func TestNULFramer(t *testing.T) {
@@ -76,12 +78,17 @@ type gelfTestServer struct {
 	stop func()
 }
 
-func startGELFServer(t *testing.T, cfg GELFConfig) *gelfTestServer {
+// startGELFServer listens on a free loopback port and serves until the test
+// ends; configure, if given, runs before Serve.
+func startGELFServer(t *testing.T, cfg GELFConfig, configure func(*GELFServer)) *gelfTestServer {
 	t.Helper()
 	cfg.Addr = "127.0.0.1:0"
 	pub := &collector{}
 	reg := prometheus.NewRegistry()
 	s := NewGELFServer(cfg, pub, metrics.New(reg))
+	if configure != nil {
+		configure(s)
+	}
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -111,13 +118,23 @@ func (ts *gelfTestServer) value(t testing.TB, name, label string) float64 {
 	return (&testServer{reg: ts.reg}).value(t, name, label)
 }
 
-func (ts *gelfTestServer) dial(t *testing.T, network string) net.Conn {
+// dial connects to the server over network from the local IP from (none
+// for any).
+func (ts *gelfTestServer) dial(t *testing.T, network string, from ...string) net.Conn {
 	t.Helper()
+	d := net.Dialer{Timeout: waitFor}
 	addr := ts.TCPAddr().String()
 	if network == "udp" {
 		addr = ts.UDPAddr().String()
 	}
-	c, err := net.Dial(network, addr)
+	if len(from) > 0 {
+		if network == "udp" {
+			d.LocalAddr = &net.UDPAddr{IP: net.ParseIP(from[0])}
+		} else {
+			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(from[0])}
+		}
+	}
+	c, err := d.Dial(network, addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +143,7 @@ func (ts *gelfTestServer) dial(t *testing.T, network string) net.Conn {
 }
 
 func TestGELFServer(t *testing.T) {
-	ts := startGELFServer(t, GELFConfig{MaxMessageSize: 64 << 10})
+	ts := startGELFServer(t, GELFConfig{MaxMessageSize: 64 << 10}, nil)
 	if ts.TCPAddr().(*net.TCPAddr).Port != ts.UDPAddr().(*net.UDPAddr).Port {
 		t.Fatalf("TCP %v and UDP %v on different ports", ts.TCPAddr(), ts.UDPAddr())
 	}
@@ -167,7 +184,7 @@ func TestGELFServer(t *testing.T) {
 	if f := byMsg["plain udp"].fields; f["host"] != "h" || f["level"] != 6.0 {
 		t.Errorf("plain udp fields: %v", f)
 	}
-	testsupportEventually(t, func() bool {
+	testsupport.Eventually(t, waitFor, func() bool {
 		return ts.value(t, "logviewer_dropped_total", "gelf_invalid") == 2 &&
 			ts.value(t, "logviewer_dropped_total", "gelf_too_large") == 1
 	}, "2 invalid, 1 too large")
@@ -188,10 +205,54 @@ func TestGELFServer(t *testing.T) {
 	}
 }
 
+// TestGELFSlowResolver: while one peer's name lookup hangs, another peer's
+// records go through; once it answers, the held peer's UDP records arrive
+// in order under its name, and its TCP records too.
+func TestGELFSlowResolver(t *testing.T) {
+	requireLoopbackAlias(t)
+	release := make(chan struct{})
+	ts := startGELFServer(t, GELFConfig{ResolveDNS: true}, func(s *GELFServer) {
+		s.names.wait = time.Hour // held until released, however slow the machine
+		s.names.lookup = testLookup(release, map[string]string{"127.0.0.1": "fast.test"})
+	})
+	slowUDP := ts.dial(t, "udp", "127.0.0.2")
+	slowTCP := ts.dial(t, "tcp", "127.0.0.2")
+	for i := range 5 {
+		write(t, slowUDP, fmt.Sprintf(`{"short_message":"slow udp %d"}`, i))
+	}
+	write(t, slowTCP, `{"short_message":"slow tcp 0"}`+"\x00")
+	write(t, ts.dial(t, "udp", "127.0.0.1"), `{"short_message":"fast udp"}`)
+	write(t, ts.dial(t, "tcp", "127.0.0.1"), `{"short_message":"fast tcp"}`+"\x00")
+
+	testsupport.Eventually(t, waitFor, func() bool { return len(ts.pub.from("fast ")) == 2 }, "fast peer's records")
+	for _, r := range ts.pub.from("fast ") {
+		if r.name() != "fast.test" || r.channel != "fast.test" || r.fields["host"] != "fast.test" {
+			t.Errorf("fast record %v on channel %q, want fast.test", r.fields, r.channel)
+		}
+	}
+	if got := ts.pub.from("slow "); len(got) != 0 {
+		t.Fatalf("slow peer's records published before its name was known: %v", got)
+	}
+	close(release)
+	testsupport.Eventually(t, waitFor, func() bool { return len(ts.pub.from("slow ")) == 6 }, "slow peer's records after the lookup")
+	n := 0
+	for _, r := range ts.pub.from("slow ") {
+		if r.name() != "127-0-0-2.slow.test" || r.channel != "127-0-0-2.slow.test" {
+			t.Errorf("slow record %q named %q on %q", r.msg(), r.name(), r.channel)
+		}
+		if strings.HasPrefix(r.msg(), "slow udp") {
+			if want := fmt.Sprintf("slow udp %d", n); r.msg() != want {
+				t.Errorf("got %q, want %q", r.msg(), want)
+			}
+			n++
+		}
+	}
+}
+
 // TestGELFShutdown: Serve returns promptly with a TCP sender connected
 // mid-record, and the records already read are published.
 func TestGELFShutdown(t *testing.T) {
-	ts := startGELFServer(t, GELFConfig{})
+	ts := startGELFServer(t, GELFConfig{}, nil)
 	c := ts.dial(t, "tcp")
 	write(t, c, `{"short_message":"before stop"}`+"\x00"+`{"short_mess`)
 	ts.pub.wait(t, 1)
@@ -202,16 +263,5 @@ func TestGELFShutdown(t *testing.T) {
 	}
 	if n := ts.value(t, "logviewer_ingest_connections", "gelf-tcp"); n != 0 {
 		t.Fatalf("connections gauge %v after stop", n)
-	}
-}
-
-func testsupportEventually(t *testing.T, cond func() bool, msg string) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: %s", waitFor, msg)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
