@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"os/exec"
 	"strings"
 	"testing"
@@ -181,4 +183,23 @@ func TestGELFChannelFromApp(t *testing.T) {
 	if f["short_message"] != "from no app" || f["_channel"] != "127.0.0.1" {
 		t.Fatalf("host channel got %v", f)
 	}
+}
+
+// TestGELFGracefulStop: with a GELF TCP sender still connected, SIGTERM
+// stops the daemon cleanly (exit 0) after it has delivered what it read.
+func TestGELFGracefulStop(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--gelf-addr=127.0.0.1:0", "--dns=false")
+	sse := testsupport.OpenSSE(t, d.HTTPURL+"/sse/*")
+	c, err := net.Dial("tcp", d.GELFAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, `{"short_message":"before stop"}`+"\x00"); err != nil {
+		t.Fatal(err)
+	}
+	if f := sse.NextRecord(t, recordTimeout).Fields(t); f["short_message"] != "before stop" {
+		t.Fatalf("record %v", f)
+	}
+	d.Stop(t)
 }
