@@ -63,7 +63,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.Hostname, "hostname", "", "the GELF \"host\" field (default: this machine's host name)")
 	fs.StringVar(&c.Group, "group", "lr", "the GELF \"_group\" field")
 	fs.BoolVar(&c.GELFCompat, "gelf-compat", false, "emit only the original rsyslog template's five fields")
-	fs.IntVar(&c.MaxMessageSize, "max-message-size", 64<<10, "bytes; longer messages are cut and marked _truncated")
+	fs.IntVar(&c.MaxMessageSize, "max-message-size", 64<<10, "bytes; longer messages are cut and marked _truncated (GELF records: dropped)")
 	fs.IntVar(&c.History, "history", 10000, "records kept per channel for backfill and resume")
 	fs.BoolVar(&c.DNS, "dns", true, "name channels by the reverse DNS of the sender (else its IP)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
