@@ -31,11 +31,14 @@ type Config struct {
 	BufferBytes    int
 	AllowOrigins   []string
 	PprofAddr      string
-	ChannelFrom    string        // "host" or "app"
+	ChannelFrom    string        // channelFromHost or channelFromApp
 	MultilineWait  time.Duration // 0: every LF ends a TCP message
+	GELFAddr       string        // GELF listen address, TCP and UDP; empty: off
 }
 
-// What a record's channel is named by (--channel-from).
+// What a record's channel is named by (--channel-from): the sending host,
+// or the app the record names (syslog APP-NAME or TAG; GELF
+// _container_name, _app or facility), the host when it names none.
 const (
 	channelFromHost = "host"
 	channelFromApp  = "app"
@@ -63,7 +66,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.Hostname, "hostname", "", "the GELF \"host\" field (default: this machine's host name)")
 	fs.StringVar(&c.Group, "group", "lr", "the GELF \"_group\" field")
 	fs.BoolVar(&c.GELFCompat, "gelf-compat", false, "emit only the original rsyslog template's five fields")
-	fs.IntVar(&c.MaxMessageSize, "max-message-size", 64<<10, "bytes; longer messages are cut and marked _truncated")
+	fs.IntVar(&c.MaxMessageSize, "max-message-size", 64<<10, "bytes; longer messages are cut and marked _truncated (GELF records: dropped)")
 	fs.IntVar(&c.History, "history", 10000, "records kept per channel for backfill and resume")
 	fs.BoolVar(&c.DNS, "dns", true, "name channels by the reverse DNS of the sender (else its IP)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -74,9 +77,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.BufferBytes, "buffer", 64<<20, "bytes of records kept while Redis is unreachable; oldest dropped beyond")
 	fs.StringVar(&allowOrigins, "allow-origin", "", "comma-separated origins allowed to open /ws and /sse from a browser (* for any)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (for profiling; off when empty)")
-	fs.StringVar(&c.ChannelFrom, "channel-from", channelFromHost, "name channels by the sending host, or by the app (APP-NAME/TAG; the host when a message has none)")
+	fs.StringVar(&c.ChannelFrom, "channel-from", channelFromHost,
+		"name channels by the sending host, or by the app (syslog APP-NAME/TAG; GELF _container_name, _app or facility; the host when a record names none)")
 	fs.DurationVar(&c.MultilineWait, "multiline-wait", 50*time.Millisecond,
 		"how long a TCP message ended by LF waits for a next line that may continue it (a traceback); 0: every LF ends a message")
+	fs.StringVar(&c.GELFAddr, "gelf-addr", "", "GELF listen address, TCP and UDP (conventionally :12201); off when empty")
 
 	if err := envflag.Parse(fs, args, "LOGVIEWER", getenv); err != nil {
 		return c, err

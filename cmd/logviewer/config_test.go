@@ -39,6 +39,13 @@ func TestParseConfig(t *testing.T) {
 			check: func(c Config) bool {
 				return reflect.DeepEqual(c.AllowOrigins, []string{"https://a.example", "https://b.example"})
 			}},
+		{name: "gelf off by default, channel from host", check: func(c Config) bool {
+			return c.GELFAddr == "" && c.ChannelFrom == channelFromHost
+		}},
+		{name: "gelf from env, channel from app", args: []string{"--channel-from=app"},
+			env:   map[string]string{"LOGVIEWER_GELF_ADDR": ":12201"},
+			check: func(c Config) bool { return c.GELFAddr == ":12201" && c.ChannelFrom == channelFromApp }},
+		{name: "bad channel-from", args: []string{"--channel-from=container"}, wantErr: "invalid --channel-from"},
 		{name: "log level", args: []string{"--log-level=debug"}, check: func(c Config) bool { return c.LogLevel == slog.LevelDebug }},
 		{name: "bad env value", env: map[string]string{"LOGVIEWER_HISTORY": "many"}, wantErr: "LOGVIEWER_HISTORY"},
 		{name: "bad role", args: []string{"--role=both"}, wantErr: "invalid --role"},
@@ -86,6 +93,8 @@ func TestRunExitCodes(t *testing.T) {
 		{name: "help", args: []string{"-h"}, wantCode: 0, wantOut: "-syslog-addr"},
 		{name: "version", args: []string{"--version"}, wantCode: 0, wantOut: "logviewer"},
 		{name: "taken http port", args: []string{"--syslog-addr=127.0.0.1:0", "--http-addr=" + taken.Addr().String()},
+			wantCode: 1, wantOut: "address already in use"},
+		{name: "taken gelf port", args: []string{"--syslog-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0", "--gelf-addr=" + taken.Addr().String()},
 			wantCode: 1, wantOut: "address already in use"},
 		{name: "taken syslog port", args: []string{"--syslog-addr=" + taken.Addr().String(), "--http-addr=127.0.0.1:0"},
 			wantCode: 1, wantOut: "address already in use"},

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"sync"
 	"syscall"
 	"time"
 
@@ -97,6 +98,19 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 	}
+	var gelfServer *ingest.GELFServer
+	if cfg.Role != roleStream && cfg.GELFAddr != "" {
+		gelfServer = ingest.NewGELFServer(ingest.GELFConfig{
+			Addr:           cfg.GELFAddr,
+			MaxMessageSize: cfg.MaxMessageSize,
+			ResolveDNS:     cfg.DNS,
+			ChannelFromApp: cfg.ChannelFrom == channelFromApp,
+			Logger:         log.With(slog.String("part", "gelf")),
+		}, bus, m)
+		if err := gelfServer.Listen(); err != nil {
+			return err
+		}
+	}
 	httpServer := stream.NewServer(stream.Config{
 		Addr:         cfg.HTTPAddr,
 		AllowOrigins: cfg.AllowOrigins,
@@ -118,6 +132,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		attrs = append(attrs, slog.String("syslog_tcp", syslogServer.TCPAddr().String()),
 			slog.String("syslog_udp", syslogServer.UDPAddr().String()))
 	}
+	if gelfServer != nil {
+		attrs = append(attrs, slog.String("gelf_tcp", gelfServer.TCPAddr().String()),
+			slog.String("gelf_udp", gelfServer.UDPAddr().String()))
+	}
 	log.Info("listening", attrs...)
 
 	g, gctx := errgroup.WithContext(ctx)
@@ -126,8 +144,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	streamCtx, stopStream := context.WithCancel(context.WithoutCancel(gctx))
 	defer stopStream()
 	if syslogServer != nil {
+		// Both receivers stop on the same context; the stream stops once
+		// both have handed over what they had read.
+		var ingestWG sync.WaitGroup
+		ingestWG.Add(1)
+		if gelfServer != nil {
+			ingestWG.Add(1)
+			g.Go(func() error {
+				defer ingestWG.Done()
+				return gelfServer.Serve(gctx)
+			})
+		}
+		go func() {
+			ingestWG.Wait()
+			stopStream()
+		}()
 		g.Go(func() error {
-			defer stopStream()
+			defer ingestWG.Done()
 			return syslogServer.Serve(gctx)
 		})
 	} else {

@@ -10,11 +10,14 @@ const (
 	DropSlowSubscriber = "slow_subscriber" // a subscriber's queue overflowed; oldest dropped
 	DropBusBuffer      = "bus_buffer"      // the Redis bus buffer overflowed while Redis was away
 	DropUDPBuffer      = "udp_read_error"  // a UDP datagram could not be read
+	DropGELFIncomplete = "gelf_incomplete" // a chunked GELF message timed out or was evicted before all its chunks came
+	DropGELFInvalid    = "gelf_invalid"    // a GELF message was not a valid record (bad chunk, compression, JSON or fields)
+	DropGELFTooLarge   = "gelf_too_large"  // a GELF message was larger than the maximum message size
 )
 
 // Metrics are the daemon's counters and gauges.
 type Metrics struct {
-	LinesReceived  *prometheus.CounterVec // by transport: tcp, udp
+	LinesReceived  *prometheus.CounterVec // by transport: tcp, udp, gelf-tcp, gelf-udp
 	BytesReceived  *prometheus.CounterVec // by transport
 	ParseFallbacks *prometheus.CounterVec // by format used when RFC 5424 did not parse
 	Truncated      prometheus.Counter     // frames cut at the maximum message size
@@ -29,10 +32,10 @@ type Metrics struct {
 func New(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		LinesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "logviewer_ingest_lines_total", Help: "Syslog messages received, by transport.",
+			Name: "logviewer_ingest_lines_total", Help: "Syslog and GELF messages received, by transport.",
 		}, []string{"transport"}),
 		BytesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "logviewer_ingest_bytes_total", Help: "Syslog bytes received, by transport.",
+			Name: "logviewer_ingest_bytes_total", Help: "Syslog and GELF bytes received, by transport.",
 		}, []string{"transport"}),
 		ParseFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logviewer_ingest_parse_fallbacks_total", Help: "Messages that were not RFC 5424, by the format they were parsed as.",
@@ -50,7 +53,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "logviewer_dropped_total", Help: "Records or lines dropped, by reason.",
 		}, []string{"reason"}),
 		Connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "logviewer_ingest_connections", Help: "Open syslog connections, by transport.",
+			Name: "logviewer_ingest_connections", Help: "Open syslog and GELF connections, by transport.",
 		}, []string{"transport"}),
 		Clients: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "logviewer_stream_clients", Help: "Connected stream clients, by kind.",

@@ -71,6 +71,7 @@ func (b *LockedBuffer) String() string {
 // Daemon is a running logviewer process.
 type Daemon struct {
 	SyslogAddr string // 127.0.0.1:port, for TCP and UDP
+	GELFAddr   string // GELF's host:port for TCP and UDP, from the "listening" line; "" without --gelf-addr
 	HTTPURL    string // http://127.0.0.1:port
 	Cmd        *exec.Cmd
 
@@ -134,6 +135,9 @@ func StartDaemonEnv(tb testing.TB, env []string, args ...string) *Daemon {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
+				if argValue(args, "gelf-addr") != "" {
+					d.GELFAddr = listeningAddr(tb, d.Stderr(), "gelf_tcp")
+				}
 				return d
 			}
 		}
@@ -142,6 +146,24 @@ func StartDaemonEnv(tb testing.TB, env []string, args ...string) *Daemon {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// listeningAddr returns the address named key in the daemon's "listening"
+// log line, which comes before /healthz answers.
+func listeningAddr(tb testing.TB, log, key string) string {
+	tb.Helper()
+	for _, line := range strings.Split(log, "\n") {
+		if !strings.Contains(line, "msg=listening") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, key+"="); ok {
+				return v
+			}
+		}
+	}
+	tb.Fatalf("no %s in the daemon's listening line:\n%s", key, log)
+	return ""
 }
 
 // argValue returns the value of --name=value or --name value in args.

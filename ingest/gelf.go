@@ -1,0 +1,576 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logviewer/logviewer/internal/metrics"
+)
+
+// DefaultGELFAddr is the conventional GELF port, UDP and TCP.
+const DefaultGELFAddr = ":12201"
+
+// Transport labels of the GELF receiver's metrics.
+const (
+	transportGELFUDP = "gelf-udp"
+	transportGELFTCP = "gelf-tcp"
+)
+
+// gelfReadBuffer is how much a GELF TCP connection reads at once.
+const gelfReadBuffer = 32 << 10
+
+// GELFConfig configures a GELFServer.
+type GELFConfig struct {
+	Addr           string       // TCP and UDP listen address; DefaultGELFAddr when empty
+	MaxMessageSize int          // bytes a message may have (decompressed); longer ones are dropped; DefaultMaxMessageSize when <= 0
+	ResolveDNS     bool         // name peers by reverse DNS (cached); else by IP
+	ChannelFromApp bool         // channel from _container_name, _app or facility; else the sending host
+	Logger         *slog.Logger // nil: discard
+}
+
+// GELFServer receives GELF 1.1 records over UDP (plain, gzip, zlib or
+// chunked) and TCP (NUL-delimited) on one port, completes them and
+// publishes each on its channel.
+type GELFServer struct {
+	cfg    GELFConfig
+	pub    Publisher
+	met    *metrics.Metrics
+	log    *slog.Logger
+	names  *resolver
+	chunks *chunkAssembler
+
+	tcp net.Listener
+	udp *net.UDPConn
+
+	stopping atomic.Bool
+	wg       sync.WaitGroup // connection, reader, sweeper and peer-queue goroutines
+
+	mu    sync.Mutex
+	conns map[net.Conn]struct{}
+
+	// Datagrams of peers whose names are being looked up, guarded by qmu.
+	qmu    sync.Mutex
+	space  *sync.Cond // signalled when a queue shrinks
+	queues map[netip.Addr]*gelfQueue
+
+	dropped map[string]prometheus.Counter // by reason
+
+	// Rate limits for logs on hot paths.
+	acceptLog, readLog, publishLog, dropLog logLimiter
+}
+
+// NewGELFServer returns a GELFServer that publishes to pub, counting into m
+// (a private set when m is nil). Call Listen, then Serve.
+func NewGELFServer(cfg GELFConfig, pub Publisher, m *metrics.Metrics) *GELFServer {
+	if cfg.Addr == "" {
+		cfg.Addr = DefaultGELFAddr
+	}
+	if cfg.MaxMessageSize <= 0 {
+		cfg.MaxMessageSize = DefaultMaxMessageSize
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if m == nil {
+		m = metrics.New(prometheus.NewRegistry())
+	}
+	s := &GELFServer{
+		cfg:    cfg,
+		pub:    pub,
+		met:    m,
+		log:    log,
+		names:  newResolver(cfg.ResolveDNS, log),
+		conns:  make(map[net.Conn]struct{}),
+		queues: make(map[netip.Addr]*gelfQueue),
+		dropped: map[string]prometheus.Counter{
+			metrics.DropGELFIncomplete: m.Dropped.WithLabelValues(metrics.DropGELFIncomplete),
+			metrics.DropGELFInvalid:    m.Dropped.WithLabelValues(metrics.DropGELFInvalid),
+			metrics.DropGELFTooLarge:   m.Dropped.WithLabelValues(metrics.DropGELFTooLarge),
+		},
+	}
+	s.space = sync.NewCond(&s.qmu)
+	s.chunks = newChunkAssembler(func(peer netip.Addr, have, count int) {
+		s.drop(peer.String(), transportGELFUDP, &gelfDrop{
+			reason: metrics.DropGELFIncomplete,
+			err:    fmt.Errorf("%d of %d chunks within %v", have, count, s.chunks.timeout),
+		})
+	})
+	return s
+}
+
+// Listen binds TCP and UDP on the configured address. With port 0 both get
+// the same port: TCP picks it, UDP follows.
+func (s *GELFServer) Listen() error {
+	host, port, err := net.SplitHostPort(s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen gelf %s: %w", s.cfg.Addr, err)
+	}
+	if port != "0" {
+		l, err := listenTCP(s.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("gelf: %w", err)
+		}
+		u, err := listenUDP(s.cfg.Addr)
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("gelf: %w", err)
+		}
+		s.setListeners(l, u)
+		return nil
+	}
+	for range 20 {
+		l, err := listenTCP(net.JoinHostPort(host, "0"))
+		if err != nil {
+			return fmt.Errorf("gelf: %w", err)
+		}
+		addr := net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+		u, err := listenUDP(addr)
+		if errors.Is(err, syscall.EADDRINUSE) {
+			l.Close() // that port is taken for UDP: let TCP pick another
+			continue
+		}
+		if err != nil {
+			l.Close()
+			return fmt.Errorf("gelf: %w", err)
+		}
+		s.setListeners(l, u)
+		return nil
+	}
+	return fmt.Errorf("listen gelf %s: no port free for both TCP and UDP", s.cfg.Addr)
+}
+
+func (s *GELFServer) setListeners(l net.Listener, u *net.UDPConn) {
+	s.mu.Lock()
+	s.tcp, s.udp = l, u
+	s.mu.Unlock()
+}
+
+// TCPAddr returns the bound TCP address, nil before Listen.
+func (s *GELFServer) TCPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
+}
+
+// UDPAddr returns the bound UDP address, nil before Listen.
+func (s *GELFServer) UDPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.udp == nil {
+		return nil
+	}
+	return s.udp.LocalAddr()
+}
+
+// Serve receives records until ctx ends (calling Listen first if needed).
+// Then it stops accepting and reading, publishes the records already read,
+// waits for every goroutine it started and returns nil. Serve runs once.
+func (s *GELFServer) Serve(ctx context.Context) error {
+	s.mu.Lock()
+	bound := s.tcp != nil
+	s.mu.Unlock()
+	if !bound {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.names.ctx = ctx
+	// Records already read are published even while shutting down.
+	pubCtx := context.WithoutCancel(ctx)
+
+	s.wg.Go(func() { s.acceptLoop(ctx, pubCtx) })
+	s.wg.Go(func() { s.readUDP(ctx, pubCtx) })
+	s.wg.Go(func() { s.sweep(ctx) })
+
+	<-ctx.Done()
+	s.stopping.Store(true)
+	now := time.Now()
+	s.tcp.Close()
+	_ = s.udp.SetReadDeadline(now)
+	s.mu.Lock()
+	for c := range s.conns {
+		_ = c.SetReadDeadline(now)
+	}
+	s.mu.Unlock()
+
+	s.wg.Wait()
+	s.names.wg.Wait()
+	s.udp.Close()
+	s.chunks.dropAll() // counted: they will never be whole now
+	return nil
+}
+
+// sweep drops timed-out chunked messages even when no datagram comes.
+func (s *GELFServer) sweep(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.chunks.expire()
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// drop counts a message that is not published and logs it, at most once a
+// second.
+func (s *GELFServer) drop(peer, transport string, err error) {
+	reason := dropReason(err)
+	s.dropped[reason].Inc()
+	if n, ok := s.dropLog.allow(); ok {
+		s.log.Warn("gelf message dropped", slog.String("peer", peer), slog.String("transport", transport),
+			slog.String("reason", reason), slog.Any("error", err), slog.Int64("suppressed", n))
+	}
+}
+
+// gelfHandler decodes and publishes whole GELF messages. Each goroutine
+// that handles messages has its own.
+type gelfHandler struct {
+	s         *GELFServer
+	transport string
+	lines     prometheus.Counter
+	bytes     prometheus.Counter
+	dec       *gelfDecoder
+}
+
+func (s *GELFServer) newHandler(transport string) *gelfHandler {
+	return &gelfHandler{
+		s:         s,
+		transport: transport,
+		lines:     s.met.LinesReceived.WithLabelValues(transport),
+		bytes:     s.met.BytesReceived.WithLabelValues(transport),
+		dec:       newGELFDecoder(s.cfg.MaxMessageSize, s.cfg.ChannelFromApp),
+	}
+}
+
+// handle decodes one message from peer p, received then, and publishes it.
+func (h *gelfHandler) handle(ctx context.Context, p peerName, payload []byte, received time.Time) {
+	s := h.s
+	h.lines.Inc()
+	record, channel, replaced, err := h.dec.decode(payload, p, received)
+	if err != nil {
+		s.drop(p.name, h.transport, err)
+		return
+	}
+	if replaced {
+		s.met.InvalidUTF8.Inc()
+	}
+	if err := s.pub.Publish(ctx, channel, record); err != nil {
+		if n, ok := s.publishLog.allow(); ok {
+			s.log.Warn("publish failed", slog.String("channel", channel), slog.Any("error", err),
+				slog.Int64("suppressed", n))
+		}
+	}
+}
+
+// readUDP reads datagrams until shutdown stops the reads: whole messages
+// are handled, chunks are put together first. A read error costs the
+// datagram (counted, logged rate-limited), never the reader.
+func (s *GELFServer) readUDP(ctx, pubCtx context.Context) {
+	h := s.newHandler(transportGELFUDP)
+	readErr := s.met.Dropped.WithLabelValues(metrics.DropUDPBuffer)
+	buf := make([]byte, udpMaxDatagram)
+	var backoff time.Duration
+	for {
+		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			readErr.Inc()
+			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
+			if n, ok := s.readLog.allow(); ok {
+				s.log.Warn("gelf udp read failed", slog.Any("error", err), slog.Int64("suppressed", n))
+			}
+			time.Sleep(backoff) // an error that repeats must not spin
+			continue
+		}
+		backoff = 0
+		h.bytes.Add(float64(n))
+		a := from.Addr().Unmap()
+		d := buf[:n]
+		if isGELFChunk(d) {
+			if d, err = s.chunks.add(a, d); err != nil {
+				s.drop(a.String(), transportGELFUDP, err)
+				continue
+			}
+			if d == nil {
+				continue // more chunks to come
+			}
+		}
+		s.dispatch(ctx, pubCtx, h, a, d, time.Now())
+	}
+}
+
+// A peer whose name is being looked up has its messages queued, within
+// these bounds; a full queue stops the wait and the IP stands in.
+const (
+	gelfQueueLen   = 256
+	gelfQueueBytes = 4 << 20
+)
+
+// gelfQueue holds the messages of one peer while its name is looked up.
+type gelfQueue struct {
+	items   []gelfItem
+	bytes   int
+	hurry   chan struct{} // closed when the queue is full: stop waiting for the name
+	hurried bool
+	waiting int // the reader waits for room in this queue
+}
+
+type gelfItem struct {
+	data     []byte
+	received time.Time
+}
+
+// dispatch handles a message now, or queues it behind its peer's lookup so
+// that other peers' datagrams go on meanwhile.
+func (s *GELFServer) dispatch(ctx, pubCtx context.Context, h *gelfHandler, a netip.Addr, d []byte, received time.Time) {
+	s.qmu.Lock()
+	if q := s.queues[a]; q != nil {
+		s.enqueue(q, d, received) // keeps this peer's order
+		s.qmu.Unlock()
+		return
+	}
+	s.qmu.Unlock()
+
+	peer, ok, e := s.names.get(a)
+	if ok {
+		h.handle(pubCtx, peer, d, received)
+		return
+	}
+	q := &gelfQueue{hurry: make(chan struct{})}
+	s.qmu.Lock()
+	s.queues[a] = q
+	s.enqueue(q, d, received)
+	s.qmu.Unlock()
+	s.wg.Go(func() { s.drain(ctx, pubCtx, a, q, e) })
+}
+
+// enqueue appends a copy of d to q, waiting for room when q is full (after
+// telling its drainer to stop waiting for the name). s.qmu is held.
+func (s *GELFServer) enqueue(q *gelfQueue, d []byte, received time.Time) {
+	for len(q.items) > 0 && (len(q.items) >= gelfQueueLen || q.bytes+len(d) > gelfQueueBytes) {
+		if !q.hurried {
+			q.hurried = true
+			close(q.hurry)
+		}
+		q.waiting++
+		s.space.Wait()
+		q.waiting--
+	}
+	q.items = append(q.items, gelfItem{data: append([]byte(nil), d...), received: received})
+	q.bytes += len(d)
+	s.space.Broadcast() // the drainer may wait for this item
+}
+
+// drain waits for the peer's name (or the IP when the wait ends) and handles
+// the queued messages in order, then removes the queue.
+func (s *GELFServer) drain(ctx, pubCtx context.Context, a netip.Addr, q *gelfQueue, e *dnsEntry) {
+	peer := s.names.await(ctx, a, e, q.hurry)
+	h := s.newHandler(transportGELFUDP)
+	for {
+		s.qmu.Lock()
+		for len(q.items) == 0 && q.waiting > 0 {
+			s.space.Wait() // the reader is about to add to this queue
+		}
+		if len(q.items) == 0 {
+			delete(s.queues, a)
+			s.qmu.Unlock()
+			return
+		}
+		it := q.items[0]
+		q.items[0] = gelfItem{}
+		q.items = q.items[1:]
+		q.bytes -= len(it.data)
+		s.space.Broadcast()
+		s.qmu.Unlock()
+		h.handle(pubCtx, peer, it.data, it.received)
+	}
+}
+
+// acceptLoop accepts TCP connections until the listener is closed and serves
+// each in its own goroutine.
+func (s *GELFServer) acceptLoop(ctx, pubCtx context.Context) {
+	var backoff time.Duration
+	for {
+		c, err := s.tcp.Accept()
+		if err != nil {
+			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors and the like: wait a little, go on.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			if n, ok := s.acceptLog.allow(); ok {
+				s.log.Warn("gelf accept failed", slog.Any("error", err), slog.Duration("retry_in", backoff),
+					slog.Int64("suppressed", n))
+			}
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return
+			}
+			continue
+		}
+		backoff = 0
+		if !s.track(c) {
+			c.Close() // accepted while shutting down
+			continue
+		}
+		s.wg.Go(func() { s.serveConn(ctx, pubCtx, c) })
+	}
+}
+
+// track registers c so that shutdown can stop its reads. It returns false
+// once shutdown has begun.
+func (s *GELFServer) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping.Load() {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *GELFServer) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.Close()
+}
+
+// serveConn handles the NUL-delimited records of one TCP connection until
+// the peer closes it or shutdown stops its reads; records already read are
+// handled either way.
+func (s *GELFServer) serveConn(ctx, pubCtx context.Context, c net.Conn) {
+	defer s.untrack(c)
+	conns := s.met.Connections.WithLabelValues(transportGELFTCP)
+	conns.Inc()
+	defer conns.Dec()
+
+	peer := s.names.name(ctx, addrOf(c.RemoteAddr()))
+	h := s.newHandler(transportGELFTCP)
+	fr := newNULFramer(c, s.cfg.MaxMessageSize)
+	var counted int64
+	for {
+		frame, tooLong, err := fr.next()
+		if fr.n > counted {
+			h.bytes.Add(float64(fr.n - counted))
+			counted = fr.n
+		}
+		switch {
+		case err != nil:
+			if !errors.Is(err, io.EOF) && !(s.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {
+				s.log.Debug("gelf tcp connection ended", slog.String("peer", peer.name), slog.Any("error", err))
+			}
+			return
+		case tooLong:
+			h.lines.Inc()
+			s.drop(peer.name, transportGELFTCP, gelfTooLarge(s.cfg.MaxMessageSize+1, s.cfg.MaxMessageSize))
+		default:
+			h.handle(pubCtx, peer, frame, time.Now())
+		}
+	}
+}
+
+// nulFramer splits a stream into NUL-terminated frames of at most max
+// bytes; a longer frame is skipped up to its NUL and reported once.
+type nulFramer struct {
+	r          io.Reader
+	max        int
+	buf        []byte // bytes read, buf[start:end] not yet framed
+	start, end int
+	frame      []byte // the frame being gathered across reads
+	skipping   bool   // the frame being read is too long
+	err        error  // the read error, returned once the frames before it are
+	n          int64  // bytes read in all
+}
+
+func newNULFramer(r io.Reader, max int) *nulFramer {
+	return &nulFramer{r: r, max: max, buf: make([]byte, gelfReadBuffer)}
+}
+
+// next returns the next non-empty frame, valid until the next call, or
+// tooLong for a frame past max, or the read error (io.EOF at the end). A
+// last frame without its NUL is returned before io.EOF.
+func (f *nulFramer) next() (frame []byte, tooLong bool, err error) {
+	for {
+		if i := bytes.IndexByte(f.buf[f.start:f.end], 0); i >= 0 {
+			piece := f.buf[f.start : f.start+i]
+			f.start += i + 1
+			if frame, tooLong, ok := f.finish(piece); ok {
+				return frame, tooLong, nil
+			}
+			continue
+		}
+		f.gather(f.buf[f.start:f.end])
+		f.start, f.end = 0, 0
+		if f.err != nil {
+			// Only a clean end completes a last frame without its NUL.
+			if errors.Is(f.err, io.EOF) {
+				if frame, tooLong, ok := f.finish(nil); ok {
+					return frame, tooLong, nil
+				}
+			}
+			return nil, false, f.err
+		}
+		n, err := f.r.Read(f.buf)
+		f.end, f.n, f.err = n, f.n+int64(n), err
+	}
+}
+
+// gather adds piece to the frame being read, or starts skipping it when it
+// gets too long.
+func (f *nulFramer) gather(piece []byte) {
+	if f.skipping || len(piece) == 0 {
+		return
+	}
+	if len(f.frame)+len(piece) > f.max {
+		f.skipping, f.frame = true, f.frame[:0]
+		return
+	}
+	f.frame = append(f.frame, piece...)
+}
+
+// finish ends the frame being read with its last piece; ok is false when
+// there is nothing to return (an empty frame).
+func (f *nulFramer) finish(piece []byte) (frame []byte, tooLong, ok bool) {
+	if f.skipping {
+		f.skipping = false
+		return nil, true, true
+	}
+	if len(f.frame) == 0 {
+		if len(piece) > f.max {
+			return nil, true, true
+		}
+		return piece, false, len(piece) > 0
+	}
+	f.gather(piece)
+	if f.skipping {
+		f.skipping = false
+		return nil, true, true
+	}
+	frame, f.frame = f.frame, f.frame[:0]
+	return frame, false, true
+}
