@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
 	"github.com/logviewer/logviewer/internal/testsupport"
@@ -374,5 +375,58 @@ func TestHTTPS(t *testing.T) {
 		"still serving serial %v", func() any { return serial() })
 	if code, _ := curl(t, "--cacert", ca.File, "-u", "root:root pw", d.HTTPURL+"/healthz"); code != 200 {
 		t.Errorf("after the renewal: %d", code)
+	}
+}
+
+// TestViewerLogin: headless Chromium opens the viewer, is sent to the login
+// page, fails once, logs in, sees the user's name and the lines of their
+// channels only, and logs out.
+func TestViewerLogin(t *testing.T) {
+	d, _ := authDaemon(t)
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "db-1", "secret line"), syslogLine(6, "web-1", "public line"))
+	v := &viewer{ctx: testsupport.StartChromium(t)}
+	v.do(t, chromedp.EmulateViewport(1280, 800), chromedp.Navigate(d.HTTPURL+"/"))
+	v.waitFor(t, `location.pathname === '/login' && !!document.getElementById('loginform') && document.readyState === 'complete'`, "the viewer sends to the login page")
+
+	login := func(user, password string) {
+		v.do(t, chromedp.SetValue(chromedp.CSS("#user"), user), chromedp.SetValue(chromedp.CSS("#password"), password),
+			chromedp.Click(chromedp.CSS("#loginbtn")))
+	}
+	login("alice", "not her password")
+	v.waitFor(t, `location.search === '?error=wrong' && document.getElementById('loginerror')?.hidden === false`, "a wrong password is said so")
+
+	login("alice", "alice pw")
+	v.waitFor(t, `location.pathname === '/' && document.getElementById('conn')?.dataset.state === 'live'`, "logged in, the stream is live")
+	v.waitFor(t, `document.getElementById('username')?.textContent === 'alice' && document.getElementById('account')?.hidden === false`,
+		"the user's name is shown")
+	v.waitFor(t, `msgs().includes('public line')`, "her channel's line is shown")
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "db-1", "secret later"), syslogLine(6, "web-1", "public later"))
+	v.waitFor(t, `msgs().includes('public later')`, "a later line of her channel is shown")
+	if got := pageEval[string](t, v, `JSON.stringify(msgs())`); strings.Contains(got, "secret") {
+		t.Errorf("alice's viewer shows another channel's lines: %s", got)
+	}
+	if got := pageEval[string](t, v, `document.getElementById('channels').textContent`); strings.Contains(got, "db-1") {
+		t.Errorf("alice's channel list names db-1: %s", got)
+	}
+	if !pageEval[bool](t, v, `document.getElementById('noauth').hidden`) {
+		t.Errorf("the no-authentication badge shows on a daemon with users")
+	}
+
+	v.click(t, "#logout")
+	v.waitFor(t, `location.pathname === '/login'`, "logging out goes back to the login page")
+	v.do(t, chromedp.Navigate(d.HTTPURL+"/"))
+	v.waitFor(t, `location.pathname === '/login'`, "after logging out the viewer asks to log in again")
+}
+
+// TestViewerNoAuthBadge: a daemon with no users listening beyond loopback
+// says so on the page.
+func TestViewerNoAuthBadge(t *testing.T) {
+	port := testsupport.FreePort(t)
+	d := testsupport.StartDaemon(t, fmt.Sprintf("--http-addr=0.0.0.0:%d", port))
+	v := openViewer(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
+	v.waitFor(t, `!document.getElementById('noauth').hidden && document.getElementById('account').hidden`,
+		"the no-authentication badge shows")
+	if !strings.Contains(d.Stderr(), "no authentication and listening beyond loopback") {
+		t.Errorf("no warning at start")
 	}
 }
