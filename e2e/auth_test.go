@@ -360,6 +360,17 @@ func TestHTTPS(t *testing.T) {
 	if code, _ := curl(t, "--cacert", ca.File, d.HTTPURL+"/api/channels"); code != 401 {
 		t.Errorf("HTTPS without credentials: %d, want 401", code)
 	}
+	// A stream over HTTP/2: the record arrives while the response stays open.
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "web-1", "over h2"))
+	testsupport.Eventually(t, 10*time.Second, func() bool {
+		_, body := curl(t, "--cacert", ca.File, "-u", "root:root pw", d.HTTPURL+"/api/channels")
+		return strings.Contains(body, `"web-1"`)
+	}, "no channel web-1")
+	sse, _ := exec.Command(bin, "-sS", "-N", "--max-time", "2", "--http2", "--cacert", ca.File, "-u", "alice:alice pw",
+		d.HTTPURL+"/sse/*?tail=5").Output() // ends by its --max-time: the stream stays open
+	if !strings.Contains(string(sse), `"short_message":"over h2"`) || !strings.HasPrefix(string(sse), "retry:") {
+		t.Errorf("SSE over HTTP/2: %q", sse)
+	}
 
 	serial := func() string {
 		c, err := tls.Dial("tcp", strings.TrimPrefix(d.HTTPURL, "https://"), &tls.Config{RootCAs: ca.Pool})
