@@ -20,6 +20,10 @@ type MemoryConfig struct {
 	// History is the number of records kept per channel for tail and resume;
 	// zero or less keeps none.
 	History int
+	// HistoryBytes bounds the history of all channels together, in bytes of
+	// records (their JSON plus a fixed overhead each): beyond it the oldest
+	// records of the largest channels go first. Zero or less: no byte bound.
+	HistoryBytes int64
 	// Metrics receives the published and dropped counts; nil counts nothing.
 	Metrics *metrics.Metrics
 }
@@ -32,6 +36,7 @@ type MemoryConfig struct {
 // subscription resumes exactly. Memory is safe for concurrent use.
 type Memory struct {
 	history   int
+	maxBytes  int64 // HistoryBytes; 0: unbounded
 	epoch     int64
 	published prometheus.Counter // nil without metrics
 	fan       *fanout
@@ -44,6 +49,7 @@ type Memory struct {
 	mu       sync.Mutex
 	seq      uint64
 	channels map[string]*memChannel
+	bytes    int64 // history bytes over all channels
 	closed   bool
 }
 
@@ -53,6 +59,7 @@ var _ Bus = (*Memory)(nil)
 func NewMemory(cfg MemoryConfig) *Memory {
 	m := &Memory{
 		history:  max(cfg.History, 0),
+		maxBytes: max(cfg.HistoryBytes, 0),
 		epoch:    time.Now().UnixMilli(),
 		fan:      newFanout(cfg.Metrics),
 		now:      time.Now,
@@ -70,11 +77,20 @@ type entry struct {
 	rec Record
 }
 
+// entryOverhead is what a kept record costs beyond its JSON: the entry, the
+// record's ID string and slice headers, roughly.
+const entryOverhead = 96
+
+// size is what e counts against the history's byte bound.
+func (e *entry) size() int64 { return int64(len(e.rec.JSON)+len(e.rec.ID)) + entryOverhead }
+
 // memChannel is one channel's history and statistics.
 type memChannel struct {
 	name     string
-	ring     []entry // oldest at head once full; grows by append up to the history size
+	ring     []entry // a circular buffer of n entries from head; grows up to the history size
 	head     int
+	n        int
+	bytes    int64  // size of the kept entries
 	evicted  uint64 // seq of the last record pushed out of ring, 0 if none
 	count    uint64
 	first    int64 // Unix second of the first record
@@ -82,7 +98,7 @@ type memChannel struct {
 	rate     rateWindow
 }
 
-func (c *memChannel) len() int { return len(c.ring) }
+func (c *memChannel) len() int { return c.n }
 
 // at returns the i-th oldest kept entry.
 func (c *memChannel) at(i int) *entry {
@@ -93,19 +109,67 @@ func (c *memChannel) at(i int) *entry {
 	return &c.ring[i]
 }
 
-// add appends e, evicting the oldest entry beyond limit.
-func (c *memChannel) add(e entry, limit int) {
-	switch {
-	case limit == 0:
+// add appends e, evicting the oldest entry beyond limit, and returns the
+// change of the channel's bytes.
+func (c *memChannel) add(e entry, limit int) int64 {
+	if limit == 0 {
 		c.evicted = e.seq
-	case len(c.ring) < limit:
-		c.ring = append(c.ring, e)
-	default:
-		c.evicted = c.ring[c.head].seq
-		c.ring[c.head] = e
-		c.head++
-		if c.head == len(c.ring) {
-			c.head = 0
+		return 0
+	}
+	var delta int64
+	if c.n == limit {
+		delta -= c.popOldest()
+	}
+	if c.n == len(c.ring) { // full below the limit: grow
+		ring := make([]entry, min(max(2*len(c.ring), 16), limit))
+		for i := range c.n {
+			ring[i] = *c.at(i)
+		}
+		c.ring, c.head = ring, 0
+	}
+	*c.at(c.n) = e
+	c.n++
+	size := e.size()
+	c.bytes += size
+	return delta + size
+}
+
+// popOldest drops the oldest kept entry and returns its size.
+func (c *memChannel) popOldest() int64 {
+	e := &c.ring[c.head]
+	size := e.size()
+	c.evicted = e.seq
+	*e = entry{}
+	c.head++
+	if c.head == len(c.ring) {
+		c.head = 0
+	}
+	c.n--
+	c.bytes -= size
+	return size
+}
+
+// trimLocked evicts the oldest records of the largest channels until the
+// history is back under 15/16 of its byte bound: trimming a little more than
+// needed makes the scan for the largest channels rare. m.mu is held.
+func (m *Memory) trimLocked() {
+	low := m.maxBytes - m.maxBytes/16
+	for m.bytes > low {
+		var first, second *memChannel
+		for _, c := range m.channels {
+			switch {
+			case first == nil || c.bytes > first.bytes:
+				first, second = c, first
+			case second == nil || c.bytes > second.bytes:
+				second = c
+			}
+		}
+		if first == nil || first.n == 0 {
+			return // cannot happen while bytes > 0
+		}
+		// The largest loses records until it is no larger than the next.
+		for first.n > 0 && m.bytes > low && (second == nil || first.bytes >= second.bytes) {
+			m.bytes -= first.popOldest()
 		}
 	}
 }
@@ -179,7 +243,10 @@ func (m *Memory) Publish(_ context.Context, channel string, gelf []byte) error {
 		c = &memChannel{name: channel, first: now.Unix()}
 		m.channels[channel] = c
 	}
-	c.add(entry{seq: seq, rec: rec}, m.history)
+	m.bytes += c.add(entry{seq: seq, rec: rec}, m.history)
+	if m.maxBytes > 0 && m.bytes > m.maxBytes {
+		m.trimLocked()
+	}
 	c.count++
 	c.lastSeen = now
 	c.rate.add(now.Unix())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -610,5 +611,62 @@ func TestMemoryPublishedMetric(t *testing.T) {
 	publish(t, m, "a", "b", "a")
 	if d := readCounter(t, met.Published); d != 3 {
 		t.Errorf("published metric %v, want 3", d)
+	}
+}
+
+// TestMemoryHistoryBytes: the byte bound holds over all channels, the
+// largest channel loses its oldest records first, the small one keeps its
+// own, and a resume into what was evicted gets a gap notice.
+func TestMemoryHistoryBytes(t *testing.T) {
+	small := []byte(`{"short_message":"x"}`)
+	big := []byte(`{"short_message":"` + strings.Repeat("b", 1000) + `"}`)
+	one := (&entry{rec: Record{ID: formatID(1_800_000_000_000, 10), JSON: AnnotateJSON(nil, formatID(1_800_000_000_000, 10), "big", big)}}).size()
+	bound := 10 * one
+	m := NewMemory(MemoryConfig{History: 1000, HistoryBytes: bound})
+	t.Cleanup(func() { m.Close() })
+	ctx := context.Background()
+	for range 5 {
+		if err := m.Publish(ctx, "small", small); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 50 {
+		if err := m.Publish(ctx, "big", big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m.mu.Lock()
+	total, bigN, smallN := m.bytes, m.channels["big"].len(), m.channels["small"].len()
+	var sum int64
+	for _, c := range m.channels {
+		sum += c.bytes
+	}
+	m.mu.Unlock()
+	if total > bound || total != sum {
+		t.Fatalf("history holds %d bytes (channels say %d), bound %d", total, sum, bound)
+	}
+	if smallN != 5 || bigN < 7 || bigN > 10 {
+		t.Fatalf("kept small %d, big %d; want the 5 small ones and 7 to 9 big ones", smallN, bigN)
+	}
+	s, err := m.Subscribe(ctx, "big", SubscribeOptions{Since: formatID(m.epoch, 6)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := summary(t, readReady(t, s))
+	if len(got) != bigN+1 || got[0] != "gap" {
+		t.Fatalf("resume into evicted history: %v, want a gap then %d records", got, bigN)
+	}
+	// Past the history bound per channel the bytes are given back too.
+	m2 := NewMemory(MemoryConfig{History: 3, HistoryBytes: bound})
+	t.Cleanup(func() { m2.Close() })
+	for range 20 {
+		if err := m2.Publish(ctx, "big", big); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m2.mu.Lock()
+	defer m2.mu.Unlock()
+	if c := m2.channels["big"]; c.len() != 3 || m2.bytes != c.bytes || c.bytes > 3*one+100 {
+		t.Fatalf("history 3: kept %d records, %d bytes (hub %d)", c.len(), c.bytes, m2.bytes)
 	}
 }

@@ -24,6 +24,8 @@ func TestParseConfig(t *testing.T) {
 				c.MaxMessageSize == 64<<10 && c.History == 10000 && c.Role == roleAll && c.LogLevel == slog.LevelInfo &&
 				c.BufferBytes == 64<<20 && c.Hostname != "" && c.ChannelFrom == "host" && c.MultilineWait == 50*time.Millisecond
 		}},
+		{name: "history bytes", args: []string{"--history-bytes=1048576"}, check: func(c Config) bool { return c.HistoryBytes == 1<<20 }},
+		{name: "history bytes too small", args: []string{"--history-bytes=1000"}, wantErr: "invalid --history-bytes"},
 		{name: "channel from app", args: []string{"--channel-from=app"}, check: func(c Config) bool { return c.ChannelFrom == "app" }},
 		{name: "bad channel from", args: []string{"--channel-from=tag"}, wantErr: "invalid --channel-from"},
 		{name: "multiline wait off", env: map[string]string{"LOGVIEWER_MULTILINE_WAIT": "0"},
