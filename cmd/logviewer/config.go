@@ -34,6 +34,12 @@ type Config struct {
 	ChannelFrom    string        // channelFromHost or channelFromApp
 	MultilineWait  time.Duration // 0: every LF ends a TCP message
 	GELFAddr       string        // GELF listen address, TCP and UDP; empty: off
+	TLSCert        string        // PEM certificate for HTTPS; plain HTTP when empty
+	TLSKey         string        // PEM key of TLSCert
+	SyslogTLSAddr  string        // syslog over TLS (RFC 5425) listen address; empty: off
+	SyslogTLSCert  string        // PEM certificate of SyslogTLSAddr; TLSCert when not given
+	SyslogTLSKey   string        // PEM key of SyslogTLSCert; TLSKey when not given
+	SyslogClientCA string        // PEM CA certificates; when set, syslog TLS clients need a certificate they signed
 }
 
 // What a record's channel is named by (--channel-from): the sending host,
@@ -82,6 +88,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.MultilineWait, "multiline-wait", 50*time.Millisecond,
 		"how long a TCP message ended by LF waits for a next line that may continue it (a traceback); 0: every LF ends a message")
 	fs.StringVar(&c.GELFAddr, "gelf-addr", "", "GELF listen address, TCP and UDP (conventionally :12201); off when empty")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate/key for HTTPS; plain HTTP when empty")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM certificate/key for HTTPS; plain HTTP when empty")
+	fs.StringVar(&c.SyslogTLSAddr, "syslog-tls-addr", "", "syslog over TLS (RFC 5425) listen address (conventionally :6514); off when empty")
+	fs.StringVar(&c.SyslogTLSCert, "syslog-tls-cert", "", "PEM certificate of --syslog-tls-addr (default: --tls-cert); reloaded when it changes")
+	fs.StringVar(&c.SyslogTLSKey, "syslog-tls-key", "", "PEM key of --syslog-tls-cert (default: --tls-key)")
+	fs.StringVar(&c.SyslogClientCA, "syslog-client-ca", "",
+		"PEM CA certificates: syslog TLS clients must present a certificate one of them signed; its CN is the record's _tls_peer")
 
 	if err := envflag.Parse(fs, args, "LOGVIEWER", getenv); err != nil {
 		return c, err
@@ -96,6 +109,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		if o = strings.TrimSpace(o); o != "" {
 			c.AllowOrigins = append(c.AllowOrigins, o)
 		}
+	}
+	if c.SyslogTLSCert == "" && c.SyslogTLSKey == "" {
+		c.SyslogTLSCert, c.SyslogTLSKey = c.TLSCert, c.TLSKey
 	}
 	if c.Hostname == "" {
 		h, err := os.Hostname()
@@ -123,6 +139,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid --channel-from %q: want host or app", c.ChannelFrom)
 	case c.MultilineWait < 0 || c.MultilineWait > 10*time.Second:
 		return fmt.Errorf("invalid --multiline-wait %v: want 0 (off) to 10s", c.MultilineWait)
+	case c.SyslogClientCA != "" && c.SyslogTLSAddr == "":
+		return errors.New("--syslog-client-ca needs --syslog-tls-addr")
+	case c.SyslogTLSAddr != "" && (c.SyslogTLSCert == "" || c.SyslogTLSKey == ""):
+		return errors.New("--syslog-tls-addr needs a certificate and its key: --syslog-tls-cert and --syslog-tls-key, or --tls-cert and --tls-key")
 	}
 	return nil
 }
