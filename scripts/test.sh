@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests talk to (redis-server,
-# rsyslogd with omhiredis, Chromium, logger, python3) when missing, then runs
+# rsyslogd with omhiredis, Chromium, logger, python3, htpasswd, curl) when missing, then runs
 # gofmt, go vet and the whole test suite with the race detector.
 # Under CI=true a part that is still missing after the install is a failure.
 set -euo pipefail
@@ -15,6 +15,8 @@ have_omhiredis || need+=(rsyslog-hiredis)
 command -v chromium >/dev/null || need+=(chromium)
 command -v logger >/dev/null || need+=(bsdutils)
 command -v python3 >/dev/null || need+=(python3)
+command -v htpasswd >/dev/null || need+=(apache2-utils)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "test.sh: installing ${need[*]}"
   if [ "$(id -u)" = 0 ]; then sudo=""; else sudo="sudo"; fi
@@ -27,7 +29,7 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet rsyslog 2>/dev
 fi
 
 missing=()
-for bin in redis-server rsyslogd chromium logger python3; do
+for bin in redis-server rsyslogd chromium logger python3 htpasswd curl; do
   command -v "$bin" >/dev/null || missing+=("$bin")
 done
 have_omhiredis || missing+=(omhiredis)

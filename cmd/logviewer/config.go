@@ -6,40 +6,47 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/logviewer/logviewer/auth"
 	"github.com/logviewer/logviewer/internal/envflag"
 )
 
 // Config is everything the daemon is told by flags and LOGVIEWER_* variables.
 type Config struct {
-	SyslogAddr     string
-	HTTPAddr       string
-	Hostname       string
-	Group          string
-	GELFCompat     bool
-	MaxMessageSize int
-	History        int
-	DNS            bool
-	LogLevel       slog.Level
-	Version        bool
-	Redis          string
-	Role           string
-	ChannelPrefix  string
-	BufferBytes    int
-	AllowOrigins   []string
-	PprofAddr      string
-	ChannelFrom    string        // channelFromHost or channelFromApp
-	MultilineWait  time.Duration // 0: every LF ends a TCP message
-	GELFAddr       string        // GELF listen address, TCP and UDP; empty: off
-	TLSCert        string        // PEM certificate for HTTPS; plain HTTP when empty
-	TLSKey         string        // PEM key of TLSCert
-	SyslogTLSAddr  string        // syslog over TLS (RFC 5425) listen address; empty: off
-	SyslogTLSCert  string        // PEM certificate of SyslogTLSAddr; TLSCert when not given
-	SyslogTLSKey   string        // PEM key of SyslogTLSCert; TLSKey when not given
-	SyslogClientCA string        // PEM CA certificates; when set, syslog TLS clients need a certificate they signed
+	SyslogAddr      string
+	HTTPAddr        string
+	Hostname        string
+	Group           string
+	GELFCompat      bool
+	MaxMessageSize  int
+	History         int
+	DNS             bool
+	LogLevel        slog.Level
+	Version         bool
+	Redis           string
+	Role            string
+	ChannelPrefix   string
+	BufferBytes     int
+	AllowOrigins    []string
+	PprofAddr       string
+	ChannelFrom     string         // channelFromHost or channelFromApp
+	MultilineWait   time.Duration  // 0: every LF ends a TCP message
+	GELFAddr        string         // GELF listen address, TCP and UDP; empty: off
+	TLSCert         string         // PEM certificate for HTTPS; plain HTTP when empty
+	TLSKey          string         // PEM key of TLSCert
+	AuthFile        string         // users file (htpasswd bcrypt + channel globs); empty: no authentication
+	AuthProxyHeader string         // user name header of a forward-auth proxy
+	TrustedProxies  []netip.Prefix // where AuthProxyHeader is honoured from
+	AllowHosts      []string       // Host names served without authentication, besides IPs and localhost
+	MetricsAddr     string         // a listener of its own for /metrics, without authentication
+	SyslogTLSAddr   string         // syslog over TLS (RFC 5425) listen address; empty: off
+	SyslogTLSCert   string         // PEM certificate of SyslogTLSAddr; TLSCert when not given
+	SyslogTLSKey    string         // PEM key of SyslogTLSCert; TLSKey when not given
+	SyslogClientCA  string         // PEM CA certificates; when set, syslog TLS clients need a certificate they signed
 }
 
 // What a record's channel is named by (--channel-from): the sending host,
@@ -64,7 +71,7 @@ var errHelp = flag.ErrHelp
 // the environment variable LOGVIEWER_<NAME> (dashes as underscores).
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	var c Config
-	var allowOrigins, logLevel string
+	var allowOrigins, logLevel, trustedProxies, allowHosts string
 	fs := flag.NewFlagSet("logviewer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.SyslogAddr, "syslog-addr", ":10514", "syslog listen address, TCP and UDP")
@@ -88,8 +95,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.DurationVar(&c.MultilineWait, "multiline-wait", 50*time.Millisecond,
 		"how long a TCP message ended by LF waits for a next line that may continue it (a traceback); 0: every LF ends a message")
 	fs.StringVar(&c.GELFAddr, "gelf-addr", "", "GELF listen address, TCP and UDP (conventionally :12201); off when empty")
-	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate/key for HTTPS; plain HTTP when empty")
-	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM certificate/key for HTTPS; plain HTTP when empty")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM certificate for HTTPS (reloaded when it changes); plain HTTP when empty")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM private key of --tls-cert")
+	fs.StringVar(&c.AuthFile, "auth-file", "", "users file: htpasswd -nbB lines, each with an optional :glob,glob of the channels the user reads; empty: no authentication")
+	fs.StringVar(&c.AuthProxyHeader, "auth-proxy-header", "", "header naming the user of a forward-auth proxy (e.g. Remote-User), honoured from --trusted-proxies only")
+	fs.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated CIDRs or addresses whose --auth-proxy-header is believed")
+	fs.StringVar(&allowHosts, "allow-host", "", "comma-separated Host names (or *.domain, or *) served without authentication besides IP literals and localhost")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address too, without authentication (e.g. 127.0.0.1:9100)")
 	fs.StringVar(&c.SyslogTLSAddr, "syslog-tls-addr", "", "syslog over TLS (RFC 5425) listen address (conventionally :6514); off when empty")
 	fs.StringVar(&c.SyslogTLSCert, "syslog-tls-cert", "", "PEM certificate of --syslog-tls-addr (default: --tls-cert); reloaded when it changes")
 	fs.StringVar(&c.SyslogTLSKey, "syslog-tls-key", "", "PEM key of --syslog-tls-cert (default: --tls-key)")
@@ -102,7 +114,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
+	var err error
+	if err = c.LogLevel.UnmarshalText([]byte(logLevel)); err != nil {
 		return c, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", logLevel)
 	}
 	for _, o := range strings.Split(allowOrigins, ",") {
@@ -112,6 +125,14 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	}
 	if c.SyslogTLSCert == "" && c.SyslogTLSKey == "" {
 		c.SyslogTLSCert, c.SyslogTLSKey = c.TLSCert, c.TLSKey
+	}
+	if c.TrustedProxies, err = auth.ParsePrefixes(trustedProxies); err != nil {
+		return c, fmt.Errorf("invalid --trusted-proxies: %w", err)
+	}
+	for _, h := range strings.Split(allowHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.AllowHosts = append(c.AllowHosts, h)
+		}
 	}
 	if c.Hostname == "" {
 		h, err := os.Hostname()
@@ -139,6 +160,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid --channel-from %q: want host or app", c.ChannelFrom)
 	case c.MultilineWait < 0 || c.MultilineWait > 10*time.Second:
 		return fmt.Errorf("invalid --multiline-wait %v: want 0 (off) to 10s", c.MultilineWait)
+	case (c.TLSCert == "") != (c.TLSKey == ""):
+		return errors.New("--tls-cert and --tls-key go together")
+	case c.AuthProxyHeader != "" && c.AuthFile == "":
+		return errors.New("--auth-proxy-header needs --auth-file: it says which channels each user reads")
+	case c.AuthProxyHeader != "" && len(c.TrustedProxies) == 0:
+		return errors.New("--auth-proxy-header needs --trusted-proxies: anyone could send the header otherwise")
 	case c.SyslogClientCA != "" && c.SyslogTLSAddr == "":
 		return errors.New("--syslog-client-ca needs --syslog-tls-addr")
 	case c.SyslogTLSAddr != "" && (c.SyslogTLSCert == "" || c.SyslogTLSKey == ""):

@@ -25,9 +25,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/logviewer/logviewer/auth"
 	"github.com/logviewer/logviewer/ingest"
 	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/logviewer/logviewer/internal/tlsfile"
@@ -120,23 +122,56 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 	}
-	httpServer := stream.NewServer(stream.Config{
+	streamLog := log.With(slog.String("part", "stream"))
+	streamCfg := stream.Config{
 		Addr:         cfg.HTTPAddr,
 		AllowOrigins: cfg.AllowOrigins,
-		Logger:       log.With(slog.String("part", "stream")),
-	}, bus, m, reg)
+		AllowHosts:   cfg.AllowHosts,
+		Logger:       streamLog,
+	}
+	if cfg.TLSCert != "" {
+		if streamCfg.TLS, err = tlsfile.Load(cfg.TLSCert, cfg.TLSKey, streamLog); err != nil {
+			return err
+		}
+	}
+	var users *auth.Users
+	if cfg.AuthFile != "" {
+		authLog := log.With(slog.String("part", "auth"))
+		if users, err = auth.LoadUsers(cfg.AuthFile, authLog); err != nil {
+			return err
+		}
+		if streamCfg.Auth, err = auth.New(auth.Config{
+			Users:          users,
+			ProxyHeader:    cfg.AuthProxyHeader,
+			TrustedProxies: cfg.TrustedProxies,
+			SecureCookie:   cfg.TLSCert != "",
+			Logger:         authLog,
+		}); err != nil {
+			return err
+		}
+	}
+	httpServer := stream.NewServer(streamCfg, bus, m, reg)
 	if err := httpServer.Listen(); err != nil {
 		return err
 	}
-	var pprofListener net.Listener
+	var pprofListener, metricsListener net.Listener
 	if cfg.PprofAddr != "" {
 		if pprofListener, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
 			return fmt.Errorf("listen pprof %s: %w", cfg.PprofAddr, err)
 		}
 	}
+	if cfg.MetricsAddr != "" {
+		if metricsListener, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			return fmt.Errorf("listen metrics %s: %w", cfg.MetricsAddr, err)
+		}
+	}
 
-	attrs := []any{slog.String("http", httpServer.Addr().String()), slog.String("role", cfg.Role),
+	attrs := []any{slog.String("http", httpServer.Addr().String()), slog.Bool("https", cfg.TLSCert != ""),
+		slog.String("auth", authName(cfg)), slog.String("role", cfg.Role),
 		slog.String("bus", busName(cfg)), slog.String("version", version())}
+	if metricsListener != nil {
+		attrs = append(attrs, slog.String("metrics", metricsListener.Addr().String()))
+	}
 	if syslogServer != nil {
 		attrs = append(attrs, slog.String("syslog_tcp", syslogServer.TCPAddr().String()),
 			slog.String("syslog_udp", syslogServer.UDPAddr().String()))
@@ -181,6 +216,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	g.Go(func() error { return httpServer.Serve(streamCtx) })
 	if pprofListener != nil {
 		g.Go(func() error { return servePprof(gctx, pprofListener) })
+	}
+	if metricsListener != nil {
+		g.Go(func() error { return serveMetrics(gctx, metricsListener, reg) })
+	}
+	if users != nil {
+		g.Go(func() error { users.Watch(gctx.Done(), time.Second); return nil })
 	}
 
 	done := make(chan error, 1)
@@ -252,11 +293,43 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 	return bus, nil
 }
 
+// authName says how requests are authenticated, for the start log.
+func authName(cfg Config) string {
+	switch {
+	case cfg.AuthProxyHeader != "":
+		return "file+proxy"
+	case cfg.AuthFile != "":
+		return "file"
+	}
+	return "none"
+}
+
 func busName(cfg Config) string {
 	if cfg.Redis == "" {
 		return "memory"
 	}
 	return "redis"
+}
+
+// serveMetrics serves /metrics from reg, without authentication, until ctx
+// ends: for a Prometheus on a private address.
+func serveMetrics(ctx context.Context, l net.Listener, reg *prometheus.Registry) error {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError}))
+	return serveUntil(ctx, l, mux, "metrics")
+}
+
+// serveUntil serves h on l until ctx ends.
+func serveUntil(ctx context.Context, l net.Listener, h http.Handler, what string) error {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
 }
 
 // servePprof serves the runtime profiles until ctx ends.
@@ -266,15 +339,7 @@ func servePprof(ctx context.Context, l net.Listener) error {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		srv.Close()
-	}()
-	if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("pprof: %w", err)
-	}
-	return nil
+	return serveUntil(ctx, l, mux, "pprof")
 }
 
 // version is the module version the binary was built from, with the VCS

@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"os"
@@ -72,11 +73,11 @@ func (b *LockedBuffer) String() string {
 type Daemon struct {
 	SyslogAddr string // 127.0.0.1:port, for TCP and UDP
 	GELFAddr   string // GELF's host:port for TCP and UDP, from the "listening" line; "" without --gelf-addr
+	HTTPURL    string // http://127.0.0.1:port, https:// with --tls-cert
 	// SyslogTLSAddr is syslog over TLS's host:port, from the "listening"
 	// line; "" without --syslog-tls-addr.
 	SyslogTLSAddr string
-	HTTPURL    string // http://127.0.0.1:port
-	Cmd        *exec.Cmd
+	Cmd           *exec.Cmd
 
 	stderr  *LockedBuffer
 	exited  chan struct{}
@@ -107,7 +108,11 @@ func StartDaemonEnv(tb testing.TB, env []string, args ...string) *Daemon {
 		httpAddr = fmt.Sprintf("127.0.0.1:%d", FreePort(tb))
 		args = append(args, "--http-addr="+httpAddr)
 	}
-	d.SyslogAddr, d.HTTPURL = syslogAddr, "http://"+httpAddr
+	scheme := "http://"
+	if argValue(args, "tls-cert") != "" {
+		scheme = "https://"
+	}
+	d.SyslogAddr, d.HTTPURL = syslogAddr, scheme+httpAddr
 	d.Cmd = exec.Command(bin, args...)
 	d.Cmd.Stdout = d.stderr
 	d.Cmd.Stderr = d.stderr
@@ -126,7 +131,10 @@ func StartDaemonEnv(tb testing.TB, env []string, args ...string) *Daemon {
 		}
 	})
 
-	client := &http.Client{Timeout: time.Second}
+	// The health check only waits for the daemon to serve; the tests check
+	// its certificate themselves.
+	client := &http.Client{Timeout: time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // readiness probe only
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		select {
