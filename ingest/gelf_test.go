@@ -213,7 +213,7 @@ func TestGELFSlowResolver(t *testing.T) {
 	release := make(chan struct{})
 	ts := startGELFServer(t, GELFConfig{ResolveDNS: true}, func(s *GELFServer) {
 		s.names.wait = time.Hour // held until released, however slow the machine
-		s.names.lookup = testLookup(release, map[string]string{"127.0.0.1": "fast.test"})
+		fakeDNS(s.names, release, map[string]string{"127.0.0.1": "fast.test"})
 	})
 	slowUDP := ts.dial(t, "udp", "127.0.0.2")
 	slowTCP := ts.dial(t, "tcp", "127.0.0.2")

@@ -20,6 +20,7 @@ const (
 	dnsNegativeTTL = time.Minute
 	dnsMaxEntries  = 4096
 	dnsMaxInFlight = 64 // lookups running at once; past it new peers are named by IP
+	dnsMaxConfirm  = 4  // reverse names tried by forward lookup, per peer
 )
 
 // peerName is what a sending host is called: its name (the GELF _app_name)
@@ -36,14 +37,20 @@ func newPeerName(name string) peerName {
 // ipName names a peer by its address.
 func ipName(a netip.Addr) peerName { return newPeerName(a.String()) }
 
-// resolver names peers by reverse DNS, with a bounded cache: names are kept
-// for dnsPositiveTTL, failures for dnsNegativeTTL, concurrent requests for one
-// address share one lookup, and an expired name is served while it is
-// looked up again. With DNS off every peer is named by its IP.
+// resolver names peers by forward-confirmed reverse DNS, with a bounded
+// cache: a reverse name is taken only when it resolves forward to the peer's
+// address again, so whoever controls the reverse zone of an address cannot
+// make it pass for another host's channel. Names are kept for
+// dnsPositiveTTL, failures (the IP) for dnsNegativeTTL, concurrent requests
+// for one address share one lookup, and an expired name is served while it
+// is looked up again. With DNS off every peer is named by its IP.
 type resolver struct {
 	enabled bool
 	// lookup is net.Resolver.LookupAddr; tests put a slow one here.
-	lookup      func(ctx context.Context, addr string) ([]string, error)
+	lookup func(ctx context.Context, addr string) ([]string, error)
+	// lookupIP is net.Resolver.LookupNetIP for "ip": the forward lookup
+	// that confirms a reverse name; tests put fakes here.
+	lookupIP    func(ctx context.Context, host string) ([]netip.Addr, error)
 	wait        time.Duration
 	lookupLimit time.Duration
 	posTTL      time.Duration
@@ -74,6 +81,7 @@ func newResolver(enabled bool, log *slog.Logger) *resolver {
 	return &resolver{
 		enabled:     enabled,
 		lookup:      net.DefaultResolver.LookupAddr,
+		lookupIP:    lookupNetIP,
 		wait:        dnsWait,
 		lookupLimit: dnsLookupLimit,
 		posTTL:      dnsPositiveTTL,
@@ -128,22 +136,11 @@ func (r *resolver) start(a netip.Addr, e *dnsEntry) {
 	e.done = done
 	r.wg.Go(func() {
 		ctx, cancel := context.WithTimeout(r.ctx, r.lookupLimit)
-		names, err := r.lookup(ctx, a.String())
+		name := r.confirmedName(ctx, a)
 		cancel()
-		name, ttl := "", r.posTTL
-		if err == nil {
-			for _, n := range names {
-				if n = strings.TrimSuffix(n, "."); n != "" {
-					name = n
-					break
-				}
-			}
-		}
+		ttl := r.posTTL
 		if name == "" {
 			name, ttl = a.String(), r.negTTL
-			if err != nil {
-				r.log.Debug("reverse lookup failed", slog.String("peer", a.String()), slog.Any("error", err))
-			}
 		}
 		p := newPeerName(name)
 		r.mu.Lock()
@@ -153,6 +150,44 @@ func (r *resolver) start(a netip.Addr, e *dnsEntry) {
 		r.mu.Unlock()
 		close(done)
 	})
+}
+
+// confirmedName returns the first reverse name of a that resolves forward
+// to a, trailing dot removed, or "" when none does.
+func (r *resolver) confirmedName(ctx context.Context, a netip.Addr) string {
+	names, err := r.lookup(ctx, a.String())
+	if err != nil {
+		r.log.Debug("reverse lookup failed", slog.String("peer", a.String()), slog.Any("error", err))
+		return ""
+	}
+	tried := 0
+	for _, n := range names {
+		if n = strings.TrimSuffix(n, "."); n == "" {
+			continue
+		}
+		if tried++; tried > dnsMaxConfirm {
+			break
+		}
+		ips, err := r.lookupIP(ctx, n)
+		if err != nil {
+			r.log.Debug("forward lookup of a reverse name failed", slog.String("peer", a.String()),
+				slog.String("name", n), slog.Any("error", err))
+			continue
+		}
+		for _, ip := range ips {
+			if ip.Unmap() == a {
+				return n
+			}
+		}
+		r.log.Debug("reverse name does not resolve to the peer; named by its IP",
+			slog.String("peer", a.String()), slog.String("name", n))
+	}
+	return ""
+}
+
+// lookupNetIP is the system resolver's forward lookup, IPv4 and IPv6.
+func lookupNetIP(ctx context.Context, host string) ([]netip.Addr, error) {
+	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
 
 // name returns a's name, waiting up to r.wait for a lookup (or until ctx

@@ -57,9 +57,12 @@ func (l *countingLookup) lookup(_ context.Context, addr string) ([]string, error
 	return l.answers[addr], nil
 }
 
+// testResolver is a resolver with the reverse lookup given and a forward
+// lookup that confirms every name as addr1.
 func testResolver(lookup func(context.Context, string) ([]string, error), clock *fakeClock) *resolver {
 	r := newResolver(true, slog.New(slog.DiscardHandler))
 	r.lookup = lookup
+	r.lookupIP = func(context.Context, string) ([]netip.Addr, error) { return []netip.Addr{addr1}, nil }
 	if clock != nil {
 		r.now = clock.Now
 	}
@@ -89,6 +92,58 @@ func TestResolverNames(t *testing.T) {
 			r.wg.Wait()
 			if p.name != tc.want {
 				t.Fatalf("name %q, want %q", p.name, tc.want)
+			}
+		})
+	}
+}
+
+// TestResolverForwardConfirmed: a reverse name is used only when it
+// resolves forward to the peer's address; else the IP names the peer.
+func TestResolverForwardConfirmed(t *testing.T) {
+	mapped := netip.AddrFrom16(addr1.As16()) // ::ffff:192.0.2.1
+	fail := errors.New("no such host")
+	tests := []struct {
+		name    string
+		reverse []string
+		forward map[string][]netip.Addr // name -> addresses; a name missing fails
+		want    string
+	}{
+		{"name confirmed", []string{"web-1.example.com."},
+			map[string][]netip.Addr{"web-1.example.com": {netip.MustParseAddr("2001:db8::1"), addr1}}, "web-1.example.com"},
+		{"confirmed as IPv4-mapped IPv6", []string{"web-1.example."},
+			map[string][]netip.Addr{"web-1.example": {mapped}}, "web-1.example"},
+		{"name resolving elsewhere: the IP", []string{"bank.example."},
+			map[string][]netip.Addr{"bank.example": {netip.MustParseAddr("198.51.100.7")}}, "192.0.2.1"},
+		{"name resolving to nothing: the IP", []string{"empty.example."},
+			map[string][]netip.Addr{"empty.example": nil}, "192.0.2.1"},
+		{"forward lookup failing: the IP", []string{"gone.example."}, nil, "192.0.2.1"},
+		{"second name confirmed", []string{"spoof.example.", "real.example."},
+			map[string][]netip.Addr{"spoof.example": {netip.MustParseAddr("198.51.100.7")}, "real.example": {addr1}}, "real.example"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &countingLookup{answers: map[string][]string{"192.0.2.1": tc.reverse}}
+			r := testResolver(l.lookup, nil)
+			var asked []string
+			var mu sync.Mutex
+			r.lookupIP = func(_ context.Context, host string) ([]netip.Addr, error) {
+				mu.Lock()
+				asked = append(asked, host)
+				mu.Unlock()
+				ips, ok := tc.forward[host]
+				if !ok {
+					return nil, fail
+				}
+				return ips, nil
+			}
+			p := r.name(context.Background(), addr1)
+			r.wg.Wait()
+			if p.name != tc.want || p.channel != tc.want {
+				t.Fatalf("name %q (channel %q), want %q; forward lookups %q", p.name, p.channel, tc.want, asked)
+			}
+			// The outcome is cached like any other.
+			if p := r.name(context.Background(), addr1); p.name != tc.want || l.calls.Load() != 1 {
+				t.Fatalf("second request: %q after %d reverse lookups, want %q from the cache", p.name, l.calls.Load(), tc.want)
 			}
 		})
 	}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,16 @@ import (
 // DefaultAddr is the syslog listen address used when none is given.
 const DefaultAddr = ":10514"
 
+// DefaultHandshakeTimeout bounds a TLS handshake when Config sets no bound,
+// so a client that connects and says nothing cannot hold a goroutine.
+const DefaultHandshakeTimeout = 10 * time.Second
+
+// Transport labels of the syslog receiver's metrics and records.
+const (
+	transportTCP = "tcp"
+	transportTLS = "tls"
+)
+
 // Publisher takes each record the server makes. The gelf bytes are reused
 // after Publish returns, so an implementation copies what it keeps.
 type Publisher interface {
@@ -40,12 +51,24 @@ type Config struct {
 	// ChannelFromApp names a record's channel by its APP-NAME or TAG, and by
 	// its sending host only when it has none; else always by the host.
 	ChannelFromApp bool
-	Logger         *slog.Logger // nil: discard
+	// TLSAddr is the listen address of syslog over TLS (RFC 5425: octet
+	// counting; LF and NUL framing work too); off when empty. It needs TLS.
+	TLSAddr string
+	// TLS serves TLSAddr: its certificate and, with ClientAuth
+	// tls.RequireAndVerifyClientCert and ClientCAs, the CAs whose client
+	// certificates are accepted; each record then carries the subject CN
+	// of its sender's certificate as _tls_peer.
+	TLS *tls.Config
+	// HandshakeTimeout bounds each TLS handshake; DefaultHandshakeTimeout
+	// when <= 0.
+	HandshakeTimeout time.Duration
+	Logger           *slog.Logger // nil: discard
 }
 
-// Server receives syslog over TCP and UDP on one port, turns every message
-// into a GELF record and publishes it on the channel of its sending host (or
-// of its app, with Config.ChannelFromApp).
+// Server receives syslog over TCP and UDP on one port, and over TLS on
+// another when Config.TLSAddr is set, turns every message into a GELF record
+// and publishes it on the channel of its sending host (or of its app, with
+// Config.ChannelFromApp).
 type Server struct {
 	cfg   Config
 	enc   *transform.Encoder
@@ -56,6 +79,7 @@ type Server struct {
 
 	tcp net.Listener
 	udp *net.UDPConn
+	tls net.Listener // plain TCP: each connection does its handshake in its own goroutine
 
 	stopping atomic.Bool
 	wg       sync.WaitGroup // connection, reader and UDP flush goroutines
@@ -64,7 +88,7 @@ type Server struct {
 	conns map[net.Conn]struct{}
 
 	// Rate limits for logs on hot paths.
-	acceptLog, readLog, publishLog logLimiter
+	acceptLog, readLog, publishLog, rejectLog logLimiter
 }
 
 // NewServer returns a Server that encodes with enc and publishes to pub,
@@ -78,6 +102,9 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 	}
 	if cfg.ContinuationWait == 0 {
 		cfg.ContinuationWait = DefaultContinuationWait
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -97,9 +124,42 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 	}
 }
 
-// Listen binds TCP and UDP on the configured address. With port 0 both get
-// the same port: TCP picks it, UDP follows.
+// Listen binds TCP and UDP on the configured address, and TCP for TLS on
+// the TLS address when one is set. With port 0 TCP and UDP get the same
+// port: TCP picks it, UDP follows.
 func (s *Server) Listen() error {
+	if err := s.listenPlain(); err != nil {
+		return err
+	}
+	if s.cfg.TLSAddr == "" {
+		return nil
+	}
+	if s.cfg.TLS == nil {
+		s.closeListeners()
+		return fmt.Errorf("listen syslog tls %s: no TLS configuration", s.cfg.TLSAddr)
+	}
+	l, err := listenTCP(s.cfg.TLSAddr)
+	if err != nil {
+		s.closeListeners()
+		return fmt.Errorf("syslog tls: %w", err)
+	}
+	s.mu.Lock()
+	s.tls = l
+	s.mu.Unlock()
+	return nil
+}
+
+// closeListeners closes the plain listeners after a failed Listen.
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.tcp.Close()
+	s.udp.Close()
+	s.tcp, s.udp = nil, nil
+}
+
+// listenPlain binds TCP and UDP on the configured address.
+func (s *Server) listenPlain() error {
 	host, port, err := net.SplitHostPort(s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
@@ -193,6 +253,17 @@ func (s *Server) TCPAddr() net.Addr {
 	return s.tcp.Addr()
 }
 
+// TLSAddr returns the bound TLS address, nil before Listen or without
+// Config.TLSAddr.
+func (s *Server) TLSAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.Addr()
+}
+
 // UDPAddr returns the bound UDP address, nil before Listen.
 func (s *Server) UDPAddr() net.Addr {
 	s.mu.Lock()
@@ -219,7 +290,10 @@ func (s *Server) Serve(ctx context.Context) error {
 	// Records of frames already read are published even while shutting down.
 	pubCtx := context.WithoutCancel(ctx)
 
-	s.wg.Go(func() { s.acceptLoop(ctx, pubCtx) })
+	s.wg.Go(func() { s.acceptLoop(ctx, pubCtx, s.tcp, transportTCP) })
+	if s.tls != nil {
+		s.wg.Go(func() { s.acceptLoop(ctx, pubCtx, s.tls, transportTLS) })
+	}
 	u := newUDPReader(s)
 	s.wg.Go(func() { u.run(ctx, pubCtx) })
 
@@ -227,6 +301,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	s.stopping.Store(true)
 	now := time.Now()
 	s.tcp.Close()
+	if s.tls != nil {
+		s.tls.Close()
+	}
 	_ = s.udp.SetReadDeadline(now)
 	s.mu.Lock()
 	for c := range s.conns {
@@ -245,6 +322,7 @@ func (s *Server) Serve(ctx context.Context) error {
 type handler struct {
 	s         *Server
 	transport string
+	tlsPeer   string // the CN of the client certificate of a TLS connection
 	lines     prometheus.Counter
 	bytes     prometheus.Counter
 	fallbacks [transform.FormatRaw + 1]prometheus.Counter
@@ -275,6 +353,7 @@ func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncate
 	m.Received = received
 	m.Peer = p.name
 	m.Transport = h.transport
+	m.TLSPeer = h.tlsPeer
 	m.Truncated = truncated
 
 	h.lines.Inc()

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"syscall"
@@ -259,7 +260,7 @@ func TestShutdown(t *testing.T) {
 	defer close(release)
 	ts := startServer(t, Config{ResolveDNS: true}, func(s *Server) {
 		s.names.wait = time.Hour
-		s.names.lookup = testLookup(release, map[string]string{"127.0.0.1": "fast.test"})
+		fakeDNS(s.names, release, map[string]string{"127.0.0.1": "fast.test"})
 	})
 
 	idle := ts.dial(t, "tcp", "127.0.0.1")
@@ -310,6 +311,25 @@ func requireLoopbackAlias(t *testing.T) {
 		t.Fatalf("127.0.0.2 is not usable as a loopback address: %v", err)
 	}
 	c.Close()
+}
+
+// fakeDNS puts testLookup(release, names) in r as its reverse lookup, and a
+// forward lookup that confirms the names it gives.
+func fakeDNS(r *resolver, release <-chan struct{}, names map[string]string) {
+	r.lookup = testLookup(release, names)
+	r.lookupIP = func(_ context.Context, host string) ([]netip.Addr, error) {
+		for addr, n := range names {
+			if n == host {
+				return []netip.Addr{netip.MustParseAddr(addr)}, nil
+			}
+		}
+		if dashed, ok := strings.CutSuffix(host, ".slow.test"); ok {
+			if a, err := netip.ParseAddr(strings.ReplaceAll(dashed, "-", ".")); err == nil {
+				return []netip.Addr{a}, nil
+			}
+		}
+		return nil, fmt.Errorf("lookup %s: no such host", host)
+	}
 }
 
 // testLookup returns a resolver function: addresses in names resolve at once

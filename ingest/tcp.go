@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -9,14 +10,16 @@ import (
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/logviewer/logviewer/internal/metrics"
 )
 
-// acceptLoop accepts TCP connections until the listener is closed and serves
-// each in its own goroutine.
-func (s *Server) acceptLoop(ctx, pubCtx context.Context) {
+// acceptLoop accepts connections on l until it is closed and serves each in
+// its own goroutine; transport is tcp or tls.
+func (s *Server) acceptLoop(ctx, pubCtx context.Context, l net.Listener, transport string) {
 	var backoff time.Duration
 	for {
-		c, err := s.tcp.Accept()
+		c, err := l.Accept()
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -24,7 +27,7 @@ func (s *Server) acceptLoop(ctx, pubCtx context.Context) {
 			// Out of file descriptors and the like: wait a little, go on.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
 			if n, ok := s.acceptLog.allow(); ok {
-				s.log.Warn("accept failed", slog.Any("error", err), slog.Duration("retry_in", backoff),
+				s.log.Warn("accept failed", slog.String("transport", transport), slog.Any("error", err), slog.Duration("retry_in", backoff),
 					slog.Int64("suppressed", n))
 			}
 			select {
@@ -39,7 +42,7 @@ func (s *Server) acceptLoop(ctx, pubCtx context.Context) {
 			c.Close() // accepted while shutting down
 			continue
 		}
-		s.wg.Go(func() { s.serveConn(ctx, pubCtx, c) })
+		s.wg.Go(func() { s.serveConn(ctx, pubCtx, c, transport) })
 	}
 }
 
@@ -62,19 +65,35 @@ func (s *Server) untrack(c net.Conn) {
 	c.Close()
 }
 
-// serveConn frames and handles one TCP connection until the peer closes it
-// or shutdown stops its reads; frames already read are handled either way.
-func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn) {
+// serveConn frames and handles one connection until the peer closes it or
+// shutdown stops its reads; frames already read are handled either way. A
+// tls connection does its handshake first; a plain tcp one is refused when
+// it begins as TLS or HTTP.
+func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, transport string) {
 	defer s.untrack(c)
-	conns := s.met.Connections.WithLabelValues("tcp")
+	conns := s.met.Connections.WithLabelValues(transport)
 	conns.Inc()
 	defer conns.Dec()
 
 	addr := addrOf(c.RemoteAddr())
-	peer := s.names.name(ctx, addr)
-	h := s.newHandler("tcp")
-	fr := NewFramer(c, s.cfg.MaxMessageSize)
+	h := s.newHandler(transport)
+	var r io.Reader = c
+	if transport == transportTLS {
+		tc, ok := s.handshake(ctx, c, addr)
+		if !ok {
+			return
+		}
+		r, h.tlsPeer = tc, clientCN(tc)
+	}
+	fr := NewFramer(r, s.cfg.MaxMessageSize)
 	fr.SetContinuation(s.cfg.ContinuationWait, s.readDeadline(c))
+	if transport == transportTCP {
+		if reason := probe(fr); reason != "" {
+			s.reject(reason, addr, nil)
+			return
+		}
+	}
+	peer := s.names.name(ctx, addr)
 	var counted int64
 	var received time.Time
 	for {
@@ -88,11 +107,51 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn) {
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !(s.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {
-				s.log.Debug("tcp connection ended", slog.String("peer", peer.name), slog.Any("error", err))
+				s.log.Debug("connection ended", slog.String("peer", peer.name), slog.String("transport", transport),
+					slog.Any("error", err))
 			}
 			return
 		}
 		h.handle(pubCtx, peer, frame, truncated, received)
+	}
+}
+
+// handshake does the TLS handshake of c within the handshake timeout. A
+// failure is counted and logged (at most once a second), unless shutdown
+// caused it.
+func (s *Server) handshake(ctx context.Context, c net.Conn, addr netip.Addr) (*tls.Conn, bool) {
+	tc := tls.Server(c, s.cfg.TLS)
+	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		if ctx.Err() == nil && !s.stopping.Load() {
+			s.reject(metrics.RejectTLSHandshake, addr, err)
+		}
+		return nil, false
+	}
+	return tc, true
+}
+
+// clientCN returns the subject common name of the verified client
+// certificate of c, or "" without one.
+func clientCN(c *tls.Conn) string {
+	st := c.ConnectionState()
+	if len(st.VerifiedChains) == 0 || len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	return st.PeerCertificates[0].Subject.CommonName
+}
+
+// reject counts a connection refused for reason and logs it, at most once a
+// second over all reasons.
+func (s *Server) reject(reason string, addr netip.Addr, err error) {
+	s.met.Rejected.WithLabelValues(reason).Inc()
+	if n, ok := s.rejectLog.allow(); ok {
+		attrs := []any{slog.String("reason", reason), slog.String("peer", addr.String()), slog.Int64("suppressed", n)}
+		if err != nil {
+			attrs = append(attrs, slog.Any("error", err))
+		}
+		s.log.Warn("syslog connection refused", attrs...)
 	}
 }
 

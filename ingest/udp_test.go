@@ -93,7 +93,7 @@ func TestSlowResolverDoesNotDelayOthers(t *testing.T) {
 	release := make(chan struct{})
 	ts := startServer(t, Config{ResolveDNS: true}, func(s *Server) {
 		s.names.wait = time.Hour // held until released, however slow the machine
-		s.names.lookup = testLookup(release, map[string]string{"127.0.0.1": "fast.test"})
+		fakeDNS(s.names, release, map[string]string{"127.0.0.1": "fast.test"})
 	})
 
 	slowTCP := ts.dial(t, "tcp", "127.0.0.2")
@@ -145,7 +145,7 @@ func TestSlowResolverTimeout(t *testing.T) {
 	defer close(never)
 	ts := startServer(t, Config{ResolveDNS: true}, func(s *Server) {
 		s.names.wait = 20 * time.Millisecond
-		s.names.lookup = testLookup(never, nil)
+		fakeDNS(s.names, never, nil)
 	})
 	write(t, ts.dial(t, "udp", "127.0.0.2"), "<14>udp after timeout")
 	write(t, ts.dial(t, "tcp", "127.0.0.2"), "<14>tcp after timeout\n")
@@ -164,7 +164,7 @@ func TestUDPQueueFull(t *testing.T) {
 	defer close(never)
 	ts := startServer(t, Config{ResolveDNS: true}, func(s *Server) {
 		s.names.wait = time.Hour
-		s.names.lookup = testLookup(never, nil)
+		fakeDNS(s.names, never, nil)
 	})
 	const n = udpQueueLen + 50
 	c := ts.dial(t, "udp", "127.0.0.2")

@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # The project's test command: installs what the tests talk to (redis-server,
-# rsyslogd with omhiredis, Chromium, logger, python3, htpasswd, curl) when missing, then runs
+# rsyslogd with omhiredis and gnutls, Chromium, logger, python3, htpasswd, curl) when missing, then runs
 # gofmt, go vet and the whole test suite with the race detector.
 # Under CI=true a part that is still missing after the install is a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 have_omhiredis() { find /usr/lib -path '*rsyslog*' -name omhiredis.so 2>/dev/null | grep -q .; }
+have_gtls() { find /usr/lib -path '*rsyslog*' -name lmnsd_gtls.so 2>/dev/null | grep -q .; }
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v rsyslogd >/dev/null || need+=(rsyslog)
 have_omhiredis || need+=(rsyslog-hiredis)
+have_gtls || need+=(rsyslog-gnutls)
 command -v chromium >/dev/null || need+=(chromium)
 command -v logger >/dev/null || need+=(bsdutils)
 command -v python3 >/dev/null || need+=(python3)
@@ -33,6 +35,7 @@ for bin in redis-server rsyslogd chromium logger python3 htpasswd curl; do
   command -v "$bin" >/dev/null || missing+=("$bin")
 done
 have_omhiredis || missing+=(omhiredis)
+have_gtls || missing+=(lmnsd_gtls)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "${CI:-}" = true ]; then
     echo "test.sh: missing after install: ${missing[*]}" >&2

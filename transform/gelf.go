@@ -38,8 +38,8 @@ func facilityName(f uint8) string {
 // come in a fixed order: version, host, short_message, timestamp (reception
 // time, seconds with milliseconds), level, _app_name (the sending host),
 // _group, _facility, then, only when set, _app, _procid, _msgid, _hostname,
-// _log_time, one _sd_<id>_<param> per structured-data parameter and
-// _truncated. In compat mode it is exactly the rsyslog template's object:
+// _tls_peer (the CN of the sender's client certificate), _log_time, one
+// _sd_<id>_<param> per structured-data parameter and _truncated. In compat mode it is exactly the rsyslog template's object:
 // _app_name, host, short_message, timestamp (whole seconds), _group.
 func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	if e.Compat {
@@ -65,6 +65,7 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	w.optional(`,"_procid":`, m.ProcID)
 	w.optional(`,"_msgid":`, m.MsgID)
 	w.optional(`,"_hostname":`, m.Hostname)
+	w.optional(`,"_tls_peer":`, m.TLSPeer)
 	if !m.Timestamp.IsZero() {
 		w.raw(`,"_log_time":"`)
 		w.buf = m.Timestamp.AppendFormat(w.buf, time.RFC3339Nano)

@@ -24,6 +24,7 @@ func fullMessage() *Message {
 		Severity:  4,
 		Timestamp: time.Date(2026, 11, 24, 11, 59, 59, 500e6, time.FixedZone("", -3*3600)),
 		Hostname:  "web-1",
+		TLSPeer:   "shop-sender",
 		AppName:   "shop",
 		ProcID:    "42",
 		MsgID:     "ORDER",
@@ -44,7 +45,7 @@ func TestAppendFullRecord(t *testing.T) {
 	}
 	want := `{"version":"1.1","host":"logviewer-1","short_message":"order 17 paid","timestamp":1795521600.123,"level":4,` +
 		`"_app_name":"app-host.example","_group":"lr","_facility":"local0","_app":"shop","_procid":"42","_msgid":"ORDER",` +
-		`"_hostname":"web-1","_log_time":"2026-11-24T11:59:59.5-03:00","_sd_origin_ip":"10.0.0.1",` +
+		`"_hostname":"web-1","_tls_peer":"shop-sender","_log_time":"2026-11-24T11:59:59.5-03:00","_sd_origin_ip":"10.0.0.1",` +
 		`"_sd_zoo_123_tiger":"hungry","_sd_zoo_123_x_y":"\"q\"","_truncated":true}`
 	if string(out) != want {
 		t.Errorf("Append:\n got %s\nwant %s", out, want)
@@ -53,7 +54,7 @@ func TestAppendFullRecord(t *testing.T) {
 		"version": "1.1", "host": "logviewer-1", "short_message": "order 17 paid",
 		"timestamp": json.Number("1795521600.123"), "level": json.Number("4"),
 		"_app_name": "app-host.example", "_group": "lr", "_facility": "local0",
-		"_app": "shop", "_procid": "42", "_msgid": "ORDER", "_hostname": "web-1",
+		"_app": "shop", "_procid": "42", "_msgid": "ORDER", "_hostname": "web-1", "_tls_peer": "shop-sender",
 		"_log_time": "2026-11-24T11:59:59.5-03:00", "_sd_origin_ip": "10.0.0.1",
 		"_sd_zoo_123_tiger": "hungry", "_sd_zoo_123_x_y": `"q"`, "_truncated": true,
 	}

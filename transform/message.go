@@ -47,7 +47,8 @@ type SDElement struct {
 type Message struct {
 	Received  time.Time // reception time (the template's timegenerated)
 	Peer      string    // sending host: reverse DNS of the peer, else its address (fromhost)
-	Transport string    // "tcp" or "udp"
+	Transport string    // "tcp", "tls" or "udp"
+	TLSPeer   string    // subject CN of the sender's verified client certificate; empty without one
 
 	Format   Format
 	Facility uint8 // 0..23

@@ -44,6 +44,10 @@ type Config struct {
 	TrustedProxies  []netip.Prefix // where AuthProxyHeader is honoured from
 	AllowHosts      []string       // Host names served without authentication, besides IPs and localhost
 	MetricsAddr     string         // a listener of its own for /metrics, without authentication
+	SyslogTLSAddr   string         // syslog over TLS (RFC 5425) listen address; empty: off
+	SyslogTLSCert   string         // PEM certificate of SyslogTLSAddr; TLSCert when not given
+	SyslogTLSKey    string         // PEM key of SyslogTLSCert; TLSKey when not given
+	SyslogClientCA  string         // PEM CA certificates; when set, syslog TLS clients need a certificate they signed
 }
 
 // What a record's channel is named by (--channel-from): the sending host,
@@ -100,6 +104,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&trustedProxies, "trusted-proxies", "", "comma-separated CIDRs or addresses whose --auth-proxy-header is believed")
 	fs.StringVar(&allowHosts, "allow-host", "", "comma-separated Host names (or *.domain, or *) served without authentication besides IP literals and localhost")
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", "", "serve /metrics on this address too, without authentication (e.g. 127.0.0.1:9100)")
+	fs.StringVar(&c.SyslogTLSAddr, "syslog-tls-addr", "", "syslog over TLS (RFC 5425) listen address (conventionally :6514); off when empty")
+	fs.StringVar(&c.SyslogTLSCert, "syslog-tls-cert", "", "PEM certificate of --syslog-tls-addr (default: --tls-cert); reloaded when it changes")
+	fs.StringVar(&c.SyslogTLSKey, "syslog-tls-key", "", "PEM key of --syslog-tls-cert (default: --tls-key)")
+	fs.StringVar(&c.SyslogClientCA, "syslog-client-ca", "",
+		"PEM CA certificates: syslog TLS clients must present a certificate one of them signed; its CN is the record's _tls_peer")
 
 	if err := envflag.Parse(fs, args, "LOGVIEWER", getenv); err != nil {
 		return c, err
@@ -115,6 +124,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 		if o = strings.TrimSpace(o); o != "" {
 			c.AllowOrigins = append(c.AllowOrigins, o)
 		}
+	}
+	if c.SyslogTLSCert == "" && c.SyslogTLSKey == "" {
+		c.SyslogTLSCert, c.SyslogTLSKey = c.TLSCert, c.TLSKey
 	}
 	if c.TrustedProxies, err = auth.ParsePrefixes(trustedProxies); err != nil {
 		return c, fmt.Errorf("invalid --trusted-proxies: %w", err)
@@ -158,6 +170,10 @@ func (c Config) validate() error {
 		return errors.New("--auth-proxy-header needs --auth-file: it says which channels each user reads")
 	case c.AuthProxyHeader != "" && len(c.TrustedProxies) == 0:
 		return errors.New("--auth-proxy-header needs --trusted-proxies: anyone could send the header otherwise")
+	case c.SyslogClientCA != "" && c.SyslogTLSAddr == "":
+		return errors.New("--syslog-client-ca needs --syslog-tls-addr")
+	case c.SyslogTLSAddr != "" && (c.SyslogTLSCert == "" || c.SyslogTLSKey == ""):
+		return errors.New("--syslog-tls-addr needs a certificate and its key: --syslog-tls-cert and --syslog-tls-key, or --tls-cert and --tls-key")
 	}
 	return nil
 }

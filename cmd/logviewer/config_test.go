@@ -5,10 +5,14 @@ import (
 	"context"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/logviewer/logviewer/internal/testsupport"
 )
 
 func TestParseConfig(t *testing.T) {
@@ -48,6 +52,27 @@ func TestParseConfig(t *testing.T) {
 			env:   map[string]string{"LOGVIEWER_GELF_ADDR": ":12201"},
 			check: func(c Config) bool { return c.GELFAddr == ":12201" && c.ChannelFrom == channelFromApp }},
 		{name: "bad channel-from", args: []string{"--channel-from=container"}, wantErr: "invalid --channel-from"},
+		{name: "syslog tls off by default", check: func(c Config) bool {
+			return c.SyslogTLSAddr == "" && c.SyslogTLSCert == "" && c.SyslogClientCA == "" && c.TLSCert == ""
+		}},
+		{name: "syslog tls certificate defaults to the https one",
+			args: []string{"--syslog-tls-addr=:6514", "--tls-cert=h.pem", "--tls-key=h-key.pem"},
+			check: func(c Config) bool {
+				return c.SyslogTLSAddr == ":6514" && c.SyslogTLSCert == "h.pem" && c.SyslogTLSKey == "h-key.pem"
+			}},
+		{name: "syslog tls certificate of its own", args: []string{"--syslog-tls-addr=:6514", "--tls-cert=h.pem",
+			"--tls-key=h-key.pem", "--syslog-tls-cert=s.pem", "--syslog-tls-key=s-key.pem", "--syslog-client-ca=ca.pem"},
+			check: func(c Config) bool {
+				return c.SyslogTLSCert == "s.pem" && c.SyslogTLSKey == "s-key.pem" && c.TLSCert == "h.pem" && c.SyslogClientCA == "ca.pem"
+			}},
+		{name: "syslog tls from env", env: map[string]string{"LOGVIEWER_SYSLOG_TLS_ADDR": ":6514",
+			"LOGVIEWER_SYSLOG_TLS_CERT": "s.pem", "LOGVIEWER_SYSLOG_TLS_KEY": "s-key.pem"},
+			check: func(c Config) bool { return c.SyslogTLSAddr == ":6514" && c.SyslogTLSCert == "s.pem" }},
+		{name: "client ca without tls addr", args: []string{"--syslog-client-ca=ca.pem", "--tls-cert=h.pem", "--tls-key=k.pem"},
+			wantErr: "--syslog-client-ca needs --syslog-tls-addr"},
+		{name: "tls addr without certificate", args: []string{"--syslog-tls-addr=:6514"}, wantErr: "needs a certificate"},
+		{name: "tls addr with a certificate but no key", args: []string{"--syslog-tls-addr=:6514", "--syslog-tls-cert=s.pem"},
+			wantErr: "needs a certificate"},
 		{name: "log level", args: []string{"--log-level=debug"}, check: func(c Config) bool { return c.LogLevel == slog.LevelDebug }},
 		{name: "bad env value", env: map[string]string{"LOGVIEWER_HISTORY": "many"}, wantErr: "LOGVIEWER_HISTORY"},
 		{name: "bad role", args: []string{"--role=both"}, wantErr: "invalid --role"},
@@ -98,6 +123,9 @@ func TestRunExitCodes(t *testing.T) {
 			wantCode: 1, wantOut: "address already in use"},
 		{name: "taken gelf port", args: []string{"--syslog-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0", "--gelf-addr=" + taken.Addr().String()},
 			wantCode: 1, wantOut: "address already in use"},
+		{name: "missing syslog tls certificate", args: []string{"--syslog-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0",
+			"--syslog-tls-addr=127.0.0.1:0", "--syslog-tls-cert=/nonexistent/c.pem", "--syslog-tls-key=/nonexistent/k.pem"},
+			wantCode: 1, wantOut: "syslog tls"},
 		{name: "taken syslog port", args: []string{"--syslog-addr=" + taken.Addr().String(), "--http-addr=127.0.0.1:0"},
 			wantCode: 1, wantOut: "address already in use"},
 	}
@@ -112,5 +140,24 @@ func TestRunExitCodes(t *testing.T) {
 				t.Fatalf("want one clear line on a bad command line or a failed start, got %q", out.String())
 			}
 		})
+	}
+}
+
+// TestRunSyslogClientCANotPEM: a client CA file without a PEM certificate
+// stops the start with one line.
+func TestRunSyslogClientCANotPEM(t *testing.T) {
+	dir := t.TempDir()
+	ca := testsupport.NewCA(t, dir)
+	cert, key := ca.ServerCert(t, "server")
+	notPEM := filepath.Join(dir, "not.pem")
+	if err := os.WriteFile(notPEM, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code := run(context.Background(), []string{"--syslog-addr=127.0.0.1:0", "--http-addr=127.0.0.1:0",
+		"--syslog-tls-addr=127.0.0.1:0", "--tls-cert=" + cert, "--tls-key=" + key, "--syslog-client-ca=" + notPEM},
+		func(string) string { return "" }, &out, &out)
+	if code != 1 || !strings.Contains(out.String(), "no PEM certificate") || strings.Count(strings.TrimSpace(out.String()), "\n") > 0 {
+		t.Fatalf("code %d, output %q; want 1 and one line about the CA file", code, out.String())
 	}
 }

@@ -7,6 +7,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -89,8 +91,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		if wait == 0 {
 			wait = -1 // ingest's "off"; its 0 means its default
 		}
+		tlsConfig, err := syslogTLSConfig(cfg, log)
+		if err != nil {
+			return err
+		}
 		syslogServer = ingest.NewServer(ingest.Config{
 			Addr:             cfg.SyslogAddr,
+			TLSAddr:          cfg.SyslogTLSAddr,
+			TLS:              tlsConfig,
 			MaxMessageSize:   cfg.MaxMessageSize,
 			ContinuationWait: wait,
 			ResolveDNS:       cfg.DNS,
@@ -167,6 +175,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if syslogServer != nil {
 		attrs = append(attrs, slog.String("syslog_tcp", syslogServer.TCPAddr().String()),
 			slog.String("syslog_udp", syslogServer.UDPAddr().String()))
+		if a := syslogServer.TLSAddr(); a != nil {
+			attrs = append(attrs, slog.String("syslog_tls", a.String()))
+		}
 	}
 	if gelfServer != nil {
 		attrs = append(attrs, slog.String("gelf_tcp", gelfServer.TCPAddr().String()),
@@ -231,6 +242,33 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	bus.Close() // delivers what it still holds, and says what it could not, before "stopped"
 	log.Info("stopped")
 	return nil
+}
+
+// syslogTLSConfig is the TLS configuration of --syslog-tls-addr: its
+// certificate, reloaded when the files change, and with --syslog-client-ca
+// the CAs whose client certificates are required. It is nil without
+// --syslog-tls-addr.
+func syslogTLSConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
+	if cfg.SyslogTLSAddr == "" {
+		return nil, nil
+	}
+	cert, err := tlsfile.Load(cfg.SyslogTLSCert, cfg.SyslogTLSKey, log.With(slog.String("part", "syslog-tls")))
+	if err != nil {
+		return nil, fmt.Errorf("syslog tls: %w", err)
+	}
+	tc := cert.ServerConfig()
+	if cfg.SyslogClientCA != "" {
+		pem, err := os.ReadFile(cfg.SyslogClientCA)
+		if err != nil {
+			return nil, fmt.Errorf("syslog client ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("syslog client ca %s: no PEM certificate in it", cfg.SyslogClientCA)
+		}
+		tc.ClientAuth, tc.ClientCAs = tls.RequireAndVerifyClientCert, pool
+	}
+	return tc, nil
 }
 
 // newBus picks the bus: Redis when --redis is set, else the in-memory hub.

@@ -15,9 +15,17 @@ const (
 	DropGELFTooLarge   = "gelf_too_large"  // a GELF message was larger than the maximum message size
 )
 
+// Reasons a syslog connection is refused, used as the "reason" label of
+// Metrics.Rejected.
+const (
+	RejectTLS          = "tls"           // a TLS ClientHello on the plain syslog TCP port
+	RejectHTTP         = "http"          // an HTTP request on the plain syslog TCP port
+	RejectTLSHandshake = "tls_handshake" // a TLS handshake on the syslog TLS port failed or timed out
+)
+
 // Metrics are the daemon's counters and gauges.
 type Metrics struct {
-	LinesReceived  *prometheus.CounterVec // by transport: tcp, udp, gelf-tcp, gelf-udp
+	LinesReceived  *prometheus.CounterVec // by transport: tcp, tls, udp, gelf-tcp, gelf-udp
 	BytesReceived  *prometheus.CounterVec // by transport
 	ParseFallbacks *prometheus.CounterVec // by format used when RFC 5424 did not parse
 	Truncated      prometheus.Counter     // frames cut at the maximum message size
@@ -25,6 +33,7 @@ type Metrics struct {
 	Published      prometheus.Counter     // records handed to the bus
 	Dropped        *prometheus.CounterVec // by reason
 	Connections    *prometheus.GaugeVec   // open syslog connections, by transport
+	Rejected       *prometheus.CounterVec // syslog connections refused, by reason
 	Clients        *prometheus.GaugeVec   // connected stream clients, by kind: ws, sse
 }
 
@@ -55,11 +64,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		Connections: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "logviewer_ingest_connections", Help: "Open syslog and GELF connections, by transport.",
 		}, []string{"transport"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "logviewer_ingest_rejected_total", Help: "Syslog connections closed before any record was made of them, by reason.",
+		}, []string{"reason"}),
 		Clients: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "logviewer_stream_clients", Help: "Connected stream clients, by kind.",
 		}, []string{"kind"}),
 	}
 	reg.MustRegister(m.LinesReceived, m.BytesReceived, m.ParseFallbacks, m.Truncated, m.InvalidUTF8,
-		m.Published, m.Dropped, m.Connections, m.Clients)
+		m.Published, m.Dropped, m.Connections, m.Rejected, m.Clients)
 	return m
 }

@@ -74,7 +74,10 @@ type Daemon struct {
 	SyslogAddr string // 127.0.0.1:port, for TCP and UDP
 	GELFAddr   string // GELF's host:port for TCP and UDP, from the "listening" line; "" without --gelf-addr
 	HTTPURL    string // http://127.0.0.1:port, https:// with --tls-cert
-	Cmd        *exec.Cmd
+	// SyslogTLSAddr is syslog over TLS's host:port, from the "listening"
+	// line; "" without --syslog-tls-addr.
+	SyslogTLSAddr string
+	Cmd           *exec.Cmd
 
 	stderr  *LockedBuffer
 	exited  chan struct{}
@@ -145,6 +148,9 @@ func StartDaemonEnv(tb testing.TB, env []string, args ...string) *Daemon {
 			if resp.StatusCode == http.StatusOK {
 				if argValue(args, "gelf-addr") != "" {
 					d.GELFAddr = listeningAddr(tb, d.Stderr(), "gelf_tcp")
+				}
+				if argValue(args, "syslog-tls-addr") != "" {
+					d.SyslogTLSAddr = listeningAddr(tb, d.Stderr(), "syslog_tls")
 				}
 				return d
 			}

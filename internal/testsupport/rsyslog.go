@@ -42,6 +42,14 @@ var omhiredisGlobs = []string{
 	"/usr/lib64/rsyslog/omhiredis.so",
 }
 
+// gtlsGlobs are where distributions put rsyslog's GnuTLS network stream
+// driver (Debian: rsyslog-gnutls).
+var gtlsGlobs = []string{
+	"/usr/lib/*/rsyslog/lmnsd_gtls.so",
+	"/usr/lib/rsyslog/lmnsd_gtls.so",
+	"/usr/lib64/rsyslog/lmnsd_gtls.so",
+}
+
 // RewriteRsyslogConf sets parameters in an rsyslog configuration: for each
 // name in vars, every `name="..."` assignment (the name not preceded by a
 // letter, digit, dot or underscore, so "port" leaves "serverport" alone) gets
@@ -77,13 +85,13 @@ func RewriteRsyslogConf(conf string, vars map[string]string) (string, error) {
 // fails under CI=true and is skipped elsewhere.
 func StartRsyslogd(tb testing.TB, confTemplatePath string, vars map[string]string) *Rsyslogd {
 	tb.Helper()
-	bin := RequireBinary(tb, "rsyslogd", "/usr/sbin/rsyslogd")
+	RequireBinary(tb, "rsyslogd", "/usr/sbin/rsyslogd")
 	raw, err := os.ReadFile(confTemplatePath)
 	if err != nil {
 		tb.Fatalf("read rsyslog config: %v", err)
 	}
 	if strings.Contains(string(raw), "omhiredis") {
-		requireOmhiredis(tb)
+		requireModule(tb, omhiredisGlobs, "omhiredis module", "rsyslog-hiredis")
 	}
 	all := map[string]string{}
 	for k, v := range vars {
@@ -100,9 +108,23 @@ func StartRsyslogd(tb testing.TB, confTemplatePath string, vars map[string]strin
 		tb.Fatalf("rsyslog config %s: %v", confTemplatePath, err)
 	}
 
+	return RunRsyslogd(tb, conf, net.JoinHostPort(all["address"], all["port"]))
+}
+
+// RunRsyslogd runs rsyslogd (-n) with the configuration conf as it is, a
+// global(workDirectory) line for its own temp directory put first, as
+// StartRsyslogd does after its rewrite: for a config a test writes itself,
+// such as one whose action has a port="..." of its own. syslogAddr is where
+// one of its TCP inputs listens; it returns once that accepts.
+func RunRsyslogd(tb testing.TB, conf, syslogAddr string) *Rsyslogd {
+	tb.Helper()
+	bin := RequireBinary(tb, "rsyslogd", "/usr/sbin/rsyslogd")
+	if strings.Contains(strings.ToLower(conf), `"gtls"`) {
+		requireModule(tb, gtlsGlobs, "GnuTLS stream driver", "rsyslog-gnutls")
+	}
 	dir := tb.TempDir()
 	r := &Rsyslogd{
-		SyslogAddr: net.JoinHostPort(all["address"], all["port"]),
+		SyslogAddr: syslogAddr,
 		ConfPath:   filepath.Join(dir, "rsyslog.conf"),
 		Dir:        dir,
 		out:        &LockedBuffer{},
@@ -116,7 +138,7 @@ func StartRsyslogd(tb testing.TB, confTemplatePath string, vars map[string]strin
 	check := exec.Command(bin, "-N1", "-f", r.ConfPath)
 	out, err := check.CombinedOutput()
 	if err != nil || strings.Contains(strings.ToLower(string(out)), "error") {
-		tb.Fatalf("rsyslogd -N1 -f %s: %v\n%s", confTemplatePath, err, out)
+		tb.Fatalf("rsyslogd -N1 -f %s: %v\n%s", r.ConfPath, err, out)
 	}
 
 	r.Cmd = exec.Command(bin, "-n", "-f", r.ConfPath, "-i", filepath.Join(dir, "rsyslogd.pid"))
@@ -155,19 +177,19 @@ func StartRsyslogd(tb testing.TB, confTemplatePath string, vars map[string]strin
 	}
 }
 
-// requireOmhiredis fails (CI=true) or skips the test when rsyslog's Redis
-// output module is missing.
-func requireOmhiredis(tb testing.TB) {
+// requireModule fails (CI=true) or skips the test when none of globs
+// matches an installed rsyslog module.
+func requireModule(tb testing.TB, globs []string, what, pkg string) {
 	tb.Helper()
-	for _, g := range omhiredisGlobs {
+	for _, g := range globs {
 		if m, _ := filepath.Glob(g); len(m) > 0 {
 			return
 		}
 	}
 	if os.Getenv("CI") == "true" {
-		tb.Fatalf("rsyslog omhiredis module not found in %v (CI=true: install rsyslog-hiredis, see scripts/test.sh)", omhiredisGlobs)
+		tb.Fatalf("rsyslog %s not found in %v (CI=true: install %s, see scripts/test.sh)", what, globs, pkg)
 	}
-	tb.Skipf("rsyslog omhiredis module not found; install rsyslog-hiredis (scripts/test.sh does)")
+	tb.Skipf("rsyslog %s not found; install %s (scripts/test.sh does)", what, pkg)
 }
 
 // Output is everything rsyslogd has written to stdout and stderr so far.
