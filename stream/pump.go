@@ -29,18 +29,24 @@ type pumpStats struct {
 // everything its subscription held.
 var errStopping = errors.New("server stopping")
 
+// errSlow ends a pump whose client kept losing records (its queue full) for
+// longer than the server allows.
+var errSlow = errors.New("slow client: records lost for too long")
+
 // pump moves events from sub to out until ctx (the client's) ends, the
 // subscription ends, a write fails, or stop (the server's) ends. Every
 // Next call takes all ready events (up to batchSize); they are written in
 // one batch and flushed once. On stop the events already queued are written
-// and errStopping is returned.
-func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbeat time.Duration, st *pumpStats) error {
+// and errStopping is returned. A client that loses records in every batch for
+// longer than slowAfter is cut off with errSlow.
+func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbeat, slowAfter time.Duration, st *pumpStats) error {
 	buf := make([]publish.Event, 0, batchSize)
 	// done is an already cancelled context: Next with it hands out the
 	// events that are ready and returns at once when there are none.
 	done, cancelDone := context.WithCancel(context.Background())
 	cancelDone()
 	lastWrite := time.Now()
+	var losingSince time.Time // when the current run of batches with losses began
 	for {
 		if stop.Err() != nil {
 			return drain(done, sub, out, buf, st)
@@ -81,6 +87,7 @@ func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbe
 				continue
 			}
 		}
+		lost := st.dropped
 		if err := write(out, evs, st); err != nil {
 			return err
 		}
@@ -88,6 +95,14 @@ func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbe
 			return err
 		}
 		lastWrite = time.Now()
+		switch {
+		case st.dropped == lost:
+			losingSince = time.Time{}
+		case losingSince.IsZero():
+			losingSince = lastWrite
+		case lastWrite.Sub(losingSince) > slowAfter:
+			return errSlow
+		}
 	}
 }
 

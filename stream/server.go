@@ -66,7 +66,19 @@ type Config struct {
 	AllowHosts []string
 	// TLS, when set, serves HTTPS (HTTP/2 included) with its certificate.
 	TLS *tlsfile.Certificate
+	// MaxClients bounds the streams open at once; past it a new one gets
+	// 503 with Retry-After. DefaultMaxClients when 0.
+	MaxClients int
+	// SlowAfter is how long a client may keep losing records (its queue
+	// full) before it is disconnected as slow; DefaultSlowAfter when 0.
+	SlowAfter time.Duration
 }
+
+// Defaults for Config.
+const (
+	DefaultMaxClients = 10000
+	DefaultSlowAfter  = 30 * time.Second
+)
 
 // Server serves the stream API over HTTP: WebSocket and SSE streams per
 // channel pattern, the channel list, health, metrics and the web viewer.
@@ -89,9 +101,33 @@ type Server struct {
 	listener net.Listener
 
 	mu       sync.Mutex
+	clients  int                    // open streams, bounded by MaxClients
 	stopping bool                   // no new streams once set
 	streams  sync.WaitGroup         // running streaming handlers
 	conns    map[*corkConn]struct{} // hijacked WebSocket connections
+
+	refusedLog logLimiter // "too many clients", at most once a second
+}
+
+// logLimiter lets one log line through per second and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	last       time.Time
+	suppressed int64
+}
+
+// allow reports whether to log now and how many lines were held back since
+// the last one.
+func (l *logLimiter) allow() (suppressed int64, ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now := time.Now(); now.Sub(l.last) >= time.Second {
+		n := l.suppressed
+		l.last, l.suppressed = now, 0
+		return n, true
+	}
+	l.suppressed++
+	return 0, false
 }
 
 // NewServer creates a server for bus. m counts clients (it may be nil);
@@ -102,6 +138,12 @@ func NewServer(cfg Config, bus publish.Bus, m *metrics.Metrics, gatherer prometh
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxClients <= 0 {
+		cfg.MaxClients = DefaultMaxClients
+	}
+	if cfg.SlowAfter <= 0 {
+		cfg.SlowAfter = DefaultSlowAfter
 	}
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
@@ -248,15 +290,38 @@ func (s *Server) closeConns() {
 	}
 }
 
-// beginStream registers a streaming handler; false once the server stops.
-func (s *Server) beginStream() bool {
+// beginStream registers a streaming handler. It fails once the server stops
+// or when MaxClients streams are open.
+func (s *Server) beginStream() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopping {
-		return false
+	switch {
+	case s.stopping:
+		return errors.New("server shutting down")
+	case s.clients >= s.cfg.MaxClients:
+		return errTooManyClients
 	}
+	s.clients++
 	s.streams.Add(1)
-	return true
+	return nil
+}
+
+// endStream undoes beginStream.
+func (s *Server) endStream() {
+	s.mu.Lock()
+	s.clients--
+	s.mu.Unlock()
+	s.streams.Done()
+}
+
+// errTooManyClients refuses a stream past Config.MaxClients.
+var errTooManyClients = errors.New("too many clients; try again later")
+
+// countClosed counts a stream client closed or refused for reason.
+func (s *Server) countClosed(reason string) {
+	if s.metrics != nil && s.metrics.ClientsClosed != nil {
+		s.metrics.ClientsClosed.WithLabelValues(reason).Inc()
+	}
 }
 
 // clientGauge returns the connected-clients gauge for kind, or nil.
@@ -335,13 +400,21 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request, req streamRe
 		http.Error(w, "403 forbidden: "+user.Name+" may not read channel "+req.pattern, http.StatusForbidden)
 		return nil, false
 	}
-	if !s.beginStream() {
-		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
+	if err := s.beginStream(); err != nil {
+		if errors.Is(err, errTooManyClients) {
+			s.countClosed(metrics.CloseMaxClients)
+			if n, ok := s.refusedLog.allow(); ok {
+				s.log.Warn("stream refused: too many clients", slog.Int("max_clients", s.cfg.MaxClients),
+					slog.String("remote", r.RemoteAddr), slog.Int64("suppressed", n))
+			}
+			w.Header().Set("Retry-After", "5")
+		}
+		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return nil, false
 	}
 	sub, err := s.bus.Subscribe(r.Context(), pattern, req.opts)
 	if err != nil {
-		s.streams.Done()
+		s.endStream()
 		s.log.Warn("subscribe failed", slog.String("pattern", req.pattern), slog.String("remote", r.RemoteAddr), slog.Any("error", err))
 		http.Error(w, "subscribe: "+err.Error(), http.StatusServiceUnavailable)
 		return nil, false
@@ -355,5 +428,5 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request, req streamRe
 // closeStream ends what openStream started.
 func (s *Server) closeStream(sub publish.Subscription) {
 	sub.Close()
-	s.streams.Done()
+	s.endStream()
 }

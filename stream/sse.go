@@ -7,10 +7,12 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/logviewer/logviewer/publish"
 )
 
@@ -70,7 +72,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	defer context.AfterFunc(s.stop, cancel)()
 	s.runClient(ctx, r, "sse", kind, req, func(st *pumpStats) error {
-		return pump(ctx, s.stop, sub, out, s.cfg.Heartbeat, st)
+		return pump(ctx, s.stop, sub, out, s.cfg.Heartbeat, s.cfg.SlowAfter, st)
 	})
 }
 
@@ -85,17 +87,34 @@ func (s *Server) runClient(ctx context.Context, r *http.Request, gaugeKind, form
 	log.Debug("client connected", slog.String("since", req.opts.Since), slog.Int("tail", req.opts.Tail))
 	var st pumpStats
 	err := run(&st)
-	reason := "client gone"
-	switch {
-	case errors.Is(err, errStopping):
-		reason = "server stopping"
-	case errors.Is(err, publish.ErrClosed):
-		reason = "bus closed"
-	case err != nil && ctx.Err() == nil:
-		reason = err.Error()
+	reason := closeReason(ctx, err)
+	s.countClosed(reason)
+	attrs := []any{slog.String("reason", reason), slog.Uint64("records", st.records),
+		slog.Uint64("dropped", st.dropped), slog.Duration("duration", time.Since(start))}
+	if reason == metrics.CloseError {
+		attrs = append(attrs, slog.Any("error", err))
 	}
-	log.Debug("client disconnected", slog.String("reason", reason), slog.Uint64("records", st.records),
-		slog.Uint64("dropped", st.dropped), slog.Duration("duration", time.Since(start)))
+	if reason == metrics.CloseSlow {
+		// Worth a line at info: it says a reader cannot keep up.
+		log.Info("client disconnected", attrs...)
+		return
+	}
+	log.Debug("client disconnected", attrs...)
+}
+
+// closeReason names why a client's stream ended: the metrics label.
+func closeReason(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(err, errSlow) || errors.Is(err, os.ErrDeadlineExceeded):
+		return metrics.CloseSlow // a write timeout means the peer stopped reading
+	case errors.Is(err, errStopping):
+		return metrics.CloseStopping
+	case errors.Is(err, publish.ErrClosed):
+		return metrics.CloseBusClosed
+	case err != nil && ctx.Err() == nil:
+		return metrics.CloseError
+	}
+	return metrics.CloseClientGone
 }
 
 // wantsNDJSON reads the format a streaming request asks for.

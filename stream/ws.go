@@ -70,7 +70,7 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 
 	out := &wsSink{c: c, cork: cork, readCtx: readCtx, timeout: s.writeTimeout}
 	s.runClient(ctx, r, "ws", "ws", req, func(st *pumpStats) error {
-		err := pump(ctx, s.stop, sub, out, s.cfg.Heartbeat, st)
+		err := pump(ctx, s.stop, sub, out, s.cfg.Heartbeat, s.cfg.SlowAfter, st)
 		if errors.Is(err, errStopping) {
 			_ = c.Close(websocket.StatusGoingAway, "server shutting down")
 		}

@@ -25,6 +25,7 @@ type Config struct {
 	MaxMessageSize  int
 	History         int
 	HistoryBytes    int64
+	MaxClients      int
 	DNS             bool
 	LogLevel        slog.Level
 	Version         bool
@@ -82,6 +83,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.BoolVar(&c.GELFCompat, "gelf-compat", false, "emit only the original rsyslog template's five fields")
 	fs.IntVar(&c.MaxMessageSize, "max-message-size", 64<<10, "bytes; longer messages are cut and marked _truncated (GELF records: dropped)")
 	fs.IntVar(&c.History, "history", 10000, "records kept per channel for backfill and resume")
+	fs.IntVar(&c.MaxClients, "max-clients", 10000, "stream clients (SSE and WebSocket) open at once; past it 503 with Retry-After")
 	fs.Int64Var(&c.HistoryBytes, "history-bytes", 256<<20, "bytes of records kept for backfill and resume over all channels (in-memory bus); the largest channels' oldest go first")
 	fs.BoolVar(&c.DNS, "dns", true, "name channels by the reverse DNS of the sender (else its IP)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -156,6 +158,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid --max-message-size %d: want 64 bytes to 16 MiB", c.MaxMessageSize)
 	case c.History < 1:
 		return errors.New("invalid --history: want at least 1")
+	case c.MaxClients < 1:
+		return errors.New("invalid --max-clients: want at least 1")
 	case c.HistoryBytes < 1<<20:
 		return fmt.Errorf("invalid --history-bytes %d: want at least 1 MiB", c.HistoryBytes)
 	case c.BufferBytes < 0:

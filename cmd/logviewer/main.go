@@ -127,6 +127,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Addr:         cfg.HTTPAddr,
 		AllowOrigins: cfg.AllowOrigins,
 		AllowHosts:   cfg.AllowHosts,
+		MaxClients:   cfg.MaxClients,
 		Logger:       streamLog,
 	}
 	if cfg.TLSCert != "" {

@@ -23,6 +23,17 @@ const (
 	RejectTLSHandshake = "tls_handshake" // a TLS handshake on the syslog TLS port failed or timed out
 )
 
+// Why a stream client's connection ended, used as the "reason" label of
+// Metrics.ClientsClosed.
+const (
+	CloseClientGone = "client_gone" // the client closed or its request ended
+	CloseSlow       = "slow"        // evicted: its queue stayed full, or a write timed out
+	CloseStopping   = "stopping"    // the server shut down
+	CloseBusClosed  = "bus_closed"  // the bus ended the subscription
+	CloseError      = "error"       // any other write or stream error
+	CloseMaxClients = "max_clients" // refused at connect: --max-clients reached
+)
+
 // Metrics are the daemon's counters and gauges.
 type Metrics struct {
 	LinesReceived  *prometheus.CounterVec // by transport: tcp, tls, udp, gelf-tcp, gelf-udp
@@ -35,6 +46,7 @@ type Metrics struct {
 	Connections    *prometheus.GaugeVec   // open syslog connections, by transport
 	Rejected       *prometheus.CounterVec // syslog connections refused, by reason
 	Clients        *prometheus.GaugeVec   // connected stream clients, by kind: ws, sse
+	ClientsClosed  *prometheus.CounterVec // stream clients closed or refused, by reason
 }
 
 // New creates the collectors and registers them on reg.
@@ -70,8 +82,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		Clients: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "logviewer_stream_clients", Help: "Connected stream clients, by kind.",
 		}, []string{"kind"}),
+		ClientsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "logviewer_stream_clients_closed_total", Help: "Stream clients disconnected or refused, by reason.",
+		}, []string{"reason"}),
 	}
 	reg.MustRegister(m.LinesReceived, m.BytesReceived, m.ParseFallbacks, m.Truncated, m.InvalidUTF8,
-		m.Published, m.Dropped, m.Connections, m.Rejected, m.Clients)
+		m.Published, m.Dropped, m.Connections, m.Rejected, m.Clients, m.ClientsClosed)
 	return m
 }

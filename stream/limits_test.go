@@ -1,0 +1,81 @@
+package stream
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logviewer/logviewer/internal/testsupport"
+)
+
+// TestMaxClients: past MaxClients a new stream gets 503 with Retry-After,
+// counted; once one closes, a new one is served again.
+func TestMaxClients(t *testing.T) {
+	f := startServer(t, Config{MaxClients: 2})
+	a := testsupport.OpenSSE(t, f.url+"/sse/*")
+	testsupport.OpenSSE(t, f.url+"/sse/*")
+	resp, err := http.Get(f.url + "/sse/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third client: %d, Retry-After %q; want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if got := gauge(t, f.url, `logviewer_stream_clients_closed_total{reason="max_clients"}`); got != 1 {
+		t.Errorf("refusals counted: %v, want 1", got)
+	}
+	// The WebSocket endpoint shares the bound.
+	resp, err = http.Get(f.url + "/ws/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("websocket past the bound: %d, want 503", resp.StatusCode)
+	}
+	a.Close()
+	testsupport.Eventually(t, wait, func() bool {
+		resp, err := http.Get(f.url + "/sse/*?format=ndjson")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, "a client is served again after one left")
+}
+
+// TestSlowClientEvicted: a client that stops reading is cut off once a
+// write times out, logged and counted as slow, not as gone; a client that
+// reads but keeps losing records is cut off after SlowAfter.
+func TestSlowClientEvicted(t *testing.T) {
+	f := startServer(t, Config{SlowAfter: 200 * time.Millisecond}, func(s *Server) { s.writeTimeout = 300 * time.Millisecond })
+	stalled, err := net.Dial("tcp", f.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stalled.Close()
+	fmt.Fprintf(stalled, "GET /sse/* HTTP/1.1\r\nHost: %s\r\n\r\n", f.host)
+	testsupport.Eventually(t, wait, func() bool {
+		return gauge(t, f.url, `logviewer_stream_clients{kind="sse"}`) == 1
+	}, "the stalled client connected")
+
+	gelf := []byte(`{"short_message":"` + strings.Repeat("x", 4096) + `"}`)
+	testsupport.Eventually(t, 30*time.Second, func() bool {
+		for range 500 { // enough to fill the socket buffers, bounded per poll
+			if err := f.hub.Publish(t.Context(), "app", gelf); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return gauge(t, f.url, `logviewer_stream_clients_closed_total{reason="slow"}`) == 1
+	}, "the stalled client was not evicted as slow")
+	if got := gauge(t, f.url, `logviewer_stream_clients{kind="sse"}`); got != 0 {
+		t.Errorf("clients still connected: %v", got)
+	}
+	if got := gauge(t, f.url, `logviewer_stream_clients_closed_total{reason="client_gone"}`); got > 0 {
+		t.Errorf("the slow client was also counted as gone: %v", got)
+	}
+}

@@ -1,0 +1,54 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/logviewer/logviewer/publish"
+)
+
+// slowSink takes everything but each flush takes a while: a reader that
+// keeps up with a trickle, not with a flood.
+type slowSink struct{ delay time.Duration }
+
+func (slowSink) record(*publish.Record) error { return nil }
+func (slowSink) dropped(uint64) error         { return nil }
+func (slowSink) gap() error                   { return nil }
+func (slowSink) heartbeat() error             { return nil }
+func (s slowSink) flush() error {
+	time.Sleep(s.delay)
+	return nil
+}
+
+// TestPumpEvictsClientLosingRecords: a client that reads, but too slowly to
+// ever stop losing records, is cut off with errSlow after slowAfter.
+func TestPumpEvictsClientLosingRecords(t *testing.T) {
+	hub := publish.NewMemory(publish.MemoryConfig{History: 10})
+	defer hub.Close()
+	sub, err := hub.Subscribe(t.Context(), "*", publish.SubscribeOptions{QueueSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	go func() { // a flood, until the test ends
+		for ctx.Err() == nil {
+			for range 100 {
+				_ = hub.Publish(ctx, "app", []byte(`{"short_message":"x"}`))
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	var st pumpStats
+	start := time.Now()
+	err = pump(ctx, context.Background(), sub, slowSink{delay: 5 * time.Millisecond}, time.Minute, 100*time.Millisecond, &st)
+	if !errors.Is(err, errSlow) {
+		t.Fatalf("pump ended with %v after %v, want errSlow", err, time.Since(start))
+	}
+	if st.dropped == 0 {
+		t.Fatalf("no records were lost, yet the client was evicted")
+	}
+}
