@@ -3,6 +3,7 @@ package publish
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -24,6 +25,13 @@ type MemoryConfig struct {
 	// records (their JSON plus a fixed overhead each): beyond it the oldest
 	// records of the largest channels go first. Zero or less: no byte bound.
 	HistoryBytes int64
+	// MaxChannels bounds the channels the hub knows: a record for a new
+	// channel past it is dropped, counted (reason max_channels) and
+	// Publish returns ErrTooManyChannels. Zero or less: no bound.
+	MaxChannels int
+	// ChannelTTL forgets a channel that has no history left and no record
+	// for this long. Zero or less: channels are never forgotten.
+	ChannelTTL time.Duration
 	// Metrics receives the published and dropped counts; nil counts nothing.
 	Metrics *metrics.Metrics
 }
@@ -37,6 +45,9 @@ type MemoryConfig struct {
 type Memory struct {
 	history   int
 	maxBytes  int64 // HistoryBytes; 0: unbounded
+	maxChans  int
+	ttl       time.Duration
+	overCap   prometheus.Counter // records dropped for a channel past MaxChannels; nil without metrics
 	epoch     int64
 	published prometheus.Counter // nil without metrics
 	fan       *fanout
@@ -49,9 +60,20 @@ type Memory struct {
 	mu       sync.Mutex
 	seq      uint64
 	channels map[string]*memChannel
-	bytes    int64 // history bytes over all channels
-	closed   bool
+	bytes    int64     // history bytes over all channels
+	swept    time.Time // when forgotten channels were last looked for
+	// forgotten is the last seq evicted from any channel since forgotten: a
+	// resume from before it may have missed records of such a channel.
+	forgotten uint64
+	closed    bool
 }
+
+// ErrTooManyChannels is returned by Publish for a record of a new channel
+// when the hub already knows MemoryConfig.MaxChannels channels.
+var ErrTooManyChannels = errors.New("publish: too many channels")
+
+// sweepEvery is how often Publish looks for channels to forget.
+const sweepEvery = time.Minute
 
 var _ Bus = (*Memory)(nil)
 
@@ -60,6 +82,8 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	m := &Memory{
 		history:  max(cfg.History, 0),
 		maxBytes: max(cfg.HistoryBytes, 0),
+		maxChans: max(cfg.MaxChannels, 0),
+		ttl:      max(cfg.ChannelTTL, 0),
 		epoch:    time.Now().UnixMilli(),
 		fan:      newFanout(cfg.Metrics),
 		now:      time.Now,
@@ -67,6 +91,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 	}
 	if cfg.Metrics != nil {
 		m.published = cfg.Metrics.Published
+		m.overCap = cfg.Metrics.Dropped.WithLabelValues(metrics.DropMaxChannels)
 	}
 	return m
 }
@@ -147,6 +172,18 @@ func (c *memChannel) popOldest() int64 {
 	c.n--
 	c.bytes -= size
 	return size
+}
+
+// sweepLocked forgets the channels with no history left and no record for
+// the TTL. m.mu is held.
+func (m *Memory) sweepLocked(now time.Time) {
+	m.swept = now
+	for name, c := range m.channels {
+		if c.n == 0 && now.Sub(c.lastSeen) >= m.ttl {
+			m.forgotten = max(m.forgotten, c.evicted)
+			delete(m.channels, name)
+		}
+	}
 }
 
 // trimLocked evicts the oldest records of the largest channels until the
@@ -230,6 +267,21 @@ func (m *Memory) Publish(_ context.Context, channel string, gelf []byte) error {
 		m.mu.Unlock()
 		return ErrClosed
 	}
+	if m.ttl > 0 && now.Sub(m.swept) >= min(sweepEvery, m.ttl) {
+		m.sweepLocked(now)
+	}
+	c := m.channels[channel]
+	if c == nil {
+		if m.maxChans > 0 && len(m.channels) >= m.maxChans {
+			m.mu.Unlock()
+			if m.overCap != nil {
+				m.overCap.Inc()
+			}
+			return fmt.Errorf("publish to new channel %q: %w (%d)", channel, ErrTooManyChannels, m.maxChans)
+		}
+		c = &memChannel{name: channel, first: now.Unix()}
+		m.channels[channel] = c
+	}
 	m.seq++
 	seq := m.seq
 	id := formatID(m.epoch, seq)
@@ -237,11 +289,6 @@ func (m *Memory) Publish(_ context.Context, channel string, gelf []byte) error {
 		Channel: channel,
 		ID:      id,
 		JSON:    AnnotateJSON(make([]byte, 0, len(gelf)+len(id)+len(channel)+32), id, channel, gelf),
-	}
-	c := m.channels[channel]
-	if c == nil {
-		c = &memChannel{name: channel, first: now.Unix()}
-		m.channels[channel] = c
 	}
 	m.bytes += c.add(entry{seq: seq, rec: rec}, m.history)
 	if m.maxBytes > 0 && m.bytes > m.maxBytes {
@@ -300,6 +347,9 @@ func (m *Memory) sinceLocked(matched []*memChannel, since string) []Event {
 	gap := !ok || epoch != m.epoch
 	if gap {
 		seq = 0
+	}
+	if m.forgotten > seq {
+		gap = true // a forgotten channel may have matched; say so rather than miss it
 	}
 	var evs []Event
 	if gap {

@@ -670,3 +670,57 @@ func TestMemoryHistoryBytes(t *testing.T) {
 		t.Fatalf("history 3: kept %d records, %d bytes (hub %d)", c.len(), c.bytes, m2.bytes)
 	}
 }
+
+// TestMemoryChannelBounds: past MaxChannels a new channel's records are
+// refused and counted while known channels go on; a channel with no history
+// and no record for the TTL is forgotten, which frees room for a new one,
+// and a resume from before it gets a gap notice.
+func TestMemoryChannelBounds(t *testing.T) {
+	met := metrics.New(prometheus.NewRegistry())
+	m := NewMemory(MemoryConfig{History: 1, MaxChannels: 2, ChannelTTL: time.Hour, Metrics: met})
+	t.Cleanup(func() { m.Close() })
+	now := time.Unix(1_800_000_000, 0)
+	m.now = func() time.Time { return now }
+	ctx := context.Background()
+	rec := []byte(`{"short_message":"x"}`)
+	for _, ch := range []string{"a", "b", "a"} {
+		if err := m.Publish(ctx, ch, rec); err != nil {
+			t.Fatalf("publish %s: %v", ch, err)
+		}
+	}
+	if err := m.Publish(ctx, "c", rec); !errors.Is(err, ErrTooManyChannels) {
+		t.Fatalf("third channel: %v, want ErrTooManyChannels", err)
+	}
+	if got := readCounter(t, met.Dropped.WithLabelValues(metrics.DropMaxChannels)); got != 1 {
+		t.Fatalf("dropped{max_channels} = %v, want 1", got)
+	}
+	if err := m.Publish(ctx, "b", rec); err != nil {
+		t.Fatalf("a known channel past the bound: %v", err)
+	}
+	since := formatID(m.epoch, 1)
+
+	// b loses its history (history 1: a record of a pushes nothing out of b,
+	// so empty b by hand as the byte bound would), then stays silent.
+	m.mu.Lock()
+	m.bytes -= m.channels["b"].popOldest()
+	m.mu.Unlock()
+	now = now.Add(2 * time.Hour)
+	if err := m.Publish(ctx, "c", rec); err != nil {
+		t.Fatalf("a new channel once b is forgotten: %v", err)
+	}
+	infos, _ := m.Channels(ctx)
+	var names []string
+	for _, c := range infos {
+		names = append(names, c.Name)
+	}
+	if !slices.Equal(names, []string{"a", "c"}) {
+		t.Fatalf("channels %v, want [a c]: b forgotten, a kept for its history", names)
+	}
+	s, err := m.Subscribe(ctx, "*", SubscribeOptions{Since: since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := summary(t, readReady(t, s)); len(got) == 0 || got[0] != "gap" {
+		t.Fatalf("resume from before b was forgotten: %v, want a gap first", got)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/logviewer/logviewer/publish"
@@ -19,7 +21,9 @@ type channelsResponse struct {
 	Channels []publish.ChannelInfo `json:"channels"`
 }
 
-// handleChannels lists the known channels: {"channels":[{"name","count","last_seen","rate"}]}.
+// handleChannels lists the known channels the user may read, sorted by name:
+// {"channels":[{"name","count","last_seen","rate"}]}; ?prefix= keeps the
+// names that start with it and ?limit= the first that many.
 func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
@@ -29,15 +33,28 @@ func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
 		return
 	}
-	if u := userOf(r); !u.All {
-		mine := list[:0:0]
-		for _, c := range list {
-			if u.CanRead(c.Name) {
-				mine = append(mine, c)
-			}
+	q := r.URL.Query()
+	prefix := q.Get("prefix")
+	limit := -1
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 0 {
+			http.Error(w, "bad limit "+strconv.Quote(l)+": want a whole number", http.StatusBadRequest)
+			return
 		}
-		list = mine
+		limit = n
 	}
+	u := userOf(r)
+	kept := list[:0]
+	for _, c := range list {
+		if limit >= 0 && len(kept) == limit {
+			break
+		}
+		if strings.HasPrefix(c.Name, prefix) && u.CanRead(c.Name) {
+			kept = append(kept, c)
+		}
+	}
+	list = kept
 	if list == nil {
 		list = []publish.ChannelInfo{}
 	}

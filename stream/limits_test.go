@@ -79,3 +79,45 @@ func TestSlowClientEvicted(t *testing.T) {
 		t.Errorf("the slow client was also counted as gone: %v", got)
 	}
 }
+
+// TestChannelsPrefixLimit: /api/channels keeps the names with ?prefix= and
+// the first ?limit= of them, sorted by name.
+func TestChannelsPrefixLimit(t *testing.T) {
+	f := startServer(t, Config{})
+	for _, ch := range []string{"web-2", "db-1", "web-1", "web-3", "api"} {
+		if err := f.hub.Publish(t.Context(), ch, []byte(`{"short_message":"x"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tests := []struct {
+		query string
+		want  string
+	}{
+		{"", "api,db-1,web-1,web-2,web-3"},
+		{"?prefix=web-", "web-1,web-2,web-3"},
+		{"?prefix=web-&limit=2", "web-1,web-2"},
+		{"?limit=0", ""},
+		{"?prefix=nothing", ""},
+	}
+	for _, tc := range tests {
+		var body struct {
+			Channels []struct{ Name string } `json:"channels"`
+		}
+		testsupport.GetJSON(t, f.url+"/api/channels"+tc.query, &body)
+		var names []string
+		for _, c := range body.Channels {
+			names = append(names, c.Name)
+		}
+		if got := strings.Join(names, ","); got != tc.want {
+			t.Errorf("/api/channels%s: %s, want %s", tc.query, got, tc.want)
+		}
+	}
+	resp, err := http.Get(f.url + "/api/channels?limit=many")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("bad limit: %d, want 400", resp.StatusCode)
+	}
+}

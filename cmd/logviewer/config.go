@@ -26,6 +26,8 @@ type Config struct {
 	History         int
 	HistoryBytes    int64
 	MaxClients      int
+	MaxChannels     int
+	ChannelTTL      time.Duration
 	DNS             bool
 	LogLevel        slog.Level
 	Version         bool
@@ -84,6 +86,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxMessageSize, "max-message-size", 64<<10, "bytes; longer messages are cut and marked _truncated (GELF records: dropped)")
 	fs.IntVar(&c.History, "history", 10000, "records kept per channel for backfill and resume")
 	fs.IntVar(&c.MaxClients, "max-clients", 10000, "stream clients (SSE and WebSocket) open at once; past it 503 with Retry-After")
+	fs.IntVar(&c.MaxChannels, "max-channels", 10000, "channels known at once (in-memory bus); a new channel's records past it are dropped and counted")
+	fs.DurationVar(&c.ChannelTTL, "channel-ttl", 24*time.Hour, "forget a channel with no history left and no record for this long (in-memory bus); 0: never")
 	fs.Int64Var(&c.HistoryBytes, "history-bytes", 256<<20, "bytes of records kept for backfill and resume over all channels (in-memory bus); the largest channels' oldest go first")
 	fs.BoolVar(&c.DNS, "dns", true, "name channels by the reverse DNS of the sender (else its IP)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
@@ -158,6 +162,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid --max-message-size %d: want 64 bytes to 16 MiB", c.MaxMessageSize)
 	case c.History < 1:
 		return errors.New("invalid --history: want at least 1")
+	case c.MaxChannels < 1:
+		return errors.New("invalid --max-channels: want at least 1")
+	case c.ChannelTTL < 0:
+		return errors.New("invalid --channel-ttl: want 0 (never) or more")
 	case c.MaxClients < 1:
 		return errors.New("invalid --max-clients: want at least 1")
 	case c.HistoryBytes < 1<<20:

@@ -275,7 +275,8 @@ func syslogTLSConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
 // newBus picks the bus: Redis when --redis is set, else the in-memory hub.
 func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metrics) (publish.Bus, error) {
 	if cfg.Redis == "" {
-		return publish.NewMemory(publish.MemoryConfig{History: cfg.History, HistoryBytes: cfg.HistoryBytes, Metrics: m}), nil
+		return publish.NewMemory(publish.MemoryConfig{History: cfg.History, HistoryBytes: cfg.HistoryBytes,
+			MaxChannels: cfg.MaxChannels, ChannelTTL: cfg.ChannelTTL, Metrics: m}), nil
 	}
 	// go-redis logs through a package-level logger; it is set once here, in main.
 	redis.SetLogger(redisLogger{log: log.With(slog.String("part", "go-redis"))})

@@ -13,6 +13,7 @@ const (
 	DropGELFIncomplete = "gelf_incomplete" // a chunked GELF message timed out or was evicted before all its chunks came
 	DropGELFInvalid    = "gelf_invalid"    // a GELF message was not a valid record (bad chunk, compression, JSON or fields)
 	DropGELFTooLarge   = "gelf_too_large"  // a GELF message was larger than the maximum message size
+	DropMaxChannels    = "max_channels"    // a record for a new channel past --max-channels
 )
 
 // Reasons a syslog connection is refused, used as the "reason" label of
