@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -62,8 +63,24 @@ type Config struct {
 	// HandshakeTimeout bounds each TLS handshake; DefaultHandshakeTimeout
 	// when <= 0.
 	HandshakeTimeout time.Duration
-	Logger           *slog.Logger // nil: discard
+	// MaxConnections bounds the TCP and TLS connections open at once, and
+	// MaxConnectionsPerAddr those from one address; a connection past
+	// either is closed at once and counted. DefaultMaxConnections and
+	// DefaultMaxConnectionsPerAddr when <= 0.
+	MaxConnections        int
+	MaxConnectionsPerAddr int
+	// IdleTimeout closes a connection that sent nothing for this long;
+	// DefaultIdleTimeout when 0, never when < 0.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger // nil: discard
 }
+
+// Connection bounds used when Config sets none.
+const (
+	DefaultMaxConnections        = 8192
+	DefaultMaxConnectionsPerAddr = 1024
+	DefaultIdleTimeout           = 10 * time.Minute
+)
 
 // Server receives syslog over TCP and UDP on one port, and over TLS on
 // another when Config.TLSAddr is set, turns every message into a GELF record
@@ -84,8 +101,9 @@ type Server struct {
 	stopping atomic.Bool
 	wg       sync.WaitGroup // connection, reader and UDP flush goroutines
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	conns  map[net.Conn]*connState
+	byAddr map[netip.Addr]int // open connections per peer address
 
 	// Rate limits for logs on hot paths.
 	acceptLog, readLog, publishLog, rejectLog logLimiter
@@ -106,6 +124,15 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerAddr <= 0 {
+		cfg.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -114,13 +141,14 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 		m = metrics.New(prometheus.NewRegistry())
 	}
 	return &Server{
-		cfg:   cfg,
-		enc:   enc,
-		pub:   pub,
-		met:   m,
-		log:   log,
-		names: newResolver(cfg.ResolveDNS, log),
-		conns: make(map[net.Conn]struct{}),
+		cfg:    cfg,
+		enc:    enc,
+		pub:    pub,
+		met:    m,
+		log:    log,
+		names:  newResolver(cfg.ResolveDNS, log),
+		conns:  make(map[net.Conn]*connState),
+		byAddr: make(map[netip.Addr]int),
 	}
 }
 
@@ -291,6 +319,9 @@ func (s *Server) Serve(ctx context.Context) error {
 	pubCtx := context.WithoutCancel(ctx)
 
 	s.wg.Go(func() { s.acceptLoop(ctx, pubCtx, s.tcp, transportTCP) })
+	if s.cfg.IdleTimeout > 0 {
+		s.wg.Go(func() { s.closeIdle(ctx) })
+	}
 	if s.tls != nil {
 		s.wg.Go(func() { s.acceptLoop(ctx, pubCtx, s.tls, transportTLS) })
 	}

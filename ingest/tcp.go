@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/logviewer/logviewer/internal/metrics"
@@ -38,39 +39,92 @@ func (s *Server) acceptLoop(ctx, pubCtx context.Context, l net.Listener, transpo
 			continue
 		}
 		backoff = 0
-		if !s.track(c) {
-			c.Close() // accepted while shutting down
+		st, reason := s.track(c)
+		if st == nil {
+			c.Close() // accepted while shutting down, or past a bound
+			if reason != "" {
+				s.reject(reason, addrOf(c.RemoteAddr()), nil)
+			}
 			continue
 		}
-		s.wg.Go(func() { s.serveConn(ctx, pubCtx, c, transport) })
+		s.wg.Go(func() { s.serveConn(ctx, pubCtx, c, st, transport) })
 	}
 }
 
-// track registers c so that shutdown can stop its reads. It returns false
-// once shutdown has begun.
-func (s *Server) track(c net.Conn) bool {
+// connState is what the server keeps of an open connection.
+type connState struct {
+	addr     netip.Addr
+	lastRead atomic.Int64 // Unix nanoseconds of the last bytes read (or of the accept)
+}
+
+// track registers c so that shutdown can stop its reads and the idle sweep
+// can close it. It returns nil once shutdown has begun, or with the reason
+// when c is past the connection bounds.
+func (s *Server) track(c net.Conn) (*connState, string) {
+	st := &connState{addr: addrOf(c.RemoteAddr())}
+	st.lastRead.Store(time.Now().UnixNano())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.stopping.Load() {
-		return false
+	switch {
+	case s.stopping.Load():
+		return nil, ""
+	case len(s.conns) >= s.cfg.MaxConnections:
+		return nil, metrics.RejectMaxConnections
+	case s.byAddr[st.addr] >= s.cfg.MaxConnectionsPerAddr:
+		return nil, metrics.RejectMaxPerAddr
 	}
-	s.conns[c] = struct{}{}
-	return true
+	s.conns[c] = st
+	s.byAddr[st.addr]++
+	return st, ""
 }
 
-func (s *Server) untrack(c net.Conn) {
+func (s *Server) untrack(c net.Conn, st *connState) {
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.byAddr[st.addr]--; s.byAddr[st.addr] <= 0 {
+		delete(s.byAddr, st.addr)
+	}
 	s.mu.Unlock()
 	c.Close()
+}
+
+// closeIdle closes, every tenth of the idle timeout, the connections that
+// read nothing for the idle timeout, until ctx ends.
+func (s *Server) closeIdle(ctx context.Context) {
+	t := time.NewTicker(max(s.cfg.IdleTimeout/10, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			limit := now.Add(-s.cfg.IdleTimeout).UnixNano()
+			var idle []net.Conn
+			s.mu.Lock()
+			for c, st := range s.conns {
+				if st.lastRead.Load() < limit {
+					idle = append(idle, c)
+				}
+			}
+			s.mu.Unlock()
+			for _, c := range idle {
+				_ = c.Close() // its serveConn sees the error, untracks and ends
+				s.met.Rejected.WithLabelValues(metrics.RejectIdle).Inc()
+			}
+			if len(idle) > 0 {
+				s.log.Debug("idle syslog connections closed", slog.Int("count", len(idle)),
+					slog.Duration("idle_timeout", s.cfg.IdleTimeout))
+			}
+		}
+	}
 }
 
 // serveConn frames and handles one connection until the peer closes it or
 // shutdown stops its reads; frames already read are handled either way. A
 // tls connection does its handshake first; a plain tcp one is refused when
 // it begins as TLS or HTTP.
-func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, transport string) {
-	defer s.untrack(c)
+func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, st *connState, transport string) {
+	defer s.untrack(c, st)
 	conns := s.met.Connections.WithLabelValues(transport)
 	conns.Inc()
 	defer conns.Dec()
@@ -104,6 +158,7 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, transport st
 			h.bytes.Add(float64(n - counted))
 			counted = n
 			received = time.Now()
+			st.lastRead.Store(received.UnixNano())
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !(s.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {

@@ -31,7 +31,7 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet rsyslog 2>/dev
 fi
 
 missing=()
-for bin in redis-server rsyslogd chromium logger python3 htpasswd curl; do
+for bin in redis-server rsyslogd chromium logger prlimit python3 htpasswd curl; do
   command -v "$bin" >/dev/null || missing+=("$bin")
 done
 have_omhiredis || missing+=(omhiredis)

@@ -26,6 +26,9 @@ type Config struct {
 	History         int
 	HistoryBytes    int64
 	MaxClients      int
+	MaxConnections  int
+	MaxConnsPerAddr int
+	IdleTimeout     time.Duration
 	MaxChannels     int
 	ChannelTTL      time.Duration
 	DNS             bool
@@ -85,6 +88,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.BoolVar(&c.GELFCompat, "gelf-compat", false, "emit only the original rsyslog template's five fields")
 	fs.IntVar(&c.MaxMessageSize, "max-message-size", 64<<10, "bytes; longer messages are cut and marked _truncated (GELF records: dropped)")
 	fs.IntVar(&c.History, "history", 10000, "records kept per channel for backfill and resume")
+	fs.IntVar(&c.MaxConnections, "max-connections", 8192, "syslog TCP and TLS connections open at once (at most half the file limit); past it a new one is closed")
+	fs.IntVar(&c.MaxConnsPerAddr, "max-connections-per-addr", 1024, "syslog TCP and TLS connections open at once from one address")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 10*time.Minute, "close a syslog connection that completed no message for this long; 0: never")
 	fs.IntVar(&c.MaxClients, "max-clients", 10000, "stream clients (SSE and WebSocket) open at once; past it 503 with Retry-After")
 	fs.IntVar(&c.MaxChannels, "max-channels", 10000, "channels known at once (in-memory bus); a new channel's records past it are dropped and counted")
 	fs.DurationVar(&c.ChannelTTL, "channel-ttl", 24*time.Hour, "forget a channel with no history left and no record for this long (in-memory bus); 0: never")
@@ -166,6 +172,10 @@ func (c Config) validate() error {
 		return errors.New("invalid --max-channels: want at least 1")
 	case c.ChannelTTL < 0:
 		return errors.New("invalid --channel-ttl: want 0 (never) or more")
+	case c.MaxConnections < 1 || c.MaxConnsPerAddr < 1:
+		return errors.New("invalid --max-connections or --max-connections-per-addr: want at least 1")
+	case c.IdleTimeout < 0:
+		return errors.New("invalid --idle-timeout: want 0 (never) or more")
 	case c.MaxClients < 1:
 		return errors.New("invalid --max-clients: want at least 1")
 	case c.HistoryBytes < 1<<20:

@@ -161,3 +161,21 @@ func TestRunSyslogClientCANotPEM(t *testing.T) {
 		t.Fatalf("code %d, output %q; want 1 and one line about the CA file", code, out.String())
 	}
 }
+
+func TestConnectionBound(t *testing.T) {
+	tests := []struct {
+		configured int
+		fileLimit  uint64
+		want       int
+	}{
+		{8192, 1 << 20, 8192},
+		{8192, 1024, 512},
+		{100, 1024, 100},
+		{8192, 1, 1},
+	}
+	for _, tc := range tests {
+		if got := connectionBound(tc.configured, tc.fileLimit); got != tc.want {
+			t.Errorf("connectionBound(%d, %d) = %d, want %d", tc.configured, tc.fileLimit, got, tc.want)
+		}
+	}
+}

@@ -84,6 +84,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer bus.Close() // on the early returns; Close is idempotent
 
+	fileLimit, err := raiseFileLimit()
+	if err != nil {
+		log.Warn("file limit not raised", slog.Any("error", err))
+	}
+	maxConns := connectionBound(cfg.MaxConnections, fileLimit)
+
 	var syslogServer *ingest.Server
 	if cfg.Role != roleStream {
 		enc := &transform.Encoder{Hostname: cfg.Hostname, Group: cfg.Group, Compat: cfg.GELFCompat}
@@ -96,14 +102,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 		syslogServer = ingest.NewServer(ingest.Config{
-			Addr:             cfg.SyslogAddr,
-			TLSAddr:          cfg.SyslogTLSAddr,
-			TLS:              tlsConfig,
-			MaxMessageSize:   cfg.MaxMessageSize,
-			ContinuationWait: wait,
-			ResolveDNS:       cfg.DNS,
-			ChannelFromApp:   cfg.ChannelFrom == channelFromApp,
-			Logger:           log.With(slog.String("part", "ingest")),
+			Addr:                  cfg.SyslogAddr,
+			TLSAddr:               cfg.SyslogTLSAddr,
+			TLS:                   tlsConfig,
+			MaxMessageSize:        cfg.MaxMessageSize,
+			ContinuationWait:      wait,
+			ResolveDNS:            cfg.DNS,
+			ChannelFromApp:        cfg.ChannelFrom == channelFromApp,
+			MaxConnections:        maxConns,
+			MaxConnectionsPerAddr: cfg.MaxConnsPerAddr,
+			IdleTimeout:           idleTimeout(cfg.IdleTimeout),
+			Logger:                log.With(slog.String("part", "ingest")),
 		}, enc, bus, m)
 		if err := syslogServer.Listen(); err != nil {
 			return err
@@ -174,7 +183,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		attrs = append(attrs, slog.String("metrics", metricsListener.Addr().String()))
 	}
 	if syslogServer != nil {
-		attrs = append(attrs, slog.String("syslog_tcp", syslogServer.TCPAddr().String()),
+		attrs = append(attrs, slog.Uint64("nofile", fileLimit), slog.Int("max_connections", maxConns),
+			slog.String("syslog_tcp", syslogServer.TCPAddr().String()),
 			slog.String("syslog_udp", syslogServer.UDPAddr().String()))
 		if a := syslogServer.TLSAddr(); a != nil {
 			attrs = append(attrs, slog.String("syslog_tls", a.String()))
@@ -293,6 +303,14 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 		return nil, fmt.Errorf("redis bus: %w", err)
 	}
 	return bus, nil
+}
+
+// idleTimeout maps --idle-timeout to ingest's: 0 (never) is its "< 0".
+func idleTimeout(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // authName says how requests are authenticated, for the start log.

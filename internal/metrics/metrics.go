@@ -19,9 +19,12 @@ const (
 // Reasons a syslog connection is refused, used as the "reason" label of
 // Metrics.Rejected.
 const (
-	RejectTLS          = "tls"           // a TLS ClientHello on the plain syslog TCP port
-	RejectHTTP         = "http"          // an HTTP request on the plain syslog TCP port
-	RejectTLSHandshake = "tls_handshake" // a TLS handshake on the syslog TLS port failed or timed out
+	RejectTLS            = "tls"             // a TLS ClientHello on the plain syslog TCP port
+	RejectHTTP           = "http"            // an HTTP request on the plain syslog TCP port
+	RejectTLSHandshake   = "tls_handshake"   // a TLS handshake on the syslog TLS port failed or timed out
+	RejectMaxConnections = "max_connections" // past --max-connections
+	RejectMaxPerAddr     = "max_per_addr"    // past the connections allowed from one address
+	RejectIdle           = "idle"            // closed after --idle-timeout without a byte
 )
 
 // Why a stream client's connection ended, used as the "reason" label of

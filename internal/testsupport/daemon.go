@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -97,6 +98,13 @@ func StartDaemon(tb testing.TB, args ...string) *Daemon {
 // environment.
 func StartDaemonEnv(tb testing.TB, env []string, args ...string) *Daemon {
 	tb.Helper()
+	return StartDaemonUnder(tb, nil, env, args...)
+}
+
+// StartDaemonUnder is StartDaemonEnv with the daemon run through the
+// command prefix (e.g. prlimit --nofile=128:128), which must exec it.
+func StartDaemonUnder(tb testing.TB, prefix, env []string, args ...string) *Daemon {
+	tb.Helper()
 	bin := Binary(tb, "logviewer")
 	d := &Daemon{stderr: &LockedBuffer{}, exited: make(chan struct{})}
 	syslogAddr, httpAddr := argValue(args, "syslog-addr"), argValue(args, "http-addr")
@@ -113,7 +121,8 @@ func StartDaemonEnv(tb testing.TB, env []string, args ...string) *Daemon {
 		scheme = "https://"
 	}
 	d.SyslogAddr, d.HTTPURL = syslogAddr, scheme+httpAddr
-	d.Cmd = exec.Command(bin, args...)
+	argv := append(append(slices.Clone(prefix), bin), args...)
+	d.Cmd = exec.Command(argv[0], argv[1:]...)
 	d.Cmd.Stdout = d.stderr
 	d.Cmd.Stderr = d.stderr
 	d.Cmd.Env = append(append(os.Environ(), "LOGVIEWER_LOG_LEVEL=debug"), env...)

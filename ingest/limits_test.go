@@ -1,0 +1,86 @@
+package ingest
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/logviewer/logviewer/internal/testsupport"
+)
+
+// closedByServer reports whether the server closed c: a read ends with EOF
+// (or a reset) rather than the deadline.
+func closedByServer(t *testing.T, c net.Conn) bool {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(waitFor))
+	_, err := c.Read(make([]byte, 1))
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false
+	}
+	return err != nil
+}
+
+// TestConnectionLimits: past the per-address bound a connection is closed
+// at once and counted; another address still gets in until the total bound;
+// a closed connection frees its place.
+func TestConnectionLimits(t *testing.T) {
+	requireLoopbackAlias(t)
+	ts := startServer(t, Config{MaxConnections: 3, MaxConnectionsPerAddr: 2}, nil)
+	a1 := ts.dial(t, "tcp", "127.0.0.1")
+	ts.dial(t, "tcp", "127.0.0.1")
+	write(t, a1, "<14>first\n")
+	ts.pub.wait(t, 1)
+	testsupport.Eventually(t, waitFor, func() bool { return ts.value(t, "logviewer_ingest_connections", "tcp") == 2 },
+		"two connections open")
+
+	if c := ts.dial(t, "tcp", "127.0.0.1"); !closedByServer(t, c) {
+		t.Fatal("a third connection from one address was kept")
+	}
+	b := ts.dial(t, "tcp", "127.0.0.2")
+	if c := ts.dial(t, "tcp", "127.0.0.3"); !closedByServer(t, c) {
+		t.Fatal("a fourth connection overall was kept")
+	}
+	if got := ts.value(t, "logviewer_ingest_rejected_total", "max_per_addr"); got != 1 {
+		t.Errorf("rejected{max_per_addr} = %v, want 1", got)
+	}
+	if got := ts.value(t, "logviewer_ingest_rejected_total", "max_connections"); got != 1 {
+		t.Errorf("rejected{max_connections} = %v, want 1", got)
+	}
+	write(t, b, "<14>from the second address\n")
+	a1.Close()
+	testsupport.Eventually(t, waitFor, func() bool { return ts.value(t, "logviewer_ingest_connections", "tcp") == 2 },
+		"a closed connection frees its place")
+	c := ts.dial(t, "tcp", "127.0.0.3")
+	write(t, c, "<14>in again\n")
+	c.Close()
+	if recs := ts.pub.wait(t, 3); recs[2].msg() != "in again" && recs[1].msg() != "in again" {
+		t.Errorf("records %v", recs)
+	}
+}
+
+// TestIdleTimeout: a connection that sends nothing is closed after the idle
+// timeout and counted; one that keeps sending stays.
+func TestIdleTimeout(t *testing.T) {
+	ts := startServer(t, Config{IdleTimeout: 150 * time.Millisecond}, nil)
+	silent := ts.dial(t, "tcp", "")
+	busy := ts.dial(t, "tcp", "")
+	deadline := time.Now().Add(450 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		write(t, busy, "<14>still here\n")
+		time.Sleep(20 * time.Millisecond) // the sender's pace, not a wait for the server
+	}
+	if !closedByServer(t, silent) {
+		t.Fatal("the silent connection is still open")
+	}
+	if got := ts.value(t, "logviewer_ingest_rejected_total", "idle"); got != 1 {
+		t.Errorf("rejected{idle} = %v, want 1", got)
+	}
+	write(t, busy, "<14>last\n")
+	_ = busy.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	if _, err := busy.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
+		t.Fatal("the busy connection was closed")
+	}
+}
