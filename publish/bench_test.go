@@ -67,7 +67,7 @@ func BenchmarkFanoutDeliver(b *testing.B) {
 		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
 			f := newFanout(nil)
 			for i := 0; i < subs; i++ {
-				if _, err := f.subscribe("web-*", nil, 64); err != nil {
+				if _, err := f.subscribe("web-*", nil, SubscribeOptions{QueueSize: 64}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -56,6 +56,10 @@ type SubscribeOptions struct {
 	// QueueSize bounds the events waiting for the subscriber; when it is full
 	// the oldest are dropped and counted. Zero means DefaultQueueSize.
 	QueueSize int
+	// QueueBytes bounds the bytes of the records waiting for the subscriber
+	// (their JSON plus a fixed overhead each) in the same way. Zero or less:
+	// no byte bound of its own; the bus's total budget still applies.
+	QueueBytes int64
 }
 
 // DefaultQueueSize is the per-subscriber queue bound used when none is given.

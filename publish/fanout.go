@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
@@ -55,6 +56,12 @@ import (
 // happen, never handed a silent hole.
 type fanout struct {
 	dropped prometheus.Counter // nil without metrics
+	// budget bounds the bytes queued for all subscribers together (0: no
+	// bound): past it, a subscriber holding more than its share of it
+	// loses its oldest records first.
+	budget  int64
+	queued  atomic.Int64 // bytes queued over all subscribers
+	subsLen atomic.Int64 // len(subs), read without the lock
 
 	mu        sync.RWMutex
 	subs      map[*subscriber]struct{}
@@ -64,6 +71,14 @@ type fanout struct {
 
 // maxCachedChannels bounds the per-channel cache; past it the cache restarts.
 const maxCachedChannels = 1 << 14
+
+// newFanoutBudget is newFanout with a budget of bytes queued over all
+// subscribers (0: none).
+func newFanoutBudget(m *metrics.Metrics, budget int64) *fanout {
+	f := newFanout(m)
+	f.budget = max(budget, 0)
+	return f
+}
 
 // newFanout returns an empty fanout counting drops into m (m may be nil).
 func newFanout(m *metrics.Metrics) *fanout {
@@ -119,8 +134,8 @@ func (f *fanout) match(channel string) []*subscriber {
 // subscribe registers a subscriber for pattern that delivers backfill first,
 // in full, then the live records delivered from now on. queueSize bounds the
 // live queue (<= 0: DefaultQueueSize). It fails with ErrClosed after close.
-func (f *fanout) subscribe(pattern string, backfill []Event, queueSize int) (*subscriber, error) {
-	s := f.newSubscriber(pattern, queueSize)
+func (f *fanout) subscribe(pattern string, backfill []Event, opts SubscribeOptions) (*subscriber, error) {
+	s := f.newSubscriber(pattern, opts)
 	s.backfill = backfill
 	if err := f.add(s); err != nil {
 		return nil, err
@@ -132,8 +147,8 @@ func (f *fanout) subscribe(pattern string, backfill []Event, queueSize int) (*su
 // queue up but are not handed out until start is called (see the fanout doc:
 // the Redis bus reads its history in between). It fails with ErrClosed after
 // close.
-func (f *fanout) subscribePending(pattern string, queueSize int) (*subscriber, error) {
-	s := f.newSubscriber(pattern, queueSize)
+func (f *fanout) subscribePending(pattern string, opts SubscribeOptions) (*subscriber, error) {
+	s := f.newSubscriber(pattern, opts)
 	s.pending = true
 	if err := f.add(s); err != nil {
 		return nil, err
@@ -141,16 +156,17 @@ func (f *fanout) subscribePending(pattern string, queueSize int) (*subscriber, e
 	return s, nil
 }
 
-func (f *fanout) newSubscriber(pattern string, queueSize int) *subscriber {
-	if queueSize <= 0 {
-		queueSize = DefaultQueueSize
+func (f *fanout) newSubscriber(pattern string, opts SubscribeOptions) *subscriber {
+	if opts.QueueSize <= 0 {
+		opts.QueueSize = DefaultQueueSize
 	}
 	return &subscriber{
-		f:       f,
-		pattern: pattern,
-		dropped: f.dropped,
-		limit:   queueSize,
-		notify:  make(chan struct{}, 1),
+		f:         f,
+		pattern:   pattern,
+		dropped:   f.dropped,
+		limit:     opts.QueueSize,
+		byteLimit: opts.QueueBytes,
+		notify:    make(chan struct{}, 1),
 	}
 }
 
@@ -161,6 +177,7 @@ func (f *fanout) add(s *subscriber) error {
 		return ErrClosed
 	}
 	f.subs[s] = struct{}{}
+	f.subsLen.Store(int64(len(f.subs)))
 	for ch, subs := range f.byChannel {
 		if glob.Match(s.pattern, ch) {
 			f.byChannel[ch] = append(subs[:len(subs):len(subs)], s)
@@ -176,6 +193,7 @@ func (f *fanout) remove(s *subscriber) {
 		return
 	}
 	delete(f.subs, s)
+	f.subsLen.Store(int64(len(f.subs)))
 	for ch, subs := range f.byChannel {
 		for i, x := range subs {
 			if x == s {
@@ -217,6 +235,7 @@ func (f *fanout) close() {
 	f.mu.Lock()
 	subs := f.subs
 	f.subs = make(map[*subscriber]struct{})
+	f.subsLen.Store(0)
 	clear(f.byChannel)
 	f.closed = true
 	f.mu.Unlock()
@@ -236,8 +255,10 @@ type subscriber struct {
 	f       *fanout
 	pattern string
 	dropped prometheus.Counter
-	limit   int           // most live records queued
-	notify  chan struct{} // 1 slot: wakes a waiting Next
+	limit   int // most live records queued
+	// byteLimit bounds the bytes of the live records queued; 0: none.
+	byteLimit int64
+	notify    chan struct{} // 1 slot: wakes a waiting Next
 
 	mu       sync.Mutex
 	pending  bool              // registered, but start not called yet
@@ -245,6 +266,7 @@ type subscriber struct {
 	skip     func(Record) bool // live records to ignore (already in the backfill)
 	ring     []Record          // live queue: n records from head, grown up to limit
 	head, n  int
+	bytes    int64  // queuedSize of the n records
 	lost     uint64 // records dropped since the last EventDropped
 	gap      bool   // an EventGap is owed
 	waiting  bool   // Next is blocked on notify
@@ -296,7 +318,11 @@ func (s *subscriber) index(i int) int {
 	return i
 }
 
-// push queues a live record, dropping the oldest when the queue is full.
+// queuedSize is what a queued record counts against the byte bounds.
+func queuedSize(rec *Record) int64 { return int64(len(rec.JSON)) + 64 }
+
+// push queues a live record, dropping the oldest first while the queue is
+// full: by count, by its own bytes, or by its share of the fanout's budget.
 func (s *subscriber) push(rec Record) {
 	s.mu.Lock()
 	if s.closed || s.ended {
@@ -307,30 +333,62 @@ func (s *subscriber) push(rec Record) {
 		s.mu.Unlock()
 		return
 	}
-	dropped := false
-	if s.n == len(s.ring) && len(s.ring) < s.limit {
-		s.grow()
+	size := queuedSize(&rec)
+	dropped := 0
+	for s.n > 0 && (s.n >= s.limit || s.overBytesLocked(size)) {
+		s.dropOldestLocked()
+		dropped++
 	}
 	if s.n == len(s.ring) {
-		s.ring[s.head] = rec
-		s.head++
-		if s.head == len(s.ring) {
-			s.head = 0
-		}
-		s.lost++
-		dropped = true
-	} else {
-		s.ring[s.index(s.n)] = rec
-		s.n++
+		s.grow()
 	}
+	s.ring[s.index(s.n)] = rec
+	s.n++
+	s.bytes += size
+	s.f.queued.Add(size)
 	wake := s.wakeLocked()
 	s.mu.Unlock()
-	if dropped && s.dropped != nil {
-		s.dropped.Inc()
+	if dropped > 0 && s.dropped != nil {
+		s.dropped.Add(float64(dropped))
 	}
 	if wake {
 		s.signal()
 	}
+}
+
+// overBytesLocked reports whether queueing size more bytes goes past the
+// subscriber's own byte bound, or past the fanout's budget while this
+// subscriber holds more than its share of it.
+func (s *subscriber) overBytesLocked(size int64) bool {
+	if s.byteLimit > 0 && s.bytes+size > s.byteLimit {
+		return true
+	}
+	f := s.f
+	if f.budget <= 0 || f.queued.Load()+size <= f.budget {
+		return false
+	}
+	return s.bytes+size > f.budget/max(f.subsLen.Load(), 1)
+}
+
+// dropOldestLocked drops the oldest queued record and counts it as lost.
+func (s *subscriber) dropOldestLocked() {
+	s.takeOldestLocked()
+	s.lost++
+}
+
+// takeOldestLocked removes the oldest queued record and returns it.
+func (s *subscriber) takeOldestLocked() Record {
+	rec := s.ring[s.head]
+	s.ring[s.head] = Record{}
+	s.head++
+	if s.head == len(s.ring) {
+		s.head = 0
+	}
+	s.n--
+	size := queuedSize(&rec)
+	s.bytes -= size
+	s.f.queued.Add(-size)
+	return rec
 }
 
 // grow doubles the ring (at least 16, at most limit), keeping the order.
@@ -421,13 +479,7 @@ func (s *subscriber) fillLocked(buf []Event, room int) []Event {
 		room--
 	}
 	for room > 0 && s.n > 0 {
-		buf = append(buf, Event{Kind: EventRecord, Record: s.ring[s.head]})
-		s.ring[s.head] = Record{}
-		s.head++
-		if s.head == len(s.ring) {
-			s.head = 0
-		}
-		s.n--
+		buf = append(buf, Event{Kind: EventRecord, Record: s.takeOldestLocked()})
 		room--
 	}
 	return buf
@@ -441,7 +493,8 @@ func (s *subscriber) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.backfill, s.ring, s.head, s.n = nil, nil, 0, 0
+	s.f.queued.Add(-s.bytes)
+	s.backfill, s.ring, s.head, s.n, s.bytes = nil, nil, 0, 0, 0
 	s.mu.Unlock()
 	s.f.remove(s)
 	s.signal()

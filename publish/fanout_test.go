@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -88,7 +89,7 @@ func TestFanoutDelivery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := metrics.New(prometheus.NewRegistry())
 			f := newFanout(m)
-			s, err := f.subscribe(tc.pattern, tc.backfill, tc.queue)
+			s, err := f.subscribe(tc.pattern, tc.backfill, SubscribeOptions{QueueSize: tc.queue})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -110,7 +111,7 @@ func TestFanoutDelivery(t *testing.T) {
 
 func TestFanoutPendingStart(t *testing.T) {
 	f := newFanout(nil)
-	s, err := f.subscribePending("*", 0)
+	s, err := f.subscribePending("*", SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,10 +135,10 @@ func TestFanoutPendingStart(t *testing.T) {
 
 func TestFanoutCacheFollowsSubscriptions(t *testing.T) {
 	f := newFanout(nil)
-	a, _ := f.subscribe("web-*", nil, 0)
+	a, _ := f.subscribe("web-*", nil, SubscribeOptions{})
 	f.deliver(rec("web-1", 1)) // caches web-1 -> [a]
 	f.deliver(rec("db", 2))    // caches db -> []
-	b, _ := f.subscribe("*", nil, 0)
+	b, _ := f.subscribe("*", nil, SubscribeOptions{})
 	f.deliver(rec("web-1", 3))
 	f.deliver(rec("db", 4))
 	a.Close()
@@ -156,8 +157,8 @@ func TestFanoutCacheFollowsSubscriptions(t *testing.T) {
 
 func TestFanoutCloseWakesAndDrains(t *testing.T) {
 	f := newFanout(nil)
-	idle, _ := f.subscribe("*", nil, 0)
-	full, _ := f.subscribe("*", nil, 0)
+	idle, _ := f.subscribe("*", nil, SubscribeOptions{})
+	full, _ := f.subscribe("*", nil, SubscribeOptions{})
 	errc := make(chan error, 1)
 	go func() {
 		_, err := idle.Next(context.Background(), nil)
@@ -180,7 +181,7 @@ func TestFanoutCloseWakesAndDrains(t *testing.T) {
 	if _, err := full.Next(context.Background(), nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("drained: err = %v, want ErrClosed", err)
 	}
-	if _, err := f.subscribe("*", nil, 0); !errors.Is(err, ErrClosed) {
+	if _, err := f.subscribe("*", nil, SubscribeOptions{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("subscribe after close: err = %v, want ErrClosed", err)
 	}
 }
@@ -199,4 +200,69 @@ func readCounter(t testing.TB, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return d.GetCounter().GetValue()
+}
+
+// TestFanoutQueueBytes: a subscriber's own byte bound and the fanout's
+// total budget drop the oldest records of the subscriber past them, counted,
+// while a subscriber that keeps up loses nothing.
+func TestFanoutQueueBytes(t *testing.T) {
+	rec := func(i int) Record {
+		return Record{Channel: "web-1", ID: strconv.Itoa(i), JSON: []byte(`{"short_message":"` + strings.Repeat("x", 936) + `"}`)}
+	}
+	size := queuedSize(&Record{JSON: rec(0).JSON})
+
+	t.Run("per subscriber", func(t *testing.T) {
+		m := metrics.New(prometheus.NewRegistry())
+		f := newFanout(m)
+		s, err := f.subscribe("*", nil, SubscribeOptions{QueueSize: 1000, QueueBytes: 5 * size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			f.deliver(rec(i))
+		}
+		if s.n != 5 || s.bytes != 5*size || f.queued.Load() != 5*size {
+			t.Fatalf("queued %d records, %d bytes (fanout %d); want 5 and %d", s.n, s.bytes, f.queued.Load(), 5*size)
+		}
+		if got := readCounter(t, m.Dropped.WithLabelValues(metrics.DropSlowSubscriber)); got != 15 {
+			t.Fatalf("dropped %v, want 15", got)
+		}
+		evs, _ := s.Next(t.Context(), make([]Event, 0, 100))
+		if evs[0].Kind != EventDropped || evs[0].Dropped != 15 || evs[1].Record.ID != "15" {
+			t.Fatalf("first events %+v", evs[:2])
+		}
+		if f.queued.Load() != 0 {
+			t.Fatalf("fanout still counts %d bytes after the queue was read", f.queued.Load())
+		}
+	})
+
+	t.Run("total budget", func(t *testing.T) {
+		f := newFanout(nil)
+		f.budget = 10 * size
+		slow, _ := f.subscribe("*", nil, SubscribeOptions{QueueSize: 1000})
+		fast, _ := f.subscribe("*", nil, SubscribeOptions{QueueSize: 1000})
+		buf := make([]Event, 0, 10)
+		got := 0
+		for i := range 100 {
+			f.deliver(rec(i))
+			evs, _ := fast.Next(t.Context(), buf[:0])
+			for _, ev := range evs {
+				if ev.Kind != EventRecord {
+					t.Fatalf("the subscriber that keeps up got %+v", ev)
+				}
+				got++
+			}
+			if q := f.queued.Load(); q > f.budget+size {
+				t.Fatalf("after %d records %d bytes queued, budget %d", i+1, q, f.budget)
+			}
+		}
+		if got != 100 || slow.lost == 0 || slow.bytes > f.budget {
+			t.Fatalf("fast got %d of 100; slow lost %d, holds %d bytes", got, slow.lost, slow.bytes)
+		}
+		slow.Close()
+		fast.Close()
+		if f.queued.Load() != 0 {
+			t.Fatalf("closed subscribers still count %d bytes", f.queued.Load())
+		}
+	})
 }

@@ -32,6 +32,10 @@ type MemoryConfig struct {
 	// ChannelTTL forgets a channel that has no history left and no record
 	// for this long. Zero or less: channels are never forgotten.
 	ChannelTTL time.Duration
+	// QueueBudget bounds the bytes queued for all subscribers together:
+	// past it, a subscriber holding more than its share loses its oldest
+	// records (counted as slow_subscriber drops). Zero: no bound.
+	QueueBudget int64
 	// Metrics receives the published and dropped counts; nil counts nothing.
 	Metrics *metrics.Metrics
 }
@@ -85,7 +89,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		maxChans: max(cfg.MaxChannels, 0),
 		ttl:      max(cfg.ChannelTTL, 0),
 		epoch:    time.Now().UnixMilli(),
-		fan:      newFanout(cfg.Metrics),
+		fan:      newFanoutBudget(cfg.Metrics, cfg.QueueBudget),
 		now:      time.Now,
 		channels: make(map[string]*memChannel),
 	}
@@ -333,7 +337,7 @@ func (m *Memory) Subscribe(ctx context.Context, pattern string, opts SubscribeOp
 	case opts.Tail > 0:
 		backfill = tail(matched, opts.Tail)
 	}
-	s, err := m.fan.subscribe(pattern, backfill, opts.QueueSize)
+	s, err := m.fan.subscribe(pattern, backfill, opts)
 	if err != nil {
 		return nil, err
 	}

@@ -44,6 +44,9 @@ type RedisConfig struct {
 	ChannelPrefix string
 	Logger        *slog.Logger
 	Metrics       *metrics.Metrics
+	// QueueBudget bounds the bytes queued for all subscribers of this node
+	// together (see MemoryConfig.QueueBudget). Zero: no bound.
+	QueueBudget int64
 }
 
 // redisKeys names the pub/sub channels and keys of one prefix.
@@ -159,7 +162,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		keys:      redisKeys{prefix: cfg.ChannelPrefix},
 		log:       cfg.Logger,
 		published: cfg.Metrics.Published,
-		fan:       newFanout(cfg.Metrics),
+		fan:       newFanoutBudget(cfg.Metrics, cfg.QueueBudget),
 		stats:     newChannelStats(),
 		cancel:    cancel,
 		closing:   make(chan struct{}),
@@ -257,13 +260,13 @@ func (r *Redis) Subscribe(ctx context.Context, pattern string, opts SubscribeOpt
 		return nil, fmt.Errorf("subscribe to %q: the Redis bus has role %s", pattern, r.role)
 	}
 	if opts.Since == "" && opts.Tail <= 0 {
-		sub, err := r.fan.subscribe(pattern, nil, opts.QueueSize)
+		sub, err := r.fan.subscribe(pattern, nil, opts)
 		if err != nil {
 			return nil, err
 		}
 		return sub, nil
 	}
-	sub, err := r.fan.subscribePending(pattern, opts.QueueSize)
+	sub, err := r.fan.subscribePending(pattern, opts)
 	if err != nil {
 		return nil, err
 	}

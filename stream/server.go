@@ -72,12 +72,17 @@ type Config struct {
 	// SlowAfter is how long a client may keep losing records (its queue
 	// full) before it is disconnected as slow; DefaultSlowAfter when 0.
 	SlowAfter time.Duration
+	// ClientQueueBytes bounds the bytes of records queued for one client;
+	// DefaultClientQueueBytes when 0. (The bus bounds all clients together.)
+	ClientQueueBytes int64
 }
 
 // Defaults for Config.
 const (
 	DefaultMaxClients = 10000
 	DefaultSlowAfter  = 30 * time.Second
+	// DefaultClientQueueBytes holds a queueSize of typical records.
+	DefaultClientQueueBytes = 8 << 20
 )
 
 // Server serves the stream API over HTTP: WebSocket and SSE streams per
@@ -144,6 +149,9 @@ func NewServer(cfg Config, bus publish.Bus, m *metrics.Metrics, gatherer prometh
 	}
 	if cfg.SlowAfter <= 0 {
 		cfg.SlowAfter = DefaultSlowAfter
+	}
+	if cfg.ClientQueueBytes <= 0 {
+		cfg.ClientQueueBytes = DefaultClientQueueBytes
 	}
 	if gatherer == nil {
 		gatherer = prometheus.NewRegistry()
@@ -412,6 +420,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request, req streamRe
 		http.Error(w, err.Error(), http.StatusServiceUnavailable)
 		return nil, false
 	}
+	req.opts.QueueBytes = s.cfg.ClientQueueBytes
 	sub, err := s.bus.Subscribe(r.Context(), pattern, req.opts)
 	if err != nil {
 		s.endStream()

@@ -17,43 +17,44 @@ import (
 
 // Config is everything the daemon is told by flags and LOGVIEWER_* variables.
 type Config struct {
-	SyslogAddr      string
-	HTTPAddr        string
-	Hostname        string
-	Group           string
-	GELFCompat      bool
-	MaxMessageSize  int
-	History         int
-	HistoryBytes    int64
-	MaxClients      int
-	MaxConnections  int
-	MaxConnsPerAddr int
-	IdleTimeout     time.Duration
-	MaxChannels     int
-	ChannelTTL      time.Duration
-	DNS             bool
-	LogLevel        slog.Level
-	Version         bool
-	Redis           string
-	Role            string
-	ChannelPrefix   string
-	BufferBytes     int
-	AllowOrigins    []string
-	PprofAddr       string
-	ChannelFrom     string         // channelFromHost or channelFromApp
-	MultilineWait   time.Duration  // 0: every LF ends a TCP message
-	GELFAddr        string         // GELF listen address, TCP and UDP; empty: off
-	TLSCert         string         // PEM certificate for HTTPS; plain HTTP when empty
-	TLSKey          string         // PEM key of TLSCert
-	AuthFile        string         // users file (htpasswd bcrypt + channel globs); empty: no authentication
-	AuthProxyHeader string         // user name header of a forward-auth proxy
-	TrustedProxies  []netip.Prefix // where AuthProxyHeader is honoured from
-	AllowHosts      []string       // Host names served without authentication, besides IPs and localhost
-	MetricsAddr     string         // a listener of its own for /metrics, without authentication
-	SyslogTLSAddr   string         // syslog over TLS (RFC 5425) listen address; empty: off
-	SyslogTLSCert   string         // PEM certificate of SyslogTLSAddr; TLSCert when not given
-	SyslogTLSKey    string         // PEM key of SyslogTLSCert; TLSKey when not given
-	SyslogClientCA  string         // PEM CA certificates; when set, syslog TLS clients need a certificate they signed
+	SyslogAddr       string
+	HTTPAddr         string
+	Hostname         string
+	Group            string
+	GELFCompat       bool
+	MaxMessageSize   int
+	History          int
+	HistoryBytes     int64
+	MaxClients       int
+	ClientQueueBytes int64
+	MaxConnections   int
+	MaxConnsPerAddr  int
+	IdleTimeout      time.Duration
+	MaxChannels      int
+	ChannelTTL       time.Duration
+	DNS              bool
+	LogLevel         slog.Level
+	Version          bool
+	Redis            string
+	Role             string
+	ChannelPrefix    string
+	BufferBytes      int
+	AllowOrigins     []string
+	PprofAddr        string
+	ChannelFrom      string         // channelFromHost or channelFromApp
+	MultilineWait    time.Duration  // 0: every LF ends a TCP message
+	GELFAddr         string         // GELF listen address, TCP and UDP; empty: off
+	TLSCert          string         // PEM certificate for HTTPS; plain HTTP when empty
+	TLSKey           string         // PEM key of TLSCert
+	AuthFile         string         // users file (htpasswd bcrypt + channel globs); empty: no authentication
+	AuthProxyHeader  string         // user name header of a forward-auth proxy
+	TrustedProxies   []netip.Prefix // where AuthProxyHeader is honoured from
+	AllowHosts       []string       // Host names served without authentication, besides IPs and localhost
+	MetricsAddr      string         // a listener of its own for /metrics, without authentication
+	SyslogTLSAddr    string         // syslog over TLS (RFC 5425) listen address; empty: off
+	SyslogTLSCert    string         // PEM certificate of SyslogTLSAddr; TLSCert when not given
+	SyslogTLSKey     string         // PEM key of SyslogTLSCert; TLSKey when not given
+	SyslogClientCA   string         // PEM CA certificates; when set, syslog TLS clients need a certificate they signed
 }
 
 // What a record's channel is named by (--channel-from): the sending host,
@@ -91,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.MaxConnections, "max-connections", 8192, "syslog TCP and TLS connections open at once (at most half the file limit); past it a new one is closed")
 	fs.IntVar(&c.MaxConnsPerAddr, "max-connections-per-addr", 1024, "syslog TCP and TLS connections open at once from one address")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 10*time.Minute, "close a syslog connection that completed no message for this long; 0: never")
+	fs.Int64Var(&c.ClientQueueBytes, "client-queue-bytes", 256<<20, "bytes of records queued for all stream clients together; past it the clients furthest behind lose their oldest records first")
 	fs.IntVar(&c.MaxClients, "max-clients", 10000, "stream clients (SSE and WebSocket) open at once; past it 503 with Retry-After")
 	fs.IntVar(&c.MaxChannels, "max-channels", 10000, "channels known at once (in-memory bus); a new channel's records past it are dropped and counted")
 	fs.DurationVar(&c.ChannelTTL, "channel-ttl", 24*time.Hour, "forget a channel with no history left and no record for this long (in-memory bus); 0: never")
@@ -176,6 +178,8 @@ func (c Config) validate() error {
 		return errors.New("invalid --max-connections or --max-connections-per-addr: want at least 1")
 	case c.IdleTimeout < 0:
 		return errors.New("invalid --idle-timeout: want 0 (never) or more")
+	case c.ClientQueueBytes < 1<<20:
+		return fmt.Errorf("invalid --client-queue-bytes %d: want at least 1 MiB", c.ClientQueueBytes)
 	case c.MaxClients < 1:
 		return errors.New("invalid --max-clients: want at least 1")
 	case c.HistoryBytes < 1<<20:

@@ -286,7 +286,7 @@ func syslogTLSConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
 func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metrics) (publish.Bus, error) {
 	if cfg.Redis == "" {
 		return publish.NewMemory(publish.MemoryConfig{History: cfg.History, HistoryBytes: cfg.HistoryBytes,
-			MaxChannels: cfg.MaxChannels, ChannelTTL: cfg.ChannelTTL, Metrics: m}), nil
+			MaxChannels: cfg.MaxChannels, ChannelTTL: cfg.ChannelTTL, QueueBudget: cfg.ClientQueueBytes, Metrics: m}), nil
 	}
 	// go-redis logs through a package-level logger; it is set once here, in main.
 	redis.SetLogger(redisLogger{log: log.With(slog.String("part", "go-redis"))})
@@ -295,6 +295,7 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 		Role:          cfg.Role,
 		History:       cfg.History,
 		BufferBytes:   cfg.BufferBytes,
+		QueueBudget:   cfg.ClientQueueBytes,
 		ChannelPrefix: cfg.ChannelPrefix,
 		Logger:        log.With(slog.String("part", "redis")),
 		Metrics:       m,
