@@ -33,6 +33,7 @@ type Config struct {
 	Addr           string       // TCP and UDP listen address; DefaultAddr when empty
 	MaxMessageSize int          // longer frames are cut and marked truncated; DefaultMaxMessageSize when <= 0
 	ResolveDNS     bool         // name peers by reverse DNS (cached); else by IP
+	UDPBuffer      int          // UDP socket receive buffer asked for, bytes; 0: the kernel's default
 	Logger         *slog.Logger // nil: discard
 }
 
@@ -102,7 +103,7 @@ func (s *Server) Listen() error {
 			return err
 		}
 		addr := net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-		u, err := listenUDP(addr)
+		u, err := s.listenUDP(addr)
 		if errors.Is(err, syscall.EADDRINUSE) {
 			l.Close() // that port is taken for UDP: let TCP pick another
 			continue
@@ -122,7 +123,7 @@ func (s *Server) listenOn(addr string) error {
 	if err != nil {
 		return err
 	}
-	u, err := listenUDP(addr)
+	u, err := s.listenUDP(addr)
 	if err != nil {
 		l.Close()
 		return err
@@ -145,17 +146,6 @@ func listenTCP(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen tcp %s: %w", addr, bareError(err))
 	}
 	return l, nil
-}
-
-func listenUDP(addr string) (*net.UDPConn, error) {
-	pc, err := net.ListenPacket("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("listen udp %s: %w", addr, bareError(err))
-	}
-	u := pc.(*net.UDPConn)
-	// A big receive buffer rides out bursts; the kernel may cap it, which is fine.
-	_ = u.SetReadBuffer(udpReadBuffer)
-	return u, nil
 }
 
 // bareError strips the net.OpError and os.SyscallError layers, whose text

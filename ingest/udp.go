@@ -3,20 +3,30 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/logviewer/logviewer/internal/metrics"
 )
 
+// DefaultUDPBuffer is the UDP socket receive buffer the daemon asks for
+// unless told otherwise: room for bursts while the reader is busy.
+const DefaultUDPBuffer = 8 << 20
+
 const (
-	udpReadBuffer = 8 << 20 // socket receive buffer asked for
-	// udpMaxDatagram holds any UDP payload (65,507 bytes over IPv4).
+	// udpBatch datagrams are read per system call (recvmmsg on Linux).
+	udpBatch = 64
+	// udpMaxDatagram holds any UDP payload (65,507 bytes over IPv4, 65,527
+	// over IPv6), so no datagram is cut by the read; MaxMessageSize cuts.
 	udpMaxDatagram = 64 << 10
 	// A peer whose name is being looked up has its datagrams queued, within
 	// these bounds; a full queue stops the wait and the IP stands in.
@@ -24,15 +34,105 @@ const (
 	udpQueueBytes = 256 << 10
 )
 
+// udpSocketInfo is what tuneUDPSocket got from the kernel.
+type udpSocketInfo struct {
+	asked        int    // receive buffer asked for; 0: none
+	granted      int    // receive buffer granted, comparable to asked (0: unknown)
+	how          string // the option that set it, or "kernel default"
+	dropsCounted bool   // the kernel reports its drops (SO_RXQ_OVFL)
+}
+
+// listenUDP binds addr, sizes its receive buffer, turns on the kernel's
+// drop counter, and logs what the kernel granted.
+func (s *Server) listenUDP(addr string) (*net.UDPConn, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s: %w", addr, bareError(err))
+	}
+	u := pc.(*net.UDPConn)
+	info, err := tuneUDPSocket(u, s.cfg.UDPBuffer)
+	if err != nil {
+		// The socket works with what it has; the log says what is missing.
+		s.log.Warn("udp socket options", slog.Any("error", err))
+	}
+	attrs := []any{slog.Int("asked", info.asked), slog.Int("granted", info.granted),
+		slog.String("how", info.how), slog.Bool("kernel_drops_counted", info.dropsCounted)}
+	if info.granted > 0 && info.granted < info.asked {
+		attrs = append(attrs, slog.String("hint",
+			"the kernel caps the buffer at net.core.rmem_max; raise it (sysctl -w net.core.rmem_max=BYTES) or run with CAP_NET_ADMIN"))
+	}
+	s.log.Info("udp receive buffer", attrs...)
+	return u, nil
+}
+
+// udpBatchReader reads datagrams in batches: ipv4.PacketConn and
+// ipv6.PacketConn, whose Message types are one type.
+type udpBatchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// newUDPBatchReader picks the ipv4 or ipv6 reader by the socket's family.
+// A wildcard address such as ":10514" binds an IPv6 socket when the host
+// has IPv6; that socket receives IPv4 peers too, as IPv4-mapped addresses.
+func newUDPBatchReader(c *net.UDPConn) udpBatchReader {
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		return ipv6.NewPacketConn(c)
+	}
+	return ipv4.NewPacketConn(c)
+}
+
+// newUDPMessages preallocates one batch: n slots of size bytes in one
+// block, reused for every read (64 x 64 KiB = 4 MiB for the one reader of a
+// server), each with oob bytes for its control messages.
+func newUDPMessages(n, size, oob int) []ipv4.Message {
+	buf := make([]byte, n*size)
+	var oobs []byte
+	if oob > 0 {
+		oobs = make([]byte, n*oob)
+	}
+	ms := make([]ipv4.Message, n)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{buf[i*size : (i+1)*size : (i+1)*size]}
+		if oob > 0 {
+			ms[i].OOB = oobs[i*oob : (i+1)*oob : (i+1)*oob]
+		}
+	}
+	return ms
+}
+
+// dropCounter turns the kernel's cumulative count of dropped datagrams, a
+// uint32 that starts at 0 with the socket and wraps, into increases.
+type dropCounter struct{ last uint32 }
+
+// advance returns how much the count grew since the value last seen. At the
+// first sighting that is the whole count: the socket is ours from its start.
+func (c *dropCounter) advance(v uint32) uint32 {
+	d := v - c.last // modular: right across a wrap
+	c.last = v
+	return d
+}
+
 // udpReader reads datagrams, one message each. Datagrams from a peer whose
 // name is known are handled at once; those from a peer being looked up wait,
 // in order, in that peer's queue while other peers' datagrams go on. A
 // queue is drained by a goroutine of its own once the name (or the IP, after
 // the wait) is known.
 type udpReader struct {
-	s       *Server
-	h       *handler
-	readErr prometheus.Counter
+	s           *Server
+	h           *handler
+	readErr     prometheus.Counter
+	kernelDrops prometheus.Counter
+	drops       dropCounter
+
+	// The peer last named in this batch, named again without asking the
+	// resolver; the reader alone uses them.
+	last     netip.Addr
+	lastPeer peerName
+	lastOK   bool
+
+	// queued is len(queues). Only the reader adds queues, so when it reads
+	// 0 no peer has one and the reader needs no lock to know it.
+	queued atomic.Int32
 
 	mu     sync.Mutex
 	space  *sync.Cond // signalled when a queue shrinks
@@ -56,10 +156,11 @@ type udpItem struct {
 
 func newUDPReader(s *Server) *udpReader {
 	u := &udpReader{
-		s:       s,
-		h:       s.newHandler("udp"),
-		readErr: s.met.Dropped.WithLabelValues(metrics.DropUDPBuffer),
-		queues:  make(map[netip.Addr]*udpQueue),
+		s:           s,
+		h:           s.newHandler("udp"),
+		readErr:     s.met.Dropped.WithLabelValues(metrics.DropUDPBuffer),
+		kernelDrops: s.met.Dropped.WithLabelValues(metrics.DropUDPKernel),
+		queues:      make(map[netip.Addr]*udpQueue),
 	}
 	u.space = sync.NewCond(&u.mu)
 	return u
@@ -69,10 +170,11 @@ func newUDPReader(s *Server) *udpReader {
 // (counted, logged rate-limited), never the reader.
 func (u *udpReader) run(ctx, pubCtx context.Context) {
 	s := u.s
-	buf := make([]byte, udpMaxDatagram)
+	r := newUDPBatchReader(s.udp)
+	ms := newUDPMessages(udpBatch, udpMaxDatagram, udpOOBSize())
 	var backoff time.Duration
 	for {
-		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
+		n, err := r.ReadBatch(ms, 0)
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -86,37 +188,78 @@ func (u *udpReader) run(ctx, pubCtx context.Context) {
 			continue
 		}
 		backoff = 0
-		u.h.bytes.Add(float64(n))
-		d := stripFrameEnd(buf[:n])
-		if len(d) == 0 {
+		// One reception time for the batch: its datagrams were waiting together.
+		received := time.Now()
+		batch := ms[:n]
+		u.countKernelDrops(batch)
+		size := 0
+		for i := range batch {
+			size += batch[i].N
+		}
+		u.h.bytes.Add(float64(size))
+		u.lastOK = false
+		for i := range batch {
+			m := &batch[i]
+			from, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue // not from recvmmsg on a UDP socket
+			}
+			d := stripFrameEnd(m.Buffers[0][:m.N])
+			if len(d) == 0 {
+				continue
+			}
+			truncated := false
+			if len(d) > s.cfg.MaxMessageSize {
+				d, truncated = d[:s.cfg.MaxMessageSize], true
+			}
+			u.dispatch(ctx, pubCtx, from.AddrPort().Addr().Unmap(), d, truncated, received)
+		}
+	}
+}
+
+// countKernelDrops counts the datagrams the kernel dropped since it last
+// said. Its count is cumulative and rides on every datagram received after
+// a drop, so the batch's last one that carries it is enough.
+func (u *udpReader) countKernelDrops(batch []ipv4.Message) {
+	for i := len(batch) - 1; i >= 0; i-- {
+		m := &batch[i]
+		if m.NN == 0 {
 			continue
 		}
-		truncated := false
-		if len(d) > s.cfg.MaxMessageSize {
-			d, truncated = d[:s.cfg.MaxMessageSize], true
+		if v, ok := kernelDropCount(m.OOB[:m.NN]); ok {
+			if d := u.drops.advance(v); d > 0 {
+				u.kernelDrops.Add(float64(d))
+			}
+			return
 		}
-		u.dispatch(ctx, pubCtx, from.Addr().Unmap(), d, truncated, time.Now())
 	}
 }
 
 // dispatch handles a datagram now, or queues it behind its peer's lookup.
 func (u *udpReader) dispatch(ctx, pubCtx context.Context, a netip.Addr, d []byte, truncated bool, received time.Time) {
-	u.mu.Lock()
-	if q := u.queues[a]; q != nil {
-		u.enqueue(q, d, truncated, received) // keeps this peer's order
+	if u.queued.Load() > 0 {
+		u.mu.Lock()
+		if q := u.queues[a]; q != nil {
+			u.enqueue(q, d, truncated, received) // keeps this peer's order
+			u.mu.Unlock()
+			return
+		}
 		u.mu.Unlock()
+	}
+	if u.lastOK && a == u.last {
+		u.h.handle(pubCtx, u.lastPeer, d, truncated, received)
 		return
 	}
-	u.mu.Unlock()
-
 	peer, ok, e := u.s.names.get(a)
 	if ok {
+		u.last, u.lastPeer, u.lastOK = a, peer, true
 		u.h.handle(pubCtx, peer, d, truncated, received)
 		return
 	}
 	q := &udpQueue{hurry: make(chan struct{})}
 	u.mu.Lock()
 	u.queues[a] = q
+	u.queued.Add(1)
 	u.enqueue(q, d, truncated, received)
 	u.mu.Unlock()
 	u.s.wg.Go(func() { u.drain(ctx, pubCtx, a, q, e) })
@@ -151,6 +294,7 @@ func (u *udpReader) drain(ctx, pubCtx context.Context, a netip.Addr, q *udpQueue
 		}
 		if len(q.items) == 0 {
 			delete(u.queues, a)
+			u.queued.Add(-1)
 			u.mu.Unlock()
 			return
 		}

@@ -10,6 +10,7 @@ const (
 	DropSlowSubscriber = "slow_subscriber" // a subscriber's queue overflowed; oldest dropped
 	DropBusBuffer      = "bus_buffer"      // the Redis bus buffer overflowed while Redis was away
 	DropUDPBuffer      = "udp_read_error"  // a UDP datagram could not be read
+	DropUDPKernel      = "udp_kernel"      // the kernel dropped UDP datagrams: the socket's receive buffer was full
 )
 
 // Metrics are the daemon's counters and gauges.
