@@ -50,6 +50,9 @@ type Server struct {
 	tcp net.Listener
 	udp *net.UDPConn
 
+	udpSocket    udpSocketInfo // what the kernel granted the UDP socket
+	udpSocketErr error         // why it granted less than asked for
+
 	stopping atomic.Bool
 	wg       sync.WaitGroup // connection, reader and UDP flush goroutines
 

@@ -42,19 +42,27 @@ type udpSocketInfo struct {
 	dropsCounted bool   // the kernel reports its drops (SO_RXQ_OVFL)
 }
 
-// listenUDP binds addr, sizes its receive buffer, turns on the kernel's
-// drop counter, and logs what the kernel granted.
+// listenUDP binds addr, sizes its receive buffer and turns on the kernel's
+// drop counter; the reader logs what the kernel granted once it runs.
 func (s *Server) listenUDP(addr string) (*net.UDPConn, error) {
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen udp %s: %w", addr, bareError(err))
 	}
 	u := pc.(*net.UDPConn)
-	info, err := tuneUDPSocket(u, s.cfg.UDPBuffer)
-	if err != nil {
-		// The socket works with what it has; the log says what is missing.
-		s.log.Warn("udp socket options", slog.Any("error", err))
+	// A failure leaves the socket working with what it has; logged later.
+	s.udpSocket, s.udpSocketErr = tuneUDPSocket(u, s.cfg.UDPBuffer)
+	return u, nil
+}
+
+// logUDPSocket says once what the kernel granted the UDP socket. It is not
+// said at Listen, where the daemon may yet fail to start and should print
+// only why.
+func (s *Server) logUDPSocket() {
+	if s.udpSocketErr != nil {
+		s.log.Warn("udp socket options", slog.Any("error", s.udpSocketErr))
 	}
+	info := s.udpSocket
 	attrs := []any{slog.Int("asked", info.asked), slog.Int("granted", info.granted),
 		slog.String("how", info.how), slog.Bool("kernel_drops_counted", info.dropsCounted)}
 	if info.granted > 0 && info.granted < info.asked {
@@ -62,7 +70,6 @@ func (s *Server) listenUDP(addr string) (*net.UDPConn, error) {
 			"the kernel caps the buffer at net.core.rmem_max; raise it (sysctl -w net.core.rmem_max=BYTES) or run with CAP_NET_ADMIN"))
 	}
 	s.log.Info("udp receive buffer", attrs...)
-	return u, nil
 }
 
 // udpBatchReader reads datagrams in batches: ipv4.PacketConn and
@@ -170,6 +177,7 @@ func newUDPReader(s *Server) *udpReader {
 // (counted, logged rate-limited), never the reader.
 func (u *udpReader) run(ctx, pubCtx context.Context) {
 	s := u.s
+	s.logUDPSocket()
 	r := newUDPBatchReader(s.udp)
 	ms := newUDPMessages(udpBatch, udpMaxDatagram, udpOOBSize())
 	var backoff time.Duration
