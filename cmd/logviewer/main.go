@@ -85,6 +85,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			Addr:           cfg.SyslogAddr,
 			MaxMessageSize: cfg.MaxMessageSize,
 			ResolveDNS:     cfg.DNS,
+			UDPBuffer:      cfg.UDPBuffer,
 			Logger:         log.With(slog.String("part", "ingest")),
 		}, enc, bus, m)
 		if err := syslogServer.Listen(); err != nil {
