@@ -23,8 +23,11 @@ import (
 const DefaultUDPBuffer = 8 << 20
 
 const (
-	// udpBatch datagrams are read per system call (recvmmsg on Linux).
-	udpBatch = 64
+	// udpBatchLen datagrams are read per system call (recvmmsg on Linux).
+	udpBatchLen = 64
+	// udpBatchesOut batches may be read and not yet handled: one being
+	// handled while the reader fills the next.
+	udpBatchesOut = 2
 	// udpMaxDatagram holds any UDP payload (65,507 bytes over IPv4, 65,527
 	// over IPv6), so no datagram is cut by the read; MaxMessageSize cuts.
 	udpMaxDatagram = 64 << 10
@@ -119,7 +122,8 @@ func (c *dropCounter) advance(v uint32) uint32 {
 	return d
 }
 
-// udpReader reads datagrams, one message each. Datagrams from a peer whose
+// udpReader reads datagrams, one message each, in batches that one
+// goroutine reads and another handles. Datagrams from a peer whose
 // name is known are handled at once; those from a peer being looked up wait,
 // in order, in that peer's queue while other peers' datagrams go on. A
 // queue is drained by a goroutine of its own once the name (or the IP, after
@@ -132,13 +136,13 @@ type udpReader struct {
 	drops       dropCounter
 
 	// The peer last named in this batch, named again without asking the
-	// resolver; the reader alone uses them.
+	// resolver; the handling goroutine alone uses them.
 	last     netip.Addr
 	lastPeer peerName
 	lastOK   bool
 
-	// queued is len(queues). Only the reader adds queues, so when it reads
-	// 0 no peer has one and the reader needs no lock to know it.
+	// queued is len(queues). Only the handling goroutine adds queues, so
+	// when it reads 0 no peer has one and it needs no lock to know it.
 	queued atomic.Int32
 
 	mu     sync.Mutex
@@ -152,7 +156,7 @@ type udpQueue struct {
 	bytes   int
 	hurry   chan struct{} // closed when the queue is full: stop waiting for the name
 	hurried bool
-	waiting int // the reader waits for room in this queue
+	waiting int // the handling goroutine waits for room in this queue
 }
 
 type udpItem struct {
@@ -173,13 +177,41 @@ func newUDPReader(s *Server) *udpReader {
 	return u
 }
 
-// run reads until shutdown stops the reads. A read error costs the datagram
-// (counted, logged rate-limited), never the reader.
+// udpBatch is what the reader hands the handling goroutine: datagrams
+// copied out of the read buffers, which the next read reuses. A batch is
+// recycled, so data keeps its capacity (at most udpBatchLen times
+// MaxMessageSize or 64 KiB, after a flood of large datagrams).
+type udpBatch struct {
+	received time.Time
+	data     []byte // the datagrams, one after another
+	items    []udpDatagram
+}
+
+// udpDatagram is one datagram of a batch; its bytes end at end in the
+// batch's data and start where the one before ends.
+type udpDatagram struct {
+	from      netip.Addr
+	end       int
+	truncated bool
+}
+
+// run reads until shutdown stops the reads, and hands every batch to a
+// goroutine that handles it, so that reading the next batch and handling
+// this one use two cores. A read error costs the datagram (counted, logged
+// rate-limited), never the reader.
 func (u *udpReader) run(ctx, pubCtx context.Context) {
 	s := u.s
 	s.logUDPSocket()
+	work := make(chan *udpBatch, udpBatchesOut-1)
+	free := make(chan *udpBatch, udpBatchesOut)
+	for range udpBatchesOut {
+		free <- &udpBatch{items: make([]udpDatagram, 0, udpBatchLen)}
+	}
+	s.wg.Go(func() { u.handleBatches(ctx, pubCtx, work, free) })
+	defer close(work) // the handler finishes what it was given, then returns
+
 	r := newUDPBatchReader(s.udp)
-	ms := newUDPMessages(udpBatch, udpMaxDatagram, udpOOBSize())
+	ms := newUDPMessages(udpBatchLen, udpMaxDatagram, udpOOBSize())
 	var backoff time.Duration
 	for {
 		n, err := r.ReadBatch(ms, 0)
@@ -196,18 +228,15 @@ func (u *udpReader) run(ctx, pubCtx context.Context) {
 			continue
 		}
 		backoff = 0
+		read := ms[:n]
+		u.countKernelDrops(read)
+		b := <-free // waits while the handler is behind: the socket buffer holds the rest
 		// One reception time for the batch: its datagrams were waiting together.
-		received := time.Now()
-		batch := ms[:n]
-		u.countKernelDrops(batch)
+		b.received, b.data, b.items = time.Now(), b.data[:0], b.items[:0]
 		size := 0
-		for i := range batch {
-			size += batch[i].N
-		}
-		u.h.bytes.Add(float64(size))
-		u.lastOK = false
-		for i := range batch {
-			m := &batch[i]
+		for i := range read {
+			m := &read[i]
+			size += m.N
 			from, ok := m.Addr.(*net.UDPAddr)
 			if !ok {
 				continue // not from recvmmsg on a UDP socket
@@ -220,8 +249,29 @@ func (u *udpReader) run(ctx, pubCtx context.Context) {
 			if len(d) > s.cfg.MaxMessageSize {
 				d, truncated = d[:s.cfg.MaxMessageSize], true
 			}
-			u.dispatch(ctx, pubCtx, from.AddrPort().Addr().Unmap(), d, truncated, received)
+			b.data = append(b.data, d...)
+			b.items = append(b.items, udpDatagram{from: from.AddrPort().Addr().Unmap(), end: len(b.data), truncated: truncated})
 		}
+		u.h.bytes.Add(float64(size))
+		if len(b.items) == 0 {
+			free <- b
+			continue
+		}
+		work <- b
+	}
+}
+
+// handleBatches handles the datagrams of each batch in order, until work
+// is closed.
+func (u *udpReader) handleBatches(ctx, pubCtx context.Context, work <-chan *udpBatch, free chan<- *udpBatch) {
+	for b := range work {
+		u.lastOK = false
+		start := 0
+		for _, d := range b.items {
+			u.dispatch(ctx, pubCtx, d.from, b.data[start:d.end], d.truncated, b.received)
+			start = d.end
+		}
+		free <- b
 	}
 }
 
@@ -298,7 +348,7 @@ func (u *udpReader) drain(ctx, pubCtx context.Context, a netip.Addr, q *udpQueue
 	for {
 		u.mu.Lock()
 		for len(q.items) == 0 && q.waiting > 0 {
-			u.space.Wait() // the reader is about to add to this queue
+			u.space.Wait() // the handling goroutine is about to add to this queue
 		}
 		if len(q.items) == 0 {
 			delete(u.queues, a)
