@@ -51,7 +51,7 @@ type Server struct {
 	udp *net.UDPConn
 
 	udpSocket    udpSocketInfo // what the kernel granted the UDP socket
-	udpSocketErr error         // why it granted less than asked for
+	udpSocketErr error         // socket options that failed; the socket works without them
 
 	stopping atomic.Bool
 	wg       sync.WaitGroup // connection, reader and UDP flush goroutines
@@ -106,7 +106,7 @@ func (s *Server) Listen() error {
 			return err
 		}
 		addr := net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-		u, err := s.listenUDP(addr)
+		u, err := s.listenSyslogUDP(addr)
 		if errors.Is(err, syscall.EADDRINUSE) {
 			l.Close() // that port is taken for UDP: let TCP pick another
 			continue
@@ -126,7 +126,7 @@ func (s *Server) listenOn(addr string) error {
 	if err != nil {
 		return err
 	}
-	u, err := s.listenUDP(addr)
+	u, err := s.listenSyslogUDP(addr)
 	if err != nil {
 		l.Close()
 		return err
@@ -149,6 +149,17 @@ func listenTCP(addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("listen tcp %s: %w", addr, bareError(err))
 	}
 	return l, nil
+}
+
+func listenUDP(addr string) (*net.UDPConn, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s: %w", addr, bareError(err))
+	}
+	u := pc.(*net.UDPConn)
+	// A big receive buffer rides out bursts; the kernel may cap it, which is fine.
+	_ = u.SetReadBuffer(udpReadBuffer)
+	return u, nil
 }
 
 // bareError strips the net.OpError and os.SyscallError layers, whose text

@@ -23,6 +23,9 @@ import (
 const DefaultUDPBuffer = 8 << 20
 
 const (
+	// udpReadBuffer is what listenUDP asks for, for sockets other than the
+	// syslog one, which asks for Config.UDPBuffer.
+	udpReadBuffer = 8 << 20
 	// udpBatchLen datagrams are read per system call (recvmmsg on Linux).
 	udpBatchLen = 64
 	// udpBatchesOut batches may be read and not yet handled: one being
@@ -45,9 +48,10 @@ type udpSocketInfo struct {
 	dropsCounted bool   // the kernel reports its drops (SO_RXQ_OVFL)
 }
 
-// listenUDP binds addr, sizes its receive buffer and turns on the kernel's
-// drop counter; the reader logs what the kernel granted once it runs.
-func (s *Server) listenUDP(addr string) (*net.UDPConn, error) {
+// listenSyslogUDP binds addr, asks for Config.UDPBuffer of receive buffer
+// and turns on the kernel's drop counter; the reader logs what the kernel
+// granted once it runs.
+func (s *Server) listenSyslogUDP(addr string) (*net.UDPConn, error) {
 	pc, err := net.ListenPacket("udp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen udp %s: %w", addr, bareError(err))
