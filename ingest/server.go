@@ -72,6 +72,7 @@ type Config struct {
 	// IdleTimeout closes a connection that sent nothing for this long;
 	// DefaultIdleTimeout when 0, never when < 0.
 	IdleTimeout time.Duration
+	UDPBuffer   int          // UDP socket receive buffer asked for, bytes; 0: the kernel's default
 	Logger      *slog.Logger // nil: discard
 }
 
@@ -97,6 +98,9 @@ type Server struct {
 	tcp net.Listener
 	udp *net.UDPConn
 	tls net.Listener // plain TCP: each connection does its handshake in its own goroutine
+
+	udpSocket    udpSocketInfo // what the kernel granted the UDP socket
+	udpSocketErr error         // socket options that failed; the socket works without them
 
 	stopping atomic.Bool
 	wg       sync.WaitGroup // connection, reader and UDP flush goroutines
@@ -201,7 +205,7 @@ func (s *Server) listenPlain() error {
 			return err
 		}
 		addr := net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-		u, err := listenUDP(addr)
+		u, err := s.listenSyslogUDP(addr)
 		if errors.Is(err, syscall.EADDRINUSE) {
 			l.Close() // that port is taken for UDP: let TCP pick another
 			continue
@@ -221,7 +225,7 @@ func (s *Server) listenOn(addr string) error {
 	if err != nil {
 		return err
 	}
-	u, err := listenUDP(addr)
+	u, err := s.listenSyslogUDP(addr)
 	if err != nil {
 		l.Close()
 		return err

@@ -3,20 +3,36 @@ package ingest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/logviewer/logviewer/internal/metrics"
 )
 
+// DefaultUDPBuffer is the UDP socket receive buffer the daemon asks for
+// unless told otherwise: room for bursts while the reader is busy.
+const DefaultUDPBuffer = 8 << 20
+
 const (
-	udpReadBuffer = 8 << 20 // socket receive buffer asked for
-	// udpMaxDatagram holds any UDP payload (65,507 bytes over IPv4).
+	// udpReadBuffer is what listenUDP asks for, for sockets other than the
+	// syslog one, which asks for Config.UDPBuffer.
+	udpReadBuffer = 8 << 20
+	// udpBatchLen datagrams are read per system call (recvmmsg on Linux).
+	udpBatchLen = 64
+	// udpBatchesOut batches may be read and not yet handled: one being
+	// handled while the reader fills the next.
+	udpBatchesOut = 2
+	// udpMaxDatagram holds any UDP payload (65,507 bytes over IPv4, 65,527
+	// over IPv6), so no datagram is cut by the read; MaxMessageSize cuts.
 	udpMaxDatagram = 64 << 10
 	// A peer whose name is being looked up has its datagrams queued, within
 	// these bounds; a full queue stops the wait and the IP stands in.
@@ -24,15 +40,114 @@ const (
 	udpQueueBytes = 256 << 10
 )
 
-// udpReader reads datagrams, one message each. Datagrams from a peer whose
+// udpSocketInfo is what tuneUDPSocket got from the kernel.
+type udpSocketInfo struct {
+	asked        int    // receive buffer asked for; 0: none
+	granted      int    // receive buffer granted, comparable to asked (0: unknown)
+	how          string // the option that set it, or "kernel default"
+	dropsCounted bool   // the kernel reports its drops (SO_RXQ_OVFL)
+}
+
+// listenSyslogUDP binds addr, asks for Config.UDPBuffer of receive buffer
+// and turns on the kernel's drop counter; the reader logs what the kernel
+// granted once it runs.
+func (s *Server) listenSyslogUDP(addr string) (*net.UDPConn, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen udp %s: %w", addr, bareError(err))
+	}
+	u := pc.(*net.UDPConn)
+	// A failure leaves the socket working with what it has; logged later.
+	s.udpSocket, s.udpSocketErr = tuneUDPSocket(u, s.cfg.UDPBuffer)
+	return u, nil
+}
+
+// logUDPSocket says once what the kernel granted the UDP socket. It is not
+// said at Listen, where the daemon may yet fail to start and should print
+// only why.
+func (s *Server) logUDPSocket() {
+	if s.udpSocketErr != nil {
+		s.log.Warn("udp socket options", slog.Any("error", s.udpSocketErr))
+	}
+	info := s.udpSocket
+	attrs := []any{slog.Int("asked", info.asked), slog.Int("granted", info.granted),
+		slog.String("how", info.how), slog.Bool("kernel_drops_counted", info.dropsCounted)}
+	if info.granted > 0 && info.granted < info.asked {
+		attrs = append(attrs, slog.String("hint",
+			"the kernel caps the buffer at net.core.rmem_max; raise it (sysctl -w net.core.rmem_max=BYTES) or run with CAP_NET_ADMIN"))
+	}
+	s.log.Info("udp receive buffer", attrs...)
+}
+
+// udpBatchReader reads datagrams in batches: ipv4.PacketConn and
+// ipv6.PacketConn, whose Message types are one type.
+type udpBatchReader interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// newUDPBatchReader picks the ipv4 or ipv6 reader by the socket's family.
+// A wildcard address such as ":10514" binds an IPv6 socket when the host
+// has IPv6; that socket receives IPv4 peers too, as IPv4-mapped addresses.
+func newUDPBatchReader(c *net.UDPConn) udpBatchReader {
+	if a, ok := c.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		return ipv6.NewPacketConn(c)
+	}
+	return ipv4.NewPacketConn(c)
+}
+
+// newUDPMessages preallocates one batch: n slots of size bytes in one
+// block, reused for every read (64 x 64 KiB = 4 MiB for the one reader of a
+// server), each with oob bytes for its control messages.
+func newUDPMessages(n, size, oob int) []ipv4.Message {
+	buf := make([]byte, n*size)
+	var oobs []byte
+	if oob > 0 {
+		oobs = make([]byte, n*oob)
+	}
+	ms := make([]ipv4.Message, n)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{buf[i*size : (i+1)*size : (i+1)*size]}
+		if oob > 0 {
+			ms[i].OOB = oobs[i*oob : (i+1)*oob : (i+1)*oob]
+		}
+	}
+	return ms
+}
+
+// dropCounter turns the kernel's cumulative count of dropped datagrams, a
+// uint32 that starts at 0 with the socket and wraps, into increases.
+type dropCounter struct{ last uint32 }
+
+// advance returns how much the count grew since the value last seen. At the
+// first sighting that is the whole count: the socket is ours from its start.
+func (c *dropCounter) advance(v uint32) uint32 {
+	d := v - c.last // modular: right across a wrap
+	c.last = v
+	return d
+}
+
+// udpReader reads datagrams, one message each, in batches that one
+// goroutine reads and another handles. Datagrams from a peer whose
 // name is known are handled at once; those from a peer being looked up wait,
 // in order, in that peer's queue while other peers' datagrams go on. A
 // queue is drained by a goroutine of its own once the name (or the IP, after
 // the wait) is known.
 type udpReader struct {
-	s       *Server
-	h       *handler
-	readErr prometheus.Counter
+	s           *Server
+	h           *handler
+	readErr     prometheus.Counter
+	kernelDrops prometheus.Counter
+	drops       dropCounter
+
+	// The peer last named in this batch, named again without asking the
+	// resolver; the handling goroutine alone uses them.
+	last     netip.Addr
+	lastPeer peerName
+	lastOK   bool
+
+	// queued is len(queues). Only the handling goroutine adds queues, so
+	// when it reads 0 no peer has one and it needs no lock to know it.
+	queued atomic.Int32
 
 	mu     sync.Mutex
 	space  *sync.Cond // signalled when a queue shrinks
@@ -45,7 +160,7 @@ type udpQueue struct {
 	bytes   int
 	hurry   chan struct{} // closed when the queue is full: stop waiting for the name
 	hurried bool
-	waiting int // the reader waits for room in this queue
+	waiting int // the handling goroutine waits for room in this queue
 }
 
 type udpItem struct {
@@ -56,23 +171,54 @@ type udpItem struct {
 
 func newUDPReader(s *Server) *udpReader {
 	u := &udpReader{
-		s:       s,
-		h:       s.newHandler("udp"),
-		readErr: s.met.Dropped.WithLabelValues(metrics.DropUDPBuffer),
-		queues:  make(map[netip.Addr]*udpQueue),
+		s:           s,
+		h:           s.newHandler("udp"),
+		readErr:     s.met.Dropped.WithLabelValues(metrics.DropUDPBuffer),
+		kernelDrops: s.met.Dropped.WithLabelValues(metrics.DropUDPKernel),
+		queues:      make(map[netip.Addr]*udpQueue),
 	}
 	u.space = sync.NewCond(&u.mu)
 	return u
 }
 
-// run reads until shutdown stops the reads. A read error costs the datagram
-// (counted, logged rate-limited), never the reader.
+// udpBatch is what the reader hands the handling goroutine: datagrams
+// copied out of the read buffers, which the next read reuses. A batch is
+// recycled, so data keeps its capacity (at most udpBatchLen times
+// MaxMessageSize or 64 KiB, after a flood of large datagrams).
+type udpBatch struct {
+	received time.Time
+	data     []byte // the datagrams, one after another
+	items    []udpDatagram
+}
+
+// udpDatagram is one datagram of a batch; its bytes end at end in the
+// batch's data and start where the one before ends.
+type udpDatagram struct {
+	from      netip.Addr
+	end       int
+	truncated bool
+}
+
+// run reads until shutdown stops the reads, and hands every batch to a
+// goroutine that handles it, so that reading the next batch and handling
+// this one use two cores. A read error costs the datagram (counted, logged
+// rate-limited), never the reader.
 func (u *udpReader) run(ctx, pubCtx context.Context) {
 	s := u.s
-	buf := make([]byte, udpMaxDatagram)
+	s.logUDPSocket()
+	work := make(chan *udpBatch, udpBatchesOut-1)
+	free := make(chan *udpBatch, udpBatchesOut)
+	for range udpBatchesOut {
+		free <- &udpBatch{items: make([]udpDatagram, 0, udpBatchLen)}
+	}
+	s.wg.Go(func() { u.handleBatches(ctx, pubCtx, work, free) })
+	defer close(work) // the handler finishes what it was given, then returns
+
+	r := newUDPBatchReader(s.udp)
+	ms := newUDPMessages(udpBatchLen, udpMaxDatagram, udpOOBSize())
 	var backoff time.Duration
 	for {
-		n, from, err := s.udp.ReadFromUDPAddrPort(buf)
+		n, err := r.ReadBatch(ms, 0)
 		if err != nil {
 			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
 				return
@@ -86,37 +232,96 @@ func (u *udpReader) run(ctx, pubCtx context.Context) {
 			continue
 		}
 		backoff = 0
-		u.h.bytes.Add(float64(n))
-		d := stripFrameEnd(buf[:n])
-		if len(d) == 0 {
+		read := ms[:n]
+		u.countKernelDrops(read)
+		b := <-free // waits while the handler is behind: the socket buffer holds the rest
+		// One reception time for the batch: its datagrams were waiting together.
+		b.received, b.data, b.items = time.Now(), b.data[:0], b.items[:0]
+		size := 0
+		for i := range read {
+			m := &read[i]
+			size += m.N
+			from, ok := m.Addr.(*net.UDPAddr)
+			if !ok {
+				continue // not from recvmmsg on a UDP socket
+			}
+			d := stripFrameEnd(m.Buffers[0][:m.N])
+			if len(d) == 0 {
+				continue
+			}
+			truncated := false
+			if len(d) > s.cfg.MaxMessageSize {
+				d, truncated = d[:s.cfg.MaxMessageSize], true
+			}
+			b.data = append(b.data, d...)
+			b.items = append(b.items, udpDatagram{from: from.AddrPort().Addr().Unmap(), end: len(b.data), truncated: truncated})
+		}
+		u.h.bytes.Add(float64(size))
+		if len(b.items) == 0 {
+			free <- b
 			continue
 		}
-		truncated := false
-		if len(d) > s.cfg.MaxMessageSize {
-			d, truncated = d[:s.cfg.MaxMessageSize], true
+		work <- b
+	}
+}
+
+// handleBatches handles the datagrams of each batch in order, until work
+// is closed.
+func (u *udpReader) handleBatches(ctx, pubCtx context.Context, work <-chan *udpBatch, free chan<- *udpBatch) {
+	for b := range work {
+		u.lastOK = false
+		start := 0
+		for _, d := range b.items {
+			u.dispatch(ctx, pubCtx, d.from, b.data[start:d.end], d.truncated, b.received)
+			start = d.end
 		}
-		u.dispatch(ctx, pubCtx, from.Addr().Unmap(), d, truncated, time.Now())
+		free <- b
+	}
+}
+
+// countKernelDrops counts the datagrams the kernel dropped since it last
+// said. Its count is cumulative and rides on every datagram received after
+// a drop, so the batch's last one that carries it is enough.
+func (u *udpReader) countKernelDrops(batch []ipv4.Message) {
+	for i := len(batch) - 1; i >= 0; i-- {
+		m := &batch[i]
+		if m.NN == 0 {
+			continue
+		}
+		if v, ok := kernelDropCount(m.OOB[:m.NN]); ok {
+			if d := u.drops.advance(v); d > 0 {
+				u.kernelDrops.Add(float64(d))
+			}
+			return
+		}
 	}
 }
 
 // dispatch handles a datagram now, or queues it behind its peer's lookup.
 func (u *udpReader) dispatch(ctx, pubCtx context.Context, a netip.Addr, d []byte, truncated bool, received time.Time) {
-	u.mu.Lock()
-	if q := u.queues[a]; q != nil {
-		u.enqueue(q, d, truncated, received) // keeps this peer's order
+	if u.queued.Load() > 0 {
+		u.mu.Lock()
+		if q := u.queues[a]; q != nil {
+			u.enqueue(q, d, truncated, received) // keeps this peer's order
+			u.mu.Unlock()
+			return
+		}
 		u.mu.Unlock()
+	}
+	if u.lastOK && a == u.last {
+		u.h.handle(pubCtx, u.lastPeer, d, truncated, received)
 		return
 	}
-	u.mu.Unlock()
-
 	peer, ok, e := u.s.names.get(a)
 	if ok {
+		u.last, u.lastPeer, u.lastOK = a, peer, true
 		u.h.handle(pubCtx, peer, d, truncated, received)
 		return
 	}
 	q := &udpQueue{hurry: make(chan struct{})}
 	u.mu.Lock()
 	u.queues[a] = q
+	u.queued.Add(1)
 	u.enqueue(q, d, truncated, received)
 	u.mu.Unlock()
 	u.s.wg.Go(func() { u.drain(ctx, pubCtx, a, q, e) })
@@ -147,10 +352,11 @@ func (u *udpReader) drain(ctx, pubCtx context.Context, a netip.Addr, q *udpQueue
 	for {
 		u.mu.Lock()
 		for len(q.items) == 0 && q.waiting > 0 {
-			u.space.Wait() // the reader is about to add to this queue
+			u.space.Wait() // the handling goroutine is about to add to this queue
 		}
 		if len(q.items) == 0 {
 			delete(u.queues, a)
+			u.queued.Add(-1)
 			u.mu.Unlock()
 			return
 		}

@@ -1,10 +1,16 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 
 	"github.com/logviewer/logviewer/internal/testsupport"
 )
@@ -204,5 +210,245 @@ func TestUDPReadErrorNotFatal(t *testing.T) {
 	write(t, ts.dial(t, "udp", ""), "<14>after the errors")
 	if r := ts.pub.wait(t, 1)[0]; !strings.HasSuffix(r.msg(), "after the errors") {
 		t.Fatalf("got %q", r.msg())
+	}
+}
+
+// TestUDPAddressFamilies: the batch reader fits the socket's family, and a
+// wildcard (dual-stack) socket names IPv4 peers by their plain IPv4 address.
+func TestUDPAddressFamilies(t *testing.T) {
+	ipv6OK := true
+	if c, err := net.ListenPacket("udp6", "[::1]:0"); err != nil {
+		ipv6OK = false
+	} else {
+		c.Close()
+	}
+	tests := []struct {
+		name   string
+		addr   string // server's listen address
+		from   string // client's address, also what the record must be named
+		ipv6   bool   // the server's socket is IPv6, read with the ipv6 package
+		needV6 bool
+	}{
+		{name: "ipv4 socket", addr: "127.0.0.1:0", from: "127.0.0.1"},
+		{name: "wildcard socket, ipv4 peer", addr: ":0", from: "127.0.0.1", ipv6: ipv6OK},
+		{name: "wildcard socket, ipv6 peer", addr: ":0", from: "::1", ipv6: true, needV6: true},
+		{name: "ipv6 socket", addr: "[::1]:0", from: "::1", ipv6: true, needV6: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.needV6 && !ipv6OK {
+				t.Skip("no IPv6 loopback here")
+			}
+			ts := startServer(t, Config{Addr: tc.addr}, nil)
+			switch r := newUDPBatchReader(ts.udp).(type) {
+			case *ipv6.PacketConn:
+				if !tc.ipv6 {
+					t.Errorf("socket %v read with the ipv6 package, want ipv4", ts.UDPAddr())
+				}
+			case *ipv4.PacketConn:
+				if tc.ipv6 {
+					t.Errorf("socket %v read with the ipv4 package, want ipv6", ts.UDPAddr())
+				}
+			default:
+				t.Fatalf("reader %T", r)
+			}
+			port := ts.UDPAddr().(*net.UDPAddr).Port
+			c, err := net.Dial("udp", net.JoinHostPort(tc.from, strconv.Itoa(port)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			write(t, c, "<14>from "+tc.from)
+			r := ts.pub.wait(t, 1)[0]
+			if !strings.HasSuffix(r.msg(), "from "+tc.from) || r.name() != tc.from {
+				t.Fatalf("record %q named %q, want it named %q", r.msg(), r.name(), tc.from)
+			}
+		})
+	}
+}
+
+func TestDropCounter(t *testing.T) {
+	tests := []struct {
+		name  string
+		last  uint32
+		seen  uint32
+		delta uint32
+	}{
+		{name: "first sighting counts all since the socket opened", last: 0, seen: 7, delta: 7},
+		{name: "growth", last: 7, seen: 10, delta: 3},
+		{name: "no change", last: 10, seen: 10, delta: 0},
+		{name: "wrap-around", last: 0xffff_fffe, seen: 3, delta: 5},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := dropCounter{last: tc.last}
+			if got := c.advance(tc.seen); got != tc.delta {
+				t.Errorf("advance(%d) after %d = %d, want %d", tc.seen, tc.last, got, tc.delta)
+			}
+			if c.last != tc.seen {
+				t.Errorf("last = %d, want %d", c.last, tc.seen)
+			}
+		})
+	}
+}
+
+// TestUDPReceiveBuffer: what was asked for is what the kernel granted, or
+// net.core.rmem_max when SO_RCVBUF had to do without SO_RCVBUFFORCE.
+func TestUDPReceiveBuffer(t *testing.T) {
+	for _, asked := range []int{0, 256 << 10, 3 << 20} {
+		t.Run(fmt.Sprint(asked), func(t *testing.T) {
+			c, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			info, err := tuneUDPSocket(c.(*net.UDPConn), asked)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%+v", info)
+			if !info.dropsCounted {
+				t.Errorf("kernel drops not counted")
+			}
+			switch info.how {
+			case "kernel default":
+				if asked != 0 || info.granted <= 0 {
+					t.Errorf("asked %d: %+v", asked, info)
+				}
+			case "SO_RCVBUFFORCE":
+				if info.granted != asked {
+					t.Errorf("granted %d with SO_RCVBUFFORCE, want %d", info.granted, asked)
+				}
+			case "SO_RCVBUF":
+				if info.granted <= 0 || info.granted > asked {
+					t.Errorf("granted %d with SO_RCVBUF, want up to %d", info.granted, asked)
+				}
+			default:
+				t.Errorf("how %q", info.how)
+			}
+		})
+	}
+}
+
+// gatePublisher holds every Publish until release is closed.
+type gatePublisher struct {
+	next    Publisher
+	entered chan struct{} // gets a value when a Publish waits
+	release chan struct{}
+}
+
+func (g *gatePublisher) Publish(ctx context.Context, channel string, gelf []byte) error {
+	select {
+	case g.entered <- struct{}{}:
+	default:
+	}
+	<-g.release
+	return g.next.Publish(ctx, channel, gelf)
+}
+
+// TestUDPKernelDrops: while the reader is stalled, a flood overflows a small
+// socket buffer; the kernel's drops are counted, and with what was received
+// they add up to what was sent (loopback loses nothing else).
+func TestUDPKernelDrops(t *testing.T) {
+	g := &gatePublisher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	released := false
+	open := func() {
+		if !released {
+			released = true
+			close(g.release)
+		}
+	}
+	ts := startServer(t, Config{UDPBuffer: 32 << 10}, func(s *Server) { g.next, s.pub = s.pub, g })
+	t.Cleanup(open) // before the server's stop, which waits for the reader
+	c := ts.dial(t, "udp", "")
+	write(t, c, "<14>stall")
+	select {
+	case <-g.entered:
+	case <-time.After(waitFor):
+		t.Fatal("the reader never published")
+	}
+	const flood = 3000
+	for i := range flood {
+		write(t, c, fmt.Sprintf("<14>flood %d", i))
+	}
+	sent := 1 + flood
+	open()
+
+	// The count rides on datagrams received after the drops: send probes
+	// until one is through.
+	for probes := 0; len(ts.pub.from("probe")) == 0; probes++ {
+		if probes == 100 {
+			t.Fatal("no probe got through")
+		}
+		write(t, c, "<14>probe")
+		sent++
+		deadline := time.Now().Add(100 * time.Millisecond)
+		for len(ts.pub.from("probe")) == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	counts := func() (received, dropped float64) {
+		return ts.value(t, "logviewer_ingest_lines_total", "udp"), ts.value(t, "logviewer_dropped_total", "udp_kernel")
+	}
+	testsupport.Eventually(t, waitFor, func() bool {
+		received, dropped := counts()
+		return received+dropped == float64(sent)
+	}, "received + dropped = sent %d; received, dropped: %v", sent, func() any { r, d := counts(); return []float64{r, d} })
+	received, dropped := counts()
+	t.Logf("sent %d, received %v, dropped by the kernel %v", sent, received, dropped)
+	if dropped == 0 {
+		t.Fatal("no kernel drops counted")
+	}
+}
+
+// TestUDPOrderAcrossBatches: datagrams that queue up in the socket while
+// the publisher is held are read many to a batch and handed from the reader
+// to the handling goroutine; each peer's arrive complete and in order.
+func TestUDPOrderAcrossBatches(t *testing.T) {
+	requireLoopbackAlias(t)
+	g := &gatePublisher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	released := false
+	open := func() {
+		if !released {
+			released = true
+			close(g.release)
+		}
+	}
+	ts := startServer(t, Config{UDPBuffer: 4 << 20}, func(s *Server) { g.next, s.pub = s.pub, g })
+	t.Cleanup(open)
+	peers := []net.Conn{ts.dial(t, "udp", "127.0.0.1"), ts.dial(t, "udp", "127.0.0.2")}
+	write(t, peers[0], "<14>peer 0 hold")
+	select {
+	case <-g.entered:
+	case <-time.After(waitFor):
+		t.Fatal("the reader never published")
+	}
+	// 301 datagrams fit the socket buffer even where net.core.rmem_max
+	// caps it at its usual 208 KiB (about 830 bytes of it per datagram).
+	const each = 150
+	for i := range each {
+		for p, c := range peers {
+			write(t, c, fmt.Sprintf("<14>peer %d seq %d", p, i))
+		}
+	}
+	open()
+	recs := ts.pub.wait(t, 1+2*each)
+	next := [2]int{}
+	for _, r := range recs[1:] {
+		var p, n int
+		msg := r.msg()
+		if _, err := fmt.Sscanf(msg[strings.Index(msg, "peer "):], "peer %d seq %d", &p, &n); err != nil {
+			t.Fatalf("record %q: %v", msg, err)
+		}
+		if want := fmt.Sprintf("127.0.0.%d", p+1); r.name() != want {
+			t.Errorf("record %q named %q, want %q", msg, r.name(), want)
+		}
+		if n != next[p] {
+			t.Fatalf("peer %d: record %d arrived when %d was due", p, n, next[p])
+		}
+		next[p]++
+	}
+	if got := ts.value(t, "logviewer_dropped_total", "udp_kernel"); got != 0 {
+		t.Errorf("%v datagrams dropped by the kernel, want none", got)
 	}
 }

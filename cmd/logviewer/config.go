@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/logviewer/logviewer/auth"
+	"github.com/logviewer/logviewer/ingest"
 	"github.com/logviewer/logviewer/internal/envflag"
 )
 
@@ -39,6 +40,7 @@ type Config struct {
 	Role             string
 	ChannelPrefix    string
 	BufferBytes      int
+	UDPBuffer        int
 	AllowOrigins     []string
 	PprofAddr        string
 	ChannelFrom      string         // channelFromHost or channelFromApp
@@ -104,6 +106,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.Role, "role", roleAll, "all, ingest (syslog to bus) or stream (bus to HTTP); ingest and stream need --redis")
 	fs.StringVar(&c.ChannelPrefix, "channel-prefix", "", "prefix of Redis channel and key names")
 	fs.IntVar(&c.BufferBytes, "buffer", 64<<20, "bytes of records kept while Redis is unreachable; oldest dropped beyond")
+	fs.IntVar(&c.UDPBuffer, "udp-buffer", ingest.DefaultUDPBuffer, "bytes of UDP socket receive buffer to ask the kernel for (0: its default)")
 	fs.StringVar(&allowOrigins, "allow-origin", "", "comma-separated origins allowed to open /ws and /sse from a browser (* for any)")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve net/http/pprof on this address (for profiling; off when empty)")
 	fs.StringVar(&c.ChannelFrom, "channel-from", channelFromHost,
@@ -200,6 +203,8 @@ func (c Config) validate() error {
 		return errors.New("--syslog-client-ca needs --syslog-tls-addr")
 	case c.SyslogTLSAddr != "" && (c.SyslogTLSCert == "" || c.SyslogTLSKey == ""):
 		return errors.New("--syslog-tls-addr needs a certificate and its key: --syslog-tls-cert and --syslog-tls-key, or --tls-cert and --tls-key")
+	case c.UDPBuffer < 0:
+		return errors.New("invalid --udp-buffer: want 0 (the kernel's default) or more bytes")
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ func TestParseConfig(t *testing.T) {
 		{name: "defaults", check: func(c Config) bool {
 			return c.SyslogAddr == ":10514" && c.HTTPAddr == ":8080" && c.Group == "lr" && c.DNS &&
 				c.MaxMessageSize == 64<<10 && c.History == 10000 && c.Role == roleAll && c.LogLevel == slog.LevelInfo &&
-				c.BufferBytes == 64<<20 && c.Hostname != "" && c.ChannelFrom == "host" && c.MultilineWait == 50*time.Millisecond
+				c.BufferBytes == 64<<20 && c.UDPBuffer == 8<<20 && c.Hostname != "" && c.ChannelFrom == "host" && c.MultilineWait == 50*time.Millisecond
 		}},
 		{name: "history bytes", args: []string{"--history-bytes=1048576"}, check: func(c Config) bool { return c.HistoryBytes == 1<<20 }},
 		{name: "history bytes too small", args: []string{"--history-bytes=1000"}, wantErr: "invalid --history-bytes"},
@@ -74,6 +74,9 @@ func TestParseConfig(t *testing.T) {
 		{name: "tls addr with a certificate but no key", args: []string{"--syslog-tls-addr=:6514", "--syslog-tls-cert=s.pem"},
 			wantErr: "needs a certificate"},
 		{name: "log level", args: []string{"--log-level=debug"}, check: func(c Config) bool { return c.LogLevel == slog.LevelDebug }},
+		{name: "udp buffer", args: []string{"--udp-buffer=1048576"}, check: func(c Config) bool { return c.UDPBuffer == 1<<20 }},
+		{name: "udp buffer from env", env: map[string]string{"LOGVIEWER_UDP_BUFFER": "0"}, check: func(c Config) bool { return c.UDPBuffer == 0 }},
+		{name: "negative udp buffer", args: []string{"--udp-buffer=-1"}, wantErr: "invalid --udp-buffer"},
 		{name: "bad env value", env: map[string]string{"LOGVIEWER_HISTORY": "many"}, wantErr: "LOGVIEWER_HISTORY"},
 		{name: "bad role", args: []string{"--role=both"}, wantErr: "invalid --role"},
 		{name: "split role needs redis", args: []string{"--role=stream"}, wantErr: "needs --redis"},

@@ -108,6 +108,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			MaxMessageSize:        cfg.MaxMessageSize,
 			ContinuationWait:      wait,
 			ResolveDNS:            cfg.DNS,
+			UDPBuffer:             cfg.UDPBuffer,
 			ChannelFromApp:        cfg.ChannelFrom == channelFromApp,
 			MaxConnections:        maxConns,
 			MaxConnectionsPerAddr: cfg.MaxConnsPerAddr,

@@ -14,6 +14,7 @@ const (
 	DropGELFInvalid    = "gelf_invalid"    // a GELF message was not a valid record (bad chunk, compression, JSON or fields)
 	DropGELFTooLarge   = "gelf_too_large"  // a GELF message was larger than the maximum message size
 	DropMaxChannels    = "max_channels"    // a record for a new channel past --max-channels
+	DropUDPKernel      = "udp_kernel"      // the kernel dropped UDP datagrams: the socket's receive buffer was full
 )
 
 // Reasons a syslog connection is refused, used as the "reason" label of
