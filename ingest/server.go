@@ -110,7 +110,7 @@ type Server struct {
 	byAddr map[netip.Addr]int // open connections per peer address
 
 	// Rate limits for logs on hot paths.
-	acceptLog, readLog, publishLog, rejectLog logLimiter
+	acceptLog, readLog, publishLog, rejectLog, kernelDropLog logLimiter
 }
 
 // NewServer returns a Server that encodes with enc and publishes to pub,

@@ -137,7 +137,9 @@ type udpReader struct {
 	h           *handler
 	readErr     prometheus.Counter
 	kernelDrops prometheus.Counter
-	drops       dropCounter
+	// dropsSinceLog counts kernel drops not yet said in a log line.
+	dropsSinceLog uint64
+	drops         dropCounter
 
 	// The peer last named in this batch, named again without asking the
 	// resolver; the handling goroutine alone uses them.
@@ -291,6 +293,12 @@ func (u *udpReader) countKernelDrops(batch []ipv4.Message) {
 		if v, ok := kernelDropCount(m.OOB[:m.NN]); ok {
 			if d := u.drops.advance(v); d > 0 {
 				u.kernelDrops.Add(float64(d))
+				u.dropsSinceLog += uint64(d)
+				if n, ok := u.s.kernelDropLog.allow(); ok {
+					u.s.log.Warn("the kernel dropped UDP datagrams: the socket's receive buffer was full (see --udp-buffer)",
+						slog.Uint64("dropped", u.dropsSinceLog), slog.Int64("suppressed_lines", n))
+					u.dropsSinceLog = 0
+				}
 			}
 			return
 		}

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
@@ -358,7 +359,9 @@ func TestUDPKernelDrops(t *testing.T) {
 			close(g.release)
 		}
 	}
-	ts := startServer(t, Config{UDPBuffer: 32 << 10}, func(s *Server) { g.next, s.pub = s.pub, g })
+	logs := &testsupport.LockedBuffer{}
+	ts := startServer(t, Config{UDPBuffer: 32 << 10, Logger: slog.New(slog.NewTextHandler(logs, nil))},
+		func(s *Server) { g.next, s.pub = s.pub, g })
 	t.Cleanup(open) // before the server's stop, which waits for the reader
 	c := ts.dial(t, "udp", "")
 	write(t, c, "<14>stall")
@@ -398,6 +401,9 @@ func TestUDPKernelDrops(t *testing.T) {
 	t.Logf("sent %d, received %v, dropped by the kernel %v", sent, received, dropped)
 	if dropped == 0 {
 		t.Fatal("no kernel drops counted")
+	}
+	if !strings.Contains(logs.String(), "the kernel dropped UDP datagrams") {
+		t.Errorf("the drops were not logged:\n%s", logs.String())
 	}
 }
 
