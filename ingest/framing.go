@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -15,8 +16,12 @@ const (
 	// maxCountDigits is the longest octet count accepted (RFC 6587 MSG-LEN):
 	// nine digits, so a count never overflows and a bogus header is found fast.
 	maxCountDigits = 9
-	// minFramerBuffer is the smallest read buffer; big reads amortise syscalls.
-	minFramerBuffer = 64 << 10
+	// baseFramerBuffer is the buffer every Framer starts with and goes back
+	// to when its connection quiets down: an idle connection costs this.
+	baseFramerBuffer = 4 << 10
+	// readFramerBuffer is how far the buffer grows for throughput alone, when
+	// reads keep filling it: big reads amortise syscalls.
+	readFramerBuffer = 64 << 10
 	// termChunk is how far ahead one search for LF looks before NUL is
 	// searched for too, so NUL-terminated streams are not scanned to the end
 	// of the buffer for an LF on every frame.
@@ -64,6 +69,10 @@ type Framer struct {
 	err   error // read error, returned once the buffered bytes are framed
 	read  int64 // bytes read from r
 
+	budget   *FrameBudget // bytes of buffer beyond baseFramerBuffer come from it; nil: no bound
+	denied   bool         // the budget refused the growth a frame needed
+	lastFull bool         // the last read filled the free space: reads want a bigger buffer
+
 	skip     int  // bytes of an oversize octet-counted frame still to discard
 	skipLine bool // discarding an oversize line up to its terminator
 	skipCont bool // the line being discarded may go on past a LF
@@ -78,10 +87,76 @@ func NewFramer(r io.Reader, maxSize int) *Framer {
 	if maxSize <= 0 {
 		maxSize = DefaultMaxMessageSize
 	}
-	// The buffer starts at minFramerBuffer and grows only for a frame that
-	// needs it: up to a full-size line with its CR and LF.
-	limit := max(maxSize+2+maxFrameStart, minFramerBuffer)
-	return &Framer{r: r, max: maxSize, limit: limit, buf: make([]byte, minFramerBuffer)}
+	// The buffer starts at baseFramerBuffer; it grows for a frame that needs
+	// it (up to a full-size line with its CR and LF) and, while reads keep
+	// filling it, up to readFramerBuffer; it shrinks back once the
+	// connection quiets down.
+	limit := max(maxSize+2+maxFrameStart, readFramerBuffer)
+	return &Framer{r: r, max: maxSize, limit: limit, buf: make([]byte, baseFramerBuffer)}
+}
+
+// FrameBudget bounds the buffer bytes all the Framers that share it hold
+// beyond baseFramerBuffer each: the partial messages of every connection
+// together. A Framer refused growth for a frame cuts the frame there, as if
+// it were over the maximum size. Safe for concurrent use.
+type FrameBudget struct {
+	limit int64
+	used  atomic.Int64
+}
+
+// NewFrameBudget returns a budget of limit bytes (<= 0: unbounded).
+func NewFrameBudget(limit int64) *FrameBudget { return &FrameBudget{limit: limit} }
+
+// Used returns the bytes taken now.
+func (b *FrameBudget) Used() int64 { return b.used.Load() }
+
+// take takes n bytes, or reports false and takes nothing when they would go
+// past the limit.
+func (b *FrameBudget) take(n int64) bool {
+	if b.limit <= 0 {
+		b.used.Add(n)
+		return true
+	}
+	for {
+		u := b.used.Load()
+		if u+n > b.limit {
+			return false
+		}
+		if b.used.CompareAndSwap(u, u+n) {
+			return true
+		}
+	}
+}
+
+// SetBudget makes the Framer take its buffer growth from b.
+func (f *Framer) SetBudget(b *FrameBudget) { f.budget = b }
+
+// Release gives the Framer's buffer growth back to its budget; the Framer
+// is not to be used after.
+func (f *Framer) Release() {
+	if f.budget != nil && len(f.buf) > baseFramerBuffer {
+		f.budget.used.Add(-int64(len(f.buf) - baseFramerBuffer))
+	}
+	f.buf = nil
+}
+
+// resize replaces the buffer with one of n bytes holding the unread bytes,
+// charging the change to the budget. It reports false when the budget
+// refuses a growth.
+func (f *Framer) resize(n int) bool {
+	delta := int64(n - len(f.buf))
+	if f.budget != nil {
+		if delta > 0 && !f.budget.take(delta) {
+			return false
+		}
+		if delta < 0 {
+			f.budget.used.Add(delta)
+		}
+	}
+	nb := make([]byte, n)
+	f.end = copy(nb, f.buf[f.start:f.end])
+	f.start, f.buf = 0, nb
+	return true
 }
 
 // SetContinuation sets how long a frame ended by LF waits for the first bytes
@@ -131,25 +206,41 @@ func (f *Framer) Next() (frame []byte, truncated bool, err error) {
 // whether new bytes arrived; when it returns false f.err is set or the
 // buffer is full.
 func (f *Framer) fill() bool {
+	f.denied = false
 	if f.err != nil {
 		return false
 	}
-	if f.end == len(f.buf) {
+	switch {
+	case f.start == f.end:
+		// Nothing unread: fit the buffer to the reads before the next one.
+		f.start, f.end = 0, 0
 		switch {
+		case f.lastFull && len(f.buf) < readFramerBuffer:
+			f.resize(min(2*len(f.buf), readFramerBuffer)) // refused: reads stay smaller
+		case !f.lastFull && len(f.buf) > baseFramerBuffer:
+			f.resize(baseFramerBuffer) // quiet again: give the memory back
+		}
+	case f.end == len(f.buf):
+		grown := f.lastFull && len(f.buf) < readFramerBuffer && f.resize(min(2*len(f.buf), readFramerBuffer))
+		switch {
+		case grown: // reads keep filling the buffer: bigger reads
 		case f.start > 0:
 			f.end = copy(f.buf, f.buf[f.start:f.end])
 			f.start = 0
 		case len(f.buf) < f.limit:
-			nb := make([]byte, min(2*len(f.buf), f.limit))
-			f.end = copy(nb, f.buf[f.start:f.end])
-			f.start, f.buf = 0, nb
+			if !f.resize(min(2*len(f.buf), f.limit)) {
+				f.denied = true
+				return false
+			}
 		default:
 			return false // callers never need more than limit bytes
 		}
 	}
 	// Bounded like bufio: a reader that keeps returning nothing is broken.
 	for range 100 {
+		room := len(f.buf) - f.end
 		n, err := f.r.Read(f.buf[f.end:])
+		f.lastFull = n == room
 		f.end += n
 		f.read += int64(n)
 		if err != nil {
@@ -233,6 +324,11 @@ func (f *Framer) octetFrame(n, hdr int) ([]byte, bool) {
 	frame := f.buf[f.start : f.start+got]
 	f.start += got
 	if got < want {
+		if f.denied { // no room for the rest: cut here, skip the rest
+			f.denied = false
+			f.skip = n - got
+			return frame, true
+		}
 		return frame, false // the input ended inside the frame: deliver what came
 	}
 	if n > f.max {
@@ -297,6 +393,12 @@ func (f *Framer) lineFrameSlow() ([]byte, bool) {
 		if !f.fill() {
 			frame := f.buf[f.start:f.end]
 			f.start = f.end
+			if f.denied { // no room for the rest of the line: cut here, skip the rest
+				f.denied = false
+				f.skipLine = true
+				f.skipCont = f.wait >= 0 && beginsWithPRI(frame)
+				return frame, true
+			}
 			return frame, false
 		}
 	}

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // frame is one expected result of Framer.Next.
@@ -34,7 +36,7 @@ func readFrames(t testing.TB, r io.Reader, maxSize int) ([]frame, error) {
 			t.Fatalf("framer did not end")
 		}
 		b, trunc, err := f.Next()
-		if len(f.buf) > max(f.max+2+maxFrameStart, minFramerBuffer) {
+		if len(f.buf) > max(f.max+2+maxFrameStart, readFramerBuffer) {
 			t.Fatalf("buffer grew to %d bytes for frames of at most %d", len(f.buf), f.max)
 		}
 		if err != nil {
@@ -331,4 +333,121 @@ func BenchmarkFramer(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestFramerBudget: a frame that needs more buffer than the shared budget
+// allows is cut there and marked truncated, the rest skipped, framing goes
+// on; a Framer gives its growth back when the connection quiets down and
+// when released.
+func TestFramerBudget(t *testing.T) {
+	big := "<14>" + strings.Repeat("b", 20_000)
+	tests := []struct {
+		name   string
+		budget int64
+		in     string
+		want   []frame
+	}{
+		{"line within budget", 1 << 20, big + "\n<14>next\n", []frame{{big, false}, {"<14>next", false}}},
+		// 4 KiB of budget lets the buffer grow from 4 to 8 KiB, not to 16.
+		{"line past budget", 4 << 10, big + "\n<14>next\n", []frame{{big[:8<<10], true}, {"<14>next", false}}},
+		{"octet frame past budget", 4 << 10, fmt.Sprintf("%d %s<14>next\n", len(big), big), []frame{{big[:8<<10], true}, {"<14>next", false}}},
+		{"no budget at all", 0, big + "\n<14>next\n", []frame{{big, false}, {"<14>next", false}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			b := NewFrameBudget(tc.budget)
+			if tc.budget == 0 {
+				b = nil
+			}
+			f := NewFramer(strings.NewReader(tc.in), 0)
+			f.SetBudget(b)
+			var got []frame
+			for {
+				fr, trunc, err := f.Next()
+				if err != nil {
+					break
+				}
+				got = append(got, frame{string(fr), trunc})
+			}
+			if !slices.Equal(got, tc.want) {
+				var sizes, wantSizes []string
+				for _, g := range got {
+					sizes = append(sizes, fmt.Sprintf("%d/%v", len(g.text), g.truncated))
+				}
+				for _, w := range tc.want {
+					wantSizes = append(wantSizes, fmt.Sprintf("%d/%v", len(w.text), w.truncated))
+				}
+				t.Fatalf("got frames (bytes/truncated) %v, want %v", sizes, wantSizes)
+			}
+			if b != nil && b.Used() > tc.budget {
+				t.Fatalf("budget used %d, limit %d", b.Used(), tc.budget)
+			}
+			f.Release()
+			if b != nil && b.Used() != 0 {
+				t.Fatalf("%d bytes still taken after Release", b.Used())
+			}
+		})
+	}
+}
+
+// TestFramerShrinksWhenQuiet: a burst grows the buffer for big reads; once
+// a read comes small again, the next read (which may block for long on an
+// idle connection) is made into the base buffer, and the growth is back in
+// the budget.
+func TestFramerShrinksWhenQuiet(t *testing.T) {
+	line := "<14>" + strings.Repeat("q", 99) + "\n" // 104 bytes: 1 MiB holds whole lines
+	burst := &repeatReader{data: []byte(line), chunk: 64 << 10}
+	b := NewFrameBudget(1 << 20)
+	var f *Framer
+	offered, usedThen := -1, int64(-1)
+	calls := 0
+	idle := readerFunc(func(p []byte) (int, error) { // the connection goes quiet
+		calls++
+		if calls == 1 { // the look for a continuation line times out
+			return 0, os.ErrDeadlineExceeded
+		}
+		offered, usedThen = len(p), b.Used()
+		return 0, io.EOF
+	})
+	r := &switchReader{readers: []io.Reader{io.LimitReader(burst, 104*10_000), strings.NewReader(line), idle}}
+	f = NewFramer(r, 0)
+	f.SetBudget(b)
+	f.SetContinuation(time.Millisecond, func(time.Time) error { return nil })
+	peak := 0
+	for {
+		if _, _, err := f.Next(); err != nil {
+			break
+		}
+		peak = max(peak, len(f.buf))
+	}
+	if peak != readFramerBuffer {
+		t.Fatalf("buffer peaked at %d during the burst, want %d", peak, readFramerBuffer)
+	}
+	if offered != baseFramerBuffer || usedThen != 0 {
+		t.Fatalf("the read after the quiet one got %d bytes of buffer with %d of budget used; want %d and 0",
+			offered, usedThen, baseFramerBuffer)
+	}
+}
+
+// readerFunc is a Read function as an io.Reader.
+type readerFunc func(p []byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+// switchReader reads each reader to its end in turn, one read at a time.
+type switchReader struct{ readers []io.Reader }
+
+func (s *switchReader) Read(p []byte) (int, error) {
+	for len(s.readers) > 0 {
+		n, err := s.readers[0].Read(p)
+		if err == io.EOF {
+			s.readers = s.readers[1:]
+			if n == 0 {
+				continue
+			}
+			err = nil
+		}
+		return n, err
+	}
+	return 0, io.EOF
 }

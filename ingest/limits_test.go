@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -83,4 +84,46 @@ func TestIdleTimeout(t *testing.T) {
 	if _, err := busy.Read(make([]byte, 1)); errors.Is(err, io.EOF) {
 		t.Fatal("the busy connection was closed")
 	}
+}
+
+// TestTCPFrameBudget: many connections each holding a long half message
+// together stay within the frame budget; the messages that did not fit are
+// cut and marked, the others whole, and every buffer is given back.
+func TestTCPFrameBudget(t *testing.T) {
+	const conns, size, budget = 20, 60_000, 256 << 10
+	var srv *Server
+	ts := startServer(t, Config{FrameBytes: budget}, func(s *Server) { srv = s })
+	half := "<14>" + strings.Repeat("x", size)
+	cs := make([]net.Conn, conns)
+	for i := range cs {
+		cs[i] = ts.dial(t, "tcp", "")
+		write(t, cs[i], half)
+	}
+	// The connections together want five times the budget: it fills up.
+	testsupport.Eventually(t, waitFor, func() bool { return srv.frames.Used() > budget/2 },
+		"the frame budget never filled: %v held", func() any { return srv.frames.Used() })
+	if used := srv.frames.Used(); used > budget {
+		t.Fatalf("%d bytes of frames held, budget %d", used, budget)
+	}
+	for _, c := range cs {
+		write(t, c, "\n")
+		c.Close()
+	}
+	recs := ts.pub.wait(t, conns)
+	whole, cut := 0, 0
+	for _, r := range recs {
+		switch {
+		case len(r.msg()) == size:
+			whole++
+		case r.fields["_truncated"] == true:
+			cut++
+		default:
+			t.Errorf("a record of %d bytes, neither whole nor marked truncated", len(r.msg()))
+		}
+	}
+	if whole == 0 || cut == 0 {
+		t.Errorf("%d whole and %d cut; want some of each with a budget of %d for %d x %d bytes", whole, cut, budget, conns, size)
+	}
+	testsupport.Eventually(t, waitFor, func() bool { return srv.frames.Used() == 0 }, "frames given back: %v held",
+		func() any { return srv.frames.Used() })
 }

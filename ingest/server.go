@@ -72,8 +72,13 @@ type Config struct {
 	// IdleTimeout closes a connection that sent nothing for this long;
 	// DefaultIdleTimeout when 0, never when < 0.
 	IdleTimeout time.Duration
-	UDPBuffer   int          // UDP socket receive buffer asked for, bytes; 0: the kernel's default
-	Logger      *slog.Logger // nil: discard
+	UDPBuffer   int // UDP socket receive buffer asked for, bytes; 0: the kernel's default
+	// FrameBytes bounds the buffer all TCP and TLS connections together
+	// hold beyond 4 KiB each: their partial messages. A message that would
+	// need more is cut and marked truncated. DefaultFrameBytes when 0;
+	// unbounded when < 0.
+	FrameBytes int64
+	Logger     *slog.Logger // nil: discard
 }
 
 // Connection bounds used when Config sets none.
@@ -81,6 +86,7 @@ const (
 	DefaultMaxConnections        = 8192
 	DefaultMaxConnectionsPerAddr = 1024
 	DefaultIdleTimeout           = 10 * time.Minute
+	DefaultFrameBytes            = 64 << 20
 )
 
 // Server receives syslog over TCP and UDP on one port, and over TLS on
@@ -104,6 +110,8 @@ type Server struct {
 
 	stopping atomic.Bool
 	wg       sync.WaitGroup // connection, reader and UDP flush goroutines
+
+	frames *FrameBudget // shared by the framers of all connections
 
 	mu     sync.Mutex
 	conns  map[net.Conn]*connState
@@ -137,6 +145,9 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
+	if cfg.FrameBytes == 0 {
+		cfg.FrameBytes = DefaultFrameBytes
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -151,6 +162,7 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 		met:    m,
 		log:    log,
 		names:  newResolver(cfg.ResolveDNS, log),
+		frames: NewFrameBudget(max(cfg.FrameBytes, 0)),
 		conns:  make(map[net.Conn]*connState),
 		byAddr: make(map[netip.Addr]int),
 	}

@@ -141,6 +141,8 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, st *connStat
 	}
 	fr := NewFramer(r, s.cfg.MaxMessageSize)
 	fr.SetContinuation(s.cfg.ContinuationWait, s.readDeadline(c))
+	fr.SetBudget(s.frames)
+	defer fr.Release()
 	if transport == transportTCP {
 		if reason := probe(fr); reason != "" {
 			s.reject(reason, addr, nil)

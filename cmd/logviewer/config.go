@@ -31,6 +31,7 @@ type Config struct {
 	MaxConnections   int
 	MaxConnsPerAddr  int
 	IdleTimeout      time.Duration
+	FrameBytes       int64
 	MaxChannels      int
 	ChannelTTL       time.Duration
 	DNS              bool
@@ -93,6 +94,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.IntVar(&c.History, "history", 10000, "records kept per channel for backfill and resume")
 	fs.IntVar(&c.MaxConnections, "max-connections", 8192, "syslog TCP and TLS connections open at once (at most half the file limit); past it a new one is closed")
 	fs.IntVar(&c.MaxConnsPerAddr, "max-connections-per-addr", 1024, "syslog TCP and TLS connections open at once from one address")
+	fs.Int64Var(&c.FrameBytes, "frame-bytes", 64<<20, "bytes of partial messages buffered over all syslog TCP and TLS connections beyond 4 KiB each; a message needing more is cut and marked _truncated")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 10*time.Minute, "close a syslog connection that completed no message for this long; 0: never")
 	fs.Int64Var(&c.ClientQueueBytes, "client-queue-bytes", 256<<20, "bytes of records queued for all stream clients together; past it the clients furthest behind lose their oldest records first")
 	fs.IntVar(&c.MaxClients, "max-clients", 10000, "stream clients (SSE and WebSocket) open at once; past it 503 with Retry-After")
@@ -179,6 +181,8 @@ func (c Config) validate() error {
 		return errors.New("invalid --channel-ttl: want 0 (never) or more")
 	case c.MaxConnections < 1 || c.MaxConnsPerAddr < 1:
 		return errors.New("invalid --max-connections or --max-connections-per-addr: want at least 1")
+	case c.FrameBytes < 1<<20:
+		return fmt.Errorf("invalid --frame-bytes %d: want at least 1 MiB", c.FrameBytes)
 	case c.IdleTimeout < 0:
 		return errors.New("invalid --idle-timeout: want 0 (never) or more")
 	case c.ClientQueueBytes < 1<<20:

@@ -113,6 +113,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			MaxConnections:        maxConns,
 			MaxConnectionsPerAddr: cfg.MaxConnsPerAddr,
 			IdleTimeout:           idleTimeout(cfg.IdleTimeout),
+			FrameBytes:            cfg.FrameBytes,
 			Logger:                log.With(slog.String("part", "ingest")),
 		}, enc, bus, m)
 		if err := syslogServer.Listen(); err != nil {
