@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -53,5 +54,46 @@ func TestConnectionLimitKeepsHTTP(t *testing.T) {
 	conns[0].Close()
 	if f := sse.NextRecord(t, recordTimeout).Fields(t); f["short_message"] != "over tcp" {
 		t.Fatalf("record %v", f)
+	}
+}
+
+// TestUDPKernelDropsCounted: while the daemon is stopped (SIGSTOP) a UDP
+// flood overflows its socket buffer; once it runs again, /metrics counts
+// what the kernel dropped, and received + dropped = sent.
+func TestUDPKernelDropsCounted(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false", "--udp-buffer=65536")
+	if err := d.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := true
+	defer func() {
+		if stopped {
+			_ = d.Cmd.Process.Signal(syscall.SIGCONT)
+		}
+	}()
+	const flood = 3000
+	lines := make([]string, flood)
+	for i := range lines {
+		lines[i] = fmt.Sprintf("<14>flood %d", i)
+	}
+	sendSyslogUDP(t, "", d.SyslogAddr, lines...)
+	if err := d.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	stopped = false
+	// The kernel's count rides on the datagrams received after the drops.
+	sent := flood
+	testsupport.Eventually(t, 10*time.Second, func() bool {
+		sendSyslogUDP(t, "", d.SyslogAddr, "<14>probe")
+		sent++
+		return metricValue(t, d.HTTPURL, `logviewer_dropped_total{reason="udp_kernel"}`) > 0
+	}, "no kernel drops counted")
+	testsupport.Eventually(t, 10*time.Second, func() bool {
+		received := metricValue(t, d.HTTPURL, `logviewer_ingest_lines_total{transport="udp"}`)
+		dropped := metricValue(t, d.HTTPURL, `logviewer_dropped_total{reason="udp_kernel"}`)
+		return received+dropped == float64(sent)
+	}, "received + dropped != sent %d", sent)
+	if !strings.Contains(d.Stderr(), "the kernel dropped UDP datagrams") {
+		t.Errorf("the drops were not logged")
 	}
 }
