@@ -419,7 +419,7 @@ func TestViewerLogin(t *testing.T) {
 	if got := pageEval[string](t, v, `document.getElementById('channels').textContent`); strings.Contains(got, "db-1") {
 		t.Errorf("alice's channel list names db-1: %s", got)
 	}
-	if !pageEval[bool](t, v, `document.getElementById('noauth').hidden`) {
+	if !pageEval[bool](t, v, `document.getElementById('noauth').offsetParent === null`) {
 		t.Errorf("the no-authentication badge shows on a daemon with users")
 	}
 
@@ -435,8 +435,9 @@ func TestViewerNoAuthBadge(t *testing.T) {
 	port := testsupport.FreePort(t)
 	d := testsupport.StartDaemon(t, fmt.Sprintf("--http-addr=0.0.0.0:%d", port))
 	v := openViewer(t, fmt.Sprintf("http://127.0.0.1:%d/", port))
-	v.waitFor(t, `!document.getElementById('noauth').hidden && document.getElementById('account').hidden`,
-		"the no-authentication badge shows")
+	v.waitFor(t, `!document.getElementById('noauth').hidden && document.getElementById('noauth').offsetParent !== null &&
+		document.getElementById('account').offsetParent === null`,
+		"the no-authentication badge shows, and no logout button")
 	if !strings.Contains(d.Stderr(), "no authentication and listening beyond loopback") {
 		t.Errorf("no warning at start")
 	}

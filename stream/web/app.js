@@ -435,7 +435,12 @@
   // cell is a span holding text, with the filter's matches wrapped in <mark>
   // elements; every piece is a text node.
   function cell(cls, text) {
-    const s = el('span', cls);
+    return marked('span', cls, text);
+  }
+
+  // marked makes an element holding text with the filter's matches marked.
+  function marked(tag, cls, text) {
+    const s = el(tag, cls);
     if (!markRe || !text) {
       s.textContent = text;
       return s;
@@ -487,18 +492,47 @@
     const head = el('div', 'head');
     const time = el('span', 'c-time', fmtTime(e.t));
     time.title = fullTime(e.t);
-    const msg = e.msg.length > MSG_MAX ? e.msg.slice(0, MSG_MAX) + '\u2026' : e.msg;
-    head.append(time, cell('c-ch', e.ch), cell('c-app', e.app), el('span', 'c-lvl', e.lvl >= 0 ? LEVELS[e.lvl] : ''), cell('c-msg', msg));
+    const more = moreLines(e);
+    let first = more ? e.msg.slice(0, e.msg.indexOf('\n')).replace(/\r$/, '') : e.msg;
+    if (first.length > MSG_MAX) first = first.slice(0, MSG_MAX) + '\u2026';
+    const msgCell = cell('c-msg', first);
+    if (more) {
+      // A multi-line record (a traceback): its first line, and how many follow.
+      const badge = el('span', 'more', '+' + nf.format(more) + (more === 1 ? ' line' : ' lines'));
+      badge.title = 'Click the line to show the whole message';
+      msgCell.prepend(badge, ' ');
+    }
+    head.append(time, cell('c-ch', e.ch), cell('c-app', e.app), el('span', 'c-lvl', e.lvl >= 0 ? LEVELS[e.lvl] : ''), msgCell);
     r.append(head);
     if (open) {
       r.classList.add('open');
+      let h = e.extra - REC_GAP;
+      if (more) {
+        const whole = marked('pre', 'rec msgfull', e.msg);
+        const mh = (more + 1) * REC_LINE_H + REC_PAD;
+        whole.style.height = mh + 'px';
+        r.append(whole);
+        h -= mh + REC_GAP;
+      }
       const pre = el('pre', 'rec', e.pretty);
-      pre.style.height = e.extra - REC_GAP + 'px';
+      pre.style.height = h + 'px';
       r.append(pre);
       r.style.height = ROW_H + e.extra + 'px';
     }
     rowEntry.set(r, e);
     return r;
+  }
+
+  // moreLines is how many lines a record's message has after its first
+  // (counted once per record).
+  function moreLines(e) {
+    if (e.more === undefined) {
+      let n = 0;
+      for (let i = e.msg.indexOf('\n'); i >= 0; i = e.msg.indexOf('\n', i + 1)) n++;
+      if (n && e.msg.endsWith('\n')) n--;
+      e.more = n;
+    }
+    return e.more;
   }
 
   function toggleExpand(e) {
@@ -516,6 +550,8 @@
       let lines = 1;
       for (let i = 0; i < pretty.length; i++) if (pretty.charCodeAt(i) === 10) lines++;
       e.extra = lines * REC_LINE_H + REC_PAD + REC_GAP;
+      const more = moreLines(e);
+      if (more) e.extra += (more + 1) * REC_LINE_H + REC_PAD + REC_GAP; // the whole message, preformatted
       expanded.add(e);
       setFollow(false); // the user is reading this line: keep it in place
     }
