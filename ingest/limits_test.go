@@ -65,13 +65,15 @@ func TestConnectionLimits(t *testing.T) {
 // TestIdleTimeout: a connection that sends nothing is closed after the idle
 // timeout and counted; one that keeps sending stays.
 func TestIdleTimeout(t *testing.T) {
-	ts := startServer(t, Config{IdleTimeout: 150 * time.Millisecond}, nil)
+	// The idle timeout is 50 times the busy sender's pace, so a loaded
+	// machine cannot make the busy one look idle.
+	ts := startServer(t, Config{IdleTimeout: 500 * time.Millisecond}, nil)
 	silent := ts.dial(t, "tcp", "")
 	busy := ts.dial(t, "tcp", "")
-	deadline := time.Now().Add(450 * time.Millisecond)
+	deadline := time.Now().Add(1500 * time.Millisecond)
 	for time.Now().Before(deadline) {
-		write(t, busy, "<14>still here\n")
-		time.Sleep(20 * time.Millisecond) // the sender's pace, not a wait for the server
+		write(t, busy, "<14>still here\x00") // NUL: each message ends at once
+		time.Sleep(10 * time.Millisecond)    // the sender's pace, not a wait for the server
 	}
 	if !closedByServer(t, silent) {
 		t.Fatal("the silent connection is still open")
