@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/logviewer/logviewer/internal/testsupport"
@@ -29,4 +30,18 @@ func TestViewerMultiLineRecord(t *testing.T) {
 	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['+3 lines payment failed'])`, "the filter finds the record by its traceback")
 	v.waitFor(t, `[...document.querySelectorAll('.row.open .msgfull mark')].map((m) => m.textContent).join() === 'KeyError'`,
 		"the match is marked in the whole message")
+}
+
+// TestViewerManyChannelsOneStream: with five channels ticked the page opens
+// one stream for exactly those five (it subscribed to "*" and filtered in
+// the page past three), and shows only their lines.
+func TestViewerManyChannelsOneStream(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false", "--channel-from=app")
+	v := openViewer(t, d.HTTPURL+"/#ch=a1,a2,a3,a4,b*")
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "a1", "one"), syslogLine(6, "other", "not wanted"),
+		syslogLine(6, "b7", "seven"), syslogLine(6, "a4", "four"))
+	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['one', 'seven', 'four'])`, "the five channels' lines only")
+	if !strings.Contains(d.Stderr(), `pattern=a1,a2,a3,a4,b*`) || strings.Contains(d.Stderr(), `pattern=* `) {
+		t.Errorf("the page did not open one stream for its five patterns:\n%s", d.Stderr())
+	}
 }

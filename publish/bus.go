@@ -90,7 +90,8 @@ type Bus interface {
 	// bus copies what it keeps, so the caller may reuse gelf afterwards.
 	Publish(ctx context.Context, channel string, gelf []byte) error
 	// Subscribe starts a subscription to the channels matching pattern, a
-	// glob as Redis PSUBSCRIBE takes ("*", "web-*", "app?").
+	// glob as Redis PSUBSCRIBE takes ("*", "web-*", "app?"), or several
+	// joined by commas ("web-*,db-1").
 	Subscribe(ctx context.Context, pattern string, opts SubscribeOptions) (Subscription, error)
 	// Channels lists the known channels, sorted by name.
 	Channels(ctx context.Context) ([]ChannelInfo, error)

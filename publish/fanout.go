@@ -117,7 +117,7 @@ func (f *fanout) match(channel string) []*subscriber {
 	}
 	var subs []*subscriber
 	for s := range f.subs {
-		if glob.Match(s.pattern, channel) {
+		if glob.MatchList(s.pattern, channel) {
 			subs = append(subs, s)
 		}
 	}
@@ -179,7 +179,7 @@ func (f *fanout) add(s *subscriber) error {
 	f.subs[s] = struct{}{}
 	f.subsLen.Store(int64(len(f.subs)))
 	for ch, subs := range f.byChannel {
-		if glob.Match(s.pattern, ch) {
+		if glob.MatchList(s.pattern, ch) {
 			f.byChannel[ch] = append(subs[:len(subs):len(subs)], s)
 		}
 	}

@@ -326,7 +326,7 @@ func (m *Memory) Subscribe(ctx context.Context, pattern string, opts SubscribeOp
 	}
 	var matched []*memChannel
 	for _, c := range m.channels {
-		if glob.Match(pattern, c.name) {
+		if glob.MatchList(pattern, c.name) {
 			matched = append(matched, c)
 		}
 	}

@@ -48,20 +48,37 @@ func sortEntries(es []historyEntry) {
 	})
 }
 
-// matchChannels lists the registered channels that pattern matches (and the
-// pattern itself when it is a plain name).
+// matchChannels lists the channels a pattern (or a comma-separated list of
+// them) names: its plain names as they are, and the registered channels its
+// globs match.
 func (r *Redis) matchChannels(ctx context.Context, pattern string) ([]string, error) {
-	if !glob.HasMeta(pattern) {
-		return []string{pattern}, nil
+	var out, globs []string
+	seen := map[string]bool{}
+	for _, p := range glob.Split(pattern) {
+		if glob.HasMeta(p) {
+			globs = append(globs, p)
+		} else if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	if len(globs) == 0 {
+		return out, nil
 	}
 	all, err := r.client.ZRange(ctx, r.keys.registry(), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("channel registry: %w", err)
 	}
-	out := all[:0]
 	for _, ch := range all {
-		if glob.Match(pattern, ch) {
-			out = append(out, ch)
+		if seen[ch] {
+			continue
+		}
+		for _, g := range globs {
+			if glob.Match(g, ch) {
+				seen[ch] = true
+				out = append(out, ch)
+				break
+			}
 		}
 	}
 	return out, nil

@@ -105,16 +105,19 @@ func pathMatchFold(pattern, host string) (bool, error) {
 	return pattern == host, nil
 }
 
-// authorize checks that the user may open a stream of pattern: a channel
-// named outright must be one of theirs (403 otherwise); a glob is narrowed to
-// their channels by filtering. It returns the pattern to subscribe to, which
-// is the user's own glob when they ask for everything and have only one.
+// authorize checks that the user may open a stream of pattern (a list of
+// patterns joined by commas): a channel named outright must be one of
+// theirs (403 otherwise); a glob is narrowed to their channels by
+// filtering. It returns the pattern to subscribe to, which is the user's own
+// glob when they ask for everything and have only one.
 func authorize(u *auth.User, pattern string) (string, bool) {
 	if u.All {
 		return pattern, true
 	}
-	if !glob.HasMeta(pattern) {
-		return pattern, u.CanRead(pattern)
+	for _, p := range glob.Split(pattern) {
+		if !glob.HasMeta(p) && !u.CanRead(p) {
+			return pattern, false
+		}
 	}
 	if pattern == "*" && len(u.Globs) == 1 {
 		return u.Globs[0], true

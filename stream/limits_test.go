@@ -121,3 +121,55 @@ func TestChannelsPrefixLimit(t *testing.T) {
 		t.Errorf("bad limit: %d, want 400", resp.StatusCode)
 	}
 }
+
+// TestStreamPatternLists: a stream takes several patterns, in the path
+// joined by commas or as repeated ?ch=; tail and live records come from
+// those channels only.
+func TestStreamPatternLists(t *testing.T) {
+	f := startServer(t, Config{})
+	publishTo := func(channels ...string) {
+		for _, ch := range channels {
+			if err := f.hub.Publish(t.Context(), ch, []byte(`{"short_message":"on `+ch+`"}`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publishTo("web-1", "db-1", "api", "db-2")
+	tests := []struct {
+		query      string
+		tail, live []string // the channels of the records expected
+	}{
+		{"/sse/web-*,db-1?tail=10", []string{"web-1", "db-1"}, []string{"web-2", "db-1"}},
+		{"/sse?ch=web-*&ch=db-1&tail=10", []string{"web-1", "db-1"}, []string{"web-2", "db-1"}},
+		{"/sse/api?ch=db-2&tail=10", []string{"api", "db-2"}, []string{"db-2"}},
+	}
+	streams := make([]*testsupport.SSEStream, len(tests))
+	for i, tc := range tests {
+		streams[i] = testsupport.OpenSSE(t, f.url+tc.query)
+	}
+	next := func(i int, ch string) {
+		t.Helper()
+		if got := streams[i].NextRecord(t, wait).Fields(t)["_channel"]; got != ch {
+			t.Fatalf("%s: a record on %v, want %s", tests[i].query, got, ch)
+		}
+	}
+	for i, tc := range tests {
+		for _, ch := range tc.tail {
+			next(i, ch)
+		}
+	}
+	publishTo("web-2", "api-2", "db-1", "db-2")
+	for i, tc := range tests {
+		for _, ch := range tc.live {
+			next(i, ch)
+		}
+	}
+	resp, err := http.Get(f.url + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("/sse without a channel: %d, want 400", resp.StatusCode)
+	}
+}

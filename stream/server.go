@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/logviewer/logviewer/auth"
+	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/logviewer/logviewer/internal/tlsfile"
 	"github.com/logviewer/logviewer/publish"
@@ -23,8 +25,8 @@ import (
 const DefaultHeartbeat = 15 * time.Second
 
 const (
-	// maxPatternLen bounds the {channel} path value.
-	maxPatternLen = 256
+	// maxPatternLen bounds the channel patterns of a stream, all together.
+	maxPatternLen = 4096
 	// maxIDLen bounds a resume ID (Last-Event-ID or ?since=).
 	maxIDLen = 128
 	// maxTail bounds ?tail=N; larger values are clamped to it.
@@ -179,7 +181,9 @@ func NewServer(cfg Config, bus publish.Bus, m *metrics.Metrics, gatherer prometh
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /sse/{channel}", s.handleSSE)
+	mux.HandleFunc("GET /sse", s.handleSSE) // the channels in ?ch=
 	mux.HandleFunc("GET /ws/{channel}", s.handleWS)
+	mux.HandleFunc("GET /ws", s.handleWS)
 	mux.HandleFunc("GET /api/channels", s.handleChannels)
 	mux.HandleFunc("GET /api/me", s.handleMe)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
@@ -351,11 +355,16 @@ type streamRequest struct {
 // EventSource) takes precedence over ?since=, which takes precedence over
 // ?tail=.
 func parseStreamRequest(r *http.Request) (streamRequest, error) {
-	req := streamRequest{pattern: r.PathValue("channel")}
+	q := r.URL.Query()
+	// The path's pattern, or list of them ("web-*,db-1"), and every ?ch=.
+	patterns := q["ch"]
+	if p := r.PathValue("channel"); p != "" {
+		patterns = append([]string{p}, patterns...)
+	}
+	req := streamRequest{pattern: strings.Join(patterns, ",")}
 	if err := validatePattern(req.pattern); err != nil {
 		return req, err
 	}
-	q := r.URL.Query()
 	since := r.Header.Get("Last-Event-ID")
 	if since == "" {
 		since = q.Get("since")
@@ -375,13 +384,13 @@ func parseStreamRequest(r *http.Request) (streamRequest, error) {
 	return req, nil
 }
 
-// validatePattern checks a channel pattern from the path.
+// validatePattern checks the channel patterns of a stream, joined by commas.
 func validatePattern(p string) error {
 	switch {
-	case p == "":
-		return errors.New("empty channel pattern")
+	case len(glob.Split(p)) == 0:
+		return errors.New("no channel pattern: give one in the path (/sse/web-*) or in ?ch=")
 	case len(p) > maxPatternLen:
-		return fmt.Errorf("channel pattern longer than %d bytes", maxPatternLen)
+		return fmt.Errorf("channel patterns longer than %d bytes", maxPatternLen)
 	case hasControl(p):
 		return errors.New("channel pattern contains control characters")
 	}

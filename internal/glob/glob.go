@@ -8,6 +8,34 @@ import "strings"
 // matches only the channel of its own name.
 func HasMeta(pattern string) bool { return strings.ContainsAny(pattern, `*?[\`) }
 
+// A list is several patterns joined by commas ("web-*,db-1"): it matches a
+// name that any of them matches. Channel names never hold a comma.
+
+// MatchList reports whether name matches any pattern of the list.
+func MatchList(list, name string) bool {
+	for {
+		p, rest, more := strings.Cut(list, ",")
+		if Match(p, name) {
+			return true
+		}
+		if !more {
+			return false
+		}
+		list = rest
+	}
+}
+
+// Split returns the patterns of a list, the empty ones left out.
+func Split(list string) []string {
+	var out []string
+	for _, p := range strings.Split(list, ",") {
+		if p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // Match reports whether channel matches pattern, a glob with the syntax of
 // Redis PSUBSCRIBE: '*' matches any run of bytes (also none), '?' any one
 // byte, "[abc]" one byte of the set, "[a-z]" one byte in the range (a

@@ -115,3 +115,26 @@ func FuzzGlobMatch(f *testing.F) {
 		}
 	})
 }
+
+func TestMatchList(t *testing.T) {
+	tests := []struct {
+		list, name string
+		want       bool
+	}{
+		{"web-*,db-1", "web-3", true},
+		{"web-*,db-1", "db-1", true},
+		{"web-*,db-1", "db-2", false},
+		{"a", "a", true},
+		{"a,", "a", true},
+		{",a", "", true}, // an empty pattern matches the empty name only
+		{"[z-a],x", "m", true},
+	}
+	for _, tc := range tests {
+		if got := MatchList(tc.list, tc.name); got != tc.want {
+			t.Errorf("MatchList(%q, %q) = %v, want %v", tc.list, tc.name, got, tc.want)
+		}
+	}
+	if got := Split("web-*,,db-1,"); strings.Join(got, "|") != "web-*|db-1" {
+		t.Errorf("Split = %q", got)
+	}
+}

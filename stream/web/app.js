@@ -14,7 +14,6 @@
   const OVERSCAN = 10; // rows drawn above and below the viewport
   const POLL_MS = 1500; // channel list refresh
   const SPARK_N = 40; // samples in a sparkline
-  const MAX_SOURCES = 3; // EventSources per page; more patterns share one "*" stream
   const MSG_MAX = 2000; // characters of a message drawn in its row
   const MARK_MAX = 100; // highlighted matches per cell
   const FRAME_BUDGET_MS = 8; // parsing per animation frame
@@ -87,7 +86,6 @@
   const expanded = new Set();
   const hwm = new Map(); // channel -> [a, b] of the newest "<a>-<b>" event ID taken
   const seenIds = new Set(); // event IDs of any other shape
-  let chanRe = null; // when many patterns share one "*" stream: the channels wanted
   let droppedTotal = 0;
   let newSinceFollow = 0;
   let paused = false;
@@ -129,7 +127,6 @@
     }
     if (!o || typeof o !== 'object') return null;
     const ch = str(o._channel);
-    if (chanRe && !chanRe.test(ch)) return null;
     const id = typeof o._event_id === 'string' && o._event_id ? o._event_id : lastId || '';
     if (id && isDuplicate(id, ch)) return null;
     const lvl = Number.isInteger(o.level) && o.level >= 0 && o.level <= 7 ? o.level : -1;
@@ -639,7 +636,11 @@
 
   const sources = new Map(); // pattern -> source
 
+  // globToRegExp turns channel globs into one RegExp with the server's rules
+  // (Redis PSUBSCRIBE): '*', '?', sets with ranges (a reversed range means
+  // the same), '^' or '!' to negate, '\\' to quote.
   function globToRegExp(globs) {
+    const cls = (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0');
     const parts = globs.map((g) => {
       let s = '';
       for (let i = 0; i < g.length; i++) {
@@ -647,18 +648,37 @@
         if (c === '*') s += '.*';
         else if (c === '?') s += '.';
         else if (c === '\\' && i + 1 < g.length) s += escapeRe(g[++i]);
-        else if (c === '[' && g.indexOf(']', i + 2) > 0) {
-          const j = g.indexOf(']', i + 2);
-          s += '[' + g.slice(i + 1, j).replace(/\\/g, '\\\\').replace(/^!/, '^') + ']';
-          i = j;
+        else if (c === '[') {
+          let j = i + 1;
+          let neg = false;
+          if (g[j] === '^' || g[j] === '!') {
+            neg = true;
+            j++;
+          }
+          let set = '';
+          while (j < g.length && g[j] !== ']') {
+            let lo = g[j];
+            if (lo === '\\' && j + 1 < g.length) lo = g[++j];
+            j++;
+            let hi = lo;
+            if (j + 1 < g.length && g[j] === '-' && g[j + 1] !== ']') {
+              hi = g[j + 1];
+              j += 2;
+              if (hi === '\\' && j < g.length) hi = g[j++];
+              if (lo > hi) [lo, hi] = [hi, lo];
+            }
+            set += lo === hi ? cls(lo) : cls(lo) + '-' + cls(hi);
+          }
+          s += set ? '[' + (neg ? '^' : '') + set + ']' : neg ? '[^]' : '[]';
+          i = j; // at the ']' (or the end: an unterminated set ends with the pattern)
         } else s += escapeRe(c);
       }
       return s;
     });
     try {
-      return new RegExp('^(?:' + parts.join('|') + ')$');
+      return new RegExp('^(?:' + parts.join('|') + ')$', 's');
     } catch {
-      return /^/;
+      return /^$/;
     }
   }
 
@@ -668,15 +688,9 @@
       if (s.es) s.es.close();
     }
     sources.clear();
-    let patterns = st.channels;
-    chanRe = null;
-    if (isAll(patterns)) {
-      patterns = ['*'];
-    } else if (patterns.length > MAX_SOURCES) {
-      // Browsers allow few HTTP/1.1 connections per host: share one stream.
-      chanRe = globToRegExp(patterns);
-      patterns = ['*'];
-    }
+    // One stream for the whole selection: the server takes a list of
+    // patterns and sends only their channels' records.
+    const patterns = [isAll(st.channels) ? '*' : st.channels.join(',')];
     for (const p of patterns) {
       const s = { pattern: p, es: null, lastId: '', state: 'connecting', everOpen: false, tries: 0, timer: 0 };
       sources.set(p, s);
