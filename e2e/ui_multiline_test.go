@@ -45,3 +45,17 @@ func TestViewerManyChannelsOneStream(t *testing.T) {
 		t.Errorf("the page did not open one stream for its five patterns:\n%s", d.Stderr())
 	}
 }
+
+// TestViewerSeverityOnTheServer: with "≤ err" chosen the page's stream asks
+// the server for those severities only, so the other lines never reach the
+// page: it has received exactly the lines it shows.
+func TestViewerSeverityOnTheServer(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false")
+	v := openViewer(t, d.HTTPURL+"/#lvl=3")
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "app", "fine 1"), syslogLine(3, "app", "broken"),
+		syslogLine(6, "app", "fine 2"), syslogLine(2, "app", "worse"), syslogLine(7, "app", "chatter"))
+	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['broken', 'worse'])`, "err and worse shown")
+	if got := pageEval[string](t, v, `document.getElementById('stats').textContent`); !strings.HasPrefix(got, "2 lines · 2 shown") {
+		t.Errorf("status %q: the page received lines it does not show", got)
+	}
+}

@@ -126,24 +126,28 @@ func authorize(u *auth.User, pattern string) (string, bool) {
 }
 
 // filteredSubscription passes on only the records of channels its user may
-// read, so that a glob never shows another channel's record or name.
+// read, so that a glob never shows another channel's record or name, and of
+// those only what the stream's filter (?q=, ?level=) keeps. It runs on the
+// client's goroutine: a costly filter never slows publishing.
 type filteredSubscription struct {
 	publish.Subscription
-	user *auth.User
+	user   *auth.User
+	filter *recordFilter // nil: none
 }
 
-// Next returns the next events the user may see, waiting past records of
-// other channels.
+// Next returns the next events the client may see, waiting past the others.
 func (f *filteredSubscription) Next(ctx context.Context, buf []publish.Event) ([]publish.Event, error) {
 	start := len(buf)
 	for {
 		out, err := f.Subscription.Next(ctx, buf)
 		kept := out[:start]
 		for _, ev := range out[start:] {
-			if ev.Kind != publish.EventRecord || f.user.CanRead(ev.Record.Channel) {
+			if ev.Kind != publish.EventRecord ||
+				(f.user.CanRead(ev.Record.Channel) && (f.filter == nil || f.filter.keep(&ev.Record))) {
 				kept = append(kept, ev)
 			}
 		}
+		clear(out[len(kept):]) // let the records left out go
 		if len(kept) > start || err != nil {
 			return kept, err
 		}

@@ -348,7 +348,12 @@ func (s *Server) clientGauge(kind string) prometheus.Gauge {
 type streamRequest struct {
 	pattern string
 	opts    publish.SubscribeOptions
+	filter  *recordFilter // ?q=, ?level=; nil: every record
 }
+
+// filteredTailFactor is how many more records a filtered stream asks the bus
+// for as its tail: the tail is taken before the filter.
+const filteredTailFactor = 8
 
 // parseStreamRequest reads the channel pattern, resume point and backfill
 // of a streaming request. The Last-Event-ID header (sent by a reconnecting
@@ -381,6 +386,14 @@ func parseStreamRequest(r *http.Request) (streamRequest, error) {
 		req.opts.Tail = min(n, maxTail)
 	}
 	req.opts.QueueSize = queueSize
+	f, err := parseRecordFilter(q.Get("q"), q.Get("cs"), q.Get("level"))
+	if err != nil {
+		return req, err
+	}
+	if f != nil {
+		req.filter = f
+		req.opts.Tail = min(req.opts.Tail*filteredTailFactor, maxTail)
+	}
 	return req, nil
 }
 
@@ -437,8 +450,8 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request, req streamRe
 		http.Error(w, "subscribe: "+err.Error(), http.StatusServiceUnavailable)
 		return nil, false
 	}
-	if !user.All {
-		sub = &filteredSubscription{Subscription: sub, user: user}
+	if !user.All || req.filter != nil {
+		sub = &filteredSubscription{Subscription: sub, user: user, filter: req.filter}
 	}
 	return sub, true
 }

@@ -701,7 +701,8 @@
 
   function openSource(s) {
     // A new EventSource does not know the last ID: resume with since=.
-    const q = s.lastId ? 'since=' + encodeURIComponent(s.lastId) : 'tail=' + TAIL;
+    let q = s.lastId ? 'since=' + encodeURIComponent(s.lastId) : 'tail=' + TAIL;
+    if (st.lvl < 7) q += '&level=' + st.lvl; // the wire carries only these severities
     const es = new EventSource('sse/' + encodeURIComponent(s.pattern) + '?' + q);
     s.es = es;
     s.state = s.everOpen ? 'reconnecting' : 'connecting';
@@ -981,6 +982,10 @@
     });
     ui.level.addEventListener('change', () => {
       st.lvl = Number(ui.level.value);
+      // The server sends only the severities asked for: a new level is a
+      // new stream, with its own backfill.
+      resetAll();
+      subscribe();
       applyFilter();
     });
     ui.utc.addEventListener('click', () => {
