@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"net/url"
+	"os"
 	"strings"
 	"testing"
 
@@ -58,4 +60,38 @@ func TestViewerSeverityOnTheServer(t *testing.T) {
 	if got := pageEval[string](t, v, `document.getElementById('stats').textContent`); !strings.HasPrefix(got, "2 lines · 2 shown") {
 		t.Errorf("status %q: the page received lines it does not show", got)
 	}
+}
+
+// TestViewerQueryLanguage: the page's filter language (query.js) gives the
+// server's answers (package query) on every case of query/testdata.
+func TestViewerQueryLanguage(t *testing.T) {
+	cases, err := os.ReadFile("../query/testdata/cases.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := testsupport.StartDaemon(t)
+	v := openViewer(t, d.HTTPURL+"/")
+	wrong := pageEval[[]string](t, v, `(() => {
+		const cases = `+string(cases)+`;
+		const wrong = [];
+		for (const c of cases) {
+			let got;
+			try { got = window.LogQuery.parse(c.q, !!c.cs).match(c.record); } catch (e) { got = 'error: ' + e.message; }
+			if (got !== c.match) wrong.push(JSON.stringify(c) + ' -> ' + got);
+		}
+		return wrong;
+	})()`)
+	for _, w := range wrong {
+		t.Errorf("page: %s", w)
+	}
+}
+
+// TestViewerFilterFields: a field filter and an exclusion in the page's
+// box keep the lines a user asks for.
+func TestViewerFilterFields(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false")
+	v := openViewer(t, d.HTTPURL+"/#q="+url.QueryEscape(`app:billing -retry level:<=warning`))
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(3, "billing", "card declined"), syslogLine(4, "billing", "retry 2"),
+		syslogLine(3, "web", "card declined elsewhere"), syslogLine(6, "billing", "paid"), syslogLine(4, "billing", `{"user":"alice","ms":12}`))
+	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['card declined', '{"user":"alice","ms":12}'])`, "the field filter applies")
 }

@@ -169,25 +169,22 @@
 
   // ---- filter ----
 
-  let matchRe = null; // tests a line, or null when the box is empty
+  let matchRe = null; // the parsed filter (query.js), or null when the box is empty
   let markRe = null; // the same with the g flag, to highlight
 
   function compileFilter() {
     matchRe = markRe = null;
     ui.filter.classList.remove('invalid');
     ui.filter.title = '';
-    const q = st.q;
-    if (!q) return;
-    let src = escapeRe(q);
-    let flags = st.cs ? '' : 'i';
-    const m = /^\/(.+)\/([a-z]*)$/s.exec(q);
-    if (m) {
-      src = m[1];
-      for (const f of m[2]) if (!flags.includes(f) && f !== 'g' && f !== 'y') flags += f;
-    }
+    if (!st.q) return;
     try {
-      matchRe = new RegExp(src, flags);
-      markRe = new RegExp(src, flags + 'g');
+      // The server's language (query.js): words, "phrases", /regex/,
+      // field:value, level:<=warning, -term.
+      const compiled = window.LogQuery.parse(st.q, st.cs);
+      if (!compiled.empty) {
+        matchRe = compiled;
+        markRe = compiled.mark;
+      }
     } catch (err) {
       matchRe = markRe = null;
       ui.filter.classList.add('invalid');
@@ -199,7 +196,17 @@
     if (e.notice) return true;
     if ((e.lvl < 0 ? 7 : e.lvl) > st.lvl) return false;
     if (!matchRe) return true;
-    return matchRe.test(e.msg) || matchRe.test(e.app) || matchRe.test(e.ch);
+    let rec;
+    if (matchRe.fields) {
+      try {
+        rec = JSON.parse(e.raw);
+      } catch {
+        return false;
+      }
+    } else {
+      rec = { short_message: e.msg, _app: e.app, _channel: e.ch, level: e.lvl >= 0 ? e.lvl : undefined };
+    }
+    return matchRe.match(rec);
   }
 
   // Entries are kept in time order (k: the record's timestamp), ties in
