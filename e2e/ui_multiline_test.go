@@ -93,5 +93,22 @@ func TestViewerFilterFields(t *testing.T) {
 	v := openViewer(t, d.HTTPURL+"/#q="+url.QueryEscape(`app:billing -retry level:<=warning`))
 	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(3, "billing", "card declined"), syslogLine(4, "billing", "retry 2"),
 		syslogLine(3, "web", "card declined elsewhere"), syslogLine(6, "billing", "paid"), syslogLine(4, "billing", `{"user":"alice","ms":12}`))
-	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['card declined', '{"user":"alice","ms":12}'])`, "the field filter applies")
+	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['card declined', 'user=alicems=12'])`, "the field filter applies")
+}
+
+// TestViewerJSONChips: a JSON message is shown as key=value chips; a click
+// on one filters by it; the expanded row pretty-prints the message.
+func TestViewerJSONChips(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false")
+	v := openViewer(t, d.HTTPURL+"/")
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "api", `{"user":"alice","path":"/cart","ms":12}`),
+		syslogLine(6, "api", `{"user":"bob","path":"/pay","ms":40}`), syslogLine(6, "api", "plain line"))
+	v.waitFor(t, `rows().length === 3 && [...log.querySelectorAll('.chip')].map((c) => c.textContent).join(' ') ===
+		'user=alice path=/cart ms=12 user=bob path=/pay ms=40'`, "the JSON messages as chips")
+	pageEval[bool](t, v, `([...log.querySelectorAll('.chip')].find((c) => c.textContent === 'user=bob').click(), true)`)
+	v.waitFor(t, `document.getElementById('filter').value === 'user:bob' && rows().length === 1 &&
+		rows()[0].querySelector('.chip').textContent === 'user=bob'`, "a click on a chip filters by it")
+	pageEval[bool](t, v, `(rows()[0].querySelector('.c-time').click(), true)`)
+	v.waitFor(t, `log.querySelector('.row.open .msgfull')?.textContent === JSON.stringify({user: 'bob', path: '/pay', ms: 40}, null, 2)`,
+		"the expanded row pretty-prints the message")
 }

@@ -15,6 +15,8 @@
   const POLL_MS = 1500; // channel list refresh
   const SPARK_N = 40; // samples in a sparkline
   const MSG_MAX = 2000; // characters of a message drawn in its row
+  const CHIPS_MAX = 12; // key=value chips drawn for a JSON message
+  const CHIP_MAX = 60; // characters of a chip's value
   const MARK_MAX = 100; // highlighted matches per cell
   const FRAME_BUDGET_MS = 8; // parsing per animation frame
   const LEVELS = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
@@ -497,9 +499,30 @@
     const time = el('span', 'c-time', fmtTime(e.t));
     time.title = fullTime(e.t);
     const more = moreLines(e);
+    const obj = jsonOf(e);
     let first = more ? e.msg.slice(0, e.msg.indexOf('\n')).replace(/\r$/, '') : e.msg;
     if (first.length > MSG_MAX) first = first.slice(0, MSG_MAX) + '\u2026';
-    const msgCell = cell('c-msg', first);
+    let msgCell;
+    if (obj) {
+      // A JSON message: its members as key=value chips; a click filters by one.
+      msgCell = el('span', 'c-msg');
+      let n = 0;
+      for (const [k, v] of Object.entries(obj)) {
+        if (n++ === CHIPS_MAX) {
+          msgCell.append(el('span', 'chip more', '+' + (Object.keys(obj).length - CHIPS_MAX)));
+          break;
+        }
+        let val = str(v);
+        if (val.length > CHIP_MAX) val = val.slice(0, CHIP_MAX) + '\u2026';
+        const chip = marked('span', 'chip', k + '=' + val);
+        chip.dataset.k = k;
+        chip.dataset.v = str(v);
+        chip.title = 'Filter by ' + k + ':' + str(v);
+        msgCell.append(chip);
+      }
+    } else {
+      msgCell = cell('c-msg', first);
+    }
     if (more) {
       // A multi-line record (a traceback): its first line, and how many follow.
       const badge = el('span', 'more', '+' + nf.format(more) + (more === 1 ? ' line' : ' lines'));
@@ -511,9 +534,10 @@
     if (open) {
       r.classList.add('open');
       let h = e.extra - REC_GAP;
-      if (more) {
-        const whole = marked('pre', 'rec msgfull', e.msg);
-        const mh = (more + 1) * REC_LINE_H + REC_PAD;
+      if (more || obj) {
+        const text = obj ? JSON.stringify(obj, null, 2) : e.msg;
+        const whole = marked('pre', 'rec msgfull', text);
+        const mh = (msgLines(e) + 1) * REC_LINE_H + REC_PAD;
         whole.style.height = mh + 'px';
         r.append(whole);
         h -= mh + REC_GAP;
@@ -539,6 +563,45 @@
     return e.more;
   }
 
+  // jsonOf returns the object a record's message holds as JSON, or null
+  // (decided once per record).
+  function jsonOf(e) {
+    if (e.obj === undefined) {
+      e.obj = null;
+      const m = e.msg.trim();
+      if (m.length > 1 && m[0] === '{' && m[m.length - 1] === '}') {
+        try {
+          const o = JSON.parse(m);
+          if (o && typeof o === 'object' && !Array.isArray(o) && Object.keys(o).length) e.obj = o;
+        } catch {
+          // not JSON after all: a plain message
+        }
+      }
+    }
+    return e.obj;
+  }
+
+  // msgLines is how many lines after the first the expanded message takes.
+  function msgLines(e) {
+    const o = jsonOf(e);
+    if (!o) return moreLines(e);
+    const text = JSON.stringify(o, null, 2);
+    let n = 0;
+    for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) n++;
+    return n;
+  }
+
+  // addFilterTerm adds field:value to the filter box, quoted as needed.
+  function addFilterTerm(k, v) {
+    const quote = (s) => (/^[^\s"]+$/.test(s) ? s : '"' + s.replace(/"/g, '') + '"');
+    const term = (isFieldKey(k) ? k : quote(k)) + ':' + quote(v);
+    st.q = st.q ? st.q + ' ' + term : term;
+    syncControls();
+    applyFilter();
+  }
+
+  const isFieldKey = (k) => /^[A-Za-z0-9_.-]+$/.test(k);
+
   function toggleExpand(e) {
     if (expanded.has(e)) {
       expanded.delete(e);
@@ -554,8 +617,7 @@
       let lines = 1;
       for (let i = 0; i < pretty.length; i++) if (pretty.charCodeAt(i) === 10) lines++;
       e.extra = lines * REC_LINE_H + REC_PAD + REC_GAP;
-      const more = moreLines(e);
-      if (more) e.extra += (more + 1) * REC_LINE_H + REC_PAD + REC_GAP; // the whole message, preformatted
+      if (moreLines(e) || jsonOf(e)) e.extra += (msgLines(e) + 1) * REC_LINE_H + REC_PAD + REC_GAP; // the whole message, preformatted
       expanded.add(e);
       setFollow(false); // the user is reading this line: keep it in place
     }
@@ -1044,6 +1106,11 @@
       { passive: true },
     );
     log.addEventListener('click', (ev) => {
+      const chip = ev.target.closest('.chip[data-k]');
+      if (chip) {
+        addFilterTerm(chip.dataset.k, chip.dataset.v);
+        return;
+      }
       const head = ev.target.closest('.head');
       if (!head) return;
       const sel = window.getSelection();
