@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -111,4 +112,28 @@ func TestViewerJSONChips(t *testing.T) {
 	pageEval[bool](t, v, `(rows()[0].querySelector('.c-time').click(), true)`)
 	v.waitFor(t, `log.querySelector('.row.open .msgfull')?.textContent === JSON.stringify({user: 'bob', path: '/pay', ms: 40}, null, 2)`,
 		"the expanded row pretty-prints the message")
+}
+
+// TestViewerLinkToLine: opening a line puts it in the address; that link,
+// opened afresh, shows the line expanded and scrolled into view among many.
+func TestViewerLinkToLine(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false")
+	var lines []string
+	for i := range 300 {
+		lines = append(lines, syslogLine(6, "app", fmt.Sprintf("line %03d", i)))
+	}
+	sendSyslogTCP(t, d.SyslogAddr, lines...)
+	v := openViewer(t, d.HTTPURL+"/")
+	v.waitFor(t, `document.getElementById('stats').textContent.startsWith('300 lines')`, "all lines in")
+	v.click(t, "#follow") // stop following, then go to the top
+	v.waitFor(t, `!pressed('follow')`, "follow off")
+	pageEval[bool](t, v, `(log.scrollTop = 0, log.dispatchEvent(new Event('scroll')), true)`)
+	v.waitFor(t, `!!rowOf('line 005')`, "an early line drawn")
+	pageEval[bool](t, v, `(rowOf('line 005').querySelector('.c-time').click(), true)`)
+	v.waitFor(t, `location.hash.includes('sel=')`, "the address names the opened line")
+	link := pageEval[string](t, v, `location.href`)
+
+	v.navigate(t, link)
+	v.waitFor(t, `!!log.querySelector('.row.open') && log.querySelector('.row.open .c-msg').textContent === 'line 005' &&
+		inView(log.querySelector('.row.open'))`, "the linked line is open and in view")
 }

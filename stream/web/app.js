@@ -48,7 +48,8 @@
 
   // ---- view state, mirrored in the URL hash so a link reproduces the view ----
 
-  const st = { channels: ['*'], q: '', cs: false, lvl: 7, utc: false };
+  const st = { channels: ['*'], q: '', cs: false, lvl: 7, utc: false, sel: '' };
+  let selPending = ''; // a line the address selects, not yet received
 
   function readHash() {
     const p = new URLSearchParams(location.hash.slice(1));
@@ -60,6 +61,7 @@
       cs: p.get('cs') === '1',
       lvl: lvl >= 0 && lvl <= 7 ? lvl : 7,
       utc: p.get('utc') === '1',
+      sel: p.get('sel') || '',
     };
   }
 
@@ -70,6 +72,7 @@
     if (st.cs) p.set('cs', '1');
     if (st.lvl !== 7) p.set('lvl', String(st.lvl));
     if (st.utc) p.set('utc', '1');
+    if (st.sel) p.set('sel', st.sel);
     const h = p.toString();
     const want = location.pathname + location.search + (h ? '#' + h : '');
     if (want !== location.pathname + location.search + location.hash) history.replaceState(null, '', want);
@@ -371,6 +374,7 @@
         }
       } else {
         absorb(batch);
+        if (selPending) openSelected(batch);
       }
     }
     draw();
@@ -602,11 +606,24 @@
 
   const isFieldKey = (k) => /^[A-Za-z0-9_.-]+$/.test(k);
 
+  // openSelected expands and scrolls to the line the address names, once it
+  // has arrived.
+  function openSelected(batch) {
+    const e = batch.find((x) => x.id === selPending);
+    if (!e) return;
+    selPending = '';
+    if (!expanded.has(e)) toggleExpand(e);
+    setFollow(false);
+    if (view.includes(e)) scrollTo = e;
+  }
+
   function toggleExpand(e) {
     if (expanded.has(e)) {
       expanded.delete(e);
       e.pretty = undefined;
+      if (st.sel === e.id) st.sel = '';
     } else {
+      if (e.id) st.sel = e.id; // the address names the line: a link opens it
       let pretty;
       try {
         pretty = JSON.stringify(JSON.parse(e.raw), null, 2);
@@ -621,6 +638,7 @@
       expanded.add(e);
       setFollow(false); // the user is reading this line: keep it in place
     }
+    writeHash();
     queueRender();
   }
 
@@ -1191,6 +1209,7 @@
   function init() {
     who();
     Object.assign(st, readHash());
+    selPending = st.sel;
     if (window.matchMedia('(max-width: 820px)').matches) document.body.classList.add('side-closed');
     syncControls();
     compileFilter();
