@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/logviewer/logviewer/internal/testsupport"
 )
@@ -136,4 +137,21 @@ func TestViewerLinkToLine(t *testing.T) {
 	v.navigate(t, link)
 	v.waitFor(t, `!!log.querySelector('.row.open') && log.querySelector('.row.open .c-msg').textContent === 'line 005' &&
 		inView(log.querySelector('.row.open'))`, "the linked line is open and in view")
+}
+
+// TestViewerSaysWhenBehind: while the page holds lines back (paused), the
+// newest line shown falls behind the server's newest, and the page says by
+// how much; once it catches up the notice goes.
+func TestViewerSaysWhenBehind(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false")
+	v := openViewer(t, d.HTTPURL+"/")
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "app", "first"))
+	v.waitFor(t, `msgs().includes('first')`, "the first line")
+	v.click(t, "#pause")
+	time.Sleep(2500 * time.Millisecond) // the lag to show is made of wall-clock time
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "app", "later"))
+	v.waitForWithin(t, 15*time.Second, `!document.getElementById('lag').hidden && /^\d+ s behind$/.test(document.getElementById('lag').textContent)`,
+		"the page says it is behind")
+	v.click(t, "#pause")
+	v.waitForWithin(t, 15*time.Second, `msgs().includes('later') && document.getElementById('lag').hidden`, "caught up, the notice goes")
 }

@@ -1006,7 +1006,9 @@
         const resp = await fetch('api/channels', { cache: 'no-store', headers: { Accept: 'application/json' } });
         if (!resp.ok) throw new Error('HTTP ' + resp.status);
         const body = await resp.json();
-        updateChannels(Array.isArray(body.channels) ? body.channels : []);
+        const list = Array.isArray(body.channels) ? body.channels : [];
+        updateChannels(list);
+        updateLag(list);
         ui.chanState.textContent = '';
         ui.chanState.classList.remove('bad');
       }
@@ -1016,6 +1018,25 @@
     } finally {
       setTimeout(pollChannels, POLL_MS);
     }
+  }
+
+  // updateLag says how far the newest line shown is behind the newest
+  // record the server has of the channels in view (its reception times).
+  function updateLag(list) {
+    const re = isAll(st.channels) ? null : globToRegExp(st.channels);
+    let serverNewest = 0;
+    for (const c of list) {
+      if (re && !re.test(c.name)) continue;
+      const t = Date.parse(c.last_seen);
+      if (t > serverNewest) serverNewest = t;
+    }
+    let shownNewest = 0;
+    for (let i = records.length - 1; i >= 0 && !shownNewest; i--) if (!records[i].notice) shownNewest = records[i].t * 1000;
+    const behind = shownNewest && serverNewest ? Math.floor((serverNewest - shownNewest) / 1000) : 0;
+    const lag = $('lag');
+    lag.hidden = behind < 2;
+    lag.textContent = behind >= 2 ? nf.format(behind) + ' s behind' : '';
+    lag.title = paused ? 'Paused: the newest lines wait' : 'The newest line shown is older than the newest the server has';
   }
 
   function selectChannels(list) {
