@@ -490,12 +490,88 @@
     return date + ' ' + fmtTime(t) + ' ' + Intl.DateTimeFormat().resolvedOptions().timeZone;
   }
 
+  // ---- highlight rules: text or /regex/ -> colour, kept in this browser ----
+
+  const HL_KEY = 'logviewer.highlight';
+  let hlRules = []; // {pattern, color, re}
+
+  function loadHighlights() {
+    let saved = [];
+    try {
+      saved = JSON.parse(localStorage.getItem(HL_KEY) || '[]');
+    } catch {
+      saved = [];
+    }
+    hlRules = [];
+    for (const r of Array.isArray(saved) ? saved : []) {
+      if (r && typeof r.pattern === 'string' && /^#[0-9a-f]{6}$/i.test(r.color)) addHighlight(r.pattern, r.color, false);
+    }
+  }
+
+  function saveHighlights() {
+    try {
+      localStorage.setItem(HL_KEY, JSON.stringify(hlRules.map((r) => ({ pattern: r.pattern, color: r.color }))));
+    } catch {
+      // storage full or off: the rules last for this page
+    }
+  }
+
+  function addHighlight(pattern, color, save) {
+    const m = /^\/(.+)\/$/s.exec(pattern);
+    let re;
+    try {
+      re = m ? new RegExp(m[1], 'i') : new RegExp(escapeRe(pattern), 'i');
+    } catch {
+      return false;
+    }
+    hlRules.push({ pattern, color, re });
+    if (save) {
+      saveHighlights();
+      drawHighlightRules();
+      drawGen++;
+      queueRender();
+    }
+    return true;
+  }
+
+  function drawHighlightRules() {
+    const ul = $('hlrules');
+    ul.textContent = '';
+    hlRules.forEach((r, i) => {
+      const li = el('li', 'hlrule');
+      const sw = el('span', 'hlswatch');
+      sw.style.background = r.color;
+      const rm = el('button', 'icon', '\u00d7');
+      rm.type = 'button';
+      rm.title = 'Remove this rule';
+      rm.addEventListener('click', () => {
+        hlRules.splice(i, 1);
+        saveHighlights();
+        drawHighlightRules();
+        drawGen++;
+        queueRender();
+      });
+      li.append(sw, el('span', 'hlpat', r.pattern), rm);
+      ul.append(li);
+    });
+  }
+
+  function highlightOf(e) {
+    for (const r of hlRules) if (r.re.test(e.msg)) return r.color;
+    return '';
+  }
+
   function buildRow(e, open) {
     const r = el('div', 'row');
     if (e.notice) {
       r.className = 'row notice ' + e.notice;
       r.textContent = e.text;
       return r;
+    }
+    const hl = highlightOf(e);
+    if (hl) {
+      r.classList.add('hl');
+      r.style.setProperty('--hl', hl); // CSSOM: allowed by the policy, unlike inline style attributes
     }
     if (e.lvl >= 0) r.classList.add('lvl-' + e.lvl);
     if (e.id) r.dataset.id = e.id;
@@ -1227,8 +1303,28 @@
     }
   }
 
+  function wireHighlights() {
+    loadHighlights();
+    drawHighlightRules();
+    const btn = $('hltoggle');
+    btn.addEventListener('click', () => {
+      const panel = $('hlpanel');
+      panel.hidden = !panel.hidden;
+      btn.setAttribute('aria-expanded', String(!panel.hidden));
+      if (!panel.hidden) $('hlpattern').focus();
+    });
+    $('hlform').addEventListener('submit', (ev) => {
+      ev.preventDefault();
+      const input = $('hlpattern');
+      if (addHighlight(input.value.trim(), $('hlcolor').value, true)) input.value = '';
+      else input.classList.add('invalid');
+    });
+    $('hlpattern').addEventListener('input', (ev) => ev.target.classList.remove('invalid'));
+  }
+
   function init() {
     who();
+    wireHighlights();
     Object.assign(st, readHash());
     selPending = st.sel;
     if (window.matchMedia('(max-width: 820px)').matches) document.body.classList.add('side-closed');

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
+
 	"github.com/logviewer/logviewer/internal/testsupport"
 )
 
@@ -154,4 +157,22 @@ func TestViewerSaysWhenBehind(t *testing.T) {
 		"the page says it is behind")
 	v.click(t, "#pause")
 	v.waitForWithin(t, 15*time.Second, `msgs().includes('later') && document.getElementById('lag').hidden`, "caught up, the notice goes")
+}
+
+// TestViewerHighlightRules: a rule colours the lines it matches, stays
+// after a reload (the browser keeps it), and goes when removed.
+func TestViewerHighlightRules(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false")
+	v := openViewer(t, d.HTTPURL+"/")
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "app", "upstream timeout after 3s"), syslogLine(6, "app", "all good"))
+	v.waitFor(t, `msgs().length === 2`, "two lines")
+	v.click(t, "#hltoggle")
+	v.do(t, chromedp.SendKeys(chromedp.CSS("#hlpattern"), "/time(d )?out/"+kb.Enter))
+	highlighted := `rows().filter((r) => r.classList.contains('hl')).map((r) => r.querySelector('.c-msg').textContent)`
+	v.waitFor(t, `JSON.stringify(`+highlighted+`) === JSON.stringify(['upstream timeout after 3s'])`, "the matching line is coloured")
+	v.navigate(t, d.HTTPURL+"/")
+	v.waitFor(t, `JSON.stringify(`+highlighted+`) === JSON.stringify(['upstream timeout after 3s'])`, "the rule survives a reload")
+	v.click(t, "#hltoggle")
+	v.click(t, "#hlrules button")
+	v.waitFor(t, highlighted+`.length === 0 && localStorage.getItem('logviewer.highlight') === '[]'`, "the rule is gone")
 }
