@@ -176,3 +176,36 @@ func TestViewerHighlightRules(t *testing.T) {
 	v.click(t, "#hlrules button")
 	v.waitFor(t, highlighted+`.length === 0 && localStorage.getItem('logviewer.highlight') === '[]'`, "the rule is gone")
 }
+
+// TestViewerContextAndFold: with a filter on, C shows three lines before
+// and after each match, dimmed; Fold turns a run of lines alike but for
+// their numbers into one row counting them.
+func TestViewerContextAndFold(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false")
+	var lines []string
+	for i := range 20 {
+		msg := fmt.Sprintf("step %d", i)
+		if i == 10 {
+			msg = "the needle"
+		}
+		lines = append(lines, syslogLine(6, "app", msg))
+	}
+	sendSyslogTCP(t, d.SyslogAddr, lines...)
+	v := openViewer(t, d.HTTPURL+"/#q=needle")
+	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['the needle'])`, "the filter keeps the match")
+	v.key(t, "c")
+	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['step 7', 'step 8', 'step 9', 'the needle', 'step 11', 'step 12', 'step 13'])`,
+		"three lines of context on each side")
+	if got := pageEval[string](t, v, `rows().map((r) => r.classList.contains('ctx') ? 'c' : 'm').join('')`); got != "cccmccc" {
+		t.Errorf("context rows marked %q, want cccmccc", got)
+	}
+	if !strings.Contains(pageEval[string](t, v, `location.hash`), "ctx=1") {
+		t.Errorf("the address does not keep the context mode")
+	}
+
+	v.navigate(t, d.HTTPURL+"/#fold=1")
+	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['×10 step 0', 'the needle', '×9 step 11'])`,
+		"runs of alike lines folded, counted")
+	v.click(t, "#fold")
+	v.waitFor(t, `msgs().length === 20 || document.getElementById('stats').textContent.startsWith('20 lines · 20 shown')`, "unfolded")
+}

@@ -48,7 +48,7 @@
 
   // ---- view state, mirrored in the URL hash so a link reproduces the view ----
 
-  const st = { channels: ['*'], q: '', cs: false, lvl: 7, utc: false, sel: '' };
+  const st = { channels: ['*'], q: '', cs: false, lvl: 7, utc: false, sel: '', ctx: false, fold: false };
   let selPending = ''; // a line the address selects, not yet received
 
   function readHash() {
@@ -62,6 +62,8 @@
       lvl: lvl >= 0 && lvl <= 7 ? lvl : 7,
       utc: p.get('utc') === '1',
       sel: p.get('sel') || '',
+      ctx: p.get('ctx') === '1',
+      fold: p.get('fold') === '1',
     };
   }
 
@@ -73,6 +75,8 @@
     if (st.lvl !== 7) p.set('lvl', String(st.lvl));
     if (st.utc) p.set('utc', '1');
     if (st.sel) p.set('sel', st.sel);
+    if (st.ctx) p.set('ctx', '1');
+    if (st.fold) p.set('fold', '1');
     const h = p.toString();
     const want = location.pathname + location.search + (h ? '#' + h : '');
     if (want !== location.pathname + location.search + location.hash) history.replaceState(null, '', want);
@@ -251,6 +255,16 @@
   let recordNotices = 0; // notices among the records
 
   function absorb(batch) {
+    if (wholeView()) {
+      // Context and folding depend on the neighbours: build the view anew.
+      for (const e of batch) {
+        place(records, e);
+        if (e.notice) recordNotices++;
+      }
+      if (records.length > CAP + CAP / 10) trim();
+      rebuildView();
+      return;
+    }
     // Lines placed above the viewport must not move what the user reads.
     let topIdx = 0;
     if (!follow && view.length) {
@@ -293,10 +307,86 @@
       const i = Math.min(view.length - 1, Math.max(0, indexAt(ui.log.scrollTop)));
       scrollTo = view[i];
     }
-    view = records.filter(matches);
+    view = wholeView() ? buildWholeView() : records.filter(matches);
     viewLines = 0;
-    for (const e of view) if (!e.notice) viewLines++;
+    for (const e of view) if (!e.notice) viewLines += folded.get(e) || 1;
     newSinceFollow = 0;
+  }
+
+  const CONTEXT = 3; // lines shown before and after each match in context mode
+  const contextOf = new Set(); // entries in view only as context of a match
+  const folded = new Map(); // first entry of a folded run -> how many lines it stands for
+  const foldRuns = new Map(); // first entry of a folded run -> the entries of the run
+
+  // wholeView: whether the view depends on neighbouring lines, and so is
+  // built whole from the records.
+  const wholeView = () => (st.ctx && !!matchRe) || st.fold;
+
+  // buildWholeView is the view with context lines around matches, and runs
+  // of lines alike but for their numbers folded into one counted row.
+  function buildWholeView() {
+    contextOf.clear();
+    folded.clear();
+    foldRuns.clear();
+    let out;
+    if (st.ctx && matchRe) {
+      out = [];
+      let after = 0; // context lines still owed after the last match
+      let lastOut = -1; // index in records of the last entry put out
+      for (let i = 0; i < records.length; i++) {
+        const e = records[i];
+        if (matchesCached(e)) {
+          for (let j = Math.max(lastOut + 1, i - CONTEXT); j < i; j++) {
+            if (records[j].notice) continue;
+            out.push(records[j]);
+            contextOf.add(records[j]);
+          }
+          out.push(e);
+          lastOut = i;
+          after = CONTEXT;
+        } else if (after > 0 && !e.notice) {
+          out.push(e);
+          contextOf.add(e);
+          lastOut = i;
+          after--;
+        }
+      }
+    } else {
+      out = records.filter(matchesCached);
+    }
+    if (!st.fold) return out;
+    const view2 = [];
+    for (let i = 0; i < out.length; ) {
+      const e = out[i];
+      let j = i + 1;
+      if (!e.notice) {
+        const shape = shapeOf(e);
+        while (j < out.length && !out[j].notice && out[j].ch === e.ch && shapeOf(out[j]) === shape) j++;
+      }
+      view2.push(e);
+      if (j - i > 1) {
+        folded.set(e, j - i);
+        foldRuns.set(e, out.slice(i, j));
+      }
+      i = j;
+    }
+    return view2;
+  }
+
+  // shapeOf is a line's message with its numbers, hex and IDs blanked:
+  // lines of one shape differ only in those.
+  function shapeOf(e) {
+    if (e.shape === undefined) e.shape = e.lvl + ' ' + e.msg.replace(/[0-9a-f]{8}-[0-9a-f-]{27}|0x[0-9a-f]+|\b[0-9a-f]{12,}\b|\d+/gi, '#');
+    return e.shape;
+  }
+
+  let filterGen = 0; // bumped when what matches may change
+  function matchesCached(e) {
+    if (e.mg !== filterGen) {
+      e.mv = matches(e);
+      e.mg = filterGen;
+    }
+    return e.mv;
   }
 
   // ---- the virtual list: only rows near the viewport exist in the DOM ----
@@ -568,6 +658,7 @@
       r.textContent = e.text;
       return r;
     }
+    if (contextOf.has(e)) r.classList.add('ctx');
     const hl = highlightOf(e);
     if (hl) {
       r.classList.add('hl');
@@ -607,6 +698,12 @@
       // A multi-line record (a traceback): its first line, and how many follow.
       const badge = el('span', 'more', '+' + nf.format(more) + (more === 1 ? ' line' : ' lines'));
       badge.title = 'Click the line to show the whole message';
+      msgCell.prepend(badge, ' ');
+    }
+    const n = folded.get(e);
+    if (n) {
+      const badge = el('span', 'fold', '\u00d7' + nf.format(n));
+      badge.title = nf.format(n) + ' lines alike but for their numbers; unfold them with the Fold button';
       msgCell.prepend(badge, ' ');
     }
     head.append(time, cell('c-ch', e.ch), cell('c-app', e.app), el('span', 'c-lvl', e.lvl >= 0 ? LEVELS[e.lvl] : ''), msgCell);
@@ -780,7 +877,10 @@
 
   function download() {
     const lines = [];
-    for (const e of view) if (!e.notice) lines.push(e.raw);
+    for (const e of view) {
+      if (e.notice) continue;
+      for (const x of foldRuns.get(e) || [e]) lines.push(x.raw); // folded lines stay downloadable
+    }
     const blob = new Blob([lines.length ? lines.join('\n') + '\n' : ''], { type: 'application/x-ndjson' });
     const url = URL.createObjectURL(blob);
     const d = new Date();
@@ -1133,6 +1233,7 @@
   // ---- controls ----
 
   function applyFilter() {
+    filterGen++;
     compileFilter();
     rebuildView();
     drawGen++;
@@ -1140,7 +1241,20 @@
     queueRender();
   }
 
+  // toggleMode turns context lines (ctx) or folding of alike lines (fold)
+  // on or off.
+  function toggleMode(mode) {
+    st[mode] = !st[mode];
+    syncControls();
+    rebuildView();
+    drawGen++;
+    writeHash();
+    queueRender();
+  }
+
   function syncControls() {
+    $('ctx').setAttribute('aria-pressed', String(st.ctx));
+    $('fold').setAttribute('aria-pressed', String(st.fold));
     ui.filter.value = st.q;
     ui.caseBtn.setAttribute('aria-pressed', String(st.cs));
     ui.level.value = String(st.lvl);
@@ -1179,6 +1293,8 @@
       writeHash();
       queueRender();
     });
+    $('ctx').addEventListener('click', () => toggleMode('ctx'));
+    $('fold').addEventListener('click', () => toggleMode('fold'));
     ui.pause.addEventListener('click', () => setPaused(!paused));
     ui.follow.addEventListener('click', () => setFollow(!follow));
     ui.jump.addEventListener('click', () => setFollow(true));
@@ -1273,6 +1389,8 @@
       } else if (ev.key === ' ' && !(t instanceof HTMLButtonElement)) {
         ev.preventDefault();
         setPaused(!paused);
+      } else if (ev.key === 'c' || ev.key === 'C') {
+        toggleMode('ctx');
       } else if (ev.key === 'End') {
         ev.preventDefault();
         setFollow(true);
