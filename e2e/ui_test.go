@@ -776,7 +776,11 @@ func hostTraffic(ctx context.Context, addr string) {
 			{5, "cron", "(root) CMD (/usr/local/bin/backup --incremental /var/lib/shop)"},
 			{6, "backup", "backup finished: 2.1 GiB in 48s, 311 files changed"},
 			{6, "worker", "job send_welcome_email[u-7731] succeeded in 0.08s"},
+			{6, "api", `{"method":"GET","path":"/api/orders/8812","status":200,"ms":41,"user":"carol"}`},
 		}, []l{
+			{3, "worker", "job charge_card[o-8812] failed\nTraceback (most recent call last):\n" +
+				"  File \"/srv/worker/jobs.py\", line 88, in charge_card\n    resp = gateway.charge(order)\n" +
+				"KeyError: 'card_token'"},
 			{3, "worker", "job sync_inventory[sku-4471] failed: upstream returned HTTP 503, retry 2/5 in 30s"},
 			{2, "worker", "out of memory: worker 3 killed (rss 1.9 GiB > limit 1.5 GiB), restarting"},
 			{4, "worker", "queue webhooks is 1200 jobs behind"},
