@@ -89,6 +89,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("file limit not raised", slog.Any("error", err))
 	}
 	maxConns := connectionBound(cfg.MaxConnections, fileLimit)
+	memLimit := memoryLimit(cfg, maxConns, getenvGOMEMLIMIT())
 
 	var syslogServer *ingest.Server
 	if cfg.Role != roleStream {
@@ -186,6 +187,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if syslogServer != nil {
 		attrs = append(attrs, slog.Uint64("nofile", fileLimit), slog.Int("max_connections", maxConns),
+			slog.Int64("memory_limit", memLimit),
 			slog.String("syslog_tcp", syslogServer.TCPAddr().String()),
 			slog.String("syslog_udp", syslogServer.UDPAddr().String()))
 		if a := syslogServer.TLSAddr(); a != nil {
@@ -307,6 +309,28 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 	}
 	return bus, nil
 }
+
+// fixedMemory is the part of the memory bound that no flag sets: the Go
+// runtime, HTTP clients' buffers, caches.
+const fixedMemory = 64 << 20
+
+// memoryLimit sets the Go runtime's soft memory limit to the bound the
+// README states (history + client queues + frames + 4 KiB a connection +
+// a fixed part), so the garbage collector keeps the heap there instead of
+// letting it grow to twice what is live; GOMEMLIMIT, when set, wins. It
+// returns the limit in force.
+func memoryLimit(cfg Config, maxConns int, fromEnv bool) int64 {
+	if fromEnv {
+		return debug.SetMemoryLimit(-1) // reads the one GOMEMLIMIT set
+	}
+	limit := cfg.HistoryBytes + cfg.ClientQueueBytes + cfg.FrameBytes + 4<<10*int64(maxConns) + fixedMemory
+	debug.SetMemoryLimit(limit)
+	return limit
+}
+
+// getenvGOMEMLIMIT reports whether the environment sets the runtime's
+// memory limit itself.
+func getenvGOMEMLIMIT() bool { return os.Getenv("GOMEMLIMIT") != "" }
 
 // idleTimeout maps --idle-timeout to ingest's: 0 (never) is its "< 0".
 func idleTimeout(d time.Duration) time.Duration {
