@@ -7,8 +7,9 @@ import (
 	"net/http"
 	"net/netip"
 	"strings"
-	"sync"
 	"time"
+
+	"github.com/logviewer/logviewer/internal/ratelog"
 )
 
 // CookieName is the viewer's session cookie.
@@ -64,9 +65,7 @@ type Authenticator struct {
 	log      *slog.Logger
 	now      func() time.Time
 
-	logMu      sync.Mutex // rate-limits the "login failed" log
-	lastLog    time.Time
-	suppressed int
+	failLog ratelog.Limiter // "login failed", at most once a second
 }
 
 // New returns an Authenticator for cfg.
@@ -167,18 +166,10 @@ func (a *Authenticator) verify(addr netip.Addr, name, password string) (*User, e
 
 // logFailure logs a failed login, at most one line a second.
 func (a *Authenticator) logFailure(addr netip.Addr, name, why string) {
-	a.logMu.Lock()
-	now := a.now()
-	if now.Sub(a.lastLog) < time.Second {
-		a.suppressed++
-		a.logMu.Unlock()
-		return
+	if n, ok := a.failLog.Allow(); ok {
+		a.log.Warn("login failed", slog.String("user", name), slog.String("remote", addr.String()),
+			slog.String("reason", why), slog.Int64("suppressed", n))
 	}
-	n := a.suppressed
-	a.lastLog, a.suppressed = now, 0
-	a.logMu.Unlock()
-	a.log.Warn("login failed", slog.String("user", name), slog.String("remote", addr.String()),
-		slog.String("reason", why), slog.Int("suppressed", n))
 }
 
 // trusted reports whether a is one of the trusted proxies.

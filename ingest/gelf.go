@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/logviewer/logviewer/internal/ratelog"
 )
 
 // DefaultGELFAddr is the conventional GELF port, UDP and TCP.
@@ -70,7 +71,7 @@ type GELFServer struct {
 	dropped map[string]prometheus.Counter // by reason
 
 	// Rate limits for logs on hot paths.
-	acceptLog, readLog, publishLog, dropLog logLimiter
+	acceptLog, readLog, publishLog, dropLog ratelog.Limiter
 }
 
 // NewGELFServer returns a GELFServer that publishes to pub, counting into m
@@ -237,7 +238,7 @@ func (s *GELFServer) sweep(ctx context.Context) {
 func (s *GELFServer) drop(peer, transport string, err error) {
 	reason := dropReason(err)
 	s.dropped[reason].Inc()
-	if n, ok := s.dropLog.allow(); ok {
+	if n, ok := s.dropLog.Allow(); ok {
 		s.log.Warn("gelf message dropped", slog.String("peer", peer), slog.String("transport", transport),
 			slog.String("reason", reason), slog.Any("error", err), slog.Int64("suppressed", n))
 	}
@@ -276,7 +277,7 @@ func (h *gelfHandler) handle(ctx context.Context, p peerName, payload []byte, re
 		s.met.InvalidUTF8.Inc()
 	}
 	if err := s.pub.Publish(ctx, channel, record); err != nil {
-		if n, ok := s.publishLog.allow(); ok {
+		if n, ok := s.publishLog.Allow(); ok {
 			s.log.Warn("publish failed", slog.String("channel", channel), slog.Any("error", err),
 				slog.Int64("suppressed", n))
 		}
@@ -299,7 +300,7 @@ func (s *GELFServer) readUDP(ctx, pubCtx context.Context) {
 			}
 			readErr.Inc()
 			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
-			if n, ok := s.readLog.allow(); ok {
+			if n, ok := s.readLog.Allow(); ok {
 				s.log.Warn("gelf udp read failed", slog.Any("error", err), slog.Int64("suppressed", n))
 			}
 			time.Sleep(backoff) // an error that repeats must not spin
@@ -421,7 +422,7 @@ func (s *GELFServer) acceptLoop(ctx, pubCtx context.Context) {
 			}
 			// Out of file descriptors and the like: wait a little, go on.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			if n, ok := s.acceptLog.allow(); ok {
+			if n, ok := s.acceptLog.Allow(); ok {
 				s.log.Warn("gelf accept failed", slog.Any("error", err), slog.Duration("retry_in", backoff),
 					slog.Int64("suppressed", n))
 			}

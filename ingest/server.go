@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/logviewer/logviewer/internal/ratelog"
 	"github.com/logviewer/logviewer/transform"
 )
 
@@ -118,7 +119,7 @@ type Server struct {
 	byAddr map[netip.Addr]int // open connections per peer address
 
 	// Rate limits for logs on hot paths.
-	acceptLog, readLog, publishLog, rejectLog, kernelDropLog logLimiter
+	acceptLog, readLog, publishLog, rejectLog, kernelDropLog ratelog.Limiter
 }
 
 // NewServer returns a Server that encodes with enc and publishes to pub,
@@ -425,31 +426,9 @@ func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncate
 		channel = transform.ChannelName(m.AppName)
 	}
 	if err := s.pub.Publish(ctx, channel, h.out); err != nil {
-		if n, ok := s.publishLog.allow(); ok {
+		if n, ok := s.publishLog.Allow(); ok {
 			s.log.Warn("publish failed", slog.String("channel", channel), slog.Any("error", err),
 				slog.Int64("suppressed", n))
 		}
 	}
-}
-
-// logLimiter lets one log line through per second and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int64
-}
-
-// allow reports whether to log now and how many lines were held back since
-// the last one.
-func (l *logLimiter) allow() (suppressed int64, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	now := time.Now()
-	if now.Sub(l.last) < time.Second {
-		l.suppressed++
-		return 0, false
-	}
-	n := l.suppressed
-	l.last, l.suppressed = now, 0
-	return n, true
 }

@@ -27,7 +27,7 @@ func (s *Server) acceptLoop(ctx, pubCtx context.Context, l net.Listener, transpo
 			}
 			// Out of file descriptors and the like: wait a little, go on.
 			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			if n, ok := s.acceptLog.allow(); ok {
+			if n, ok := s.acceptLog.Allow(); ok {
 				s.log.Warn("accept failed", slog.String("transport", transport), slog.Any("error", err), slog.Duration("retry_in", backoff),
 					slog.Int64("suppressed", n))
 			}
@@ -203,7 +203,7 @@ func clientCN(c *tls.Conn) string {
 // second over all reasons.
 func (s *Server) reject(reason string, addr netip.Addr, err error) {
 	s.met.Rejected.WithLabelValues(reason).Inc()
-	if n, ok := s.rejectLog.allow(); ok {
+	if n, ok := s.rejectLog.Allow(); ok {
 		attrs := []any{slog.String("reason", reason), slog.String("peer", addr.String()), slog.Int64("suppressed", n)}
 		if err != nil {
 			attrs = append(attrs, slog.Any("error", err))

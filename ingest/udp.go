@@ -227,7 +227,7 @@ func (u *udpReader) run(ctx, pubCtx context.Context) {
 			}
 			u.readErr.Inc()
 			backoff = min(max(2*backoff, time.Millisecond), 100*time.Millisecond)
-			if n, ok := s.readLog.allow(); ok {
+			if n, ok := s.readLog.Allow(); ok {
 				s.log.Warn("udp read failed", slog.Any("error", err), slog.Int64("suppressed", n))
 			}
 			time.Sleep(backoff) // an error that repeats must not spin
@@ -294,7 +294,7 @@ func (u *udpReader) countKernelDrops(batch []ipv4.Message) {
 			if d := u.drops.advance(v); d > 0 {
 				u.kernelDrops.Add(float64(d))
 				u.dropsSinceLog += uint64(d)
-				if n, ok := u.s.kernelDropLog.allow(); ok {
+				if n, ok := u.s.kernelDropLog.Allow(); ok {
 					u.s.log.Warn("the kernel dropped UDP datagrams: the socket's receive buffer was full (see --udp-buffer)",
 						slog.Uint64("dropped", u.dropsSinceLog), slog.Int64("suppressed_lines", n))
 					u.dropsSinceLog = 0

@@ -15,6 +15,7 @@ import (
 	"github.com/logviewer/logviewer/auth"
 	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/logviewer/logviewer/internal/ratelog"
 	"github.com/logviewer/logviewer/internal/tlsfile"
 	"github.com/logviewer/logviewer/publish"
 	"github.com/prometheus/client_golang/prometheus"
@@ -113,28 +114,7 @@ type Server struct {
 	streams  sync.WaitGroup         // running streaming handlers
 	conns    map[*corkConn]struct{} // hijacked WebSocket connections
 
-	refusedLog logLimiter // "too many clients", at most once a second
-}
-
-// logLimiter lets one log line through per second and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	last       time.Time
-	suppressed int64
-}
-
-// allow reports whether to log now and how many lines were held back since
-// the last one.
-func (l *logLimiter) allow() (suppressed int64, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.last) >= time.Second {
-		n := l.suppressed
-		l.last, l.suppressed = now, 0
-		return n, true
-	}
-	l.suppressed++
-	return 0, false
+	refusedLog ratelog.Limiter // "too many clients", at most once a second
 }
 
 // NewServer creates a server for bus. m counts clients (it may be nil);
@@ -433,7 +413,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request, req streamRe
 	if err := s.beginStream(); err != nil {
 		if errors.Is(err, errTooManyClients) {
 			s.countClosed(metrics.CloseMaxClients)
-			if n, ok := s.refusedLog.allow(); ok {
+			if n, ok := s.refusedLog.Allow(); ok {
 				s.log.Warn("stream refused: too many clients", slog.Int("max_clients", s.cfg.MaxClients),
 					slog.String("remote", r.RemoteAddr), slog.Int64("suppressed", n))
 			}
