@@ -10,10 +10,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -36,11 +34,16 @@ const gelfReadBuffer = 32 << 10
 
 // GELFConfig configures a GELFServer.
 type GELFConfig struct {
-	Addr           string       // TCP and UDP listen address; DefaultGELFAddr when empty
-	MaxMessageSize int          // bytes a message may have (decompressed); longer ones are dropped; DefaultMaxMessageSize when <= 0
-	ResolveDNS     bool         // name peers by reverse DNS (cached); else by IP
-	ChannelFromApp bool         // channel from _container_name, _app or facility; else the sending host
-	Logger         *slog.Logger // nil: discard
+	Addr           string // TCP and UDP listen address; DefaultGELFAddr when empty
+	MaxMessageSize int    // bytes a message may have (decompressed); longer ones are dropped; DefaultMaxMessageSize when <= 0
+	ResolveDNS     bool   // name peers by reverse DNS (cached); else by IP
+	ChannelFromApp bool   // channel from _container_name, _app or facility; else the sending host
+	// Bounds of the TCP connections, as Config's for syslog: in total, per
+	// address, and the idle timeout (0: the defaults; idle < 0: never).
+	MaxConnections        int
+	MaxConnectionsPerAddr int
+	IdleTimeout           time.Duration
+	Logger                *slog.Logger // nil: discard
 }
 
 // GELFServer receives GELF 1.1 records over UDP (plain, gzip, zlib or
@@ -60,8 +63,9 @@ type GELFServer struct {
 	stopping atomic.Bool
 	wg       sync.WaitGroup // connection, reader, sweeper and peer-queue goroutines
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
+	conns *connTable // TCP connections
+
+	mu sync.Mutex // guards the listeners
 
 	// Datagrams of peers whose names are being looked up, guarded by qmu.
 	qmu    sync.Mutex
@@ -83,6 +87,15 @@ func NewGELFServer(cfg GELFConfig, pub Publisher, m *metrics.Metrics) *GELFServe
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
 	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerAddr <= 0 {
+		cfg.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -96,7 +109,7 @@ func NewGELFServer(cfg GELFConfig, pub Publisher, m *metrics.Metrics) *GELFServe
 		met:    m,
 		log:    log,
 		names:  newResolver(cfg.ResolveDNS, log),
-		conns:  make(map[net.Conn]struct{}),
+		conns:  newConnTable(cfg.MaxConnections, cfg.MaxConnectionsPerAddr, cfg.IdleTimeout),
 		queues: make(map[netip.Addr]*gelfQueue),
 		dropped: map[string]prometheus.Counter{
 			metrics.DropGELFIncomplete: m.Dropped.WithLabelValues(metrics.DropGELFIncomplete),
@@ -117,42 +130,12 @@ func NewGELFServer(cfg GELFConfig, pub Publisher, m *metrics.Metrics) *GELFServe
 // Listen binds TCP and UDP on the configured address. With port 0 both get
 // the same port: TCP picks it, UDP follows.
 func (s *GELFServer) Listen() error {
-	host, port, err := net.SplitHostPort(s.cfg.Addr)
+	l, u, err := listenBoth(s.cfg.Addr, listenUDP)
 	if err != nil {
-		return fmt.Errorf("listen gelf %s: %w", s.cfg.Addr, err)
+		return fmt.Errorf("gelf: %w", err)
 	}
-	if port != "0" {
-		l, err := listenTCP(s.cfg.Addr)
-		if err != nil {
-			return fmt.Errorf("gelf: %w", err)
-		}
-		u, err := listenUDP(s.cfg.Addr)
-		if err != nil {
-			l.Close()
-			return fmt.Errorf("gelf: %w", err)
-		}
-		s.setListeners(l, u)
-		return nil
-	}
-	for range 20 {
-		l, err := listenTCP(net.JoinHostPort(host, "0"))
-		if err != nil {
-			return fmt.Errorf("gelf: %w", err)
-		}
-		addr := net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-		u, err := listenUDP(addr)
-		if errors.Is(err, syscall.EADDRINUSE) {
-			l.Close() // that port is taken for UDP: let TCP pick another
-			continue
-		}
-		if err != nil {
-			l.Close()
-			return fmt.Errorf("gelf: %w", err)
-		}
-		s.setListeners(l, u)
-		return nil
-	}
-	return fmt.Errorf("listen gelf %s: no port free for both TCP and UDP", s.cfg.Addr)
+	s.setListeners(l, u)
+	return nil
 }
 
 func (s *GELFServer) setListeners(l net.Listener, u *net.UDPConn) {
@@ -198,6 +181,9 @@ func (s *GELFServer) Serve(ctx context.Context) error {
 	pubCtx := context.WithoutCancel(ctx)
 
 	s.wg.Go(func() { s.acceptLoop(ctx, pubCtx) })
+	s.wg.Go(func() {
+		s.conns.closeIdle(ctx, func(n int) { s.met.Rejected.WithLabelValues(metrics.RejectIdle).Add(float64(n)) })
+	})
 	s.wg.Go(func() { s.readUDP(ctx, pubCtx) })
 	s.wg.Go(func() { s.sweep(ctx) })
 
@@ -206,11 +192,7 @@ func (s *GELFServer) Serve(ctx context.Context) error {
 	now := time.Now()
 	s.tcp.Close()
 	_ = s.udp.SetReadDeadline(now)
-	s.mu.Lock()
-	for c := range s.conns {
-		_ = c.SetReadDeadline(now)
-	}
-	s.mu.Unlock()
+	s.conns.stop(now)
 
 	s.wg.Wait()
 	s.names.wg.Wait()
@@ -413,59 +395,25 @@ func (s *GELFServer) drain(ctx, pubCtx context.Context, a netip.Addr, q *gelfQue
 // acceptLoop accepts TCP connections until the listener is closed and serves
 // each in its own goroutine.
 func (s *GELFServer) acceptLoop(ctx, pubCtx context.Context) {
-	var backoff time.Duration
-	for {
-		c, err := s.tcp.Accept()
-		if err != nil {
-			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
-				return
+	a := &acceptor{
+		l: s.tcp, conns: s.conns, wg: &s.wg, log: s.log, errLog: &s.acceptLog, what: "gelf tcp",
+		refused: func(c net.Conn, reason string) {
+			s.met.Rejected.WithLabelValues(reason).Inc()
+			if n, ok := s.dropLog.Allow(); ok {
+				s.log.Warn("gelf connection refused", slog.String("reason", reason),
+					slog.String("peer", addrOf(c.RemoteAddr()).String()), slog.Int64("suppressed", n))
 			}
-			// Out of file descriptors and the like: wait a little, go on.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			if n, ok := s.acceptLog.Allow(); ok {
-				s.log.Warn("gelf accept failed", slog.Any("error", err), slog.Duration("retry_in", backoff),
-					slog.Int64("suppressed", n))
-			}
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		backoff = 0
-		if !s.track(c) {
-			c.Close() // accepted while shutting down
-			continue
-		}
-		s.wg.Go(func() { s.serveConn(ctx, pubCtx, c) })
+		},
+		serve: func(c net.Conn, st *connState) { s.serveConn(ctx, pubCtx, c, st) },
 	}
-}
-
-// track registers c so that shutdown can stop its reads. It returns false
-// once shutdown has begun.
-func (s *GELFServer) track(c net.Conn) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.stopping.Load() {
-		return false
-	}
-	s.conns[c] = struct{}{}
-	return true
-}
-
-func (s *GELFServer) untrack(c net.Conn) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	s.mu.Unlock()
-	c.Close()
+	a.run(ctx)
 }
 
 // serveConn handles the NUL-delimited records of one TCP connection until
 // the peer closes it or shutdown stops its reads; records already read are
 // handled either way.
-func (s *GELFServer) serveConn(ctx, pubCtx context.Context, c net.Conn) {
-	defer s.untrack(c)
+func (s *GELFServer) serveConn(ctx, pubCtx context.Context, c net.Conn, st *connState) {
+	defer s.conns.untrack(c, st)
 	conns := s.met.Connections.WithLabelValues(transportGELFTCP)
 	conns.Inc()
 	defer conns.Dec()
@@ -479,6 +427,7 @@ func (s *GELFServer) serveConn(ctx, pubCtx context.Context, c net.Conn) {
 		if fr.n > counted {
 			h.bytes.Add(float64(fr.n - counted))
 			counted = fr.n
+			st.touch(time.Now())
 		}
 		switch {
 		case err != nil:

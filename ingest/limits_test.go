@@ -129,3 +129,23 @@ func TestTCPFrameBudget(t *testing.T) {
 	testsupport.Eventually(t, waitFor, func() bool { return srv.frames.Used() == 0 }, "frames given back: %v held",
 		func() any { return srv.frames.Used() })
 }
+
+// TestGELFConnectionBounds: the GELF TCP receiver keeps the same bounds as
+// syslog's: a connection past the per-address bound is closed and counted,
+// and a silent one is closed after the idle timeout.
+func TestGELFConnectionBounds(t *testing.T) {
+	ts := startGELFServer(t, GELFConfig{MaxConnectionsPerAddr: 1, IdleTimeout: 300 * time.Millisecond}, nil)
+	first := ts.dial(t, "tcp")
+	if c := ts.dial(t, "tcp"); !closedByServer(t, c) {
+		t.Fatal("a second connection from one address was kept")
+	}
+	if got := ts.value(t, "logviewer_ingest_rejected_total", "max_per_addr"); got != 1 {
+		t.Errorf("rejected{max_per_addr} = %v, want 1", got)
+	}
+	if !closedByServer(t, first) {
+		t.Fatal("the silent connection outlived the idle timeout")
+	}
+	if got := ts.value(t, "logviewer_ingest_rejected_total", "idle"); got != 1 {
+		t.Errorf("rejected{idle} = %v, want 1", got)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"strconv"
 	"sync"
@@ -114,9 +113,9 @@ type Server struct {
 
 	frames *FrameBudget // shared by the framers of all connections
 
-	mu     sync.Mutex
-	conns  map[net.Conn]*connState
-	byAddr map[netip.Addr]int // open connections per peer address
+	conns *connTable // TCP and TLS connections
+
+	mu sync.Mutex // guards the listeners
 
 	// Rate limits for logs on hot paths.
 	acceptLog, readLog, publishLog, rejectLog, kernelDropLog ratelog.Limiter
@@ -164,8 +163,7 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 		log:    log,
 		names:  newResolver(cfg.ResolveDNS, log),
 		frames: NewFrameBudget(max(cfg.FrameBytes, 0)),
-		conns:  make(map[net.Conn]*connState),
-		byAddr: make(map[netip.Addr]int),
+		conns:  newConnTable(cfg.MaxConnections, cfg.MaxConnectionsPerAddr, cfg.IdleTimeout),
 	}
 }
 
@@ -205,46 +203,43 @@ func (s *Server) closeListeners() {
 
 // listenPlain binds TCP and UDP on the configured address.
 func (s *Server) listenPlain() error {
-	host, port, err := net.SplitHostPort(s.cfg.Addr)
+	l, u, err := listenBoth(s.cfg.Addr, s.listenSyslogUDP)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", s.cfg.Addr, err)
+		return err
 	}
-	if port != "0" {
-		return s.listenOn(s.cfg.Addr)
+	s.setListeners(l, u)
+	return nil
+}
+
+// listenBoth binds TCP and, with listenUDP, UDP on addr. With port 0 both
+// get the same port: TCP picks it, UDP follows (another is tried when UDP
+// has that one taken).
+func listenBoth(addr string, listenUDP func(string) (*net.UDPConn, error)) (net.Listener, *net.UDPConn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	for range 20 {
-		l, err := listenTCP(net.JoinHostPort(host, "0"))
+		l, err := listenTCP(addr)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
-		addr := net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
-		u, err := s.listenSyslogUDP(addr)
-		if errors.Is(err, syscall.EADDRINUSE) {
+		bound := addr
+		if port == "0" {
+			bound = net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+		}
+		u, err := listenUDP(bound)
+		if port == "0" && errors.Is(err, syscall.EADDRINUSE) {
 			l.Close() // that port is taken for UDP: let TCP pick another
 			continue
 		}
 		if err != nil {
 			l.Close()
-			return err
+			return nil, nil, err
 		}
-		s.setListeners(l, u)
-		return nil
+		return l, u, nil
 	}
-	return fmt.Errorf("listen %s: no port free for both TCP and UDP", s.cfg.Addr)
-}
-
-func (s *Server) listenOn(addr string) error {
-	l, err := listenTCP(addr)
-	if err != nil {
-		return err
-	}
-	u, err := s.listenSyslogUDP(addr)
-	if err != nil {
-		l.Close()
-		return err
-	}
-	s.setListeners(l, u)
-	return nil
+	return nil, nil, fmt.Errorf("listen %s: no port free for both TCP and UDP", addr)
 }
 
 // setListeners records the bound sockets; s.mu lets TCPAddr and UDPAddr be
@@ -336,9 +331,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	pubCtx := context.WithoutCancel(ctx)
 
 	s.wg.Go(func() { s.acceptLoop(ctx, pubCtx, s.tcp, transportTCP) })
-	if s.cfg.IdleTimeout > 0 {
-		s.wg.Go(func() { s.closeIdle(ctx) })
-	}
+	s.wg.Go(func() { s.conns.closeIdle(ctx, s.idleClosed) })
 	if s.tls != nil {
 		s.wg.Go(func() { s.acceptLoop(ctx, pubCtx, s.tls, transportTLS) })
 	}
@@ -353,11 +346,7 @@ func (s *Server) Serve(ctx context.Context) error {
 		s.tls.Close()
 	}
 	_ = s.udp.SetReadDeadline(now)
-	s.mu.Lock()
-	for c := range s.conns {
-		_ = c.SetReadDeadline(now)
-	}
-	s.mu.Unlock()
+	s.conns.stop(now)
 
 	s.wg.Wait()
 	s.names.wg.Wait()

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"sync/atomic"
 	"time"
 
 	"github.com/logviewer/logviewer/internal/metrics"
@@ -18,105 +17,18 @@ import (
 // acceptLoop accepts connections on l until it is closed and serves each in
 // its own goroutine; transport is tcp or tls.
 func (s *Server) acceptLoop(ctx, pubCtx context.Context, l net.Listener, transport string) {
-	var backoff time.Duration
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			if s.stopping.Load() || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			// Out of file descriptors and the like: wait a little, go on.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			if n, ok := s.acceptLog.Allow(); ok {
-				s.log.Warn("accept failed", slog.String("transport", transport), slog.Any("error", err), slog.Duration("retry_in", backoff),
-					slog.Int64("suppressed", n))
-			}
-			select {
-			case <-time.After(backoff):
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		backoff = 0
-		st, reason := s.track(c)
-		if st == nil {
-			c.Close() // accepted while shutting down, or past a bound
-			if reason != "" {
-				s.reject(reason, addrOf(c.RemoteAddr()), nil)
-			}
-			continue
-		}
-		s.wg.Go(func() { s.serveConn(ctx, pubCtx, c, st, transport) })
+	a := &acceptor{
+		l: l, conns: s.conns, wg: &s.wg, log: s.log, errLog: &s.acceptLog, what: "syslog " + transport,
+		refused: func(c net.Conn, reason string) { s.reject(reason, addrOf(c.RemoteAddr()), nil) },
+		serve:   func(c net.Conn, st *connState) { s.serveConn(ctx, pubCtx, c, st, transport) },
 	}
+	a.run(ctx)
 }
 
-// connState is what the server keeps of an open connection.
-type connState struct {
-	addr     netip.Addr
-	lastRead atomic.Int64 // Unix nanoseconds of the last bytes read (or of the accept)
-}
-
-// track registers c so that shutdown can stop its reads and the idle sweep
-// can close it. It returns nil once shutdown has begun, or with the reason
-// when c is past the connection bounds.
-func (s *Server) track(c net.Conn) (*connState, string) {
-	st := &connState{addr: addrOf(c.RemoteAddr())}
-	st.lastRead.Store(time.Now().UnixNano())
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	switch {
-	case s.stopping.Load():
-		return nil, ""
-	case len(s.conns) >= s.cfg.MaxConnections:
-		return nil, metrics.RejectMaxConnections
-	case s.byAddr[st.addr] >= s.cfg.MaxConnectionsPerAddr:
-		return nil, metrics.RejectMaxPerAddr
-	}
-	s.conns[c] = st
-	s.byAddr[st.addr]++
-	return st, ""
-}
-
-func (s *Server) untrack(c net.Conn, st *connState) {
-	s.mu.Lock()
-	delete(s.conns, c)
-	if s.byAddr[st.addr]--; s.byAddr[st.addr] <= 0 {
-		delete(s.byAddr, st.addr)
-	}
-	s.mu.Unlock()
-	c.Close()
-}
-
-// closeIdle closes, every tenth of the idle timeout, the connections that
-// read nothing for the idle timeout, until ctx ends.
-func (s *Server) closeIdle(ctx context.Context) {
-	t := time.NewTicker(max(s.cfg.IdleTimeout/10, 10*time.Millisecond))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			limit := now.Add(-s.cfg.IdleTimeout).UnixNano()
-			var idle []net.Conn
-			s.mu.Lock()
-			for c, st := range s.conns {
-				if st.lastRead.Load() < limit {
-					idle = append(idle, c)
-				}
-			}
-			s.mu.Unlock()
-			for _, c := range idle {
-				_ = c.Close() // its serveConn sees the error, untracks and ends
-				s.met.Rejected.WithLabelValues(metrics.RejectIdle).Inc()
-			}
-			if len(idle) > 0 {
-				s.log.Debug("idle syslog connections closed", slog.Int("count", len(idle)),
-					slog.Duration("idle_timeout", s.cfg.IdleTimeout))
-			}
-		}
-	}
+// idleClosed counts and logs the connections the idle sweep closed.
+func (s *Server) idleClosed(n int) {
+	s.met.Rejected.WithLabelValues(metrics.RejectIdle).Add(float64(n))
+	s.log.Debug("idle syslog connections closed", slog.Int("count", n), slog.Duration("idle_timeout", s.cfg.IdleTimeout))
 }
 
 // serveConn frames and handles one connection until the peer closes it or
@@ -124,7 +36,7 @@ func (s *Server) closeIdle(ctx context.Context) {
 // tls connection does its handshake first; a plain tcp one is refused when
 // it begins as TLS or HTTP.
 func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, st *connState, transport string) {
-	defer s.untrack(c, st)
+	defer s.conns.untrack(c, st)
 	conns := s.met.Connections.WithLabelValues(transport)
 	conns.Inc()
 	defer conns.Dec()
@@ -140,7 +52,7 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, st *connStat
 		r, h.tlsPeer = tc, clientCN(tc)
 	}
 	fr := NewFramer(r, s.cfg.MaxMessageSize)
-	fr.SetContinuation(s.cfg.ContinuationWait, s.readDeadline(c))
+	fr.SetContinuation(s.cfg.ContinuationWait, s.conns.readDeadline(c))
 	fr.SetBudget(s.frames)
 	defer fr.Release()
 	if transport == transportTCP {
@@ -160,7 +72,7 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, st *connStat
 			h.bytes.Add(float64(n - counted))
 			counted = n
 			received = time.Now()
-			st.lastRead.Store(received.UnixNano())
+			st.touch(received)
 		}
 		if err != nil {
 			if !errors.Is(err, io.EOF) && !(s.stopping.Load() && errors.Is(err, os.ErrDeadlineExceeded)) {
@@ -209,20 +121,6 @@ func (s *Server) reject(reason string, addr netip.Addr, err error) {
 			attrs = append(attrs, slog.Any("error", err))
 		}
 		s.log.Warn("syslog connection refused", attrs...)
-	}
-}
-
-// readDeadline returns c's SetReadDeadline for the framer's continuation
-// wait. Once shutdown has begun it keeps the deadline that stops the reads,
-// so a wait that ends then cannot lift it.
-func (s *Server) readDeadline(c net.Conn) func(time.Time) error {
-	return func(t time.Time) error {
-		s.mu.Lock()
-		defer s.mu.Unlock()
-		if s.stopping.Load() {
-			t = time.Now()
-		}
-		return c.SetReadDeadline(t)
 	}
 }
 

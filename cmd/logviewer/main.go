@@ -89,6 +89,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		log.Warn("file limit not raised", slog.Any("error", err))
 	}
 	maxConns := connectionBound(cfg.MaxConnections, fileLimit)
+	if cfg.GELFAddr != "" {
+		maxConns = connectionBound(cfg.MaxConnections, fileLimit/2) // syslog and GELF share the half
+	}
 	memLimit := memoryLimit(cfg, maxConns, getenvGOMEMLIMIT())
 
 	var syslogServer *ingest.Server
@@ -124,11 +127,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var gelfServer *ingest.GELFServer
 	if cfg.Role != roleStream && cfg.GELFAddr != "" {
 		gelfServer = ingest.NewGELFServer(ingest.GELFConfig{
-			Addr:           cfg.GELFAddr,
-			MaxMessageSize: cfg.MaxMessageSize,
-			ResolveDNS:     cfg.DNS,
-			ChannelFromApp: cfg.ChannelFrom == channelFromApp,
-			Logger:         log.With(slog.String("part", "gelf")),
+			Addr:                  cfg.GELFAddr,
+			MaxMessageSize:        cfg.MaxMessageSize,
+			ResolveDNS:            cfg.DNS,
+			ChannelFromApp:        cfg.ChannelFrom == channelFromApp,
+			MaxConnections:        maxConns,
+			MaxConnectionsPerAddr: cfg.MaxConnsPerAddr,
+			IdleTimeout:           idleTimeout(cfg.IdleTimeout),
+			Logger:                log.With(slog.String("part", "gelf")),
 		}, bus, m)
 		if err := gelfServer.Listen(); err != nil {
 			return err

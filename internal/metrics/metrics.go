@@ -82,7 +82,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "logviewer_ingest_connections", Help: "Open syslog and GELF connections, by transport.",
 		}, []string{"transport"}),
 		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "logviewer_ingest_rejected_total", Help: "Syslog connections closed before any record was made of them, by reason.",
+			Name: "logviewer_ingest_rejected_total", Help: "Syslog and GELF connections closed before (or without) a record of them, by reason.",
 		}, []string{"reason"}),
 		Clients: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "logviewer_stream_clients", Help: "Connected stream clients, by kind.",
