@@ -209,3 +209,42 @@ func TestViewerContextAndFold(t *testing.T) {
 	v.click(t, "#fold")
 	v.waitFor(t, `msgs().length === 20 || document.getElementById('stats').textContent.startsWith('20 lines · 20 shown')`, "unfolded")
 }
+
+// TestViewerSplit: the split view shows two panes with their own channels;
+// a click on a line's time in one moves the other to that moment; the
+// page's address holds both panes, and "Add pane" stops at four.
+func TestViewerSplit(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false", "--channel-from=app")
+	var lines []string
+	for i := range 40 {
+		lines = append(lines, syslogLine(6, "alpha", fmt.Sprintf("alpha %02d", i)), syslogLine(6, "beta", fmt.Sprintf("beta %02d", i)))
+	}
+	sendSyslogTCP(t, d.SyslogAddr, lines...)
+	v := &viewer{ctx: testsupport.StartChromium(t)}
+	v.do(t, chromedp.EmulateViewport(1400, 700), chromedp.Navigate(d.HTTPURL+"/split.html#p=ch%3Dalpha&p=ch%3Dbeta"))
+	const frames = `[...document.querySelectorAll('iframe')].map((f) => f.contentDocument)`
+	pane := func(i int) string { return frames + `[` + fmt.Sprint(i) + `]` }
+	msgsOf := func(i int) string {
+		return `[...(` + pane(i) + `?.querySelectorAll('#log .row:not(.notice) .c-msg') || [])].map((m) => m.textContent)`
+	}
+	v.waitFor(t, msgsOf(0)+`.length > 0 && `+msgsOf(0)+`.every((m) => m.startsWith('alpha')) && `+
+		msgsOf(1)+`.length > 0 && `+msgsOf(1)+`.every((m) => m.startsWith('beta'))`, "each pane shows its own channel")
+
+	// Scroll pane 0 to its top and click the time of its first line.
+	pageEval[bool](t, v, `(() => { const doc = `+pane(0)+`; doc.getElementById('follow').click();
+		const log = doc.getElementById('log'); log.scrollTop = 0; log.dispatchEvent(new Event('scroll')); return true; })()`)
+	v.waitFor(t, msgsOf(0)+`.includes('alpha 00')`, "pane 0 at its top")
+	pageEval[bool](t, v, `(() => { const doc = `+pane(0)+`;
+		const row = [...doc.querySelectorAll('#log .row')].find((r) => r.querySelector('.c-msg').textContent === 'alpha 00');
+		row.querySelector('.c-time').click(); return true; })()`)
+	v.waitFor(t, pane(1)+`.querySelector('#log .row.cursor .c-msg')?.textContent === 'beta 00'`,
+		"the other pane shows the same moment")
+
+	v.waitFor(t, `location.hash.includes('p=ch%3Dalpha') && location.hash.includes('p=ch%3Dbeta')`, "the address holds both panes")
+	for range 3 {
+		pageEval[bool](t, v, `(document.getElementById('addpane').click(), true)`)
+	}
+	if n := pageEval[float64](t, v, `document.querySelectorAll('iframe').length`); n != 4 {
+		t.Errorf("%v panes after adding three to two, want four at most", n)
+	}
+}

@@ -19,7 +19,7 @@ var webFiles embed.FS
 // govern, and downloads through a blob: link, which is a navigation that no
 // fetch directive covers.
 const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; " +
-	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+	"connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'self'; frame-src 'self'"
 
 // webHandler serves the embedded browser viewer. Every response carries the
 // Content-Security-Policy; files carry a content hash as ETag so a browser

@@ -96,7 +96,7 @@ func TestContentSecurityPolicy(t *testing.T) {
 		"connect-src":     "'self'",
 		"object-src":      "'none'",
 		"base-uri":        "'none'",
-		"frame-ancestors": "'none'",
+		"frame-ancestors": "'self'", // the split view frames the viewer, nobody else may
 	}
 	for k, v := range want {
 		if directives[k] != v {

@@ -659,6 +659,7 @@
       return r;
     }
     if (contextOf.has(e)) r.classList.add('ctx');
+    if (e === cursorEntry) r.classList.add('cursor');
     const hl = highlightOf(e);
     if (hl) {
       r.classList.add('hl');
@@ -1337,6 +1338,16 @@
       { passive: true },
     );
     log.addEventListener('click', (ev) => {
+      if (framed && ev.target.closest('.c-time')) {
+        // In the split view a line's time is the shared cursor: every other
+        // pane shows this moment.
+        const e = rowEntry.get(ev.target.closest('.row'));
+        if (e && e.t) {
+          showCursor(e);
+          window.parent.postMessage({ type: 'logviewer-cursor', t: e.t }, location.origin);
+        }
+        return;
+      }
       const chip = ev.target.closest('.chip[data-k]');
       if (chip) {
         addFilterTerm(chip.dataset.k, chip.dataset.v);
@@ -1440,8 +1451,48 @@
     $('hlpattern').addEventListener('input', (ev) => ev.target.classList.remove('invalid'));
   }
 
+  // ---- the split view's shared time cursor ----
+
+  const framed = window.parent !== window;
+  let cursorEntry = null;
+
+  // showCursor marks e as the cursor line and brings it into view.
+  function showCursor(e) {
+    cursorEntry = e;
+    setFollow(false);
+    scrollTo = e;
+    drawGen++;
+    queueRender();
+  }
+
+  // cursorAt shows the line of this pane nearest to the moment t.
+  function cursorAt(t) {
+    if (!view.length) return;
+    let lo = 0;
+    let hi = view.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (view[mid].k < t) lo = mid + 1;
+      else hi = mid;
+    }
+    const i = Math.min(lo, view.length - 1);
+    const j = i > 0 && Math.abs(view[i - 1].k - t) <= Math.abs(view[i].k - t) ? i - 1 : i;
+    showCursor(view[j]);
+  }
+
+  function wireCursor() {
+    if (!framed) return;
+    document.body.classList.add('framed');
+    window.addEventListener('message', (ev) => {
+      if (ev.origin !== location.origin || !ev.data || ev.data.type !== 'logviewer-cursor-show') return;
+      const t = Number(ev.data.t);
+      if (t) cursorAt(t);
+    });
+  }
+
   function init() {
     who();
+    wireCursor();
     wireHighlights();
     Object.assign(st, readHash());
     selPending = st.sel;
