@@ -530,6 +530,8 @@ func TestViewerShowsDroppedLines(t *testing.T) {
 	v.waitForWithin(t, 60*time.Second, `rows().some((r) => inView(r) && r.querySelector('.c-msg').textContent.startsWith('`+last+`'))`,
 		"the last line of the flood is on screen")
 	v.waitFor(t, `/[0-9,]+ dropped by the server/.test(document.getElementById('stats').textContent)`, "the status counts dropped lines")
+	v.waitFor(t, `/ · [0-9,.k]+ dropped$/.test(document.querySelector('#channels li[data-channel="127.0.0.1"] .meta')?.textContent || '')`,
+		"the channel list says which channel lost lines")
 	// Notices pass every filter: one that no line matches shows them alone.
 	v.do(t, chromedp.SendKeys(chromedp.CSS("#filter"), "no line says this"))
 	v.waitFor(t, `log.querySelector('.row.notice.dropped') && rows().length === 0`, "the dropped-lines notice")

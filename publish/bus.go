@@ -43,6 +43,9 @@ type Event struct {
 	Kind    EventKind
 	Record  Record // for EventRecord
 	Dropped uint64 // for EventDropped
+	// ByChannel splits Dropped by channel, for EventDropped: at most
+	// MaxDropChannels channels, the rest under "".
+	ByChannel map[string]uint64
 }
 
 // SubscribeOptions select where a subscription starts.
@@ -61,6 +64,9 @@ type SubscribeOptions struct {
 	// no byte bound of its own; the bus's total budget still applies.
 	QueueBytes int64
 }
+
+// MaxDropChannels bounds the channels an EventDropped names one by one.
+const MaxDropChannels = 32
 
 // DefaultQueueSize is the per-subscriber queue bound used when none is given.
 const DefaultQueueSize = 4096

@@ -266,12 +266,13 @@ type subscriber struct {
 	skip     func(Record) bool // live records to ignore (already in the backfill)
 	ring     []Record          // live queue: n records from head, grown up to limit
 	head, n  int
-	bytes    int64  // queuedSize of the n records
-	lost     uint64 // records dropped since the last EventDropped
-	gap      bool   // an EventGap is owed
-	waiting  bool   // Next is blocked on notify
-	closed   bool   // Close was called: Next fails at once
-	ended    bool   // the bus closed: Next drains, then fails
+	bytes    int64             // queuedSize of the n records
+	lost     uint64            // records dropped since the last EventDropped
+	lostBy   map[string]uint64 // lost, by channel (MaxDropChannels at most, the rest under "")
+	gap      bool              // an EventGap is owed
+	waiting  bool              // Next is blocked on notify
+	closed   bool              // Close was called: Next fails at once
+	ended    bool              // the bus closed: Next drains, then fails
 }
 
 // start ends the pending state of a subscriber made by subscribePending:
@@ -372,8 +373,16 @@ func (s *subscriber) overBytesLocked(size int64) bool {
 
 // dropOldestLocked drops the oldest queued record and counts it as lost.
 func (s *subscriber) dropOldestLocked() {
-	s.takeOldestLocked()
+	rec := s.takeOldestLocked()
 	s.lost++
+	if s.lostBy == nil {
+		s.lostBy = make(map[string]uint64)
+	}
+	ch := rec.Channel
+	if _, ok := s.lostBy[ch]; !ok && len(s.lostBy) >= MaxDropChannels {
+		ch = ""
+	}
+	s.lostBy[ch]++
 }
 
 // takeOldestLocked removes the oldest queued record and returns it.
@@ -474,8 +483,8 @@ func (s *subscriber) fillLocked(buf []Event, room int) []Event {
 		room--
 	}
 	if room > 0 && s.lost > 0 {
-		buf = append(buf, Event{Kind: EventDropped, Dropped: s.lost})
-		s.lost = 0
+		buf = append(buf, Event{Kind: EventDropped, Dropped: s.lost, ByChannel: s.lostBy})
+		s.lost, s.lostBy = 0, nil
 		room--
 	}
 	for room > 0 && s.n > 0 {

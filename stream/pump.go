@@ -3,6 +3,8 @@ package stream
 import (
 	"context"
 	"errors"
+	"slices"
+	"strconv"
 	"time"
 
 	"github.com/logviewer/logviewer/publish"
@@ -12,7 +14,7 @@ import (
 // write buffer; flush sends what was appended, bounded by the server's write timeout.
 type sink interface {
 	record(rec *publish.Record) error
-	dropped(n uint64) error
+	dropped(n uint64, byChannel map[string]uint64) error
 	gap() error
 	// heartbeat keeps an idle stream alive (and finds dead peers).
 	heartbeat() error
@@ -136,7 +138,7 @@ func write(out sink, evs []publish.Event, st *pumpStats) error {
 			err = out.record(&ev.Record)
 			st.records++
 		case publish.EventDropped:
-			err = out.dropped(ev.Dropped)
+			err = out.dropped(ev.Dropped, ev.ByChannel)
 			st.dropped += ev.Dropped
 		case publish.EventGap:
 			err = out.gap()
@@ -147,4 +149,30 @@ func write(out sink, evs []publish.Event, st *pumpStats) error {
 		}
 	}
 	return nil
+}
+
+// appendDropped appends the dropped notice {"dropped":N,"channels":{...}}:
+// how many records a client lost, and of which channels ("" for the
+// channels past the ones named).
+func appendDropped(b []byte, n uint64, byChannel map[string]uint64) []byte {
+	b = append(b, `{"dropped":`...)
+	b = strconv.AppendUint(b, n, 10)
+	if len(byChannel) > 0 {
+		names := make([]string, 0, len(byChannel))
+		for ch := range byChannel {
+			names = append(names, ch)
+		}
+		slices.Sort(names)
+		b = append(b, `,"channels":{`...)
+		for i, ch := range names {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendQuote(b, ch) // channel names are plain ASCII: valid JSON strings
+			b = append(b, ':')
+			b = strconv.AppendUint(b, byChannel[ch], 10)
+		}
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }

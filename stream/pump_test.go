@@ -13,10 +13,10 @@ import (
 // keeps up with a trickle, not with a flood.
 type slowSink struct{ delay time.Duration }
 
-func (slowSink) record(*publish.Record) error { return nil }
-func (slowSink) dropped(uint64) error         { return nil }
-func (slowSink) gap() error                   { return nil }
-func (slowSink) heartbeat() error             { return nil }
+func (slowSink) record(*publish.Record) error            { return nil }
+func (slowSink) dropped(uint64, map[string]uint64) error { return nil }
+func (slowSink) gap() error                              { return nil }
+func (slowSink) heartbeat() error                        { return nil }
 func (s slowSink) flush() error {
 	time.Sleep(s.delay)
 	return nil

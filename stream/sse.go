@@ -160,18 +160,17 @@ func (o *sseSink) record(rec *publish.Record) error {
 }
 
 // dropped writes the notice that n records were lost.
-func (o *sseSink) dropped(n uint64) error {
+func (o *sseSink) dropped(n uint64, byChannel map[string]uint64) error {
 	if !o.ndjson {
 		_, _ = o.w.WriteString("event: dropped\ndata: ")
 	}
-	_, _ = o.w.WriteString(`{"dropped":`)
-	o.num = strconv.AppendUint(o.num[:0], n, 10)
+	o.num = appendDropped(o.num[:0], n, byChannel)
 	_, _ = o.w.Write(o.num)
 	if o.ndjson {
-		_, err := o.w.WriteString("}\n")
+		_, err := o.w.WriteString("\n")
 		return err
 	}
-	_, err := o.w.WriteString("}\n\n")
+	_, err := o.w.WriteString("\n\n")
 	return err
 }
 

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -97,10 +96,8 @@ func (o *wsSink) frame(p []byte) error {
 
 func (o *wsSink) record(rec *publish.Record) error { return o.frame(rec.JSON) }
 
-func (o *wsSink) dropped(n uint64) error {
-	o.notice = append(o.notice[:0], `{"dropped":`...)
-	o.notice = strconv.AppendUint(o.notice, n, 10)
-	o.notice = append(o.notice, '}')
+func (o *wsSink) dropped(n uint64, byChannel map[string]uint64) error {
+	o.notice = appendDropped(o.notice[:0], n, byChannel)
 	return o.frame(o.notice)
 }
 

@@ -129,9 +129,12 @@ func TestWSDroppedNotice(t *testing.T) {
 			t.Fatalf("read after %d frames, no dropped notice: %v", n, err)
 		}
 		if strings.HasPrefix(string(b), `{"dropped":`) {
-			var m map[string]uint64
-			if err := json.Unmarshal(b, &m); err != nil || m["dropped"] == 0 {
-				t.Fatalf("notice %s: %v", b, err)
+			var m struct {
+				Dropped  uint64            `json:"dropped"`
+				Channels map[string]uint64 `json:"channels"`
+			}
+			if err := json.Unmarshal(b, &m); err != nil || m.Dropped == 0 || m.Channels["app"] != m.Dropped {
+				t.Fatalf("notice %s: %v; want the dropped records counted, all of channel app", b, err)
 			}
 			return
 		}

@@ -50,6 +50,7 @@
 
   const st = { channels: ['*'], q: '', cs: false, lvl: 7, utc: false, sel: '', ctx: false, fold: false };
   let selPending = ''; // a line the address selects, not yet received
+  const dropsBy = new Map(); // channel -> lines the server dropped for this page
 
   function readHash() {
     const p = new URLSearchParams(location.hash.slice(1));
@@ -866,6 +867,7 @@
     expanded.clear();
     newSinceFollow = 0;
     droppedTotal = 0;
+    dropsBy.clear();
     setFollow(true);
     queueRender();
   }
@@ -986,12 +988,17 @@
     es.addEventListener('dropped', (ev) => {
       if (!mine()) return;
       let n = 0;
+      let by = null;
       try {
-        n = Number(JSON.parse(ev.data).dropped) || 0;
+        const d = JSON.parse(ev.data);
+        n = Number(d.dropped) || 0;
+        by = d.channels && typeof d.channels === 'object' ? d.channels : null;
       } catch {
         return;
       }
       droppedTotal += n;
+      // Which channels lost lines: the channel list says so per channel.
+      if (by) for (const [ch, k] of Object.entries(by)) if (ch) dropsBy.set(ch, (dropsBy.get(ch) || 0) + (Number(k) || 0));
       pushDropped(n);
     });
     es.addEventListener('gap', () => {
@@ -1111,12 +1118,15 @@
     return Math.round(s / 86400) + 'd ago';
   }
 
-  function feed(row, rate, count, lastMs) {
+  function feed(row, rate, count, lastMs, name) {
     row.hist.push(rate);
     if (row.hist.length > SPARK_N) row.hist.shift();
     row.rate.textContent = fmtRate(rate);
     const when = ago(lastMs);
-    row.meta.textContent = fmtCount(count) + ' lines' + (when ? ' \u00b7 ' + when : '');
+    const lost = name === undefined ? 0 : dropsBy.get(name) || 0;
+    row.meta.textContent = fmtCount(count) + ' lines' + (when ? ' \u00b7 ' + when : '') +
+      (lost ? ' \u00b7 ' + fmtCount(lost) + ' dropped' : '');
+    row.meta.classList.toggle('lossy', lost > 0);
     row.meta.classList.toggle('stale', lastMs > 0 && Date.now() - lastMs > 60000);
     drawSpark(row.sp, row.hist);
   }
@@ -1146,7 +1156,7 @@
       const r = Number(c.rate) || 0;
       const n = Number(c.count) || 0;
       const when = parseWhen(c.last_seen);
-      feed(row, r, n, when);
+      feed(row, r, n, when, c.name);
       rate += r;
       count += n;
       if (when > last) last = when;
