@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
@@ -160,7 +161,7 @@ func (f *fanout) newSubscriber(pattern string, opts SubscribeOptions) *subscribe
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = DefaultQueueSize
 	}
-	return &subscriber{
+	s := &subscriber{
 		f:         f,
 		pattern:   pattern,
 		dropped:   f.dropped,
@@ -168,6 +169,8 @@ func (f *fanout) newSubscriber(pattern string, opts SubscribeOptions) *subscribe
 		byteLimit: opts.QueueBytes,
 		notify:    make(chan struct{}, 1),
 	}
+	s.lastTake.Store(time.Now().UnixNano())
+	return s
 }
 
 func (f *fanout) add(s *subscriber) error {
@@ -267,6 +270,7 @@ type subscriber struct {
 	ring     []Record          // live queue: n records from head, grown up to limit
 	head, n  int
 	bytes    int64             // queuedSize of the n records
+	lastTake atomic.Int64      // Unix nanoseconds of the last Next that took records (or of the start)
 	lost     uint64            // records dropped since the last EventDropped
 	lostBy   map[string]uint64 // lost, by channel (MaxDropChannels at most, the rest under "")
 	gap      bool              // an EventGap is owed
@@ -368,8 +372,24 @@ func (s *subscriber) overBytesLocked(size int64) bool {
 	if f.budget <= 0 || f.queued.Load()+size <= f.budget {
 		return false
 	}
-	return s.bytes+size > f.budget/max(f.subsLen.Load(), 1)
+	// Over the budget. A subscriber that stopped taking records pays
+	// first: it keeps none past its share. One that is reading keeps a
+	// backlog of its own (budget/64, up to its byte bound) however many
+	// stalled ones there are, so a short pause of a healthy client does
+	// not cost it records while thousands of stuck ones hold the budget.
+	share := f.budget / max(f.subsLen.Load(), 1)
+	if now := time.Now().UnixNano(); now-s.lastTake.Load() < int64(readingWithin) {
+		share = max(share, f.budget/64)
+		if s.byteLimit > 0 {
+			share = min(share, s.byteLimit)
+		}
+	}
+	return s.bytes+size > share
 }
+
+// readingWithin is how recently a subscriber must have taken records to
+// count as reading when the queue budget is short.
+const readingWithin = time.Second
 
 // dropOldestLocked drops the oldest queued record and counts it as lost.
 func (s *subscriber) dropOldestLocked() {
@@ -468,6 +488,9 @@ func (s *subscriber) Next(ctx context.Context, buf []Event) ([]Event, error) {
 
 // fillLocked appends up to room ready events to buf.
 func (s *subscriber) fillLocked(buf []Event, room int) []Event {
+	if s.n > 0 && room > 0 {
+		s.lastTake.Store(time.Now().UnixNano())
+	}
 	for room > 0 && len(s.backfill) > 0 {
 		buf = append(buf, s.backfill[0])
 		s.backfill[0] = Event{}

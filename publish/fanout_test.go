@@ -266,3 +266,33 @@ func TestFanoutQueueBytes(t *testing.T) {
 		}
 	})
 }
+
+// TestFanoutBudgetSparesReaders: with the budget held by subscribers that
+// stopped reading, one that is reading keeps a backlog of its own (up to
+// budget/64) instead of its share of the budget, and loses nothing.
+func TestFanoutBudgetSparesReaders(t *testing.T) {
+	rec := Record{Channel: "web-1", JSON: []byte(`{"short_message":"` + strings.Repeat("x", 936) + `"}`)}
+	size := queuedSize(&rec)
+	f := newFanout(nil)
+	f.budget = 64 * 100 * size // a reader may keep 100 records
+	var stalled []*subscriber
+	for range 200 {
+		s, _ := f.subscribe("*", nil, SubscribeOptions{QueueSize: 10_000})
+		s.lastTake.Store(time.Now().Add(-time.Minute).UnixNano())
+		stalled = append(stalled, s)
+	}
+	reader, _ := f.subscribe("*", nil, SubscribeOptions{QueueSize: 10_000})
+	for range 90 { // the reader falls 90 records behind, a short pause
+		reader.lastTake.Store(time.Now().UnixNano())
+		f.deliver(rec)
+	}
+	if f.queued.Load() <= f.budget-200*size {
+		t.Fatalf("the budget never filled: %d of %d", f.queued.Load(), f.budget)
+	}
+	if reader.lost != 0 || reader.n != 90 {
+		t.Fatalf("the reading subscriber lost %d and holds %d records, want 0 and 90", reader.lost, reader.n)
+	}
+	if stalled[0].lost == 0 {
+		t.Fatalf("the stalled subscribers lost nothing while the budget was full")
+	}
+}
