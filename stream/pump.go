@@ -19,6 +19,9 @@ type sink interface {
 	// heartbeat keeps an idle stream alive (and finds dead peers).
 	heartbeat() error
 	flush() error
+	// idle says nothing is pending and the client waits for records: a
+	// good time to give back buffers.
+	idle()
 }
 
 // pumpStats are what one client was sent.
@@ -31,6 +34,11 @@ type pumpStats struct {
 // everything its subscription held.
 var errStopping = errors.New("server stopping")
 
+// idleAfter is how long a client waits for records before its batch
+// buffers are given back: steady traffic keeps them, an idle client costs
+// little.
+const idleAfter = time.Second
+
 // errSlow ends a pump whose client kept losing records (its queue full) for
 // longer than the server allows.
 var errSlow = errors.New("slow client: records lost for too long")
@@ -42,7 +50,7 @@ var errSlow = errors.New("slow client: records lost for too long")
 // and errStopping is returned. A client that loses records in every batch for
 // longer than slowAfter is cut off with errSlow.
 func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbeat, slowAfter time.Duration, st *pumpStats) error {
-	buf := make([]publish.Event, 0, batchSize)
+	var buf []publish.Event // made when records come, given back while idle
 	// done is an already cancelled context: Next with it hands out the
 	// events that are ready and returns at once when there are none.
 	done, cancelDone := context.WithCancel(context.Background())
@@ -52,6 +60,9 @@ func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbe
 	for {
 		if stop.Err() != nil {
 			return drain(done, sub, out, buf, st)
+		}
+		if cap(buf) == 0 {
+			buf = make([]publish.Event, 0, batchSize)
 		}
 		// Take what is ready without waiting: under load this is every
 		// call, and it costs no timer.
@@ -71,8 +82,18 @@ func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbe
 				lastWrite = time.Now()
 				continue
 			}
+			// Nothing to send. Quiet for a while: wait without holding the
+			// batch buffers; else wake when it has been, to give them back.
+			if quiet := time.Since(lastWrite); quiet >= idleAfter {
+				if cap(buf) > 0 {
+					out.idle()
+					buf = nil
+				}
+			} else if cap(buf) > 0 {
+				wait = min(wait, idleAfter-quiet)
+			}
 			wctx, cancel := context.WithTimeout(ctx, wait)
-			evs, err = sub.Next(wctx, buf[:0])
+			evs, err = sub.Next(wctx, buf)
 			cancel()
 			if len(evs) == 0 {
 				switch {

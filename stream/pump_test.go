@@ -17,6 +17,7 @@ func (slowSink) record(*publish.Record) error            { return nil }
 func (slowSink) dropped(uint64, map[string]uint64) error { return nil }
 func (slowSink) gap() error                              { return nil }
 func (slowSink) heartbeat() error                        { return nil }
+func (slowSink) idle()                                   {}
 func (s slowSink) flush() error {
 	time.Sleep(s.delay)
 	return nil
@@ -51,4 +52,41 @@ func TestPumpEvictsClientLosingRecords(t *testing.T) {
 	if st.dropped == 0 {
 		t.Fatalf("no records were lost, yet the client was evicted")
 	}
+}
+
+// idleSink counts idle calls: when the pump gives its buffers back.
+type idleSink struct {
+	slowSink
+	idled chan struct{}
+}
+
+func (s idleSink) idle() {
+	select {
+	case s.idled <- struct{}{}:
+	default:
+	}
+}
+
+// TestPumpGivesBuffersBackWhenIdle: a client that gets a record and then
+// nothing for idleAfter has its batch buffers given back while it waits.
+func TestPumpGivesBuffersBackWhenIdle(t *testing.T) {
+	hub := publish.NewMemory(publish.MemoryConfig{History: 10})
+	defer hub.Close()
+	sub, err := hub.Subscribe(t.Context(), "*", publish.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	_ = hub.Publish(t.Context(), "app", []byte(`{"short_message":"x"}`))
+	ctx, cancel := context.WithCancel(t.Context())
+	out := idleSink{idled: make(chan struct{}, 1)}
+	done := make(chan error, 1)
+	go func() { done <- pump(ctx, context.Background(), sub, out, time.Minute, time.Minute, &pumpStats{}) }()
+	select {
+	case <-out.idled:
+	case <-time.After(idleAfter + 10*time.Second):
+		t.Fatal("the pump never gave its buffers back")
+	}
+	cancel()
+	<-done
 }

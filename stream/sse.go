@@ -1,7 +1,6 @@
 package stream
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -52,7 +51,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusOK)
 
 	out := &sseSink{
-		w:       bufio.NewWriterSize(w, 32<<10),
+		w:       &batchWriter{w: w},
 		rc:      http.NewResponseController(w),
 		ndjson:  ndjson,
 		timeout: s.writeTimeout,
@@ -134,7 +133,7 @@ func wantsNDJSON(r *http.Request) (bool, error) {
 // sseSink writes events as text/event-stream or NDJSON into a buffer that
 // flush sends as one write.
 type sseSink struct {
-	w       *bufio.Writer
+	w       *batchWriter
 	rc      *http.ResponseController
 	ndjson  bool
 	timeout time.Duration // for one flush
@@ -195,6 +194,9 @@ func (o *sseSink) heartbeat() error {
 }
 
 // flush sends the buffered batch within o.timeout.
+// idle gives back the write buffer while the client waits.
+func (o *sseSink) idle() { o.w.release() }
+
 func (o *sseSink) flush() error {
 	// A deadline the server cannot set (an unusual ResponseWriter) only
 	// loses dead-peer detection; the stream still works.
@@ -208,7 +210,7 @@ func (o *sseSink) flush() error {
 // writeOneLine writes a JSON document with any CR or LF (only possible as
 // whitespace between tokens in valid JSON) turned into spaces, so the
 // document stays one line of the stream.
-func writeOneLine(w *bufio.Writer, doc []byte) {
+func writeOneLine(w *batchWriter, doc []byte) {
 	for len(doc) > 0 {
 		i := bytes.IndexByte(doc, '\n')
 		if j := bytes.IndexByte(doc, '\r'); j >= 0 && (i < 0 || j < i) {

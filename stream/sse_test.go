@@ -108,7 +108,7 @@ func TestSinkFormat(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
-			o := &sseSink{w: bufio.NewWriter(&b), ndjson: tc.ndjson}
+			o := &sseSink{w: &batchWriter{w: &b}, ndjson: tc.ndjson}
 			if err := tc.write(o); err != nil {
 				t.Fatal(err)
 			}

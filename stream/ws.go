@@ -117,6 +117,9 @@ func (o *wsSink) heartbeat() error {
 	return nil
 }
 
+// idle has nothing to give back: frames are written as they come.
+func (o *wsSink) idle() {}
+
 func (o *wsSink) flush() error { return o.cork.release(time.Now().Add(o.timeout)) }
 
 // corkingWriter hands websocket.Accept a hijacked connection wrapped in a
