@@ -317,19 +317,24 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 }
 
 // fixedMemory is the part of the memory bound that no flag sets: the Go
-// runtime, HTTP clients' buffers, caches.
+// runtime, caches.
 const fixedMemory = 64 << 20
+
+// perClientMemory is what an idle stream client costs beyond its queue:
+// net/http's read and write buffers and its goroutines' stacks.
+const perClientMemory = 16 << 10
 
 // memoryLimit sets the Go runtime's soft memory limit to the bound the
 // README states (history + client queues + frames + 4 KiB a connection +
-// a fixed part), so the garbage collector keeps the heap there instead of
+// 16 KiB a stream client + a fixed part), so the garbage collector keeps the heap there instead of
 // letting it grow to twice what is live; GOMEMLIMIT, when set, wins. It
 // returns the limit in force.
 func memoryLimit(cfg Config, maxConns int, fromEnv bool) int64 {
 	if fromEnv {
 		return debug.SetMemoryLimit(-1) // reads the one GOMEMLIMIT set
 	}
-	limit := cfg.HistoryBytes + cfg.ClientQueueBytes + cfg.FrameBytes + 4<<10*int64(maxConns) + fixedMemory
+	limit := cfg.HistoryBytes + cfg.ClientQueueBytes + cfg.FrameBytes + 4<<10*int64(maxConns) +
+		perClientMemory*int64(cfg.MaxClients) + fixedMemory
 	debug.SetMemoryLimit(limit)
 	return limit
 }
