@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -126,4 +127,27 @@ func nextRecordWith(t *testing.T, sse *testsupport.SSEStream, want string) map[s
 	}
 	t.Fatalf("no record %q within %v", want, recordTimeout)
 	return nil
+}
+
+// TestSyslogTLSOnly: with --syslog-addr none the daemon takes syslog over
+// TLS only: no plain listener, and a record sent over TLS arrives.
+func TestSyslogTLSOnly(t *testing.T) {
+	ca := testsupport.NewCA(t, t.TempDir())
+	cert, key := ca.ServerCert(t, "server")
+	d := testsupport.StartDaemon(t, "--syslog-addr=none", "--syslog-tls-addr=127.0.0.1:0",
+		"--syslog-tls-cert="+cert, "--syslog-tls-key="+key, "--dns=false")
+	if strings.Contains(d.Stderr(), "syslog_tcp=") || strings.Contains(d.Stderr(), "syslog_udp=") {
+		t.Fatalf("a plain syslog listener is open:\n%s", d.Stderr())
+	}
+	sse := testsupport.OpenSSE(t, d.HTTPURL+"/sse/*")
+	c, err := tls.Dial("tcp", d.SyslogTLSAddr, &tls.Config{RootCAs: ca.Pool})
+	if err != nil {
+		t.Fatalf("tls dial: %v", err)
+	}
+	msg := "<14>1 - web-1 app - - - over tls only"
+	fmt.Fprintf(c, "%d %s", len(msg), msg)
+	c.Close()
+	if f := sse.NextRecord(t, recordTimeout).Fields(t); f["short_message"] != "over tls only" {
+		t.Fatalf("record %v", f)
+	}
 }

@@ -167,12 +167,21 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 	}
 }
 
+// NoPlainAddr as Config.Addr turns the plain TCP and UDP listeners off:
+// syslog over TLS only.
+const NoPlainAddr = "none"
+
 // Listen binds TCP and UDP on the configured address, and TCP for TLS on
 // the TLS address when one is set. With port 0 TCP and UDP get the same
 // port: TCP picks it, UDP follows.
 func (s *Server) Listen() error {
-	if err := s.listenPlain(); err != nil {
-		return err
+	if s.cfg.Addr == NoPlainAddr && s.cfg.TLSAddr == "" {
+		return errors.New("listen syslog: no address: --syslog-addr none needs --syslog-tls-addr")
+	}
+	if s.cfg.Addr != NoPlainAddr {
+		if err := s.listenPlain(); err != nil {
+			return err
+		}
 	}
 	if s.cfg.TLSAddr == "" {
 		return nil
@@ -196,8 +205,10 @@ func (s *Server) Listen() error {
 func (s *Server) closeListeners() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.tcp.Close()
-	s.udp.Close()
+	if s.tcp != nil {
+		s.tcp.Close()
+		s.udp.Close()
+	}
 	s.tcp, s.udp = nil, nil
 }
 
@@ -319,7 +330,7 @@ func (s *Server) UDPAddr() net.Addr {
 // waits for every goroutine it started and returns nil. Serve runs once.
 func (s *Server) Serve(ctx context.Context) error {
 	s.mu.Lock()
-	bound := s.tcp != nil
+	bound := s.tcp != nil || s.tls != nil
 	s.mu.Unlock()
 	if !bound {
 		if err := s.Listen(); err != nil {
@@ -330,27 +341,33 @@ func (s *Server) Serve(ctx context.Context) error {
 	// Records of frames already read are published even while shutting down.
 	pubCtx := context.WithoutCancel(ctx)
 
-	s.wg.Go(func() { s.acceptLoop(ctx, pubCtx, s.tcp, transportTCP) })
 	s.wg.Go(func() { s.conns.closeIdle(ctx, s.idleClosed) })
+	if s.tcp != nil {
+		s.wg.Go(func() { s.acceptLoop(ctx, pubCtx, s.tcp, transportTCP) })
+		u := newUDPReader(s)
+		s.wg.Go(func() { u.run(ctx, pubCtx) })
+	}
 	if s.tls != nil {
 		s.wg.Go(func() { s.acceptLoop(ctx, pubCtx, s.tls, transportTLS) })
 	}
-	u := newUDPReader(s)
-	s.wg.Go(func() { u.run(ctx, pubCtx) })
 
 	<-ctx.Done()
 	s.stopping.Store(true)
 	now := time.Now()
-	s.tcp.Close()
+	if s.tcp != nil {
+		s.tcp.Close()
+		_ = s.udp.SetReadDeadline(now)
+	}
 	if s.tls != nil {
 		s.tls.Close()
 	}
-	_ = s.udp.SetReadDeadline(now)
 	s.conns.stop(now)
 
 	s.wg.Wait()
 	s.names.wg.Wait()
-	s.udp.Close()
+	if s.udp != nil {
+		s.udp.Close()
+	}
 	return nil
 }
 

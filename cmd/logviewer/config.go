@@ -85,7 +85,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	var allowOrigins, logLevel, trustedProxies, allowHosts string
 	fs := flag.NewFlagSet("logviewer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.SyslogAddr, "syslog-addr", ":10514", "syslog listen address, TCP and UDP")
+	fs.StringVar(&c.SyslogAddr, "syslog-addr", ":10514", "syslog listen address, TCP and UDP; none: only --syslog-tls-addr")
 	fs.StringVar(&c.HTTPAddr, "http-addr", ":8080", "HTTP listen address: viewer, /ws, /sse, /api, /metrics")
 	fs.StringVar(&c.Hostname, "hostname", "", "the GELF \"host\" field (default: this machine's host name)")
 	fs.StringVar(&c.Group, "group", "lr", "the GELF \"_group\" field")
@@ -203,6 +203,8 @@ func (c Config) validate() error {
 		return errors.New("--auth-proxy-header needs --auth-file: it says which channels each user reads")
 	case c.AuthProxyHeader != "" && len(c.TrustedProxies) == 0:
 		return errors.New("--auth-proxy-header needs --trusted-proxies: anyone could send the header otherwise")
+	case c.SyslogAddr == ingest.NoPlainAddr && c.SyslogTLSAddr == "":
+		return errors.New("--syslog-addr none needs --syslog-tls-addr: syslog must come in somewhere")
 	case c.SyslogClientCA != "" && c.SyslogTLSAddr == "":
 		return errors.New("--syslog-client-ca needs --syslog-tls-addr")
 	case c.SyslogTLSAddr != "" && (c.SyslogTLSCert == "" || c.SyslogTLSKey == ""):

@@ -30,6 +30,7 @@ func TestParseConfig(t *testing.T) {
 		}},
 		{name: "history bytes", args: []string{"--history-bytes=1048576"}, check: func(c Config) bool { return c.HistoryBytes == 1<<20 }},
 		{name: "history bytes too small", args: []string{"--history-bytes=1000"}, wantErr: "invalid --history-bytes"},
+		{name: "plain syslog off needs tls", args: []string{"--syslog-addr=none"}, wantErr: "--syslog-addr none needs --syslog-tls-addr"},
 		{name: "channel from app", args: []string{"--channel-from=app"}, check: func(c Config) bool { return c.ChannelFrom == "app" }},
 		{name: "bad channel from", args: []string{"--channel-from=tag"}, wantErr: "invalid --channel-from"},
 		{name: "multiline wait off", env: map[string]string{"LOGVIEWER_MULTILINE_WAIT": "0"},

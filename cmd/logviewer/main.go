@@ -193,9 +193,10 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if syslogServer != nil {
 		attrs = append(attrs, slog.Uint64("nofile", fileLimit), slog.Int("max_connections", maxConns),
-			slog.Int64("memory_limit", memLimit),
-			slog.String("syslog_tcp", syslogServer.TCPAddr().String()),
-			slog.String("syslog_udp", syslogServer.UDPAddr().String()))
+			slog.Int64("memory_limit", memLimit))
+		if a := syslogServer.TCPAddr(); a != nil {
+			attrs = append(attrs, slog.String("syslog_tcp", a.String()), slog.String("syslog_udp", syslogServer.UDPAddr().String()))
+		}
 		if a := syslogServer.TLSAddr(); a != nil {
 			attrs = append(attrs, slog.String("syslog_tls", a.String()))
 		}
