@@ -140,13 +140,17 @@ in order and measures its latency from send to receipt. The daemon's VmRSS is re
 assumed: the VmRSS of the same daemon, started with the same flags, %s after it answered `+"`/healthz`"+`
 and before any traffic.
 
+**CPU** is in cores over the attack (the machine has %d): the daemon's, this tool's (attack, good
+traffic and measurement together), and everything else's (the machine's busy time less those two),
+since another job on the machine delays the daemon as much as an attack does.
+
 **Goals**: the peak RSS never above the bound; every good line delivered, once, in order; the good
 client's p99 latency under %s during every attack.
 
 `, cfg.GoodRate, goodAddr, mib(l.HistoryBytes>>10), mib(l.ClientQueueBytes>>10), mib(l.FrameBytes>>10),
-		mib(connBaseBytes*l.MaxConnections>>10), settle, ms(p99Goal))
-	w("| # | attack | fixed | bound | peak RSS | ≤ bound | Go heap in use / runtime total at end | good sent / received / lost / dup / out of order | good p50 / p99 / max | p99 < 100 ms | attack figures |\n")
-	w("|---|---|---|---|---|---|---|---|---|---|---|\n")
+		mib(connBaseBytes*l.MaxConnections>>10), settle, runtime.NumCPU(), ms(p99Goal))
+	w("| # | attack | fixed | bound | peak RSS | ≤ bound | Go heap in use / runtime total at end | good sent / received / lost / dup / out of order | good p50 / p99 / max | p99 < 100 ms | CPU daemon / soak / others | attack figures |\n")
+	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var missed []string
 	for i, r := range results {
 		g := r.Good
@@ -167,11 +171,11 @@ client's p99 latency under %s during every attack.
 		if g.Dropped > 0 || g.Gaps > 0 {
 			fig += fmt.Sprintf(" — the good client was told of %d dropped records and %d gaps", g.Dropped, g.Gaps)
 		}
-		w("| %d | %s | %s | %s | %s | %s | %s / %s | %s / %s / %s / %s / %s | %s / %s / %s | %s | %s |\n",
+		w("| %d | %s | %s | %s | %s | %s | %s / %s | %s / %s / %s / %s / %s | %s / %s / %s | %s | %.2f / %.2f / %.2f | %s |\n",
 			i+1, r.Title, mib(r.FixedKiB), mib(r.BoundKiB), mib(r.PeakKiB), verdict(rssOK),
 			mib(r.Mem.HeapInuse>>10), mib(r.Mem.Sys>>10),
 			num(g.Sent), num(g.Received), num(g.Lost), num(g.Dups), num(g.Reorder),
-			ms(g.Latency.P50), ms(g.Latency.P99), ms(g.Latency.Max), verdict(fast), fig)
+			ms(g.Latency.P50), ms(g.Latency.P99), ms(g.Latency.Max), verdict(fast), r.CPU.Daemon, r.CPU.Soak, r.CPU.Others, fig)
 		if !rssOK {
 			missed = append(missed, fmt.Sprintf("%s: peak RSS %s above the bound %s (by %s)", r.Key, mib(r.PeakKiB), mib(r.BoundKiB), mib(r.PeakKiB-r.BoundKiB)))
 		}

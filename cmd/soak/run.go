@@ -26,6 +26,7 @@ type attackResult struct {
 	Duration    time.Duration
 	FixedWaited time.Duration
 	Mem         memStats // the Go runtime's view at the end of the attack
+	CPU         cpuUse   // during the attack
 }
 
 // settle is how long an idle daemon runs before its RSS is the fixed part.
@@ -74,6 +75,7 @@ func runAttack(ctx context.Context, cfg Config, a attack, log *slog.Logger) atta
 	go func() { defer close(senderDone); sender.run(sendCtx, d.syslog) }()
 
 	log.Info("attack", slog.String("name", a.key), slog.Duration("for", cfg.Duration))
+	cpu0, cpuErr := takeCPU(d.pid())
 	attackStart := time.Now()
 	client.setStart(attackStart)
 	if cfg.CPUProf > 0 {
@@ -83,7 +85,9 @@ func runAttack(ctx context.Context, cfg Config, a attack, log *slog.Logger) atta
 				return
 			case <-time.After(2 * time.Second):
 			}
-			if err := d.saveCPUProfile(runCtx, cfg.CPUProf, cfg.WorkDir, a.key); err != nil {
+			// The profile must end before the attack does.
+			prof := min(cfg.CPUProf, cfg.Duration-3*time.Second)
+			if err := d.saveCPUProfile(runCtx, prof, cfg.WorkDir, a.key); err != nil {
 				log.Warn("cpu profile", slog.Any("error", err))
 			}
 		}()
@@ -91,6 +95,9 @@ func runAttack(ctx context.Context, cfg Config, a attack, log *slog.Logger) atta
 	attackCtx, stopAttack := context.WithTimeout(runCtx, cfg.Duration)
 	figure, attackErr := a.run(attackCtx, attackEnv{d: d, dur: cfg.Duration, log: log})
 	stopAttack()
+	if cpu1, err := takeCPU(d.pid()); err == nil && cpuErr == nil {
+		res.CPU = cpu1.since(cpu0, time.Since(attackStart).Seconds())
+	}
 	stopSend()
 	<-senderDone
 	sent := sender.sent.Load()
