@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -38,9 +39,10 @@ type Config struct {
 	Duration  time.Duration // per attack
 	GoodRate  float64
 	Only      map[string]bool
-	Notes     string        // the "What we found" section, from --notes
-	DaemonEnv []string      // extra NAME=value for the daemon's environment
-	CPUProf   time.Duration // CPU profile of the daemon this long, 2 s into each attack
+	Notes     string          // the "What we found" section, from --notes
+	DaemonEnv []string        // extra NAME=value for the daemon's environment
+	CPUProf   time.Duration   // CPU profile of the daemon this long, 2 s into each attack
+	MemLimit  map[string]bool // attacks to run again with GOMEMLIMIT set to the budgets' sum
 	Limits    Limits
 }
 
@@ -74,7 +76,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&c.Quick, "quick", false, "each attack about 10 s instead of 40 s")
 	fs.DurationVar(&c.Duration, "duration", 0, "each attack's length (default 40s, 10s with --quick)")
 	fs.Float64Var(&c.GoodRate, "good-rate", 200, "the good sender's lines/s")
-	var notes string
+	var notes, memLimit string
+	fs.StringVar(&memLimit, "memlimit-again", "", "comma-separated attacks to run a second time with the daemon's GOMEMLIMIT set to the sum of its budgets")
 	var env stringList
 	fs.Var(&env, "daemon-env", "NAME=value added to the daemon's environment, repeatable (e.g. GOMEMLIMIT=128MiB)")
 	fs.DurationVar(&c.CPUProf, "cpu-profile", 0, "fetch a CPU profile of this length from each daemon, 2 s into the attack, into --work")
@@ -107,16 +110,38 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	for _, a := range attacks() {
 		known[a.key] = true
 	}
-	if only != "" {
-		c.Only = map[string]bool{}
-		for _, k := range strings.Split(only, ",") {
-			if !known[k] {
-				return c, fmt.Errorf("--only %q: no such attack", k)
-			}
-			c.Only[k] = true
-		}
+	var err error
+	if c.Only, err = attackSet("--only", only, known); err != nil {
+		return c, err
+	}
+	if c.MemLimit, err = attackSet("--memlimit-again", memLimit, known); err != nil {
+		return c, err
 	}
 	return c, nil
+}
+
+// attackSet parses a comma-separated list of attack names; nil when empty.
+func attackSet(flagName, list string, known map[string]bool) (map[string]bool, error) {
+	if list == "" {
+		return nil, nil
+	}
+	set := map[string]bool{}
+	for _, k := range strings.Split(list, ",") {
+		if !known[k] {
+			return nil, fmt.Errorf("%s %q: no such attack", flagName, k)
+		}
+		set[k] = true
+	}
+	return set, nil
+}
+
+// runLogged runs one attack and logs its outcome.
+func runLogged(ctx context.Context, cfg Config, a attack, log *slog.Logger) attackResult {
+	r := runAttack(ctx, cfg, a, log)
+	log.Info("done", slog.String("attack", r.Key), slog.Int64("peak_kib", r.PeakKiB), slog.Int64("bound_kib", r.BoundKiB),
+		slog.Int64("good_sent", r.Good.Sent), slog.Int64("good_lost", r.Good.Lost),
+		slog.Duration("p99", r.Good.Latency.P99), slog.String("figure", r.Figure), slog.String("error", r.Err))
+	return r
 }
 
 // run is the whole command; it returns the exit code: 0 when the page was
@@ -145,11 +170,20 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		if ctx.Err() != nil {
 			break
 		}
-		r := runAttack(ctx, cfg, a, log)
-		log.Info("done", slog.String("attack", r.Key), slog.Int64("peak_kib", r.PeakKiB), slog.Int64("bound_kib", r.BoundKiB),
-			slog.Int64("good_sent", r.Good.Sent), slog.Int64("good_lost", r.Good.Lost),
-			slog.Duration("p99", r.Good.Latency.P99), slog.String("figure", r.Figure), slog.String("error", r.Err))
-		results = append(results, r)
+		results = append(results, runLogged(ctx, cfg, a, log))
+	}
+	// The same attacks again with the Go runtime told the budget: does the
+	// garbage collector's headroom explain a peak above the bound?
+	limit := memLimitBytes(cfg.Limits)
+	again := cfg
+	again.DaemonEnv = append(slices.Clone(cfg.DaemonEnv), fmt.Sprintf("GOMEMLIMIT=%d", limit))
+	for _, a := range attacks() {
+		if !cfg.MemLimit[a.key] || (cfg.Only != nil && !cfg.Only[a.key]) || ctx.Err() != nil {
+			continue
+		}
+		a.key += "-memlimit"
+		a.title += fmt.Sprintf(", again with `GOMEMLIMIT=%d` (%s)", limit, mib(limit>>10))
+		results = append(results, runLogged(ctx, again, a, log))
 	}
 	if ctx.Err() != nil {
 		fmt.Fprintln(stderr, "soak: interrupted; page not written")

@@ -124,7 +124,7 @@ func renderPage(cfg Config, started time.Time, results []attackResult) string {
 	w("- Machine: %s\n", machine())
 	w("- Command: `%s`\n", cfg.Command)
 	if len(results) > 0 {
-		w("- Each attack starts a fresh daemon: `%slogviewer %s` (ports free on 127.0.0.1 at the time)\n",
+		w("- Each attack starts a fresh daemon: `%slogviewer %s` (ports free on 127.0.0.1 at the time; rows marked GOMEMLIMIT add it to the environment)\n",
 			strings.Join(append(slices.Clone(results[0].Env), ""), " "), strings.Join(results[0].Args, " "))
 	}
 	l := cfg.Limits

@@ -28,6 +28,12 @@ func bound(l Limits, fixedBytes int64) int64 {
 	return l.HistoryBytes + l.ClientQueueBytes + l.FrameBytes + connBaseBytes*l.MaxConnections + fixedBytes
 }
 
+// memLimitBytes is the bound without its fixed part: what the daemon's
+// budgets allow, a memory limit for the Go runtime to try.
+func memLimitBytes(l Limits) int64 {
+	return bound(l, 0)
+}
+
 // percentile returns the nearest-rank p-th percentile (0 < p <= 100) of
 // sorted, or 0 when it is empty.
 func percentile(sorted []time.Duration, p float64) time.Duration {
