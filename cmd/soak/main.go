@@ -39,7 +39,7 @@ type Config struct {
 	Duration  time.Duration // per attack
 	GoodRate  float64
 	Only      map[string]bool
-	Notes     string          // the "What we found" section, from --notes
+	NotesFile string          // the "What we found" section, read when the page is written
 	DaemonEnv []string        // extra NAME=value for the daemon's environment
 	CPUProf   time.Duration   // CPU profile of the daemon this long, 2 s into each attack
 	MemLimit  map[string]bool // attacks to run again with GOMEMLIMIT set to the budgets' sum
@@ -90,13 +90,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	c.DaemonEnv = env
-	if notes != "" {
-		b, err := os.ReadFile(notes)
-		if err != nil {
-			return c, fmt.Errorf("--notes: %w", err)
-		}
-		c.Notes = string(b)
-	}
+	c.NotesFile = notes
 	if c.Duration == 0 {
 		c.Duration = 40 * time.Second
 		if c.Quick {
@@ -189,7 +183,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "soak: interrupted; page not written")
 		return 1
 	}
-	page := renderPage(cfg, started, results)
+	var notes string
+	if cfg.NotesFile != "" {
+		b, err := os.ReadFile(cfg.NotesFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "soak: notes: %v\n", err)
+			return 1
+		}
+		notes = string(b)
+	}
+	page := renderPage(cfg, started, results, notes)
 	if err := os.WriteFile(cfg.Out, []byte(page), 0o644); err != nil {
 		fmt.Fprintf(stderr, "soak: %v\n", err)
 		return 1

@@ -114,7 +114,7 @@ func machine() string {
 }
 
 // renderPage writes docs/RELIABILITY.md from the results.
-func renderPage(cfg Config, started time.Time, results []attackResult) string {
+func renderPage(cfg Config, started time.Time, results []attackResult, notes string) string {
 	var b strings.Builder
 	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
 	w("# Reliability under hostile load\n\n")
@@ -196,8 +196,8 @@ client's p99 latency under %s during every attack.
 			w("- %s\n", m)
 		}
 	}
-	if cfg.Notes != "" {
-		w("\n## What we found\n\n%s\n", strings.TrimSpace(cfg.Notes))
+	if notes != "" {
+		w("\n## What we found\n\n%s\n", strings.TrimSpace(notes))
 	}
 	return b.String()
 }
