@@ -3,11 +3,13 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -104,8 +106,7 @@ func tcpFlood(ctx context.Context, source net.IP, addr, app string, rate float64
 		for range n {
 			buf = append(buf, frame...)
 		}
-		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-		if _, err := c.Write(buf); err != nil {
+		if err := writeOn(ctx, c, buf); err != nil {
 			if ctx.Err() == nil {
 				werr = fmt.Errorf("flood write from %s: %w", source, err)
 			}
@@ -115,6 +116,23 @@ func tcpFlood(ctx context.Context, source net.IP, addr, app string, rate float64
 		return true
 	})
 	return sent, werr
+}
+
+// writeOn writes all of p to c, waiting as long as the daemon does not read
+// (TCP flow control is the daemon's right), until ctx ends.
+func writeOn(ctx context.Context, c net.Conn, p []byte) error {
+	for len(p) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := c.Write(p)
+		p = p[n:]
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			return err
+		}
+	}
+	return nil
 }
 
 // bigLines: senders TCP connections, each sending size-byte lines at rate
