@@ -307,7 +307,6 @@ func connFlood(idle, half, halfBytes int) func(context.Context, attackEnv) (func
 	return func(ctx context.Context, env attackEnv) (func(counters, counters) string, error) {
 		partial := filler("half", halfBytes)
 		var dials, dialErrs, closedByDaemon atomic.Int64
-		var open, peakOpen atomic.Int64
 		hold := func(src net.IP, payload []byte) {
 			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: src}, Timeout: 5 * time.Second}
 			buf := make([]byte, 512)
@@ -319,13 +318,11 @@ func connFlood(idle, half, halfBytes int) func(context.Context, attackEnv) (func
 				} else {
 					stop := context.AfterFunc(ctx, func() { c.Close() })
 					if payload == nil || writeAll(c, payload) == nil {
-						peakOpen.Store(max(peakOpen.Load(), open.Add(1)))
 						for {
 							if _, err := c.Read(buf); err != nil {
 								break
 							}
 						}
-						open.Add(-1)
 					}
 					if stop() {
 						closedByDaemon.Add(1)
@@ -338,7 +335,19 @@ func connFlood(idle, half, halfBytes int) func(context.Context, attackEnv) (func
 				}
 			}
 		}
+		var peakDaemon atomic.Int64 // syslog connections open, as the daemon counts them
 		var wg sync.WaitGroup
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				if c, err := env.d.scrape(ctx); err == nil {
+					peakDaemon.Store(max(peakDaemon.Load(), int64(sumPrefix(c, "logviewer_ingest_connections{"))))
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(500 * time.Millisecond):
+				}
+			}
+		})
 		for i := range half {
 			wg.Go(func() { hold(loopback(0x0500+1+i/100), partial) })
 			if i%100 == 99 {
@@ -354,8 +363,8 @@ func connFlood(idle, half, halfBytes int) func(context.Context, attackEnv) (func
 		}
 		wg.Wait()
 		return func(before, after counters) string {
-			return fmt.Sprintf("%s connection attempts (%d failed), at most %s open at once from the tool's side, %s closed by the daemon; %s",
-				num(dials.Load()), dialErrs.Load(), num(peakOpen.Load()), num(closedByDaemon.Load()), reasons(before, after))
+			return fmt.Sprintf("%s connection attempts (%d failed), %s closed by the daemon; at most %s syslog connections open at once by the daemon's count (`logviewer_ingest_connections`); %s",
+				num(dials.Load()), dialErrs.Load(), num(closedByDaemon.Load()), num(peakDaemon.Load()), reasons(before, after))
 		}, nil
 	}
 }

@@ -348,3 +348,14 @@ func (d *daemon) saveCPUProfile(ctx context.Context, dur time.Duration, workDir,
 	}
 	return nil
 }
+
+// sumPrefix adds up the samples whose name starts with prefix.
+func sumPrefix(c counters, prefix string) float64 {
+	var n float64
+	for name, v := range c {
+		if strings.HasPrefix(name, prefix) {
+			n += v
+		}
+	}
+	return n
+}
