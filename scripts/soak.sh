@@ -51,7 +51,7 @@ if [ "$quick" = 1 ]; then
 fi
 [ ! -f scripts/soak-notes.md ] || args+=(--notes scripts/soak-notes.md)
 [ $# = 0 ] || command="$command $*"
-args+=(--memlimit-again big-lines,stuck-clients --command "$command" "$@")
+args+=(--command "$command" "$@")
 
 # The attacks hold thousands of sockets: soak raises its own soft file limit
 # to the hard one, and the daemon raises its own at start.

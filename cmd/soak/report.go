@@ -136,7 +136,7 @@ in order and measures its latency from send to receipt. The daemon's VmRSS is re
 `+"`/proc/PID/status`"+` every second; the peak is the larger of those samples and VmHWM at the end.
 
 **The bound** is the README's worst case: `+"`--history-bytes` + `--client-queue-bytes` + `--frame-bytes`"+` +
-4 KiB × `+"`--max-connections`"+` + a fixed part = %s + %s + %s + %s + fixed. The fixed part is measured, not
+4 KiB × `+"`--max-connections`"+` + 16 KiB × `+"`--max-clients`"+` + a fixed part = %s + %s + %s + %s + %s + fixed. The fixed part is measured, not
 assumed: the VmRSS of the same daemon, started with the same flags, %s after it answered `+"`/healthz`"+`
 and before any traffic.
 
@@ -148,7 +148,7 @@ since another job on the machine delays the daemon as much as an attack does.
 client's p99 latency under %s during every attack.
 
 `, cfg.GoodRate, goodAddr, mib(l.HistoryBytes>>10), mib(l.ClientQueueBytes>>10), mib(l.FrameBytes>>10),
-		mib(connBaseBytes*l.MaxConnections>>10), settle, runtime.NumCPU(), ms(p99Goal))
+		mib(connBaseBytes*l.MaxConnections>>10), mib(clientBaseBytes*l.MaxClients>>10), settle, runtime.NumCPU(), ms(p99Goal))
 	w("| # | attack | fixed | bound | peak RSS | ≤ bound | Go heap in use / runtime total at end | good sent / received / lost / dup / out of order | good p50 / p99 / max | p99 < 100 ms | CPU daemon / soak / others | attack figures |\n")
 	w("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	var missed []string
