@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/logviewer/logviewer/publish"
@@ -21,13 +22,51 @@ type channelsResponse struct {
 	Channels []publish.ChannelInfo `json:"channels"`
 }
 
+// channelsTTL is how long a listing of the bus's channels serves: many
+// pollers of /api/channels cost one listing (and one hold of the bus's
+// lock, which publishing waits for) per period, however many they are.
+const channelsTTL = 500 * time.Millisecond
+
+// channelCache holds the last listing of the bus's channels.
+type channelCache struct {
+	mu   sync.Mutex
+	at   time.Time
+	list []publish.ChannelInfo // shared: never changed once stored
+	json []byte                // the whole list encoded, for those who read it all
+}
+
+// channels returns the bus's channels, listed at most channelsTTL ago, and
+// their encoding as a whole response.
+func (s *Server) channels(ctx context.Context) ([]publish.ChannelInfo, []byte, error) {
+	c := &s.chanCache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.list != nil && time.Since(c.at) < channelsTTL {
+		return c.list, c.json, nil
+	}
+	list, err := s.bus.Channels(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	if list == nil {
+		list = []publish.ChannelInfo{}
+	}
+	js, err := json.Marshal(channelsResponse{Channels: list})
+	if err != nil {
+		return nil, nil, err
+	}
+	c.list, c.json, c.at = list, append(js, '\n'), time.Now()
+	return c.list, c.json, nil
+}
+
 // handleChannels lists the known channels the user may read, sorted by name:
 // {"channels":[{"name","count","last_seen","rate"}]}; ?prefix= keeps the
-// names that start with it and ?limit= the first that many.
+// names that start with it and ?limit= the first that many. The listing is
+// at most channelsTTL old.
 func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), apiTimeout)
 	defer cancel()
-	list, err := s.bus.Channels(ctx)
+	list, whole, err := s.channels(ctx)
 	if err != nil {
 		s.log.Warn("list channels", slog.Any("error", err))
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
@@ -45,7 +84,18 @@ func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	u := userOf(r)
-	kept := list[:0]
+	if u.All && prefix == "" && limit < 0 {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "no-store")
+		_, _ = w.Write(whole)
+		return
+	}
+	room := len(list)
+	if limit >= 0 {
+		room = min(room, limit)
+	}
+	kept := make([]publish.ChannelInfo, 0, room) // the cached list is shared: filter into a copy
 	for _, c := range list {
 		if limit >= 0 && len(kept) == limit {
 			break
@@ -54,11 +104,7 @@ func (s *Server) handleChannels(w http.ResponseWriter, r *http.Request) {
 			kept = append(kept, c)
 		}
 	}
-	list = kept
-	if list == nil {
-		list = []publish.ChannelInfo{}
-	}
-	writeJSON(w, http.StatusOK, channelsResponse{Channels: list})
+	writeJSON(w, http.StatusOK, channelsResponse{Channels: kept})
 }
 
 // healthResponse is the body of GET /healthz.

@@ -115,6 +115,7 @@ type Server struct {
 	conns    map[*corkConn]struct{} // hijacked WebSocket connections
 
 	refusedLog ratelog.Limiter // "too many clients", at most once a second
+	chanCache  channelCache    // the last listing of the bus's channels
 }
 
 // NewServer creates a server for bus. m counts clients (it may be nil);

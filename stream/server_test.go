@@ -274,20 +274,24 @@ func TestChannelsAPI(t *testing.T) {
 
 	f.publish(t, "web-1", "a", "b")
 	f.publish(t, "db", "c")
-	resp, err := http.Get(f.url + "/api/channels")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
-		t.Fatalf("Content-Type %q", ct)
-	}
 	var got struct {
 		Channels []publish.ChannelInfo `json:"channels"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
-		t.Fatal(err)
-	}
+	// The listing is at most channelsTTL old: the new channels show within it.
+	testsupport.Eventually(t, wait, func() bool {
+		resp, err := http.Get(f.url + "/api/channels")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+			t.Fatalf("Content-Type %q", ct)
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&got); err != nil {
+			t.Fatal(err)
+		}
+		return len(got.Channels) == 2
+	}, "the channels did not show: %v", func() any { return got.Channels })
 	if len(got.Channels) != 2 || got.Channels[0].Name != "db" || got.Channels[0].Count != 1 ||
 		got.Channels[1].Name != "web-1" || got.Channels[1].Count != 2 || got.Channels[1].LastSeen.IsZero() {
 		t.Fatalf("channels = %+v", got.Channels)

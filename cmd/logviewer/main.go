@@ -322,13 +322,15 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 // code included).
 const fixedMemory = 16 << 20
 
-// perClientMemory is what an idle stream client costs beyond its queue:
-// net/http's read and write buffers and its goroutines' stacks.
-const perClientMemory = 16 << 10
+// perClientMemory is what a stream client costs beyond its queue when its
+// writes block (a stuck reader): its 32 KiB write buffer, its batch of
+// events, net/http's buffers and its goroutines' stacks (measured ~60 KiB
+// by scripts/soak.sh). An idle client gives most of it back.
+const perClientMemory = 64 << 10
 
 // memoryLimit sets the Go runtime's soft memory limit to the bound the
 // README states (history + client queues + frames + 4 KiB a connection +
-// 16 KiB a stream client + a fixed part), so the garbage collector keeps the heap there instead of
+// 64 KiB a stream client + a fixed part), so the garbage collector keeps the heap there instead of
 // letting it grow to twice what is live; GOMEMLIMIT, when set, wins. It
 // returns the limit in force.
 func memoryLimit(cfg Config, maxConns int, fromEnv bool) int64 {

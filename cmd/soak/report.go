@@ -136,7 +136,7 @@ in order and measures its latency from send to receipt. The daemon's VmRSS is re
 `+"`/proc/PID/status`"+` every second; the peak is the larger of those samples and VmHWM at the end.
 
 **The bound** is the README's worst case: `+"`--history-bytes` + `--client-queue-bytes` + `--frame-bytes`"+` +
-4 KiB × `+"`--max-connections`"+` + 16 KiB × `+"`--max-clients`"+` + a fixed part = %s + %s + %s + %s + %s + fixed. The fixed part is measured, not
+4 KiB × `+"`--max-connections`"+` + 64 KiB × `+"`--max-clients`"+` + a fixed part = %s + %s + %s + %s + %s + fixed. The fixed part is measured, not
 assumed: the VmRSS of the same daemon, started with the same flags, %s after it answered `+"`/healthz`"+`
 and before any traffic.
 

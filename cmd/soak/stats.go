@@ -22,13 +22,13 @@ type Limits struct {
 const connBaseBytes = 4 << 10
 
 // clientBaseBytes is what each stream client costs outside the queue
-// budget (net/http's buffers, goroutine stacks; its batch buffers are given
-// back while it waits).
-const clientBaseBytes = 16 << 10
+// budget when its writes block: its write buffer, its batch of events,
+// net/http's buffers, goroutine stacks.
+const clientBaseBytes = 64 << 10
 
 // bound is the README's worst case for the daemon's resident memory:
 // --history-bytes + --client-queue-bytes + --frame-bytes + 4 KiB per
-// allowed syslog connection + 16 KiB per allowed stream client + the fixed
+// allowed syslog connection + 64 KiB per allowed stream client + the fixed
 // part (an idle daemon's RSS).
 func bound(l Limits, fixedBytes int64) int64 {
 	return l.HistoryBytes + l.ClientQueueBytes + l.FrameBytes + connBaseBytes*l.MaxConnections +
