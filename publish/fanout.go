@@ -269,14 +269,18 @@ type subscriber struct {
 	skip     func(Record) bool // live records to ignore (already in the backfill)
 	ring     []Record          // live queue: n records from head, grown up to limit
 	head, n  int
-	bytes    int64             // queuedSize of the n records
-	lastTake atomic.Int64      // Unix nanoseconds of the last Next that took records (or of the start)
-	lost     uint64            // records dropped since the last EventDropped
-	lostBy   map[string]uint64 // lost, by channel (MaxDropChannels at most, the rest under "")
-	gap      bool              // an EventGap is owed
-	waiting  bool              // Next is blocked on notify
-	closed   bool              // Close was called: Next fails at once
-	ended    bool              // the bus closed: Next drains, then fails
+	bytes    int64        // queuedSize of the n records
+	lastTake atomic.Int64 // Unix nanoseconds of the last Next that took records (or of the start)
+	// stalled is set when the queue overflows and nothing was taken for
+	// stallAfter; push then only counts stalledLost, until Next takes.
+	stalled     atomic.Bool
+	stalledLost atomic.Uint64
+	lost        uint64            // records dropped since the last EventDropped
+	lostBy      map[string]uint64 // lost, by channel (MaxDropChannels at most, the rest under "")
+	gap         bool              // an EventGap is owed
+	waiting     bool              // Next is blocked on notify
+	closed      bool              // Close was called: Next fails at once
+	ended       bool              // the bus closed: Next drains, then fails
 }
 
 // start ends the pending state of a subscriber made by subscribePending:
@@ -329,6 +333,13 @@ func queuedSize(rec *Record) int64 { return int64(len(rec.JSON)) + 64 }
 // push queues a live record, dropping the oldest first while the queue is
 // full: by count, by its own bytes, or by its share of the fanout's budget.
 func (s *subscriber) push(rec Record) {
+	if s.stalled.Load() {
+		// It stopped reading with its queue full: keep count, touch nothing.
+		// Thousands of stuck clients then cost the publisher an atomic add
+		// each instead of a locked drop-and-queue.
+		s.stalledLost.Add(1)
+		return
+	}
 	s.mu.Lock()
 	if s.closed || s.ended {
 		s.mu.Unlock()
@@ -343,6 +354,9 @@ func (s *subscriber) push(rec Record) {
 	for s.n > 0 && (s.n >= s.limit || s.overBytesLocked(size)) {
 		s.dropOldestLocked()
 		dropped++
+	}
+	if dropped > 0 && time.Now().UnixNano()-s.lastTake.Load() > int64(stallAfter) {
+		s.stalled.Store(true) // full and not reading: later records are only counted
 	}
 	if s.n == len(s.ring) {
 		s.grow()
@@ -390,6 +404,11 @@ func (s *subscriber) overBytesLocked(size int64) bool {
 // readingWithin is how recently a subscriber must have taken records to
 // count as reading when the queue budget is short.
 const readingWithin = time.Second
+
+// stallAfter is how long a subscriber may go without taking records while
+// its queue overflows before it is taken for stalled: its queue is kept as
+// it is and later records are only counted as lost until it reads again.
+const stallAfter = 2 * time.Second
 
 // dropOldestLocked drops the oldest queued record and counts it as lost.
 func (s *subscriber) dropOldestLocked() {
@@ -491,6 +510,21 @@ func (s *subscriber) fillLocked(buf []Event, room int) []Event {
 	if s.n > 0 && room > 0 {
 		s.lastTake.Store(time.Now().UnixNano())
 	}
+	if s.stalled.Load() && room > 0 {
+		// Reading again: what was only counted while stalled is lost, and
+		// said so before the records still queued.
+		s.stalled.Store(false)
+		if n := s.stalledLost.Swap(0); n > 0 {
+			s.lost += n
+			if s.lostBy == nil {
+				s.lostBy = make(map[string]uint64)
+			}
+			s.lostBy[""] += n // the channels of records not kept are not known
+			if s.dropped != nil {
+				s.dropped.Add(float64(n))
+			}
+		}
+	}
 	for room > 0 && len(s.backfill) > 0 {
 		buf = append(buf, s.backfill[0])
 		s.backfill[0] = Event{}
@@ -525,6 +559,9 @@ func (s *subscriber) Close() error {
 		return nil
 	}
 	s.closed = true
+	if n := s.stalledLost.Swap(0); n > 0 && s.dropped != nil {
+		s.dropped.Add(float64(n)) // lost while stalled, counted now
+	}
 	s.f.queued.Add(-s.bytes)
 	s.backfill, s.ring, s.head, s.n, s.bytes = nil, nil, 0, 0, 0
 	s.mu.Unlock()

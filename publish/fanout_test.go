@@ -296,3 +296,46 @@ func TestFanoutBudgetSparesReaders(t *testing.T) {
 		t.Fatalf("the stalled subscribers lost nothing while the budget was full")
 	}
 }
+
+// TestFanoutStalledSubscriber: a subscriber whose queue overflows while it
+// has taken nothing for stallAfter stops being queued to; what it misses is
+// counted, and said in full (a dropped notice) once it reads again.
+func TestFanoutStalledSubscriber(t *testing.T) {
+	m := metrics.New(prometheus.NewRegistry())
+	f := newFanout(m)
+	s, _ := f.subscribe("*", nil, SubscribeOptions{QueueSize: 4})
+	s.lastTake.Store(time.Now().Add(-time.Minute).UnixNano())
+	for i := range 10 {
+		f.deliver(Record{Channel: "app", ID: strconv.Itoa(i), JSON: []byte(`{}`)})
+	}
+	if !s.stalled.Load() {
+		t.Fatal("the overflowing subscriber that reads nothing is not stalled")
+	}
+	evs, err := s.Next(t.Context(), make([]Event, 0, 16))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost uint64
+	var ids []string
+	for _, ev := range evs {
+		switch ev.Kind {
+		case EventDropped:
+			lost += ev.Dropped
+		case EventRecord:
+			ids = append(ids, ev.Record.ID)
+		}
+	}
+	if lost+uint64(len(ids)) != 10 || len(ids) != 4 {
+		t.Fatalf("got records %v and %d lost; want 4 queued and 6 lost, 10 in all", ids, lost)
+	}
+	if s.stalled.Load() {
+		t.Fatal("still stalled after reading")
+	}
+	if got := readCounter(t, m.Dropped.WithLabelValues(metrics.DropSlowSubscriber)); got != 6 {
+		t.Fatalf("dropped counter %v, want 6", got)
+	}
+	f.deliver(Record{Channel: "app", ID: "10", JSON: []byte(`{}`)})
+	if evs, _ := s.Next(t.Context(), make([]Event, 0, 16)); len(evs) != 1 || evs[0].Record.ID != "10" {
+		t.Fatalf("after reading again: %+v, want the new record queued", evs)
+	}
+}
