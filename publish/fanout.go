@@ -408,7 +408,7 @@ const readingWithin = time.Second
 // stallAfter is how long a subscriber may go without taking records while
 // its queue overflows before it is taken for stalled: its queue is kept as
 // it is and later records are only counted as lost until it reads again.
-const stallAfter = 2 * time.Second
+const stallAfter = 500 * time.Millisecond
 
 // dropOldestLocked drops the oldest queued record and counts it as lost.
 func (s *subscriber) dropOldestLocked() {
