@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -275,6 +276,7 @@ type subscriber struct {
 	// stallAfter; push then only counts stalledLost, until Next takes.
 	stalled     atomic.Bool
 	stalledLost atomic.Uint64
+	stallCh     string            // the channel whose record overflowed the queue as it stalled
 	lost        uint64            // records dropped since the last EventDropped
 	lostBy      map[string]uint64 // lost, by channel (MaxDropChannels at most, the rest under "")
 	gap         bool              // an EventGap is owed
@@ -357,6 +359,7 @@ func (s *subscriber) push(rec Record) {
 	}
 	if dropped > 0 && time.Now().UnixNano()-s.lastTake.Load() > int64(stallAfter) {
 		s.stalled.Store(true) // full and not reading: later records are only counted
+		s.stallCh = rec.Channel
 	}
 	if s.n == len(s.ring) {
 		s.grow()
@@ -409,6 +412,17 @@ const readingWithin = time.Second
 // its queue overflows before it is taken for stalled: its queue is kept as
 // it is and later records are only counted as lost until it reads again.
 const stallAfter = 500 * time.Millisecond
+
+// stallChannel is the channel the records lost while stalled are counted
+// under: the subscription's own when it names one channel, else the one
+// whose record overflowed the queue last (which channels they were is not
+// kept, to keep a stalled push cheap). s.mu is held.
+func (s *subscriber) stallChannel() string {
+	if glob.HasMeta(s.pattern) || strings.Contains(s.pattern, ",") {
+		return s.stallCh
+	}
+	return s.pattern
+}
 
 // dropOldestLocked drops the oldest queued record and counts it as lost.
 func (s *subscriber) dropOldestLocked() {
@@ -519,7 +533,7 @@ func (s *subscriber) fillLocked(buf []Event, room int) []Event {
 			if s.lostBy == nil {
 				s.lostBy = make(map[string]uint64)
 			}
-			s.lostBy[""] += n // the channels of records not kept are not known
+			s.lostBy[s.stallChannel()] += n
 			if s.dropped != nil {
 				s.dropped.Add(float64(n))
 			}
