@@ -85,24 +85,24 @@ func (s *Server) hostAllowed(hostport string) bool {
 		return true
 	}
 	for _, a := range s.cfg.AllowHosts {
-		if ok, _ := pathMatchFold(a, host); ok {
+		if hostMatches(a, host) {
 			return true
 		}
 	}
 	return false
 }
 
-// pathMatchFold matches host against an allowed-host pattern ("*" for any,
-// "*.example.com"), case-insensitively.
-func pathMatchFold(pattern, host string) (bool, error) {
+// hostMatches matches a lower-case host against an allowed-host pattern
+// ("logs.example.com", "*.example.com", or "*" for any), case-insensitively.
+func hostMatches(pattern, host string) bool {
 	pattern = strings.ToLower(strings.TrimSpace(pattern))
 	if pattern == "*" {
-		return true, nil
+		return true
 	}
 	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
-		return strings.HasSuffix(host, "."+rest), nil
+		return strings.HasSuffix(host, "."+rest)
 	}
-	return pattern == host, nil
+	return pattern == host
 }
 
 // authorize checks that the user may open a stream of pattern (a list of

@@ -173,3 +173,16 @@ func TestStreamPatternLists(t *testing.T) {
 		t.Errorf("/sse without a channel: %d, want 400", resp.StatusCode)
 	}
 }
+
+func TestHostAllowed(t *testing.T) {
+	s := &Server{cfg: Config{AllowHosts: []string{"logs.example.com", "*.corp.example"}}}
+	for host, want := range map[string]bool{
+		"127.0.0.1:8080": true, "[::1]:8080": true, "localhost:8080": true, "LOCALHOST": true,
+		"app.localhost": true, "": true, "logs.example.com": true, "LOGS.example.com:443": true,
+		"a.corp.example": true, "corp.example": false, "evil.example": false, "logs.example.com.evil": false,
+	} {
+		if got := s.hostAllowed(host); got != want {
+			t.Errorf("hostAllowed(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
