@@ -108,8 +108,8 @@ func hostMatches(pattern, host string) bool {
 // authorize checks that the user may open a stream of pattern (a list of
 // patterns joined by commas): a channel named outright must be one of
 // theirs (403 otherwise); a glob is narrowed to their channels by
-// filtering. It returns the pattern to subscribe to, which is the user's own
-// glob when they ask for everything and have only one.
+// filtering. Everything ("*") is their own globs, so the bus does the
+// narrowing and a tail counts their records only.
 func authorize(u *auth.User, pattern string) (string, bool) {
 	if u.All {
 		return pattern, true
@@ -119,8 +119,8 @@ func authorize(u *auth.User, pattern string) (string, bool) {
 			return pattern, false
 		}
 	}
-	if pattern == "*" && len(u.Globs) == 1 {
-		return u.Globs[0], true
+	if pattern == "*" && len(u.Globs) > 0 {
+		return strings.Join(u.Globs, ","), true
 	}
 	return pattern, true
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logviewer/logviewer/auth"
 	"github.com/logviewer/logviewer/internal/testsupport"
 )
 
@@ -183,6 +184,30 @@ func TestHostAllowed(t *testing.T) {
 	} {
 		if got := s.hostAllowed(host); got != want {
 			t.Errorf("hostAllowed(%q) = %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestAuthorize(t *testing.T) {
+	alice := &auth.User{Name: "alice", Globs: []string{"web-*", "db-1"}}
+	tests := []struct {
+		user    *auth.User
+		pattern string
+		want    string
+		ok      bool
+	}{
+		{alice, "*", "web-*,db-1", true}, // the bus narrows: a tail counts her records only
+		{alice, "web-1", "web-1", true},
+		{alice, "db-2", "", false},
+		{alice, "web-*,db-2", "", false},
+		{alice, "w*", "w*", true}, // filtered record by record
+		{&auth.User{Name: "eve"}, "*", "*", true},
+		{auth.Anonymous(), "db-2", "db-2", true},
+	}
+	for _, tc := range tests {
+		got, ok := authorize(tc.user, tc.pattern)
+		if ok != tc.ok || (ok && got != tc.want) {
+			t.Errorf("authorize(%s, %q) = %q, %v; want %q, %v", tc.user.Name, tc.pattern, got, ok, tc.want, tc.ok)
 		}
 	}
 }
