@@ -57,15 +57,12 @@ type GELFServer struct {
 	names  *resolver
 	chunks *chunkAssembler
 
-	tcp net.Listener
-	udp *net.UDPConn
+	sockets // the TCP and UDP sockets
 
 	stopping atomic.Bool
 	wg       sync.WaitGroup // connection, reader, sweeper and peer-queue goroutines
 
 	conns *connTable // TCP connections
-
-	mu sync.Mutex // guards the listeners
 
 	// Datagrams of peers whose names are being looked up, guarded by qmu.
 	qmu    sync.Mutex
@@ -136,32 +133,6 @@ func (s *GELFServer) Listen() error {
 	}
 	s.setListeners(l, u)
 	return nil
-}
-
-func (s *GELFServer) setListeners(l net.Listener, u *net.UDPConn) {
-	s.mu.Lock()
-	s.tcp, s.udp = l, u
-	s.mu.Unlock()
-}
-
-// TCPAddr returns the bound TCP address, nil before Listen.
-func (s *GELFServer) TCPAddr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tcp == nil {
-		return nil
-	}
-	return s.tcp.Addr()
-}
-
-// UDPAddr returns the bound UDP address, nil before Listen.
-func (s *GELFServer) UDPAddr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.udp == nil {
-		return nil
-	}
-	return s.udp.LocalAddr()
 }
 
 // Serve receives records until ctx ends (calling Listen first if needed).

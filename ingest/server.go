@@ -101,9 +101,8 @@ type Server struct {
 	log   *slog.Logger
 	names *resolver
 
-	tcp net.Listener
-	udp *net.UDPConn
-	tls net.Listener // plain TCP: each connection does its handshake in its own goroutine
+	sockets              // the plain TCP and UDP sockets
+	tls     net.Listener // plain TCP: each connection does its handshake in its own goroutine; under sockets.mu
 
 	udpSocket    udpSocketInfo // what the kernel granted the UDP socket
 	udpSocketErr error         // socket options that failed; the socket works without them
@@ -114,8 +113,6 @@ type Server struct {
 	frames *FrameBudget // shared by the framers of all connections
 
 	conns *connTable // TCP and TLS connections
-
-	mu sync.Mutex // guards the listeners
 
 	// Rate limits for logs on hot paths.
 	acceptLog, readLog, publishLog, rejectLog, kernelDropLog ratelog.Limiter
@@ -253,12 +250,39 @@ func listenBoth(addr string, listenUDP func(string) (*net.UDPConn, error)) (net.
 	return nil, nil, fmt.Errorf("listen %s: no port free for both TCP and UDP", addr)
 }
 
-// setListeners records the bound sockets; s.mu lets TCPAddr and UDPAddr be
-// called while Serve binds them.
-func (s *Server) setListeners(l net.Listener, u *net.UDPConn) {
+// sockets are a receiver's TCP listener and UDP socket on one address; mu
+// lets their addresses be read while Serve binds them.
+type sockets struct {
+	mu  sync.Mutex
+	tcp net.Listener
+	udp *net.UDPConn
+}
+
+// setListeners records the bound sockets.
+func (s *sockets) setListeners(l net.Listener, u *net.UDPConn) {
 	s.mu.Lock()
 	s.tcp, s.udp = l, u
 	s.mu.Unlock()
+}
+
+// TCPAddr returns the bound TCP address, nil before Listen.
+func (s *sockets) TCPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tcp == nil {
+		return nil
+	}
+	return s.tcp.Addr()
+}
+
+// UDPAddr returns the bound UDP address, nil before Listen.
+func (s *sockets) UDPAddr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.udp == nil {
+		return nil
+	}
+	return s.udp.LocalAddr()
 }
 
 func listenTCP(addr string) (net.Listener, error) {
@@ -294,16 +318,6 @@ func bareError(err error) error {
 	return err
 }
 
-// TCPAddr returns the bound TCP address, nil before Listen.
-func (s *Server) TCPAddr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.tcp == nil {
-		return nil
-	}
-	return s.tcp.Addr()
-}
-
 // TLSAddr returns the bound TLS address, nil before Listen or without
 // Config.TLSAddr.
 func (s *Server) TLSAddr() net.Addr {
@@ -313,16 +327,6 @@ func (s *Server) TLSAddr() net.Addr {
 		return nil
 	}
 	return s.tls.Addr()
-}
-
-// UDPAddr returns the bound UDP address, nil before Listen.
-func (s *Server) UDPAddr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.udp == nil {
-		return nil
-	}
-	return s.udp.LocalAddr()
 }
 
 // Serve receives messages until ctx ends (calling Listen first if needed).
