@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -171,7 +170,7 @@ func (d *gelfDecoder) record(plain []byte, peer peerName, received time.Time) ([
 	if len(ts) > 0 && !isJSONNumber(ts) {
 		ts = nil // a string or an object is no time: the reception time stands in
 	}
-	out = appendField(out, "timestamp", ts, func(b []byte) []byte { return appendUnixMilli(b, received) })
+	out = appendField(out, "timestamp", ts, func(b []byte) []byte { return transform.AppendUnixMilli(b, received) })
 	out = appendField(out, "level", d.get("level"), nil)
 	for _, f := range d.fields {
 		switch string(f.name) {
@@ -378,15 +377,3 @@ func appendJSONString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendUnixMilli appends t as seconds since the epoch with a three-digit
-// millisecond fraction, as the syslog records have it.
-func appendUnixMilli(dst []byte, t time.Time) []byte {
-	ms := t.UnixMilli()
-	if ms < 0 {
-		dst = append(dst, '-')
-		ms = -ms
-	}
-	dst = strconv.AppendInt(dst, ms/1000, 10)
-	frac := ms % 1000
-	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
-}

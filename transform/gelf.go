@@ -51,7 +51,7 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	w.raw(`,"short_message":`)
 	w.text(m.Text)
 	w.raw(`,"timestamp":`)
-	w.buf = appendUnixMilli(w.buf, m.Received)
+	w.buf = AppendUnixMilli(w.buf, m.Received)
 	w.raw(`,"level":`)
 	w.buf = append(w.buf, '0'+min(m.Severity, 7))
 	w.raw(`,"_app_name":`)
@@ -204,7 +204,7 @@ func fieldNameByte(c byte) bool {
 
 // appendUnixMilli appends t as seconds since the epoch with a three-digit
 // millisecond fraction ("1732456123.456"), never in exponent form.
-func appendUnixMilli(dst []byte, t time.Time) []byte {
+func AppendUnixMilli(dst []byte, t time.Time) []byte {
 	ms := t.UnixMilli()
 	if ms < 0 {
 		dst = append(dst, '-')

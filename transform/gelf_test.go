@@ -98,9 +98,9 @@ func TestAppendTimestamp(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := string(appendUnixMilli(nil, tc.t))
+			got := string(AppendUnixMilli(nil, tc.t))
 			if got != tc.want {
-				t.Errorf("appendUnixMilli(%v) = %s, want %s", tc.t, got, tc.want)
+				t.Errorf("AppendUnixMilli(%v) = %s, want %s", tc.t, got, tc.want)
 			}
 			var f float64
 			if err := json.Unmarshal([]byte(got), &f); err != nil {

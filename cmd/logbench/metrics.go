@@ -1,14 +1,14 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net/http"
 	"sort"
-	"strconv"
 	"strings"
+
+	"github.com/logviewer/logviewer/internal/promtext"
 )
 
 // counterPrefix selects the daemon counters a run reports: lines received,
@@ -36,33 +36,18 @@ func scrapeCounters(ctx context.Context, client *http.Client, url string) (count
 	return parseCounters(resp.Body)
 }
 
-// parseCounters reads Prometheus text-format lines.
+// parseCounters reads the *_total samples with counterPrefix of a
+// /metrics page.
 func parseCounters(r io.Reader) (counters, error) {
-	out := counters{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, counterPrefix) {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		name := line[:i]
-		base, _, _ := strings.Cut(name, "{")
-		if !strings.HasSuffix(base, "_total") {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[name] = v
+	all, err := promtext.Parse(r, counterPrefix)
+	if err != nil {
+		return nil, err
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read metrics: %w", err)
+	out := counters{}
+	for name, v := range all {
+		if base, _, _ := strings.Cut(name, "{"); strings.HasSuffix(base, "_total") {
+			out[name] = v
+		}
 	}
 	return out, nil
 }

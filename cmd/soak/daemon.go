@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -17,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/logviewer/logviewer/internal/promtext"
 )
 
 // daemon is one logviewer process started for an attack.
@@ -234,31 +235,8 @@ func (d *daemon) scrape(ctx context.Context) (counters, error) {
 	return parseCounters(resp.Body)
 }
 
-// parseCounters reads logviewer_ samples from Prometheus text.
-func parseCounters(r io.Reader) (counters, error) {
-	out := counters{}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "logviewer_") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		out[line[:i]] = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read metrics: %w", err)
-	}
-	return out, nil
-}
+// parseCounters reads the logviewer_ samples of a /metrics page.
+func parseCounters(r io.Reader) (counters, error) { return promtext.Parse(r, "logviewer_") }
 
 // delta is after minus before for one sample name.
 func delta(before, after counters, name string) float64 {
