@@ -202,7 +202,7 @@ func fieldNameByte(c byte) bool {
 		c == '_' || c == '.' || c == '-'
 }
 
-// appendUnixMilli appends t as seconds since the epoch with a three-digit
+// AppendUnixMilli appends t as seconds since the epoch with a three-digit
 // millisecond fraction ("1732456123.456"), never in exponent form.
 func AppendUnixMilli(dst []byte, t time.Time) []byte {
 	ms := t.UnixMilli()
