@@ -2,6 +2,7 @@ package auth
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -263,5 +264,29 @@ func TestParsePrefixes(t *testing.T) {
 	}
 	if _, err := ParsePrefixes("10.0.0.0/33"); err == nil {
 		t.Fatal("bad prefix accepted")
+	}
+}
+
+// TestVerifiedCacheBounded: the cache of checked passwords never holds more
+// than its bound, whatever passwords (right ones, here) come in.
+func TestVerifiedCacheBounded(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "users")
+	var lines []string
+	for i := range 5 {
+		lines = append(lines, fmt.Sprintf("u%d:%s", i, htpasswdHash(t, "pw")))
+	}
+	writeUsers(t, path, strings.Join(lines, "\n")+"\n")
+	users, err := LoadUsers(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users.maxVerified = 3
+	for i := range 5 {
+		if _, ok := users.Verify(fmt.Sprintf("u%d", i), "pw"); !ok {
+			t.Fatalf("u%d not verified", i)
+		}
+		if n := len(users.verified); n > 3 {
+			t.Fatalf("%d passwords cached, bound 3", n)
+		}
 	}
 }

@@ -65,7 +65,8 @@ type Users struct {
 	path string
 	log  *slog.Logger
 
-	dummy []byte // checked against for unknown names, so they take as long to refuse as a wrong password
+	dummy       []byte // checked against for unknown names, so they take as long to refuse as a wrong password
+	maxVerified int    // bounds verified: maxVerified, lower in tests
 
 	mu       sync.RWMutex
 	users    map[string]userEntry
@@ -94,7 +95,7 @@ func LoadUsers(path string, log *slog.Logger) (*Users, error) {
 	if err != nil {
 		return nil, fmt.Errorf("users file: %w", err)
 	}
-	u := &Users{path: path, log: log, dummy: dummy}
+	u := &Users{path: path, log: log, dummy: dummy, maxVerified: maxVerified}
 	if err := u.load(); err != nil {
 		return nil, err
 	}
@@ -179,7 +180,7 @@ func (u *Users) Verify(name, password string) (*User, bool) {
 		return nil, false
 	}
 	u.mu.Lock()
-	if len(u.verified) >= maxVerified {
+	if len(u.verified) >= u.maxVerified {
 		clear(u.verified)
 	}
 	u.verified[key] = true

@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -337,5 +338,29 @@ func TestFanoutStalledSubscriber(t *testing.T) {
 	f.deliver(Record{Channel: "app", ID: "10", JSON: []byte(`{}`)})
 	if evs, _ := s.Next(t.Context(), make([]Event, 0, 16)); len(evs) != 1 || evs[0].Record.ID != "10" {
 		t.Fatalf("after reading again: %+v, want the new record queued", evs)
+	}
+}
+
+// TestFanoutLostByChannelBounded: a dropped notice names at most
+// MaxDropChannels channels; the records of the others are counted under "".
+func TestFanoutLostByChannelBounded(t *testing.T) {
+	f := newFanout(nil)
+	s, _ := f.subscribe("*", nil, SubscribeOptions{QueueSize: 1})
+	const channels = MaxDropChannels + 10
+	for i := range channels + 1 { // the first is queued, each later one drops the one before
+		f.deliver(Record{Channel: fmt.Sprintf("ch-%d", i), JSON: []byte(`{}`)})
+	}
+	evs, _ := s.Next(t.Context(), make([]Event, 0, 4))
+	if len(evs) == 0 || evs[0].Kind != EventDropped {
+		t.Fatalf("events %+v, want a dropped notice first", evs)
+	}
+	by := evs[0].ByChannel
+	var sum uint64
+	for _, n := range by {
+		sum += n
+	}
+	if len(by) > MaxDropChannels+1 || by[""] == 0 || sum != evs[0].Dropped || sum != channels {
+		t.Fatalf("dropped %d by %d channels (%d under \"\"), want %d in at most %d names",
+			evs[0].Dropped, len(by), by[""], channels, MaxDropChannels+1)
 	}
 }

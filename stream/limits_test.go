@@ -211,3 +211,20 @@ func TestAuthorize(t *testing.T) {
 		}
 	}
 }
+
+// TestPatternListBounded: the channel patterns of a stream are bounded in
+// length, in the path and in ?ch= alike.
+func TestPatternListBounded(t *testing.T) {
+	f := startServer(t, Config{})
+	long := strings.Repeat("web-1,", maxPatternLen/6+1)
+	for _, u := range []string{"/sse/" + long, "/sse?ch=" + strings.ReplaceAll(long, ",", "&ch=")} {
+		resp, err := http.Get(f.url + u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("%d bytes of patterns: %d, want 400", len(long), resp.StatusCode)
+		}
+	}
+}
