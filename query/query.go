@@ -189,6 +189,48 @@ func compile(expr string, cs bool) (*regexp.Regexp, error) {
 // Empty reports whether q matches everything.
 func (q *Query) Empty() bool { return q == nil || len(q.terms) == 0 }
 
+// Basic reports whether q looks only at the message, app, channel and
+// level of a record, so that a caller may hand Match just those
+// (BasicRecord) instead of decoding the whole record.
+func (q *Query) Basic() bool {
+	if q == nil {
+		return true
+	}
+	for _, t := range q.terms {
+		switch t.field {
+		case "", "level", "app", "channel", "ch", "msg":
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// basicFields are the fields of a record a Basic query looks at.
+type basicFields struct {
+	Message string   `json:"short_message"`
+	App     *string  `json:"_app"`
+	Channel string   `json:"_channel"`
+	Level   *float64 `json:"level"`
+}
+
+// BasicRecord decodes from a GELF JSON object only what a Basic query
+// looks at.
+func BasicRecord(js []byte) (Record, error) {
+	var f basicFields
+	if err := json.Unmarshal(js, &f); err != nil {
+		return nil, err
+	}
+	r := Record{"short_message": f.Message, "_channel": f.Channel}
+	if f.App != nil {
+		r["_app"] = *f.App
+	}
+	if f.Level != nil {
+		r["level"] = *f.Level
+	}
+	return r, nil
+}
+
 // Record is what a query looks at: a record's fields (GELF JSON decoded).
 type Record map[string]any
 

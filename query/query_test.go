@@ -38,6 +38,16 @@ func TestMatch(t *testing.T) {
 			if got := q.Match(tc.Record); got != tc.Match {
 				t.Errorf("Parse(%q, cs=%v).Match(%v) = %v, want %v", tc.Q, tc.CS, tc.Record, got, tc.Match)
 			}
+			if q.Basic() { // the few fields a basic query needs give the same answer
+				js, _ := json.Marshal(tc.Record)
+				basic, err := BasicRecord(js)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := q.Match(basic); got != tc.Match {
+					t.Errorf("basic record %v: Match = %v, want %v", basic, got, tc.Match)
+				}
+			}
 		})
 	}
 }
@@ -62,4 +72,29 @@ func FuzzParse(f *testing.F) {
 		}
 		q.Match(rec) // must not panic
 	})
+}
+
+// BenchmarkDecodeAndMatch is what a stream's ?q= costs per record and
+// client: decoding the record, then matching.
+func BenchmarkDecodeAndMatch(b *testing.B) {
+	js := []byte(`{"_event_id":"1-2","_channel":"web-1","version":"1.1","host":"vm","short_message":"GET /api/orders/7731 200 12.5ms ip=10.0.0.1 ua=\"curl/8.5.0\"","timestamp":1796137760.951,"level":6,"_app_name":"10.0.0.1","_group":"lr","_facility":"user","_app":"nginx","_procid":"4242","_hostname":"web-1","_log_time":"2026-12-01T15:18:20.275095Z"}`)
+	q, err := Parse("timeout level:<=warning", false)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, bc := range []struct {
+		name   string
+		decode func([]byte) (Record, error)
+	}{{"whole", DecodeRecord}, {"basic", BasicRecord}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				r, err := bc.decode(js)
+				if err != nil {
+					b.Fatal(err)
+				}
+				q.Match(r)
+			}
+		})
+	}
 }

@@ -13,7 +13,8 @@ import (
 // viewer's filter box; ?cs=1 for exact case) and ?level= (that severity and
 // worse) ask of a stream's records.
 type recordFilter struct {
-	q *query.Query
+	q     *query.Query
+	basic bool // q needs only message, app, channel and level: decode just those
 }
 
 // parseRecordFilter reads ?q=, ?cs= and ?level=; nil when they ask nothing.
@@ -31,13 +32,17 @@ func parseRecordFilter(q, cs, level string) (*recordFilter, error) {
 	if parsed.Empty() {
 		return nil, nil
 	}
-	return &recordFilter{q: parsed}, nil
+	return &recordFilter{q: parsed, basic: parsed.Basic()}, nil
 }
 
 // keep reports whether rec passes the filter; a record that is not a JSON
 // object does not.
 func (f *recordFilter) keep(rec *publish.Record) bool {
-	r, err := query.DecodeRecord(rec.JSON)
+	decode := query.DecodeRecord
+	if f.basic {
+		decode = query.BasicRecord
+	}
+	r, err := decode(rec.JSON)
 	if err != nil {
 		return false
 	}
