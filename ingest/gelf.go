@@ -64,10 +64,8 @@ type GELFServer struct {
 
 	conns *connTable // TCP connections
 
-	// Datagrams of peers whose names are being looked up, guarded by qmu.
-	qmu    sync.Mutex
-	space  *sync.Cond // signalled when a queue shrinks
-	queues map[netip.Addr]*gelfQueue
+	// lookups holds the datagrams of peers whose names are being looked up.
+	lookups *lookupQueues
 
 	dropped map[string]prometheus.Counter // by reason
 
@@ -101,20 +99,24 @@ func NewGELFServer(cfg GELFConfig, pub Publisher, m *metrics.Metrics) *GELFServe
 		m = metrics.New(prometheus.NewRegistry())
 	}
 	s := &GELFServer{
-		cfg:    cfg,
-		pub:    pub,
-		met:    m,
-		log:    log,
-		names:  newResolver(cfg.ResolveDNS, log),
-		conns:  newConnTable(cfg.MaxConnections, cfg.MaxConnectionsPerAddr, cfg.IdleTimeout),
-		queues: make(map[netip.Addr]*gelfQueue),
+		cfg:   cfg,
+		pub:   pub,
+		met:   m,
+		log:   log,
+		names: newResolver(cfg.ResolveDNS, log),
+		conns: newConnTable(cfg.MaxConnections, cfg.MaxConnectionsPerAddr, cfg.IdleTimeout),
 		dropped: map[string]prometheus.Counter{
 			metrics.DropGELFIncomplete: m.Dropped.WithLabelValues(metrics.DropGELFIncomplete),
 			metrics.DropGELFInvalid:    m.Dropped.WithLabelValues(metrics.DropGELFInvalid),
 			metrics.DropGELFTooLarge:   m.Dropped.WithLabelValues(metrics.DropGELFTooLarge),
 		},
 	}
-	s.space = sync.NewCond(&s.qmu)
+	s.lookups = newLookupQueues(s.names, &s.wg, gelfQueueLen, gelfQueueBytes, func() handleFunc {
+		h := s.newHandler(transportGELFUDP)
+		return func(ctx context.Context, p peerName, d []byte, _ bool, received time.Time) {
+			h.handle(ctx, p, d, received)
+		}
+	})
 	s.chunks = newChunkAssembler(func(peer netip.Addr, have, count int) {
 		s.drop(peer.String(), transportGELFUDP, &gelfDrop{
 			reason: metrics.DropGELFIncomplete,
@@ -283,84 +285,18 @@ const (
 	gelfQueueBytes = 4 << 20
 )
 
-// gelfQueue holds the messages of one peer while its name is looked up.
-type gelfQueue struct {
-	items   []gelfItem
-	bytes   int
-	hurry   chan struct{} // closed when the queue is full: stop waiting for the name
-	hurried bool
-	waiting int // the reader waits for room in this queue
-}
-
-type gelfItem struct {
-	data     []byte
-	received time.Time
-}
-
 // dispatch handles a message now, or queues it behind its peer's lookup so
 // that other peers' datagrams go on meanwhile.
 func (s *GELFServer) dispatch(ctx, pubCtx context.Context, h *gelfHandler, a netip.Addr, d []byte, received time.Time) {
-	s.qmu.Lock()
-	if q := s.queues[a]; q != nil {
-		s.enqueue(q, d, received) // keeps this peer's order
-		s.qmu.Unlock()
-		return
+	if s.lookups.queueIfWaiting(a, d, false, received) {
+		return // keeps this peer's order
 	}
-	s.qmu.Unlock()
-
 	peer, ok, e := s.names.get(a)
 	if ok {
 		h.handle(pubCtx, peer, d, received)
 		return
 	}
-	q := &gelfQueue{hurry: make(chan struct{})}
-	s.qmu.Lock()
-	s.queues[a] = q
-	s.enqueue(q, d, received)
-	s.qmu.Unlock()
-	s.wg.Go(func() { s.drain(ctx, pubCtx, a, q, e) })
-}
-
-// enqueue appends a copy of d to q, waiting for room when q is full (after
-// telling its drainer to stop waiting for the name). s.qmu is held.
-func (s *GELFServer) enqueue(q *gelfQueue, d []byte, received time.Time) {
-	for len(q.items) > 0 && (len(q.items) >= gelfQueueLen || q.bytes+len(d) > gelfQueueBytes) {
-		if !q.hurried {
-			q.hurried = true
-			close(q.hurry)
-		}
-		q.waiting++
-		s.space.Wait()
-		q.waiting--
-	}
-	q.items = append(q.items, gelfItem{data: append([]byte(nil), d...), received: received})
-	q.bytes += len(d)
-	s.space.Broadcast() // the drainer may wait for this item
-}
-
-// drain waits for the peer's name (or the IP when the wait ends) and handles
-// the queued messages in order, then removes the queue.
-func (s *GELFServer) drain(ctx, pubCtx context.Context, a netip.Addr, q *gelfQueue, e *dnsEntry) {
-	peer := s.names.await(ctx, a, e, q.hurry)
-	h := s.newHandler(transportGELFUDP)
-	for {
-		s.qmu.Lock()
-		for len(q.items) == 0 && q.waiting > 0 {
-			s.space.Wait() // the reader is about to add to this queue
-		}
-		if len(q.items) == 0 {
-			delete(s.queues, a)
-			s.qmu.Unlock()
-			return
-		}
-		it := q.items[0]
-		q.items[0] = gelfItem{}
-		q.items = q.items[1:]
-		q.bytes -= len(it.data)
-		s.space.Broadcast()
-		s.qmu.Unlock()
-		h.handle(pubCtx, peer, it.data, it.received)
-	}
+	s.lookups.start(ctx, pubCtx, a, e, d, false, received)
 }
 
 // acceptLoop accepts TCP connections until the listener is closed and serves

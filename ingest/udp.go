@@ -7,8 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,28 +145,8 @@ type udpReader struct {
 	lastPeer peerName
 	lastOK   bool
 
-	// queued is len(queues). Only the handling goroutine adds queues, so
-	// when it reads 0 no peer has one and it needs no lock to know it.
-	queued atomic.Int32
-
-	mu     sync.Mutex
-	space  *sync.Cond // signalled when a queue shrinks
-	queues map[netip.Addr]*udpQueue
-}
-
-// udpQueue holds the datagrams of one peer while its name is looked up.
-type udpQueue struct {
-	items   []udpItem
-	bytes   int
-	hurry   chan struct{} // closed when the queue is full: stop waiting for the name
-	hurried bool
-	waiting int // the handling goroutine waits for room in this queue
-}
-
-type udpItem struct {
-	data      []byte
-	truncated bool
-	received  time.Time
+	// lookups holds the datagrams of peers whose names are being looked up.
+	lookups *lookupQueues
 }
 
 func newUDPReader(s *Server) *udpReader {
@@ -177,9 +155,10 @@ func newUDPReader(s *Server) *udpReader {
 		h:           s.newHandler("udp"),
 		readErr:     s.met.Dropped.WithLabelValues(metrics.DropUDPBuffer),
 		kernelDrops: s.met.Dropped.WithLabelValues(metrics.DropUDPKernel),
-		queues:      make(map[netip.Addr]*udpQueue),
 	}
-	u.space = sync.NewCond(&u.mu)
+	u.lookups = newLookupQueues(s.names, &s.wg, udpQueueLen, udpQueueBytes, func() handleFunc {
+		return s.newHandler("udp").handle
+	})
 	return u
 }
 
@@ -307,14 +286,8 @@ func (u *udpReader) countKernelDrops(batch []ipv4.Message) {
 
 // dispatch handles a datagram now, or queues it behind its peer's lookup.
 func (u *udpReader) dispatch(ctx, pubCtx context.Context, a netip.Addr, d []byte, truncated bool, received time.Time) {
-	if u.queued.Load() > 0 {
-		u.mu.Lock()
-		if q := u.queues[a]; q != nil {
-			u.enqueue(q, d, truncated, received) // keeps this peer's order
-			u.mu.Unlock()
-			return
-		}
-		u.mu.Unlock()
+	if u.lookups.queueIfWaiting(a, d, truncated, received) {
+		return // keeps this peer's order
 	}
 	if u.lastOK && a == u.last {
 		u.h.handle(pubCtx, u.lastPeer, d, truncated, received)
@@ -326,54 +299,5 @@ func (u *udpReader) dispatch(ctx, pubCtx context.Context, a netip.Addr, d []byte
 		u.h.handle(pubCtx, peer, d, truncated, received)
 		return
 	}
-	q := &udpQueue{hurry: make(chan struct{})}
-	u.mu.Lock()
-	u.queues[a] = q
-	u.queued.Add(1)
-	u.enqueue(q, d, truncated, received)
-	u.mu.Unlock()
-	u.s.wg.Go(func() { u.drain(ctx, pubCtx, a, q, e) })
-}
-
-// enqueue appends a copy of d to q, waiting for room when q is full (after
-// telling its drainer to stop waiting for the name). u.mu is held.
-func (u *udpReader) enqueue(q *udpQueue, d []byte, truncated bool, received time.Time) {
-	for len(q.items) > 0 && (len(q.items) >= udpQueueLen || q.bytes+len(d) > udpQueueBytes) {
-		if !q.hurried {
-			q.hurried = true
-			close(q.hurry)
-		}
-		q.waiting++
-		u.space.Wait()
-		q.waiting--
-	}
-	q.items = append(q.items, udpItem{data: append([]byte(nil), d...), truncated: truncated, received: received})
-	q.bytes += len(d)
-	u.space.Broadcast() // the drainer may wait for this item
-}
-
-// drain waits for the peer's name (or the IP when the wait ends) and handles
-// the queued datagrams in order, then removes the queue.
-func (u *udpReader) drain(ctx, pubCtx context.Context, a netip.Addr, q *udpQueue, e *dnsEntry) {
-	peer := u.s.names.await(ctx, a, e, q.hurry)
-	h := u.s.newHandler("udp")
-	for {
-		u.mu.Lock()
-		for len(q.items) == 0 && q.waiting > 0 {
-			u.space.Wait() // the handling goroutine is about to add to this queue
-		}
-		if len(q.items) == 0 {
-			delete(u.queues, a)
-			u.queued.Add(-1)
-			u.mu.Unlock()
-			return
-		}
-		it := q.items[0]
-		q.items[0] = udpItem{}
-		q.items = q.items[1:]
-		q.bytes -= len(it.data)
-		u.space.Broadcast()
-		u.mu.Unlock()
-		h.handle(pubCtx, peer, it.data, it.truncated, it.received)
-	}
+	u.lookups.start(ctx, pubCtx, a, e, d, truncated, received)
 }
