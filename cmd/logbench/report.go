@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/logviewer/logviewer/internal/numfmt"
 )
 
 // Report is the outcome of one logbench run, printed as a table or JSON.
@@ -327,20 +330,5 @@ func (r *Report) writeTable(w io.Writer) error {
 	return nil
 }
 
-// num formats a count or rate with thousands separators.
-func num(v float64) string {
-	s := fmt.Sprintf("%.0f", v)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
+// num formats a count or rate, rounded, with thousands separators.
+func num(v float64) string { return numfmt.Thousands(int64(math.Round(v))) }

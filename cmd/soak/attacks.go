@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/logviewer/logviewer/internal/numfmt"
 )
 
 // attackEnv is what an attack is given: the daemon under attack and how
@@ -156,7 +158,7 @@ func bigLines(senders int, rate float64, size int) func(context.Context, attackE
 		}
 		wg.Wait()
 		return func(before, after counters) string {
-			return fmt.Sprintf("%s big lines sent (%.0f MiB); %s", num(sent.Load()), float64(sent.Load())*float64(size)/(1<<20),
+			return fmt.Sprintf("%s big lines sent (%.0f MiB); %s", numfmt.Thousands(sent.Load()), float64(sent.Load())*float64(size)/(1<<20),
 				reasons(before, after))
 		}, firstErr
 	}
@@ -203,7 +205,7 @@ func stuckClients(n int, rate float64, size int) func(context.Context, attackEnv
 		sent, err := tcpFlood(ctx, loopback(0x0301), env.d.syslog, "flood", rate, size)
 		return func(before, after counters) string {
 			return fmt.Sprintf("%s stuck clients held (%d failed to connect); %s flood lines sent; %s",
-				num(int64(len(conns))), failed, num(sent), reasons(before, after))
+				numfmt.Thousands(int64(len(conns))), failed, numfmt.Thousands(sent), reasons(before, after))
 		}, err
 	}
 }
@@ -272,7 +274,7 @@ func manySenders(n int, rate float64, pollers int) func(context.Context, attackE
 		return func(before, after counters) string {
 			return fmt.Sprintf("%s datagrams sent from %s addresses (%d send errors); `/api/channels` listed at most %s channels, "+
 				"%d polls p50 %s p99 %s max %s (%d failed); %s",
-				num(sent), num(int64(min(n, int(sent)))), sendErrs, num(int64(maxListed)), s.N, ms(s.P50), ms(s.P99), ms(s.Max), pollErrs,
+				numfmt.Thousands(sent), numfmt.Thousands(int64(min(n, int(sent)))), sendErrs, numfmt.Thousands(int64(maxListed)), s.N, ms(s.P50), ms(s.P99), ms(s.Max), pollErrs,
 				reasons(before, after))
 		}, nil
 	}
@@ -364,7 +366,7 @@ func connFlood(idle, half, halfBytes int) func(context.Context, attackEnv) (func
 		wg.Wait()
 		return func(before, after counters) string {
 			return fmt.Sprintf("%s connection attempts (%d failed), %s closed by the daemon; at most %s syslog connections open at once by the daemon's count (`logviewer_ingest_connections`); %s",
-				num(dials.Load()), dialErrs.Load(), num(closedByDaemon.Load()), num(peakDaemon.Load()), reasons(before, after))
+				numfmt.Thousands(dials.Load()), dialErrs.Load(), numfmt.Thousands(closedByDaemon.Load()), numfmt.Thousands(peakDaemon.Load()), reasons(before, after))
 		}, nil
 	}
 }
@@ -421,8 +423,8 @@ func udpWhileStopped(rate float64, size int, stop time.Duration) func(context.Co
 			kernel := delta(before, after, `logviewer_dropped_total{reason="udp_kernel"}`)
 			got := delta(before, after, `logviewer_ingest_lines_total{transport="udp"}`)
 			return fmt.Sprintf("%s datagrams sent (%d send errors), %s received; `udp_kernel` drops: %s before, %s after (+%s); %s",
-				num(sent), sendErrs, num(int64(got)), num(int64(before[`logviewer_dropped_total{reason="udp_kernel"}`])),
-				num(int64(after[`logviewer_dropped_total{reason="udp_kernel"}`])), num(int64(kernel)), reasons(before, after))
+				numfmt.Thousands(sent), sendErrs, numfmt.Thousands(int64(got)), numfmt.Thousands(int64(before[`logviewer_dropped_total{reason="udp_kernel"}`])),
+				numfmt.Thousands(int64(after[`logviewer_dropped_total{reason="udp_kernel"}`])), numfmt.Thousands(int64(kernel)), reasons(before, after))
 		}, sigErr
 	}
 }

@@ -7,28 +7,12 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/logviewer/logviewer/internal/numfmt"
 )
 
 // p99Goal is the good client's latency goal during every attack.
 const p99Goal = 100 * time.Millisecond
-
-// num formats n with thousands separators.
-func num(n int64) string {
-	s := fmt.Sprint(n)
-	neg := strings.HasPrefix(s, "-")
-	s = strings.TrimPrefix(s, "-")
-	var b strings.Builder
-	for i, r := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(r)
-	}
-	if neg {
-		return "-" + b.String()
-	}
-	return b.String()
-}
 
 // ms formats d in milliseconds, one decimal.
 func ms(d time.Duration) string {
@@ -68,9 +52,9 @@ func reasons(before, after counters) string {
 				label = strings.Trim(val, `"`)
 			}
 			if label == "" {
-				items = append(items, num(int64(d)))
+				items = append(items, numfmt.Thousands(int64(d)))
 			} else {
-				items = append(items, fmt.Sprintf("%s %s", label, num(int64(d))))
+				items = append(items, fmt.Sprintf("%s %s", label, numfmt.Thousands(int64(d))))
 			}
 		}
 		if len(items) > 0 {
@@ -166,7 +150,7 @@ client's p99 latency under %s during every attack.
 		}
 		if g.Slow > 0 {
 			fig += fmt.Sprintf(" — %s good lines took %s or more, sent between %.1f s and %.1f s into the attack",
-				num(g.Slow), ms(p99Goal), g.FirstSlow.Seconds(), g.LastSlow.Seconds())
+				numfmt.Thousands(g.Slow), ms(p99Goal), g.FirstSlow.Seconds(), g.LastSlow.Seconds())
 		}
 		if g.Dropped > 0 || g.Gaps > 0 {
 			fig += fmt.Sprintf(" — the good client was told of %d dropped records and %d gaps", g.Dropped, g.Gaps)
@@ -174,14 +158,14 @@ client's p99 latency under %s during every attack.
 		w("| %d | %s | %s | %s | %s | %s | %s / %s | %s / %s / %s / %s / %s | %s / %s / %s | %s | %.2f / %.2f / %.2f | %s |\n",
 			i+1, r.Title, mib(r.FixedKiB), mib(r.BoundKiB), mib(r.PeakKiB), verdict(rssOK),
 			mib(r.Mem.HeapInuse>>10), mib(r.Mem.Sys>>10),
-			num(g.Sent), num(g.Received), num(g.Lost), num(g.Dups), num(g.Reorder),
+			numfmt.Thousands(g.Sent), numfmt.Thousands(g.Received), numfmt.Thousands(g.Lost), numfmt.Thousands(g.Dups), numfmt.Thousands(g.Reorder),
 			ms(g.Latency.P50), ms(g.Latency.P99), ms(g.Latency.Max), verdict(fast), r.CPU.Daemon, r.CPU.Soak, r.CPU.Others, fig)
 		if !rssOK {
 			missed = append(missed, fmt.Sprintf("%s: peak RSS %s above the bound %s (by %s)", r.Key, mib(r.PeakKiB), mib(r.BoundKiB), mib(r.PeakKiB-r.BoundKiB)))
 		}
 		if !delivered {
 			missed = append(missed, fmt.Sprintf("%s: good lines not all delivered once in order (sent %s, received %s, lost %s, duplicated %s, out of order %s)",
-				r.Key, num(g.Sent), num(g.Received), num(g.Lost), num(g.Dups), num(g.Reorder)))
+				r.Key, numfmt.Thousands(g.Sent), numfmt.Thousands(g.Received), numfmt.Thousands(g.Lost), numfmt.Thousands(g.Dups), numfmt.Thousands(g.Reorder)))
 		}
 		if !fast {
 			missed = append(missed, fmt.Sprintf("%s: the good client's p99 was %s (max %s), not under %s", r.Key, ms(g.Latency.P99), ms(g.Latency.Max), ms(p99Goal)))

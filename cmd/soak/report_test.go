@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/logviewer/logviewer/internal/numfmt"
 )
 
 func TestReasons(t *testing.T) {
@@ -48,8 +50,8 @@ func TestNum(t *testing.T) {
 		n    int64
 		want string
 	}{{0, "0"}, {999, "999"}, {1000, "1,000"}, {1234567, "1,234,567"}, {-45000, "-45,000"}} {
-		if got := num(tc.n); got != tc.want {
-			t.Errorf("num(%d) = %q, want %q", tc.n, got, tc.want)
+		if got := numfmt.Thousands(tc.n); got != tc.want {
+			t.Errorf("numfmt.Thousands(%d) = %q, want %q", tc.n, got, tc.want)
 		}
 	}
 }
