@@ -2,14 +2,12 @@ package ingest
 
 import (
 	"compress/zlib"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -92,24 +90,7 @@ func startGELFServer(t *testing.T, cfg GELFConfig, configure func(*GELFServer)) 
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Serve returned %v", err)
-				}
-			case <-time.After(waitFor):
-				t.Errorf("Serve did not return %v after its context ended", waitFor)
-			}
-		})
-	}
-	t.Cleanup(stop)
+	stop := serveInBackground(t, s.Serve)
 	return &gelfTestServer{GELFServer: s, pub: pub, reg: reg, stop: stop}
 }
 

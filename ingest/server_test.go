@@ -113,11 +113,19 @@ func startServer(t *testing.T, cfg Config, configure func(*Server)) *testServer 
 	if err := s.Listen(); err != nil {
 		t.Fatal(err)
 	}
+	stop := serveInBackground(t, s.Serve)
+	return &testServer{Server: s, pub: pub, reg: reg, stop: stop}
+}
+
+// serveInBackground runs serve until the returned stop is called or the
+// test ends, and fails the test when serve errs or outlives its context.
+func serveInBackground(t *testing.T, serve func(context.Context) error) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
+	go func() { done <- serve(ctx) }()
 	var once sync.Once
-	stop := func() {
+	stop = func() {
 		once.Do(func() {
 			cancel()
 			select {
@@ -131,7 +139,7 @@ func startServer(t *testing.T, cfg Config, configure func(*Server)) *testServer 
 		})
 	}
 	t.Cleanup(stop)
-	return &testServer{Server: s, pub: pub, reg: reg, stop: stop}
+	return stop
 }
 
 // value reads a counter or gauge of the server's metrics by name and first
