@@ -111,7 +111,7 @@ func NewGELFServer(cfg GELFConfig, pub Publisher, m *metrics.Metrics) *GELFServe
 			metrics.DropGELFTooLarge:   m.Dropped.WithLabelValues(metrics.DropGELFTooLarge),
 		},
 	}
-	s.lookups = newLookupQueues(s.names, &s.wg, gelfQueueLen, gelfQueueBytes, func() handleFunc {
+	s.lookups = newLookupQueues(s.names, &s.wg, func() handleFunc {
 		h := s.newHandler(transportGELFUDP)
 		return func(ctx context.Context, p peerName, d []byte, _ bool, received time.Time) {
 			h.handle(ctx, p, d, received)
@@ -277,13 +277,6 @@ func (s *GELFServer) readUDP(ctx, pubCtx context.Context) {
 		s.dispatch(ctx, pubCtx, h, a, d, time.Now())
 	}
 }
-
-// A peer whose name is being looked up has its messages queued, within
-// these bounds; a full queue stops the wait and the IP stands in.
-const (
-	gelfQueueLen   = 256
-	gelfQueueBytes = 4 << 20
-)
 
 // dispatch handles a message now, or queues it behind its peer's lookup so
 // that other peers' datagrams go on meanwhile.

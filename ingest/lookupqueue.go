@@ -8,17 +8,24 @@ import (
 	"time"
 )
 
+// A peer whose name is being looked up has its datagrams queued, within
+// these bounds (the first datagram is always taken, whatever its size); a
+// full queue stops the wait and the IP stands in. At most dnsMaxInFlight
+// peers have a queue at once.
+const (
+	lookupQueueLen   = 256
+	lookupQueueBytes = 256 << 10
+)
+
 // lookupQueues holds, per peer, the datagrams that arrived while the peer's
 // name was being looked up, so that one slow lookup neither stalls other
 // peers nor reorders its own peer's datagrams. Each queue is bounded in
-// datagrams and bytes; a full queue stops the wait (the IP stands in) and
+// datagrams and bytes (lookupQueueLen, lookupQueueBytes); a full queue stops the wait (the IP stands in) and
 // makes its feeder wait for room. The UDP syslog reader and the GELF UDP
 // reader each have one.
 type lookupQueues struct {
-	names    *resolver
-	wg       *sync.WaitGroup // tracks the drainers
-	maxLen   int
-	maxBytes int
+	names *resolver
+	wg    *sync.WaitGroup // tracks the drainers
 	// newHandle gives each drainer its own handling function: handlers
 	// keep per-goroutine state.
 	newHandle func() handleFunc
@@ -50,9 +57,9 @@ type queuedDatagram struct {
 	received  time.Time
 }
 
-func newLookupQueues(names *resolver, wg *sync.WaitGroup, maxLen, maxBytes int, newHandle func() handleFunc) *lookupQueues {
+func newLookupQueues(names *resolver, wg *sync.WaitGroup, newHandle func() handleFunc) *lookupQueues {
 	l := &lookupQueues{
-		names: names, wg: wg, maxLen: maxLen, maxBytes: maxBytes, newHandle: newHandle,
+		names: names, wg: wg, newHandle: newHandle,
 		queues: make(map[netip.Addr]*lookupQueue),
 	}
 	l.space = sync.NewCond(&l.mu)
@@ -91,7 +98,7 @@ func (l *lookupQueues) start(ctx, pubCtx context.Context, a netip.Addr, e *dnsEn
 // enqueue appends a copy of d to q, waiting for room when q is full (after
 // telling its drainer to stop waiting for the name). l.mu is held.
 func (l *lookupQueues) enqueue(q *lookupQueue, d []byte, truncated bool, received time.Time) {
-	for len(q.items) > 0 && (len(q.items) >= l.maxLen || q.bytes+len(d) > l.maxBytes) {
+	for len(q.items) > 0 && (len(q.items) >= lookupQueueLen || q.bytes+len(d) > lookupQueueBytes) {
 		if !q.hurried {
 			q.hurried = true
 			close(q.hurry)

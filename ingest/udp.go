@@ -32,10 +32,6 @@ const (
 	// udpMaxDatagram holds any UDP payload (65,507 bytes over IPv4, 65,527
 	// over IPv6), so no datagram is cut by the read; MaxMessageSize cuts.
 	udpMaxDatagram = 64 << 10
-	// A peer whose name is being looked up has its datagrams queued, within
-	// these bounds; a full queue stops the wait and the IP stands in.
-	udpQueueLen   = 256
-	udpQueueBytes = 256 << 10
 )
 
 // udpSocketInfo is what tuneUDPSocket got from the kernel.
@@ -156,7 +152,7 @@ func newUDPReader(s *Server) *udpReader {
 		readErr:     s.met.Dropped.WithLabelValues(metrics.DropUDPBuffer),
 		kernelDrops: s.met.Dropped.WithLabelValues(metrics.DropUDPKernel),
 	}
-	u.lookups = newLookupQueues(s.names, &s.wg, udpQueueLen, udpQueueBytes, func() handleFunc {
+	u.lookups = newLookupQueues(s.names, &s.wg, func() handleFunc {
 		return s.newHandler("udp").handle
 	})
 	return u

@@ -173,7 +173,7 @@ func TestUDPQueueFull(t *testing.T) {
 		s.names.wait = time.Hour
 		fakeDNS(s.names, never, nil)
 	})
-	const n = udpQueueLen + 50
+	const n = lookupQueueLen + 50
 	c := ts.dial(t, "udp", "127.0.0.2")
 	sent := 0
 	for i := 0; i < n; i++ {
