@@ -37,7 +37,20 @@ type connState struct {
 // touch records that the connection just delivered bytes.
 func (st *connState) touch(t time.Time) { st.lastRead.Store(t.UnixNano()) }
 
+// newConnTable returns a table of at most max connections, perAddr from one
+// address, closed after idle without a message. Bounds left unset take
+// their defaults: DefaultMaxConnections,
+// DefaultMaxConnectionsPerAddr, DefaultIdleTimeout (a negative idle means none).
 func newConnTable(max, perAddr int, idle time.Duration) *connTable {
+	if max <= 0 {
+		max = DefaultMaxConnections
+	}
+	if perAddr <= 0 {
+		perAddr = DefaultMaxConnectionsPerAddr
+	}
+	if idle == 0 {
+		idle = DefaultIdleTimeout
+	}
 	return &connTable{max: max, perAddr: perAddr, idle: idle,
 		conns: make(map[net.Conn]*connState), byAddr: make(map[netip.Addr]int)}
 }

@@ -82,15 +82,6 @@ func NewGELFServer(cfg GELFConfig, pub Publisher, m *metrics.Metrics) *GELFServe
 	if cfg.MaxMessageSize <= 0 {
 		cfg.MaxMessageSize = DefaultMaxMessageSize
 	}
-	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = DefaultMaxConnections
-	}
-	if cfg.MaxConnectionsPerAddr <= 0 {
-		cfg.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -133,15 +133,6 @@ func NewServer(cfg Config, enc *transform.Encoder, pub Publisher, m *metrics.Met
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = DefaultHandshakeTimeout
 	}
-	if cfg.MaxConnections <= 0 {
-		cfg.MaxConnections = DefaultMaxConnections
-	}
-	if cfg.MaxConnectionsPerAddr <= 0 {
-		cfg.MaxConnectionsPerAddr = DefaultMaxConnectionsPerAddr
-	}
-	if cfg.IdleTimeout == 0 {
-		cfg.IdleTimeout = DefaultIdleTimeout
-	}
 	if cfg.FrameBytes == 0 {
 		cfg.FrameBytes = DefaultFrameBytes
 	}

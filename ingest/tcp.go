@@ -28,7 +28,7 @@ func (s *Server) acceptLoop(ctx, pubCtx context.Context, l net.Listener, transpo
 // idleClosed counts and logs the connections the idle sweep closed.
 func (s *Server) idleClosed(n int) {
 	s.met.Rejected.WithLabelValues(metrics.RejectIdle).Add(float64(n))
-	s.log.Debug("idle syslog connections closed", slog.Int("count", n), slog.Duration("idle_timeout", s.cfg.IdleTimeout))
+	s.log.Debug("idle syslog connections closed", slog.Int("count", n), slog.Duration("idle_timeout", s.conns.idle))
 }
 
 // serveConn frames and handles one connection until the peer closes it or
