@@ -138,11 +138,11 @@ func (t *connTable) closeIdle(ctx context.Context, closed func(n int)) {
 				}
 			}
 			t.mu.Unlock()
+			if len(idle) > 0 {
+				closed(len(idle)) // counted first: a peer that sees the close sees the count
+			}
 			for _, c := range idle {
 				_ = c.Close() // its reader sees the error, untracks and ends
-			}
-			if len(idle) > 0 {
-				closed(len(idle))
 			}
 		}
 	}
