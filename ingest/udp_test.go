@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -331,11 +332,32 @@ func TestUDPReceiveBuffer(t *testing.T) {
 	}
 }
 
-// gatePublisher holds every Publish until release is closed.
+// gatePublisher holds every Publish until open is called.
 type gatePublisher struct {
 	next    Publisher
 	entered chan struct{} // gets a value when a Publish waits
 	release chan struct{}
+	once    sync.Once
+}
+
+// newGate returns a closed gate. Register t.Cleanup(g.open) after the
+// server starts: cleanups run last first, and the server's stop waits for
+// a reader held at the gate.
+func newGate() *gatePublisher {
+	return &gatePublisher{entered: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+// open lets every Publish through, now and later.
+func (g *gatePublisher) open() { g.once.Do(func() { close(g.release) }) }
+
+// waitEntered fails the test unless a Publish is held within waitFor.
+func (g *gatePublisher) waitEntered(t *testing.T) {
+	t.Helper()
+	select {
+	case <-g.entered:
+	case <-time.After(waitFor):
+		t.Fatal("the reader never published")
+	}
 }
 
 func (g *gatePublisher) Publish(ctx context.Context, channel string, gelf []byte) error {
@@ -351,31 +373,20 @@ func (g *gatePublisher) Publish(ctx context.Context, channel string, gelf []byte
 // socket buffer; the kernel's drops are counted, and with what was received
 // they add up to what was sent (loopback loses nothing else).
 func TestUDPKernelDrops(t *testing.T) {
-	g := &gatePublisher{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	released := false
-	open := func() {
-		if !released {
-			released = true
-			close(g.release)
-		}
-	}
+	g := newGate()
 	logs := &testsupport.LockedBuffer{}
 	ts := startServer(t, Config{UDPBuffer: 32 << 10, Logger: slog.New(slog.NewTextHandler(logs, nil))},
 		func(s *Server) { g.next, s.pub = s.pub, g })
-	t.Cleanup(open) // before the server's stop, which waits for the reader
+	t.Cleanup(g.open) // before the server's stop, which waits for the reader
 	c := ts.dial(t, "udp", "")
 	write(t, c, "<14>stall")
-	select {
-	case <-g.entered:
-	case <-time.After(waitFor):
-		t.Fatal("the reader never published")
-	}
+	g.waitEntered(t)
 	const flood = 3000
 	for i := range flood {
 		write(t, c, fmt.Sprintf("<14>flood %d", i))
 	}
 	sent := 1 + flood
-	open()
+	g.open()
 
 	// The count rides on datagrams received after the drops: send probes
 	// until one is through.
@@ -412,23 +423,12 @@ func TestUDPKernelDrops(t *testing.T) {
 // to the handling goroutine; each peer's arrive complete and in order.
 func TestUDPOrderAcrossBatches(t *testing.T) {
 	requireLoopbackAlias(t)
-	g := &gatePublisher{entered: make(chan struct{}, 1), release: make(chan struct{})}
-	released := false
-	open := func() {
-		if !released {
-			released = true
-			close(g.release)
-		}
-	}
+	g := newGate()
 	ts := startServer(t, Config{UDPBuffer: 4 << 20}, func(s *Server) { g.next, s.pub = s.pub, g })
-	t.Cleanup(open)
+	t.Cleanup(g.open) // before the server's stop, which waits for the reader
 	peers := []net.Conn{ts.dial(t, "udp", "127.0.0.1"), ts.dial(t, "udp", "127.0.0.2")}
 	write(t, peers[0], "<14>peer 0 hold")
-	select {
-	case <-g.entered:
-	case <-time.After(waitFor):
-		t.Fatal("the reader never published")
-	}
+	g.waitEntered(t)
 	// 301 datagrams fit the socket buffer even where net.core.rmem_max
 	// caps it at its usual 208 KiB (about 830 bytes of it per datagram).
 	const each = 150
@@ -437,7 +437,7 @@ func TestUDPOrderAcrossBatches(t *testing.T) {
 			write(t, c, fmt.Sprintf("<14>peer %d seq %d", p, i))
 		}
 	}
-	open()
+	g.open()
 	recs := ts.pub.wait(t, 1+2*each)
 	next := [2]int{}
 	for _, r := range recs[1:] {
