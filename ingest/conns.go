@@ -157,7 +157,7 @@ type acceptor struct {
 	log     *slog.Logger
 	errLog  *ratelog.Limiter
 	what    string                          // names the listener in logs: "syslog tcp", "gelf tcp"
-	refused func(c net.Conn, reason string) // a connection past a bound (already closed)
+	refused func(c net.Conn, reason string) // a connection past a bound (closed after it)
 	serve   func(c net.Conn, st *connState)
 }
 
@@ -187,10 +187,10 @@ func (a *acceptor) run(ctx context.Context) {
 		backoff = 0
 		st, reason := a.conns.track(c, metrics.RejectMaxConnections, metrics.RejectMaxPerAddr)
 		if st == nil {
-			c.Close() // accepted while shutting down, or past a bound
 			if reason != refuseStopping {
-				a.refused(c, reason)
+				a.refused(c, reason) // counted first: a peer that sees the close sees the count
 			}
+			c.Close() // accepted while shutting down, or past a bound
 			continue
 		}
 		a.wg.Go(func() { a.serve(c, st) })
