@@ -26,18 +26,27 @@ func TestLookupQueueBytesBound(t *testing.T) {
 		got [][]byte
 		who []string
 	)
+	// The first datagram is held in its handler until the rest are queued,
+	// so that the queue outlives the feeding and every datagram goes in it.
+	fed := make(chan struct{})
 	var wg sync.WaitGroup
 	l := newLookupQueues(names, &wg, func() handleFunc {
 		return func(_ context.Context, p peerName, d []byte, _ bool, _ time.Time) {
 			mu.Lock()
-			defer mu.Unlock()
 			got = append(got, d)
 			who = append(who, p.name)
+			first := len(got) == 1
+			mu.Unlock()
+			if first {
+				<-fed
+			}
 		}
 	})
 
 	a := netip.MustParseAddr("192.0.2.7")
-	sizes := []int{lookupQueueBytes + 1, 60 << 10, 60 << 10, 60 << 10, 60 << 10, 60 << 10, 60 << 10}
+	// The first fills the queue alone (the second waits for room, which ends
+	// the wait for the name); the other four fit in it together.
+	sizes := []int{lookupQueueBytes + 1, 60 << 10, 60 << 10, 60 << 10, 60 << 10}
 	want := make([][]byte, len(sizes))
 	for i, n := range sizes {
 		want[i] = bytes.Repeat([]byte{byte('a' + i)}, n)
@@ -54,6 +63,7 @@ func TestLookupQueueBytesBound(t *testing.T) {
 			t.Fatal("a datagram of a peer awaiting its name was not queued")
 		}
 	}
+	close(fed)
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	select {
@@ -61,6 +71,8 @@ func TestLookupQueueBytesBound(t *testing.T) {
 	case <-time.After(waitFor):
 		t.Fatalf("the queue was not drained within %v", waitFor)
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(got) != len(want) {
 		t.Fatalf("handled %d datagrams, want %d", len(got), len(want))
 	}
