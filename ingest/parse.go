@@ -33,14 +33,15 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 // be of the current year, in UTC. A header-less "tag: text" or
 // "tag[pid]: text" gives AppName and ProcID. The go-syslog machines decide
 // what is RFC 5424 and RFC 3164; strict common headers are read by faster
-// hand-written code that tests hold to the same results.
-func Parse(frame []byte, m *transform.Message) {
-	parse(frame, m, time.Now)
+// hand-written code that tests hold to the same results; library reports
+// whether a frame needed a machine (a rare or odd form).
+func Parse(frame []byte, m *transform.Message) (library bool) {
+	return parse(frame, m, time.Now)
 }
 
 // parse is Parse with the clock that dates RFC 3164 timestamps injected.
-func parse(frame []byte, m *transform.Message, now func() time.Time) {
-	parser{now: now}.parse(frame, m)
+func parse(frame []byte, m *transform.Message, now func() time.Time) (library bool) {
+	return parser{now: now}.parse(frame, m)
 }
 
 // parser holds what one parse depends on besides the frame.
@@ -51,7 +52,8 @@ type parser struct {
 	libraryOnly bool
 }
 
-func (p parser) parse(frame []byte, m *transform.Message) {
+// parse fills m and reports whether a go-syslog machine was used.
+func (p parser) parse(frame []byte, m *transform.Message) (library bool) {
 	m.Timestamp = time.Time{}
 	m.Hostname, m.AppName, m.ProcID, m.MsgID = "", "", "", ""
 	m.StructuredData = m.StructuredData[:0]
@@ -62,20 +64,29 @@ func (p parser) parse(frame []byte, m *transform.Message) {
 		m.Format = transform.FormatRaw
 		m.Facility, m.Severity = rawFacility, rawSeverity
 		m.Text = trimBOM(frame)
-		return
+		return false
 	}
 	m.Facility, m.Severity = pri/8, pri%8
 	rest := frame[n:]
 	// Cheap checks first, so that the common header-less lines never pay
 	// for a failed attempt at RFC 5424 or RFC 3164.
-	if len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' && p.parse5424(frame, n, m) {
-		return
+	if len(rest) >= 2 && rest[0] == '1' && rest[1] == ' ' {
+		ok, lib := p.parse5424(frame, n, m)
+		if ok {
+			return lib
+		}
+		library = lib
 	}
-	if looks3164(rest) && p.parse3164(frame, n, m) {
-		return
+	if looks3164(rest) {
+		ok, lib := p.parse3164(frame, n, m)
+		if ok {
+			return library || lib
+		}
+		library = library || lib
 	}
 	m.Format = transform.FormatHeaderless
 	setHeader(frame, span{}, n, m)
+	return library
 }
 
 // parsePRI reads "<PRI>" at the start of frame: one to three digits without

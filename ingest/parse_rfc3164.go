@@ -79,17 +79,17 @@ func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 // machine's grammar has it), then the tag and the message the same way as
 // for header-less messages, because the machine's MSG drops text in some
 // cases (a message of control characters, "tag:" with no space after it).
-func (p parser) parse3164(frame []byte, n int, m *transform.Message) bool {
+func (p parser) parse3164(frame []byte, n int, m *transform.Message) (ok, library bool) {
 	rest := frame[n:]
 	var ts time.Time
 	var end int
-	ok := false
 	if !p.libraryOnly {
 		ts, end, ok = fastStamp(rest)
 	}
 	if !ok {
+		library = true
 		if ts, end, ok = libraryStamp(frame, n); !ok {
-			return false
+			return false, true
 		}
 	}
 	if !isDigit(rest[0]) { // a Stamp, in year 0: put it in the current year
@@ -114,7 +114,7 @@ func (p parser) parse3164(frame []byte, n int, m *transform.Message) bool {
 		}
 	}
 	setHeader(frame, host, i, m)
-	return true
+	return true, library
 }
 
 // fastStamp reads the timestamp at the start of rest as the machine would,

@@ -20,16 +20,16 @@ const (
 )
 
 // parse5424 parses frame (PRI of length n, then "1 ") as RFC 5424 and
-// reports whether it was one. The go-syslog machine is the authority; a
+// reports whether it was one, and whether the machine had to be asked. The go-syslog machine is the authority; a
 // hand-written parser takes the strict common form first, without the
 // machine's maps and copies, and leaves everything else, and all it is not
 // sure of, to the machine. Tests check that both agree. An error of the
 // machine makes the frame header-less instead, which keeps all of its text.
-func (p parser) parse5424(frame []byte, n int, m *transform.Message) bool {
+func (p parser) parse5424(frame []byte, n int, m *transform.Message) (ok, library bool) {
 	if !p.libraryOnly && fast5424(frame, n, m) {
-		return true
+		return true, false
 	}
-	return library5424(frame, m)
+	return library5424(frame, m), true
 }
 
 // span is a [start, end) range of the frame.

@@ -369,3 +369,40 @@ func TestFastPathsMatchLibrary(t *testing.T) {
 	}
 	t.Logf("formats: %v; taken by the fast paths: %d", formats, fastHits)
 }
+
+// The forms real senders use take a fast path; only rare and odd ones need
+// a go-syslog machine (counted as logviewer_ingest_parse_library_total).
+func TestCommonFormsTakeFastPath(t *testing.T) {
+	cases := []struct {
+		name    string
+		frame   string
+		format  transform.Format
+		library bool
+	}{
+		{"rsyslog forwarding (RSYSLOG_TraditionalForwardFormat)", "<30>Dec  1 16:46:53 web-1 nginx[812]: GET / 200", transform.FormatRFC3164, false},
+		{"logger --rfc3164", "<13>Dec 11 06:07:08 web-1 root: disk almost full", transform.FormatRFC3164, false},
+		{"logger (RFC 5424, with timeQuality SD)", `<13>1 2026-12-01T16:46:53.123456+00:00 web-1 root - - [timeQuality tzKnown="1" isSynced="0"] disk almost full`, transform.FormatRFC5424, false},
+		{"RFC 5424 without SD", "<165>1 2026-12-01T16:46:53Z web-1 app 42 ID7 - started", transform.FormatRFC5424, false},
+		{"RFC 5424, nil values", "<14>1 - - - - - - hello", transform.FormatRFC5424, false},
+		{"docker rfc5424micro", "<30>1 2026-12-01T16:46:53.123456Z dockerhost web 4242 web - GET /", transform.FormatRFC5424, false},
+		{"Python SysLogHandler", "<11>worker: job 7 failed\x00", transform.FormatHeaderless, false},
+		{"Python, no tag", "<14>hello", transform.FormatHeaderless, false},
+		{"logbench rfc3164", "<13>Nov 24 13:05:09 benchhost logbench[3]: lb r=run1 c=3 s=1", transform.FormatRFC3164, false},
+		{"RFC 3339 in an RFC 3164 header", "<13>2026-12-01T16:46:53Z web-1 app: x", transform.FormatRFC3164, false},
+		{"raw text", "no pri at all", transform.FormatRaw, false},
+		// Odd forms the machines decide.
+		{"RFC 5424, escaped SD value", `<13>1 2026-12-01T16:46:53Z h a - - [x@1 k="a\]b"] m`, transform.FormatRFC5424, false},
+		// An odd form: the machine is asked, refuses the unpadded day, and
+		// the line is kept whole as header-less text.
+		{"RFC 3164, day not padded", "<13>Dec 1 16:46:53 web-1 app: x", transform.FormatHeaderless, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var m transform.Message
+			library := parse([]byte(tc.frame), &m, testNow)
+			if m.Format != tc.format || library != tc.library {
+				t.Errorf("parse(%q): format %v, library %v; want %v, %v", tc.frame, m.Format, library, tc.format, tc.library)
+			}
+		})
+	}
+}

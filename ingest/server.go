@@ -374,7 +374,8 @@ type handler struct {
 	tlsPeer   string // the CN of the client certificate of a TLS connection
 	lines     prometheus.Counter
 	bytes     prometheus.Counter
-	fallbacks [transform.FormatRaw + 1]prometheus.Counter
+	parsed    [transform.FormatRaw + 1]prometheus.Counter // by format
+	library   [transform.FormatRaw + 1]prometheus.Counter // by format
 	msg       transform.Message
 	out       []byte
 }
@@ -386,8 +387,9 @@ func (s *Server) newHandler(transport string) *handler {
 		lines:     s.met.LinesReceived.WithLabelValues(transport),
 		bytes:     s.met.BytesReceived.WithLabelValues(transport),
 	}
-	for f := transform.FormatRFC3164; f <= transform.FormatRaw; f++ {
-		h.fallbacks[f] = s.met.ParseFallbacks.WithLabelValues(f.String())
+	for f := transform.FormatRFC5424; f <= transform.FormatRaw; f++ {
+		h.parsed[f] = s.met.Parsed.WithLabelValues(f.String())
+		h.library[f] = s.met.ParseLibrary.WithLabelValues(f.String())
 	}
 	return h
 }
@@ -398,7 +400,7 @@ func (s *Server) newHandler(transport string) *handler {
 func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncated bool, received time.Time) {
 	s, m := h.s, &h.msg
 	m.Reset()
-	Parse(frame, m)
+	library := Parse(frame, m)
 	m.Received = received
 	m.Peer = p.name
 	m.Transport = h.transport
@@ -409,8 +411,11 @@ func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncate
 	if truncated {
 		s.met.Truncated.Inc()
 	}
-	if m.Format != transform.FormatRFC5424 && int(m.Format) < len(h.fallbacks) && h.fallbacks[m.Format] != nil {
-		h.fallbacks[m.Format].Inc()
+	if int(m.Format) < len(h.parsed) && h.parsed[m.Format] != nil {
+		h.parsed[m.Format].Inc()
+		if library {
+			h.library[m.Format].Inc()
+		}
 	}
 	var replaced bool
 	h.out, replaced = s.enc.Append(h.out[:0], m)

@@ -43,7 +43,8 @@ const (
 type Metrics struct {
 	LinesReceived  *prometheus.CounterVec // by transport: tcp, tls, udp, gelf-tcp, gelf-udp
 	BytesReceived  *prometheus.CounterVec // by transport
-	ParseFallbacks *prometheus.CounterVec // by format used when RFC 5424 did not parse
+	Parsed         *prometheus.CounterVec // syslog messages by the format they were read as
+	ParseLibrary   *prometheus.CounterVec // of those, read by a go-syslog machine (no fast path took them), by format
 	Truncated      prometheus.Counter     // frames cut at the maximum message size
 	InvalidUTF8    prometheus.Counter     // messages whose invalid UTF-8 was replaced
 	Published      prometheus.Counter     // records handed to the bus
@@ -63,8 +64,12 @@ func New(reg prometheus.Registerer) *Metrics {
 		BytesReceived: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "logviewer_ingest_bytes_total", Help: "Syslog and GELF bytes received, by transport.",
 		}, []string{"transport"}),
-		ParseFallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "logviewer_ingest_parse_fallbacks_total", Help: "Messages that were not RFC 5424, by the format they were parsed as.",
+		Parsed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "logviewer_ingest_parsed_total", Help: "Syslog messages by the format they were read as: rfc5424, rfc3164, headerless, raw.",
+		}, []string{"format"}),
+		ParseLibrary: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "logviewer_ingest_parse_library_total",
+			Help: "Syslog messages that no hand-written fast path took, so that a go-syslog machine read them (rare and odd forms), by the format they were read as.",
 		}, []string{"format"}),
 		Truncated: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "logviewer_ingest_truncated_total", Help: "Messages cut at the maximum message size.",
@@ -91,7 +96,7 @@ func New(reg prometheus.Registerer) *Metrics {
 			Name: "logviewer_stream_clients_closed_total", Help: "Stream clients disconnected or refused, by reason.",
 		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.LinesReceived, m.BytesReceived, m.ParseFallbacks, m.Truncated, m.InvalidUTF8,
+	reg.MustRegister(m.LinesReceived, m.BytesReceived, m.Parsed, m.ParseLibrary, m.Truncated, m.InvalidUTF8,
 		m.Published, m.Dropped, m.Connections, m.Rejected, m.Clients, m.ClientsClosed)
 	return m
 }
