@@ -4,7 +4,7 @@ import "io"
 
 // idleBuffer is the most a client's write buffer keeps while it waits for
 // records; a bigger one is given back, so an idle client costs little.
-const idleBuffer = 4 << 10
+const idleBuffer = 512
 
 // maxBatchBuffer bounds a client's write buffer: past it what was gathered
 // is sent before more is added, so a client whose writes block (a stuck

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/logviewer/logviewer/internal/testsupport"
 )
 
@@ -144,4 +145,90 @@ func benchWSClient(b *testing.B, f *fixture, count *atomic.Int64) {
 			count.Add(1)
 		}
 	}()
+}
+
+// BenchmarkWSDeflate weighs WebSocket permessage-deflate for log records:
+// wire-B/record is what one client's TCP connection carried per record,
+// ns/record the time to publish, compress, send, receive and inflate it
+// (both ends run in this process, on the same cores).
+func BenchmarkWSDeflate(b *testing.B) {
+	lines := []string{
+		"GET /api/v1/items?page=2 200 1532 bytes in 12 ms",
+		"POST /api/v1/orders 201 88 bytes in 41 ms user=alice",
+		`Traceback (most recent call last):\n  File "/srv/app/jobs.py", line 42, in run\n    total = compute(order)\nZeroDivisionError: division by zero`,
+		"worker 7 picked job 81723 from queue default (waited 3 ms)",
+		`{"level":"info","msg":"request done","path":"/healthz","status":200,"duration_ms":0.4}`,
+		"connection from 10.1.2.3:51234 closed after 2.3 s",
+	}
+	records := make([][]byte, len(lines))
+	for i, l := range lines {
+		records[i] = []byte(`{"version":"1.1","host":"logviewer-1","short_message":"` + l +
+			`","timestamp":1732451234.123,"level":6,"_app_name":"10.1.2.3","_group":"lr","_facility":"user","_app":"web","_procid":"4242","_hostname":"web-1","_log_time":"2026-11-24T12:27:14.123456Z"}`)
+	}
+	for _, mode := range []string{"off", "message", "context"} {
+		b.Run(mode, func(b *testing.B) {
+			const chunk = 512
+			f := startServer(b, Config{WSDeflate: mode})
+			var wire atomic.Int64
+			c := dialWS(b, f, "/ws/app", nil, func(o *websocket.DialOptions) {
+				o.CompressionMode = deflateMode(mode)
+				o.HTTPClient = &http.Client{Transport: &http.Transport{
+					DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+						conn, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+						if err != nil {
+							return nil, err
+						}
+						return &countingConn{Conn: conn, n: &wire}, nil
+					},
+				}}
+			})
+			var got atomic.Int64
+			go func() {
+				for {
+					if _, _, err := c.Read(context.Background()); err != nil {
+						return
+					}
+					got.Add(1)
+				}
+			}()
+			testsupport.Eventually(b, wait, func() bool {
+				return gauge(b, f.url, `logviewer_stream_clients{kind="ws"}`) == 1
+			}, "client connected")
+			ctx := context.Background()
+			wire.Store(0)
+			b.ResetTimer()
+			start := time.Now()
+			for sent := 0; sent < b.N; {
+				n := min(chunk, b.N-sent)
+				for i := range n {
+					if err := f.hub.Publish(ctx, "app", records[(sent+i)%len(records)]); err != nil {
+						b.Fatal(err)
+					}
+				}
+				sent += n
+				deadline := time.Now().Add(wait)
+				for got.Load() < int64(sent) {
+					if time.Now().After(deadline) {
+						b.Fatalf("client has %d of %d records", got.Load(), sent)
+					}
+					time.Sleep(50 * time.Microsecond)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(b.N), "ns/record")
+			b.ReportMetric(float64(wire.Load())/float64(b.N), "wire-B/record")
+		})
+	}
+}
+
+// countingConn counts the bytes read from a connection.
+type countingConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.n.Add(int64(n))
+	return n, err
 }

@@ -39,30 +39,48 @@ var errStopping = errors.New("server stopping")
 // little.
 const idleAfter = time.Second
 
+// firstBatch is the batch buffer a client starts with; it doubles, up to
+// batchSize, each time a batch fills it.
+const firstBatch = 16
+
 // errSlow ends a pump whose client kept losing records (its queue full) for
 // longer than the server allows.
 var errSlow = errors.New("slow client: records lost for too long")
 
+// pumpConfig are the timings of a client's pump.
+type pumpConfig struct {
+	heartbeat time.Duration // keep-alive interval of an idle stream
+	slowAfter time.Duration // how long a client may keep losing records
+	// pace returns the least time between two flushes to this client:
+	// records that come sooner wait and leave together. Nil: no pacing.
+	pace func() time.Duration
+}
+
 // pump moves events from sub to out until ctx (the client's) ends, the
 // subscription ends, a write fails, or stop (the server's) ends. Every
-// Next call takes all ready events (up to batchSize); they are written in
-// one batch and flushed once. On stop the events already queued are written
-// and errStopping is returned. A client that loses records in every batch for
-// longer than slowAfter is cut off with errSlow.
-func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbeat, slowAfter time.Duration, st *pumpStats) error {
+// Next call takes all ready events (up to the batch buffer's size); they are
+// written in one batch and flushed once, at most once per pace: records
+// that follow a flush closely wait for the rest of it and leave together, so
+// a busy stream costs one write per pace instead of one per record. A record
+// after a quiet spell leaves at once. On stop the events already queued are
+// written and errStopping is returned. A client that loses records in every
+// batch for longer than slowAfter is cut off with errSlow.
+func pump(ctx, stop context.Context, sub publish.Subscription, out sink, cfg pumpConfig, st *pumpStats) error {
 	var buf []publish.Event // made when records come, given back while idle
 	// done is an already cancelled context: Next with it hands out the
 	// events that are ready and returns at once when there are none.
 	done, cancelDone := context.WithCancel(context.Background())
 	cancelDone()
 	lastWrite := time.Now()
+	var lastFlush time.Time
+	var paceTimer *time.Timer
 	var losingSince time.Time // when the current run of batches with losses began
 	for {
 		if stop.Err() != nil {
 			return drain(done, sub, out, buf, st)
 		}
 		if cap(buf) == 0 {
-			buf = make([]publish.Event, 0, batchSize)
+			buf = make([]publish.Event, 0, firstBatch)
 		}
 		// Take what is ready without waiting: under load this is every
 		// call, and it costs no timer.
@@ -71,7 +89,7 @@ func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbe
 			if errors.Is(err, publish.ErrClosed) {
 				return err
 			}
-			wait := heartbeat - time.Since(lastWrite)
+			wait := cfg.heartbeat - time.Since(lastWrite)
 			if wait <= 0 {
 				if err := out.heartbeat(); err != nil {
 					return err
@@ -110,6 +128,26 @@ func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbe
 				continue
 			}
 		}
+		if cfg.pace != nil && len(evs) < cap(evs) {
+			// Flushed a moment ago: let the records of the rest of the
+			// pace join this batch.
+			if rest := cfg.pace() - time.Since(lastFlush); rest > 0 {
+				if paceTimer == nil {
+					paceTimer = time.NewTimer(rest)
+				} else {
+					paceTimer.Reset(rest)
+				}
+				select {
+				case <-paceTimer.C:
+				case <-ctx.Done():
+					paceTimer.Stop()
+				case <-stop.Done():
+					paceTimer.Stop()
+				}
+				evs, _ = sub.Next(done, evs)
+			}
+		}
+		full := len(evs) == cap(evs)
 		lost := st.dropped
 		if err := write(out, evs, st); err != nil {
 			return err
@@ -118,12 +156,16 @@ func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbe
 			return err
 		}
 		lastWrite = time.Now()
+		lastFlush = lastWrite
+		if full && cap(buf) < batchSize {
+			buf = make([]publish.Event, 0, min(2*cap(buf), batchSize))
+		}
 		switch {
 		case st.dropped == lost:
 			losingSince = time.Time{}
 		case losingSince.IsZero():
 			losingSince = lastWrite
-		case lastWrite.Sub(losingSince) > slowAfter:
+		case lastWrite.Sub(losingSince) > cfg.slowAfter:
 			return errSlow
 		}
 	}
@@ -133,6 +175,9 @@ func pump(ctx, stop context.Context, sub publish.Subscription, out sink, heartbe
 // returns errStopping (or the write error). It takes at most one queue's
 // worth, so records still flowing in cannot hold a shutdown up.
 func drain(done context.Context, sub publish.Subscription, out sink, buf []publish.Event, st *pumpStats) error {
+	if cap(buf) < batchSize {
+		buf = make([]publish.Event, 0, batchSize)
+	}
 	for range queueSize/batchSize + 1 {
 		evs, _ := sub.Next(done, buf[:0])
 		if len(evs) == 0 {

@@ -45,7 +45,7 @@ func TestPumpEvictsClientLosingRecords(t *testing.T) {
 	}()
 	var st pumpStats
 	start := time.Now()
-	err = pump(ctx, context.Background(), sub, slowSink{delay: 5 * time.Millisecond}, time.Minute, 100*time.Millisecond, &st)
+	err = pump(ctx, context.Background(), sub, slowSink{delay: 5 * time.Millisecond}, pumpConfig{heartbeat: time.Minute, slowAfter: 100 * time.Millisecond}, &st)
 	if !errors.Is(err, errSlow) {
 		t.Fatalf("pump ended with %v after %v, want errSlow", err, time.Since(start))
 	}
@@ -81,7 +81,9 @@ func TestPumpGivesBuffersBackWhenIdle(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	out := idleSink{idled: make(chan struct{}, 1)}
 	done := make(chan error, 1)
-	go func() { done <- pump(ctx, context.Background(), sub, out, time.Minute, time.Minute, &pumpStats{}) }()
+	go func() {
+		done <- pump(ctx, context.Background(), sub, out, pumpConfig{heartbeat: time.Minute, slowAfter: time.Minute}, &pumpStats{})
+	}()
 	select {
 	case <-out.idled:
 	case <-time.After(idleAfter + 10*time.Second):

@@ -10,11 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/logviewer/logviewer/auth"
 	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
+	"github.com/logviewer/logviewer/internal/peerwatch"
 	"github.com/logviewer/logviewer/internal/ratelog"
 	"github.com/logviewer/logviewer/internal/tlsfile"
 	"github.com/logviewer/logviewer/publish"
@@ -52,6 +54,11 @@ const (
 type Config struct {
 	// Addr is the TCP address to listen on, e.g. ":8080".
 	Addr string
+	// WSDeflate is the WebSocket permessage-deflate a client may negotiate:
+	// "" or "off" (none), "message" (each message of 512 bytes or more
+	// compressed on its own) or "context" (compression carries over from
+	// message to message: the best ratio, and about 1.2 MiB per client).
+	WSDeflate string
 	// AllowOrigins lists the browser origins (host[:port] globs, or
 	// scheme://host globs; "*" for any) allowed to open /ws and /sse from
 	// another site. The server's own host is always allowed.
@@ -109,10 +116,14 @@ type Server struct {
 	listener net.Listener
 
 	mu       sync.Mutex
-	clients  int                    // open streams, bounded by MaxClients
-	stopping bool                   // no new streams once set
-	streams  sync.WaitGroup         // running streaming handlers
-	conns    map[*corkConn]struct{} // hijacked WebSocket connections
+	clients  int                   // open streams, bounded by MaxClients
+	open     atomic.Int64          // clients, read without mu by the pumps' pacing
+	stopping bool                  // no new streams once set
+	streams  sync.WaitGroup        // running streaming handlers
+	conns    map[net.Conn]struct{} // connections taken from net/http by streams
+
+	peersOnce sync.Once
+	peers     *peerwatch.Watcher // made by the first taken connection; nil if epoll failed
 
 	refusedLog ratelog.Limiter // "too many clients", at most once a second
 	chanCache  channelCache    // the last listing of the bus's channels
@@ -145,7 +156,7 @@ func NewServer(cfg Config, bus publish.Bus, m *metrics.Metrics, gatherer prometh
 		metrics:  m,
 		gatherer: gatherer,
 		log:      cfg.Logger,
-		conns:    map[*corkConn]struct{}{},
+		conns:    map[net.Conn]struct{}{},
 
 		writeTimeout: defaultWriteTimeout,
 	}
@@ -279,8 +290,27 @@ func (s *Server) closeConns() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for c := range s.conns {
-		_ = c.Conn.Close()
+		_ = c.Close()
 	}
+}
+
+// Pacing of the writes to stream clients: at most flushBudget flushes a
+// second over all clients together, and at most maxPace between a record
+// and its flush for any one client. With few clients every record leaves
+// at once; with many, each client's records leave in batches.
+const (
+	flushBudget = 200_000
+	maxPace     = 5 * time.Millisecond
+)
+
+// pace is the least time between two flushes to one client now.
+func (s *Server) pace() time.Duration {
+	return min(time.Duration(s.open.Load())*(time.Second/flushBudget), maxPace)
+}
+
+// pumpConfig returns the timings of a client's pump.
+func (s *Server) pumpConfig() pumpConfig {
+	return pumpConfig{heartbeat: s.cfg.Heartbeat, slowAfter: s.cfg.SlowAfter, pace: s.pace}
 }
 
 // beginStream registers a streaming handler. It fails once the server stops
@@ -295,6 +325,7 @@ func (s *Server) beginStream() error {
 		return errTooManyClients
 	}
 	s.clients++
+	s.open.Store(int64(s.clients))
 	s.streams.Add(1)
 	return nil
 }
@@ -303,6 +334,7 @@ func (s *Server) beginStream() error {
 func (s *Server) endStream() {
 	s.mu.Lock()
 	s.clients--
+	s.open.Store(int64(s.clients))
 	s.mu.Unlock()
 	s.streams.Done()
 }

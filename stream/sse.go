@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -47,58 +48,95 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	client := clientInfo{remote: r.RemoteAddr, gauge: "sse", format: "sse", req: req}
+	if ndjson {
+		client.format = "ndjson"
+	}
+	out := &sseSink{ndjson: ndjson, timeout: s.writeTimeout}
+	if conn, ok := takeConn(w, r); ok {
+		head, err := appendResponseHead(nil, h)
+		if err != nil { // cannot happen: the header writes to memory
+			conn.Close()
+			s.closeStream(sub)
+			return
+		}
+		out.w = &batchWriter{w: conn, buf: head}
+		out.conn = rawConn{conn}
+		out.start()
+		go s.streamOn(conn, sub, out, client)
+		return
+	}
 	defer s.closeStream(sub)
 	w.WriteHeader(http.StatusOK)
-
-	out := &sseSink{
-		w:       &batchWriter{w: w},
-		rc:      http.NewResponseController(w),
-		ndjson:  ndjson,
-		timeout: s.writeTimeout,
-	}
-	if !ndjson {
-		_, _ = out.w.WriteString("retry: 2000\n\n")
-	}
-	kind := "sse"
-	if ndjson {
-		kind = "ndjson"
-	}
+	out.w = &batchWriter{w: w}
+	out.conn = http.NewResponseController(w)
+	out.start()
 	if err := out.flush(); err != nil {
 		return
 	}
-
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	defer context.AfterFunc(s.stop, cancel)()
-	s.runClient(ctx, r, "sse", kind, req, func(st *pumpStats) error {
-		return pump(ctx, s.stop, sub, out, s.cfg.Heartbeat, s.cfg.SlowAfter, st)
+	s.runClient(ctx, client, func(st *pumpStats) error {
+		return pump(ctx, s.stop, sub, out, s.pumpConfig(), st)
 	})
 }
 
+// streamOn runs an SSE stream on a connection taken from net/http, on a
+// goroutine of its own: the handler's goroutine (with the stack it grew
+// while reading the request) and the request are let go. It owns sub and
+// conn and ends them.
+func (s *Server) streamOn(conn net.Conn, sub publish.Subscription, out *sseSink, client clientInfo) {
+	defer s.closeStream(sub)
+	defer conn.Close()
+	defer s.trackConn(conn)()
+	// The server's stop ends ctx too; pump tells the two apart.
+	ctx, cancel := context.WithCancel(s.stop)
+	defer cancel()
+	defer s.watchPeer(conn, cancel)()
+	s.runClient(ctx, client, func(st *pumpStats) error {
+		if err := out.flush(); err != nil {
+			return err
+		}
+		return pump(ctx, s.stop, sub, out, s.pumpConfig(), st)
+	})
+}
+
+// clientInfo names a stream client in logs and metrics.
+type clientInfo struct {
+	remote string
+	gauge  string // "sse" or "ws": which connected-clients gauge counts it
+	format string // sse, ndjson or ws
+	req    streamRequest
+}
+
 // runClient counts, logs and runs one client's stream.
-func (s *Server) runClient(ctx context.Context, r *http.Request, gaugeKind, format string, req streamRequest, run func(*pumpStats) error) {
-	if g := s.clientGauge(gaugeKind); g != nil {
+func (s *Server) runClient(ctx context.Context, c clientInfo, run func(*pumpStats) error) {
+	if g := s.clientGauge(c.gauge); g != nil {
 		g.Inc()
 		defer g.Dec()
 	}
 	start := time.Now()
-	log := s.log.With(slog.String("remote", r.RemoteAddr), slog.String("pattern", req.pattern), slog.String("format", format))
-	log.Debug("client connected", slog.String("since", req.opts.Since), slog.Int("tail", req.opts.Tail))
+	if s.log.Enabled(ctx, slog.LevelDebug) {
+		s.log.Debug("client connected", slog.String("remote", c.remote), slog.String("pattern", c.req.pattern),
+			slog.String("format", c.format), slog.String("since", c.req.opts.Since), slog.Int("tail", c.req.opts.Tail))
+	}
 	var st pumpStats
 	err := run(&st)
 	reason := closeReason(ctx, err)
 	s.countClosed(reason)
-	attrs := []any{slog.String("reason", reason), slog.Uint64("records", st.records),
+	attrs := []any{slog.String("remote", c.remote), slog.String("pattern", c.req.pattern), slog.String("format", c.format),
+		slog.String("reason", reason), slog.Uint64("records", st.records),
 		slog.Uint64("dropped", st.dropped), slog.Duration("duration", time.Since(start))}
 	if reason == metrics.CloseError {
 		attrs = append(attrs, slog.Any("error", err))
 	}
 	if reason == metrics.CloseSlow {
 		// Worth a line at info: it says a reader cannot keep up.
-		log.Info("client disconnected", attrs...)
+		s.log.Info("client disconnected", attrs...)
 		return
 	}
-	log.Debug("client disconnected", attrs...)
+	s.log.Debug("client disconnected", attrs...)
 }
 
 // closeReason names why a client's stream ended: the metrics label.
@@ -134,7 +172,7 @@ func wantsNDJSON(r *http.Request) (bool, error) {
 // flush sends as one write.
 type sseSink struct {
 	w       *batchWriter
-	rc      *http.ResponseController
+	conn    streamConn
 	ndjson  bool
 	timeout time.Duration // for one flush
 	num     []byte        // scratch for numbers
@@ -200,12 +238,33 @@ func (o *sseSink) idle() { o.w.release() }
 func (o *sseSink) flush() error {
 	// A deadline the server cannot set (an unusual ResponseWriter) only
 	// loses dead-peer detection; the stream still works.
-	_ = o.rc.SetWriteDeadline(time.Now().Add(o.timeout))
+	_ = o.conn.SetWriteDeadline(time.Now().Add(o.timeout))
 	if err := o.w.Flush(); err != nil {
 		return err
 	}
-	return o.rc.Flush()
+	return o.conn.Flush()
 }
+
+// start writes what opens a stream: the reconnection delay, for SSE.
+func (o *sseSink) start() {
+	if !o.ndjson {
+		_, _ = o.w.WriteString("retry: 2000\n\n")
+	}
+}
+
+// streamConn is where a stream's batches go: net/http's response
+// (http.ResponseController) or a taken connection (rawConn).
+type streamConn interface {
+	SetWriteDeadline(time.Time) error
+	Flush() error
+}
+
+// rawConn is a taken connection as a streamConn: its writes go straight
+// to the socket, so there is nothing to flush.
+type rawConn struct{ net.Conn }
+
+// Flush does nothing: a taken connection has no buffer of its own.
+func (rawConn) Flush() error { return nil }
 
 // writeOneLine writes a JSON document with any CR or LF (only possible as
 // whitespace between tokens in valid JSON) turned into spaces, so the

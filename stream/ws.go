@@ -32,49 +32,71 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	defer s.closeStream(sub)
-
 	hw := &corkingWriter{ResponseWriter: w}
 	c, err := websocket.Accept(hw, r, &websocket.AcceptOptions{
 		// checkOrigin applied the same rules already; the library checks
 		// again. "*" is spelled as InsecureSkipVerify, as it asks.
 		OriginPatterns:     s.origins.patterns,
 		InsecureSkipVerify: s.origins.any,
-		CompressionMode:    websocket.CompressionDisabled, // CPU per client outweighs bandwidth here
+		CompressionMode:    deflateMode(s.cfg.WSDeflate),
+		// The library's default for "message" is 512 bytes, past most
+		// records: compress what deflate can shrink.
+		CompressionThreshold: deflateThreshold,
 	})
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", slog.String("remote", r.RemoteAddr), slog.Any("error", err))
+		s.closeStream(sub)
 		return // Accept answered the request
 	}
-	defer c.CloseNow()
 	cork := hw.conn
 	if cork == nil { // cannot happen: Accept succeeded, so it hijacked
+		c.CloseNow()
+		s.closeStream(sub)
 		return
 	}
-	s.mu.Lock()
-	s.conns[cork] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.conns, cork)
-		s.mu.Unlock()
-	}()
+	client := clientInfo{remote: r.RemoteAddr, gauge: "ws", format: "ws", req: req}
+	go s.streamWS(c, cork, sub, client)
+}
+
+// streamWS runs a WebSocket stream on a goroutine of its own, so the
+// handler's goroutine and the request are let go. It owns sub and c and
+// ends them.
+func (s *Server) streamWS(c *websocket.Conn, cork *corkConn, sub publish.Subscription, client clientInfo) {
+	defer s.closeStream(sub)
+	defer c.CloseNow()
+	defer s.trackConn(cork)()
 
 	// The read side ends when the peer closes or goes away; it is not tied
 	// to s.stop, so a stopping server can still write and close cleanly.
-	readCtx := c.CloseRead(r.Context())
+	readCtx := c.CloseRead(context.Background())
 	ctx, cancel := context.WithCancel(readCtx)
 	defer cancel()
 	defer context.AfterFunc(s.stop, cancel)()
 
 	out := &wsSink{c: c, cork: cork, readCtx: readCtx, timeout: s.writeTimeout}
-	s.runClient(ctx, r, "ws", "ws", req, func(st *pumpStats) error {
-		err := pump(ctx, s.stop, sub, out, s.cfg.Heartbeat, s.cfg.SlowAfter, st)
+	s.runClient(ctx, client, func(st *pumpStats) error {
+		err := pump(ctx, s.stop, sub, out, s.pumpConfig(), st)
 		if errors.Is(err, errStopping) {
 			_ = c.Close(websocket.StatusGoingAway, "server shutting down")
 		}
 		return err
 	})
+}
+
+// deflateThreshold is the smallest message compressed when a client
+// negotiated permessage-deflate.
+const deflateThreshold = 128
+
+// deflateMode maps Config.WSDeflate to the library's mode; anything but
+// "message" and "context" is off (NewServer checked it).
+func deflateMode(s string) websocket.CompressionMode {
+	switch s {
+	case "message":
+		return websocket.CompressionNoContextTakeover
+	case "context":
+		return websocket.CompressionContextTakeover
+	}
+	return websocket.CompressionDisabled
 }
 
 // wsSink writes events as WebSocket text frames. The frames of a batch
@@ -117,8 +139,8 @@ func (o *wsSink) heartbeat() error {
 	return nil
 }
 
-// idle has nothing to give back: frames are written as they come.
-func (o *wsSink) idle() {}
+// idle gives back a cork buffer grown by a batch.
+func (o *wsSink) idle() { o.cork.shrink() }
 
 func (o *wsSink) flush() error { return o.cork.release(time.Now().Add(o.timeout)) }
 
@@ -144,8 +166,21 @@ func (h *corkingWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		}
 	}
 	h.conn = &corkConn{Conn: conn}
-	return h.conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(h.conn, 8<<10)), nil
+	// Small buffers: frames collect in the cork, not in the writer, and a
+	// client only sends pongs and a close frame. An idle client then holds
+	// a few hundred bytes here instead of net/http's 4 KiB and a writer's.
+	br := brw.Reader
+	if br.Buffered() == 0 {
+		br = bufio.NewReaderSize(h.conn, wsReadBuffer)
+	}
+	return h.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(h.conn, wsWriteBuffer)), nil
 }
+
+// Buffer sizes of a WebSocket connection's reader and writer.
+const (
+	wsReadBuffer  = 256
+	wsWriteBuffer = 256
+)
 
 // Unwrap returns the wrapped ResponseWriter (for http.ResponseController).
 func (h *corkingWriter) Unwrap() http.ResponseWriter { return h.ResponseWriter }
@@ -181,6 +216,15 @@ func (c *corkConn) Write(p []byte) (int, error) {
 		return len(p), nil
 	}
 	return c.Conn.Write(p)
+}
+
+// shrink gives back a buffer grown past idleBuffer while nothing is held.
+func (c *corkConn) shrink() {
+	c.mu.Lock()
+	if !c.held && cap(c.buf) > idleBuffer {
+		c.buf = nil
+	}
+	c.mu.Unlock()
 }
 
 // release sends what was held, in one write that must end by deadline, and

@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -112,7 +113,9 @@ func TestWSFrames(t *testing.T) {
 // TestWSDroppedNotice: a WebSocket client that does not read while
 // records flow gets {"dropped":N} when it reads again.
 func TestWSDroppedNotice(t *testing.T) {
-	f := startServer(t, Config{})
+	// The client stalls for as long as the test publishes (seconds under
+	// -race on a busy machine); it must not be taken for a dead peer.
+	f := startServer(t, Config{}, func(s *Server) { s.writeTimeout = 5 * time.Minute })
 	c := dialWS(t, f, "/ws/app", nil)
 	testsupport.Eventually(t, wait, func() bool {
 		return gauge(t, f.url, `logviewer_stream_clients{kind="ws"}`) == 1
@@ -235,6 +238,50 @@ func TestCrossOrigin(t *testing.T) {
 				de, ok := err.(*dialError)
 				if !ok || de.status != http.StatusForbidden || !strings.Contains(de.body, "not allowed") {
 					t.Errorf("ws refusal %v, want 403 saying the origin is not allowed", err)
+				}
+			}
+		})
+	}
+}
+
+// TestWSDeflate: permessage-deflate is negotiated only when the server
+// allows it and the client offers it, and compressed records read back
+// whole.
+func TestWSDeflate(t *testing.T) {
+	cases := []struct {
+		server string
+		client websocket.CompressionMode
+		want   bool
+	}{
+		{"off", websocket.CompressionContextTakeover, false},
+		{"context", websocket.CompressionDisabled, false},
+		{"context", websocket.CompressionContextTakeover, true},
+		{"message", websocket.CompressionNoContextTakeover, true},
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/%d", tc.server, tc.client), func(t *testing.T) {
+			f := startServer(t, Config{WSDeflate: tc.server})
+			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			defer cancel()
+			c, resp, err := websocket.Dial(ctx, "ws://"+f.host+"/ws/app", &websocket.DialOptions{CompressionMode: tc.client})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.CloseNow()
+			ext := resp.Header.Get("Sec-WebSocket-Extensions")
+			if got := strings.Contains(ext, "permessage-deflate"); got != tc.want {
+				t.Fatalf("Sec-WebSocket-Extensions %q: deflate %v, want %v", ext, got, tc.want)
+			}
+			testsupport.Eventually(t, wait, func() bool {
+				return gauge(t, f.url, `logviewer_stream_clients{kind="ws"}`) == 1
+			}, "ws client connected")
+			long := strings.Repeat("compress me ", 40)
+			for i := range 3 {
+				f.publish(t, "app", fmt.Sprintf("%s%d", long, i))
+			}
+			for i := range 3 {
+				if m := readFrame(t, c); m["short_message"] != fmt.Sprintf("%s%d", long, i) {
+					t.Fatalf("frame %d: %v", i, m)
 				}
 			}
 		})

@@ -146,6 +146,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		AllowOrigins: cfg.AllowOrigins,
 		AllowHosts:   cfg.AllowHosts,
 		MaxClients:   cfg.MaxClients,
+		WSDeflate:    cfg.WSDeflate,
 		Logger:       streamLog,
 	}
 	if cfg.TLSCert != "" {
@@ -328,6 +329,10 @@ const fixedMemory = 16 << 20
 // by scripts/soak.sh). An idle client gives most of it back.
 const perClientMemory = 64 << 10
 
+// deflateContextMemory is what a WebSocket client with compression carried
+// over from message to message holds: its flate writer and window.
+const deflateContextMemory = 1300 << 10
+
 // memoryLimit sets the Go runtime's soft memory limit to the bound the
 // README states (history + client queues + frames + 4 KiB a connection +
 // 64 KiB a stream client + a fixed part), so the garbage collector keeps the heap there instead of
@@ -337,8 +342,12 @@ func memoryLimit(cfg Config, maxConns int, fromEnv bool) int64 {
 	if fromEnv {
 		return debug.SetMemoryLimit(-1) // reads the one GOMEMLIMIT set
 	}
+	perClient := int64(perClientMemory)
+	if cfg.WSDeflate == "context" {
+		perClient += deflateContextMemory
+	}
 	limit := cfg.HistoryBytes + cfg.ClientQueueBytes + cfg.FrameBytes + 4<<10*int64(maxConns) +
-		perClientMemory*int64(cfg.MaxClients) + fixedMemory
+		perClient*int64(cfg.MaxClients) + fixedMemory
 	debug.SetMemoryLimit(limit)
 	return limit
 }
