@@ -92,3 +92,79 @@ func TestPumpGivesBuffersBackWhenIdle(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// countingSink counts records and flushes, and hands each flush's record
+// count to flushed.
+type countingSink struct {
+	slowSink
+	pending int
+	flushed chan int
+}
+
+func (s *countingSink) record(*publish.Record) error { s.pending++; return nil }
+func (s *countingSink) flush() error {
+	if s.pending > 0 {
+		s.flushed <- s.pending
+		s.pending = 0
+	}
+	return nil
+}
+
+// TestPumpPacesFlushes: records that follow a flush within the pace leave
+// together in the next flush; the first record after a quiet spell leaves
+// alone, without waiting for the pace.
+func TestPumpPacesFlushes(t *testing.T) {
+	hub := publish.NewMemory(publish.MemoryConfig{History: 10})
+	defer hub.Close()
+	sub, err := hub.Subscribe(t.Context(), "*", publish.SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	out := &countingSink{flushed: make(chan int, 100)}
+	// A pace far longer than the test's publishing takes: the ten records
+	// published after the first flush can only leave together.
+	const pace = time.Hour
+	paceOn := make(chan struct{})
+	cfg := pumpConfig{heartbeat: 2 * time.Hour, slowAfter: time.Minute, pace: func() time.Duration {
+		select {
+		case <-paceOn:
+			return pace
+		default:
+			return 0
+		}
+	}}
+	done := make(chan error, 1)
+	go func() { done <- pump(ctx, context.Background(), sub, out, cfg, &pumpStats{}) }()
+	publishOne := func() {
+		if err := hub.Publish(t.Context(), "app", []byte(`{"short_message":"x"}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publishOne()
+	if n := <-out.flushed; n != 1 {
+		t.Fatalf("first flush had %d records, want 1 (it must not wait)", n)
+	}
+	close(paceOn)
+	for range 10 {
+		publishOne()
+	}
+	select {
+	case n := <-out.flushed:
+		t.Fatalf("a flush of %d records within the pace", n)
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel() // ends the pace's wait: what waited is written
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("pump: %v", err)
+	}
+	total := 0
+	for len(out.flushed) > 0 {
+		total += <-out.flushed
+	}
+	if total != 10 {
+		t.Fatalf("%d records flushed after the pace was cut, want the 10 that waited", total)
+	}
+}

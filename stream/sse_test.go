@@ -374,3 +374,57 @@ func TestSSEHead(t *testing.T) {
 		t.Fatalf("HEAD: status %d, Content-Type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
+
+// TestSSEOwnConnection: over HTTP/1.1 an SSE stream answers with a plain
+// body that ends with the connection (no chunked encoding), with the
+// headers every response gets, and a client that hangs up is let go at
+// once, even on a silent channel.
+func TestSSEOwnConnection(t *testing.T) {
+	f := startServer(t, Config{Heartbeat: time.Hour})
+	conn, err := net.Dial("tcp", f.host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "GET /sse/app HTTP/1.1\r\nHost: %s\r\n\r\n", f.host)
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || resp.ProtoMajor != 1 || len(resp.TransferEncoding) != 0 || !resp.Close {
+		t.Fatalf("status %d, proto %s, transfer encoding %v, close %v; want 200 over HTTP/1.1, not chunked, closing",
+			resp.StatusCode, resp.Proto, resp.TransferEncoding, resp.Close)
+	}
+	for k, want := range map[string]string{
+		"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff",
+	} {
+		if got := resp.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	if resp.Header.Get("Date") == "" {
+		t.Error("no Date header")
+	}
+	f.publish(t, "app", "over a taken connection")
+	body := bufio.NewReader(resp.Body)
+	for {
+		l, err := body.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before the record: %v", err)
+		}
+		if strings.Contains(l, `"short_message":"over a taken connection"`) {
+			break
+		}
+	}
+	testsupport.Eventually(t, wait, func() bool {
+		return gauge(t, f.url, `logviewer_stream_clients{kind="sse"}`) == 1
+	}, "client counted")
+	conn.Close()
+	testsupport.Eventually(t, wait, func() bool {
+		return gauge(t, f.url, `logviewer_stream_clients{kind="sse"}`) == 0
+	}, "client let go after it hung up (the heartbeat is an hour away)")
+	if n := f.srv.peers.Len(); n != 0 {
+		t.Errorf("peer watcher still watches %d connections", n)
+	}
+}
