@@ -150,3 +150,14 @@ func TestCommandLine(t *testing.T) {
 		})
 	}
 }
+
+// TestIdleWebSocketClients: --idle-url ws:// opens WebSocket streams that
+// the daemon counts as connected clients.
+func TestIdleWebSocketClients(t *testing.T) {
+	d := testsupport.StartDaemon(t)
+	host := strings.TrimPrefix(d.HTTPURL, "http://")
+	rep := runJSON(t, "--idle-clients", "15", "--idle-url", "ws://"+host+"/ws/logbench-idle", "--pid", strconv.Itoa(d.PID()))
+	if rep.Idle == nil || rep.Idle.Opened != 15 || rep.Idle.Error != "" || len(rep.Idle.Procs) != 1 {
+		t.Fatalf("idle %+v", rep.Idle)
+	}
+}

@@ -14,9 +14,9 @@ import (
 // listen backlog does not overflow.
 const idleDialers = 64
 
-// openIdleClients opens n SSE streams on rawURL that stay connected and
-// are never read after the response header: they measure what a connected
-// client costs the daemon. Raw TCP with a hand-written request keeps each
+// openIdleClients opens n SSE streams (http:// URL) or WebSocket streams
+// (ws:// URL) on rawURL that stay connected and are never read after the
+// response header: they measure what a connected client costs the daemon. Raw TCP with a hand-written request keeps each
 // one at a socket and a few hundred bytes here. It returns the open
 // connections (the caller closes them) and the first error seen.
 func openIdleClients(ctx context.Context, rawURL string, n int) ([]net.Conn, error) {
@@ -24,11 +24,21 @@ func openIdleClients(ctx context.Context, rawURL string, n int) ([]net.Conn, err
 	if err != nil {
 		return nil, fmt.Errorf("idle url %s: %w", rawURL, err)
 	}
-	if u.Scheme != "http" {
-		return nil, fmt.Errorf("idle url %s: only http:// SSE URLs", rawURL)
+	var req []byte
+	status := "HTTP/1.1 200"
+	switch u.Scheme {
+	case "http":
+		req = []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
+			"\r\nAccept: text/event-stream\r\nUser-Agent: logbench-idle\r\n\r\n")
+	case "ws":
+		// The key is fixed: nothing here checks the accept value.
+		req = []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
+			"\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13" +
+			"\r\nSec-WebSocket-Key: bG9nYmVuY2gtaWRsZS0xNg==\r\nUser-Agent: logbench-idle\r\n\r\n")
+		status = "HTTP/1.1 101"
+	default:
+		return nil, fmt.Errorf("idle url %s: want http:// (SSE) or ws:// (WebSocket)", rawURL)
 	}
-	req := []byte("GET " + u.RequestURI() + " HTTP/1.1\r\nHost: " + u.Host +
-		"\r\nAccept: text/event-stream\r\nUser-Agent: logbench-idle\r\n\r\n")
 
 	conns := make([]net.Conn, n)
 	var (
@@ -42,7 +52,7 @@ func openIdleClients(ctx context.Context, rawURL string, n int) ([]net.Conn, err
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			c, err := openIdle(ctx, u.Host, req)
+			c, err := openIdle(ctx, u.Host, req, status)
 			if err != nil {
 				mu.Lock()
 				if firstErr == nil {
@@ -64,8 +74,9 @@ func openIdleClients(ctx context.Context, rawURL string, n int) ([]net.Conn, err
 	return open, firstErr
 }
 
-// openIdle connects one client and waits for a 200 response header.
-func openIdle(ctx context.Context, host string, req []byte) (net.Conn, error) {
+// openIdle connects one client and waits for a response header with the
+// given status line prefix.
+func openIdle(ctx context.Context, host string, req []byte, status string) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	var d net.Dialer
@@ -94,7 +105,7 @@ func openIdle(ctx context.Context, host string, req []byte) (net.Conn, error) {
 		}
 		got += m
 	}
-	if !bytes.HasPrefix(head[:got], []byte("HTTP/1.1 200")) {
+	if !bytes.HasPrefix(head[:got], []byte(status)) {
 		c.Close()
 		line, _, _ := bytes.Cut(head[:got], []byte("\r\n"))
 		return nil, fmt.Errorf("idle response: %q", line)

@@ -97,7 +97,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&c.RedisPattern, "redis-pattern", "*", "PSUBSCRIBE pattern")
 
 	fs.IntVar(&c.IdleClients, "idle-clients", 0, "extra SSE clients that connect and stay idle (memory per client)")
-	fs.StringVar(&c.IdleURL, "idle-url", "", "SSE URL for idle clients (default: the first http --sub-url's host, channel logbench-idle)")
+	fs.StringVar(&c.IdleURL, "idle-url", "", "SSE (http://) or WebSocket (ws://) URL for idle clients (default: SSE on the first http --sub-url's host, channel logbench-idle)")
 
 	fs.Var(&metricsURLs, "metrics", "daemon /metrics URL, repeatable: report how its logviewer_*_total counters grew (where lost lines went)")
 	fs.Var(&pids, "pid", "process to watch (CPU seconds, RSS), repeatable or comma-separated")
