@@ -39,6 +39,12 @@ func Parse(frame []byte, m *transform.Message) (library bool) {
 	return parse(frame, m, time.Now)
 }
 
+// ParseReceived is Parse for a frame received at received, which dates
+// RFC 3164 timestamps (they have no year) without reading the clock again.
+func ParseReceived(frame []byte, m *transform.Message, received time.Time) (library bool) {
+	return parser{now: time.Now, at: received}.parse(frame, m)
+}
+
 // parse is Parse with the clock that dates RFC 3164 timestamps injected.
 func parse(frame []byte, m *transform.Message, now func() time.Time) (library bool) {
 	return parser{now: now}.parse(frame, m)
@@ -47,9 +53,18 @@ func parse(frame []byte, m *transform.Message, now func() time.Time) (library bo
 // parser holds what one parse depends on besides the frame.
 type parser struct {
 	now func() time.Time // dates RFC 3164 timestamps, which have no year
+	at  time.Time        // when set, used instead of now
 	// libraryOnly turns off the hand-written fast paths, so that tests can
 	// check them against the go-syslog machines they stand in for.
 	libraryOnly bool
+}
+
+// year returns the year that RFC 3164 timestamps are put in, in UTC.
+func (p parser) year() int {
+	if !p.at.IsZero() {
+		return p.at.UTC().Year()
+	}
+	return p.now().UTC().Year()
 }
 
 // parse fills m and reports whether a go-syslog machine was used.

@@ -93,7 +93,7 @@ func (p parser) parse3164(frame []byte, n int, m *transform.Message) (ok, librar
 		}
 	}
 	if !isDigit(rest[0]) { // a Stamp, in year 0: put it in the current year
-		ts = time.Date(p.now().UTC().Year(), ts.Month(), ts.Day(),
+		ts = time.Date(p.year(), ts.Month(), ts.Day(),
 			ts.Hour(), ts.Minute(), ts.Second(), ts.Nanosecond(), time.UTC)
 	}
 	m.Format = transform.FormatRFC3164

@@ -406,3 +406,18 @@ func TestCommonFormsTakeFastPath(t *testing.T) {
 		})
 	}
 }
+
+// TestParseReceivedDatesByReception: an RFC 3164 timestamp (no year) takes
+// the year of the reception time given, not of the clock.
+func TestParseReceivedDatesByReception(t *testing.T) {
+	var m transform.Message
+	received := time.Date(2031, 6, 15, 12, 0, 1, 0, time.UTC)
+	ParseReceived([]byte("<13>Jun 15 12:00:00 web-1 app: x"), &m, received)
+	if want := time.Date(2031, 6, 15, 12, 0, 0, 0, time.UTC); !m.Timestamp.Equal(want) {
+		t.Errorf("timestamp %v, want %v", m.Timestamp, want)
+	}
+	ParseReceived([]byte("<13>Dec 31 23:59:59 web-1 app: x"), &m, time.Time{}) // no reception time: the clock
+	if m.Timestamp.Year() != time.Now().UTC().Year() {
+		t.Errorf("timestamp %v without a reception time, want this year", m.Timestamp)
+	}
+}

@@ -400,7 +400,7 @@ func (s *Server) newHandler(transport string) *handler {
 func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncated bool, received time.Time) {
 	s, m := h.s, &h.msg
 	m.Reset()
-	library := Parse(frame, m)
+	library := ParseReceived(frame, m, received)
 	m.Received = received
 	m.Peer = p.name
 	m.Transport = h.transport
