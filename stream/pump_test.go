@@ -3,9 +3,13 @@ package stream
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/logviewer/logviewer/publish"
 )
 
@@ -166,5 +170,36 @@ func TestPumpPacesFlushes(t *testing.T) {
 	}
 	if total != 10 {
 		t.Fatalf("%d records flushed after the pace was cut, want the 10 that waited", total)
+	}
+}
+
+func TestCloseReason(t *testing.T) {
+	live := context.Background()
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	write := func(err error) error {
+		return &net.OpError{Op: "write", Net: "tcp", Err: os.NewSyscallError("write", err)}
+	}
+	cases := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want string
+	}{
+		{"slow", live, errSlow, metrics.CloseSlow},
+		{"write timeout", live, &net.OpError{Op: "write", Err: os.ErrDeadlineExceeded}, metrics.CloseSlow},
+		{"stopping", live, errStopping, metrics.CloseStopping},
+		{"bus closed", live, publish.ErrClosed, metrics.CloseBusClosed},
+		{"reset while writing", live, write(syscall.ECONNRESET), metrics.CloseClientGone},
+		{"broken pipe", live, write(syscall.EPIPE), metrics.CloseClientGone},
+		{"peer went away", gone, context.Canceled, metrics.CloseClientGone},
+		{"other error", live, errors.New("boom"), metrics.CloseError},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := closeReason(tc.ctx, tc.err); got != tc.want {
+				t.Errorf("closeReason(%v) = %s, want %s", tc.err, got, tc.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/logviewer/logviewer/internal/metrics"
@@ -148,6 +149,10 @@ func closeReason(ctx context.Context, err error) string {
 		return metrics.CloseStopping
 	case errors.Is(err, publish.ErrClosed):
 		return metrics.CloseBusClosed
+	case errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET):
+		// The peer closed while a write was under way: the write saw it
+		// before the peer watcher did.
+		return metrics.CloseClientGone
 	case err != nil && ctx.Err() == nil:
 		return metrics.CloseError
 	}
