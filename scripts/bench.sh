@@ -928,13 +928,17 @@ stop "$ingest_pid"
 stop "$RD_PID"
 
 # 4. Fan-out: many SSE clients on one channel at 1,000 lines/s; then idle
-#    connected clients for the memory each costs.
+#    connected SSE and WebSocket clients for the memory each costs.
 start_logviewer s4
 cpu_profile s4 "$prof_long" "$prof_delay_fanout"
 logbench s4-fanout --addr "$LV_SYSLOG" --rate "$s4_rate" --duration "$s4_dur" --kind rfc3164 --size 140 \
   --sub-url "http://$LV_HTTP/sse/*" -k "$s4_clients" --pid "$LV_PID" --ready-timeout 60s \
   --metrics "http://$LV_HTTP/metrics"
 wait_profile
+stop "$LV_PID"
+# Idle clients each on a fresh daemon: RSS after a fan-out says more about
+# the garbage collector than about the clients.
+start_logviewer s4-sse
 logbench s4-idle --idle-clients "$idle" --idle-url "http://$LV_HTTP/sse/logbench-idle" --pid "$LV_PID"
 stop "$LV_PID"
 start_logviewer s4-ws
