@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
@@ -94,5 +96,49 @@ func BenchmarkGlobMatch(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		glob.Match("web-[0-9]*-prod*", "web-12-prod-eu-west")
+	}
+}
+
+// BenchmarkFanoutReaders measures handing records to subscribers that read
+// them as they come, each on its own goroutine: the fan-out's steady state
+// with healthy clients. ns/record/sub is the figure to read.
+func BenchmarkFanoutReaders(b *testing.B) {
+	for _, subs := range []int{10, 100} {
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
+			f := newFanout(nil)
+			var wg sync.WaitGroup
+			var got atomic.Int64
+			for i := 0; i < subs; i++ {
+				s, err := f.subscribe("web-*", nil, SubscribeOptions{QueueSize: 1 << 16})
+				if err != nil {
+					b.Fatal(err)
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					buf := make([]Event, 0, 256)
+					for {
+						evs, err := s.Next(context.Background(), buf[:0])
+						got.Add(int64(len(evs)))
+						if err != nil {
+							return
+						}
+					}
+				}()
+			}
+			rec := Record{Channel: "web-1", ID: "1-1", JSON: benchGELF}
+			start := time.Now()
+			for b.Loop() {
+				f.deliver(rec)
+			}
+			want := int64(b.N) * int64(subs)
+			for got.Load() < want && time.Since(start) < time.Minute {
+				time.Sleep(100 * time.Microsecond)
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(time.Since(start).Nanoseconds())/float64(want), "ns/record/sub")
+			f.close()
+			wg.Wait()
+		})
 	}
 }

@@ -440,6 +440,14 @@ func (s *subscriber) dropOldestLocked() {
 
 // takeOldestLocked removes the oldest queued record and returns it.
 func (s *subscriber) takeOldestLocked() Record {
+	rec := s.popLocked()
+	s.f.queued.Add(-queuedSize(&rec))
+	return rec
+}
+
+// popLocked removes the oldest queued record and returns it; the caller
+// takes its size off the fanout's total.
+func (s *subscriber) popLocked() Record {
 	rec := s.ring[s.head]
 	s.ring[s.head] = Record{}
 	s.head++
@@ -447,9 +455,7 @@ func (s *subscriber) takeOldestLocked() Record {
 		s.head = 0
 	}
 	s.n--
-	size := queuedSize(&rec)
-	s.bytes -= size
-	s.f.queued.Add(-size)
+	s.bytes -= queuedSize(&rec)
 	return rec
 }
 
@@ -558,9 +564,17 @@ func (s *subscriber) fillLocked(buf []Event, room int) []Event {
 		s.lost, s.lostBy = 0, nil
 		room--
 	}
+	var taken int64
 	for room > 0 && s.n > 0 {
-		buf = append(buf, Event{Kind: EventRecord, Record: s.takeOldestLocked()})
+		rec := s.popLocked()
+		taken += queuedSize(&rec)
+		buf = append(buf, Event{Kind: EventRecord, Record: rec})
 		room--
+	}
+	if taken > 0 {
+		// One update of the shared total per batch, not per record: the
+		// publisher adds to it for every record and every subscriber.
+		s.f.queued.Add(-taken)
 	}
 	return buf
 }
