@@ -508,7 +508,7 @@ func TestViewer(t *testing.T) {
 // server drops lines for it, and checks the page says so.
 func TestViewerShowsDroppedLines(t *testing.T) {
 	const n = 60000
-	d := testsupport.StartDaemon(t, "--dns=false")
+	d := testsupport.StartDaemon(t, "--dns=false", "--client-queue-bytes=1048576")
 	v := openViewer(t, d.HTTPURL+"/")
 	lines := make([]string, n)
 	for i := range lines {
@@ -519,7 +519,7 @@ func TestViewerShowsDroppedLines(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(v.ctx, 30*time.Second)
 		defer cancel()
-		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const end = Date.now() + 4000; while (Date.now() < end); return true; })()`))
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const end = Date.now() + 8000; while (Date.now() < end); return true; })()`))
 		stalled <- err
 	}()
 	sendSyslogTCP(t, d.SyslogAddr, lines...)

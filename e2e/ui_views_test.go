@@ -273,6 +273,13 @@ func BenchmarkViewerSplitRate(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close()
+	// LOGVIEWER_BENCH_TRACE=trace.json records a Chromium performance trace
+	// (open it in DevTools) and logs where the longest tasks spent their time.
+	tracePath := os.Getenv("LOGVIEWER_BENCH_TRACE")
+	var tr *pageTrace
+	if tracePath != "" {
+		tr = startTrace(b, v.ctx)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
@@ -297,6 +304,11 @@ func BenchmarkViewerSplitRate(b *testing.B) {
 			`[...`+frames+`[1].document.querySelectorAll('#log .c-msg')].some((m) => m.textContent === '`+last+`')`, "the last line shown")
 	}
 	b.StopTimer()
+	if tr != nil {
+		tr.stop(b, v.ctx)
+		tr.write(b, tracePath)
+		b.Logf("trace in %s; main-thread tasks over 30 ms:\n%s", tracePath, tr.longTasks(30*time.Millisecond, 8))
+	}
 	b.ReportMetric(pageEval[float64](b, v, `Math.max(...`+frames+`.map((w) => w.longest))`), "longest-task-ms")
 	b.ReportMetric(pageEval[float64](b, v, `Math.max(...`+frames+`.map((w) => w.performance.memory?.usedJSHeapSize || 0)) / 1048576`), "js-heap-MiB")
 }
