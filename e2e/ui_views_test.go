@@ -1,15 +1,22 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -41,9 +48,10 @@ func TestViewerMultiLineRecord(t *testing.T) {
 		"the match is marked in the whole message")
 }
 
-// TestViewerManyChannelsOneStream: with five channels ticked the page opens
-// one stream for exactly those five (it subscribed to "*" and filtered in
-// the page past three), and shows only their lines.
+// TestViewerManyChannelsOneStream: with five channels in the address, or
+// four ticked one by one in the channel list, the page opens one stream for
+// exactly those (it subscribed to "*" and filtered in the page past three),
+// and shows only their lines.
 func TestViewerManyChannelsOneStream(t *testing.T) {
 	d := testsupport.StartDaemon(t, "--dns=false", "--channel-from=app")
 	v := openViewer(t, d.HTTPURL+"/#ch=a1,a2,a3,a4,b*")
@@ -53,6 +61,208 @@ func TestViewerManyChannelsOneStream(t *testing.T) {
 	if !strings.Contains(d.Stderr(), `pattern=a1,a2,a3,a4,b*`) || strings.Contains(d.Stderr(), `pattern=* `) {
 		t.Errorf("the page did not open one stream for its five patterns:\n%s", d.Stderr())
 	}
+
+	v.navigate(t, d.HTTPURL+"/")
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "a2", "two"), syslogLine(6, "a3", "three"))
+	v.waitFor(t, `['a1', 'a2', 'a3', 'a4', 'other'].every((c) => document.querySelector('#channels li[data-channel="' + c + '"]'))`,
+		"the channels listed")
+	for _, ch := range []string{"a1", "a2", "a3", "a4"} {
+		v.click(t, `#channels li[data-channel="`+ch+`"] input`)
+	}
+	v.waitFor(t, `decodeURIComponent(location.hash) === '#ch=a1,a2,a3,a4' && document.getElementById('conn').dataset.state === 'live' &&
+		msgs().includes('four') && !msgs().includes('not wanted')`, "four channels ticked")
+	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "other", "still not wanted"), syslogLine(6, "a3", "three again"))
+	v.waitFor(t, `msgs().includes('three again')`, "a live line of a ticked channel")
+	var last string
+	for _, l := range strings.Split(d.Stderr(), "\n") {
+		if strings.Contains(l, `msg="client connected"`) && strings.Contains(l, "format=sse") {
+			last = l
+		}
+	}
+	if !strings.Contains(last, "pattern=a1,a2,a3,a4 ") {
+		t.Errorf("the last stream the page opened is not for its four channels: %s", last)
+	}
+	if got := pageEval[string](t, v, `document.getElementById('stats').textContent`); !strings.HasPrefix(got, "5 lines · 5 shown") {
+		t.Errorf("status %q: the page received lines of channels it does not show", got)
+	}
+}
+
+// countingProxy forwards TCP connections to a daemon's HTTP port and
+// counts the bytes the daemon sends: what crosses the wire to the browser.
+type countingProxy struct {
+	url  string
+	sent atomic.Int64
+}
+
+func startCountingProxy(t testing.TB, target string) *countingProxy {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &countingProxy{url: "http://" + l.Addr().String()}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, c, up)
+			mu.Unlock()
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				_, _ = io.Copy(up, c)
+				up.Close()
+			}()
+			go func() {
+				defer wg.Done()
+				n, _ := io.Copy(countWriter{c, &p.sent}, up)
+				_ = n
+				c.Close()
+			}()
+		}
+	}()
+	return p
+}
+
+// countWriter counts what it writes.
+type countWriter struct {
+	w io.Writer
+	n *atomic.Int64
+}
+
+func (c countWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// TestViewerFiltersOnTheServer: a page watching errors that say "timeout"
+// in two channels asks the server for just those (channels, ?level= and
+// ?q=), so of 3,000 other lines of 300 bytes and more, none crosses the
+// wire: counted by a proxy between the browser and the daemon.
+func TestViewerFiltersOnTheServer(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false", "--channel-from=app")
+	proxy := startCountingProxy(t, strings.TrimPrefix(d.HTTPURL, "http://"))
+	v := openViewer(t, proxy.url+"/#ch=web,db&lvl=3&q=timeout")
+	time.Sleep(200 * time.Millisecond) // the page's own files, loaded; only the stream and channel list from here
+	before := proxy.sent.Load()
+	noise := strings.Repeat("n", 300)
+	var lines []string
+	for i := range 1000 {
+		lines = append(lines, syslogLine(6, "web", fmt.Sprintf("web info timeout %d %s", i, noise)),
+			syslogLine(3, "cache", fmt.Sprintf("cache timeout %d %s", i, noise)),
+			syslogLine(3, "db", fmt.Sprintf("db error without the word %d %s", i, noise)))
+	}
+	lines = append(lines, syslogLine(3, "web", "web timeout talking to db"), syslogLine(2, "db", "db timeout on a lock"))
+	sendSyslogTCP(t, d.SyslogAddr, lines...)
+	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['web timeout talking to db', 'db timeout on a lock'])`, "the two wanted lines")
+	var list struct {
+		Channels []struct {
+			Name  string
+			Count int
+		}
+	}
+	testsupport.Eventually(t, uiTimeout, func() bool {
+		testsupport.GetJSON(t, d.HTTPURL+"/api/channels", &list)
+		n := 0
+		for _, c := range list.Channels {
+			n += c.Count
+		}
+		return n == len(lines)
+	}, "the daemon has every line")
+	got := proxy.sent.Load() - before
+	t.Logf("%d bytes to the browser for 2 of %d lines", got, len(lines))
+	// The other lines are over 1 MB as events; the two wanted ones and a
+	// few polls of the channel list are a few KB.
+	if got > 32<<10 {
+		t.Errorf("%d bytes crossed the wire for two lines: the server did not filter", got)
+	}
+	if s := pageEval[string](t, v, `document.getElementById('stats').textContent`); !strings.HasPrefix(s, "2 lines · 2 shown") {
+		t.Errorf("status %q: the page received lines it does not show", s)
+	}
+}
+
+// TestViewerFloodFold: 10,000 lines alike but for their numbers and IDs
+// fold into one row counting them; the download still holds every one.
+func TestViewerFloodFold(t *testing.T) {
+	const n = 10000
+	d := testsupport.StartDaemon(t, "--dns=false")
+	v := openViewer(t, d.HTTPURL+"/#fold=1")
+	flood := func(i int) string {
+		return fmt.Sprintf("GET /orders/%d 200 in %d ms req=%016x", i, i%97, uint64(i)*0x9e3779b97f4a7c15)
+	}
+	lines := []string{syslogLine(6, "api", "before the flood")}
+	for i := range n {
+		lines = append(lines, syslogLine(6, "api", flood(i)))
+	}
+	lines = append(lines, syslogLine(6, "api", "after the flood"))
+	sendSyslogTCP(t, d.SyslogAddr, lines...)
+	v.waitForWithin(t, time.Minute, `JSON.stringify(msgs()) === JSON.stringify(['before the flood', '×10,000 GET /orders/0 200 in 0 ms req=0000000000000000', 'after the flood'])`,
+		"the flood is one counted row")
+	if s := pageEval[string](t, v, `document.getElementById('stats').textContent`); !strings.HasPrefix(s, "10,002 lines · 10,002 shown") {
+		t.Errorf("status %q, want every line counted", s)
+	}
+	got := downloadView(t, v)
+	if len(got) != n+2 || got[0] != "before the flood" || got[n+1] != "after the flood" || got[n] != flood(n-1) {
+		t.Errorf("downloaded %d lines, want the %d of the flood between its two neighbours", len(got), n)
+	}
+	v.click(t, "#fold")
+	v.waitFor(t, `msgs().includes('after the flood') && !msgs().some((m) => m.startsWith('×'))`, "unfolded")
+}
+
+// downloadView clicks Download and returns the messages of the NDJSON file
+// the browser saves.
+func downloadView(t *testing.T, v *viewer) []string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, err := chromedp.CallBrowser(v.ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: dir}); err != nil {
+		t.Fatalf("set download behaviour: %v", err)
+	}
+	v.click(t, "#download")
+	var body []byte
+	testsupport.Eventually(t, uiTimeout, func() bool {
+		files, _ := filepath.Glob(filepath.Join(dir, "*.ndjson"))
+		if len(files) != 1 {
+			return false
+		}
+		b, err := os.ReadFile(files[0])
+		body = b
+		return err == nil && bytes.HasSuffix(b, []byte("\n"))
+	}, "one complete .ndjson file downloaded to %s", dir)
+	var msgs []string
+	for _, l := range strings.Split(strings.TrimSuffix(string(body), "\n"), "\n") {
+		var f struct {
+			Msg string `json:"short_message"`
+		}
+		if err := json.Unmarshal([]byte(l), &f); err != nil {
+			t.Fatalf("download line is not JSON: %v: %q", err, l)
+		}
+		msgs = append(msgs, f.Msg)
+	}
+	return msgs
 }
 
 // TestViewerSeverityOnTheServer: with "≤ err" chosen the page's stream asks
@@ -268,6 +478,14 @@ func BenchmarkViewerSplitRate(b *testing.B) {
 	v.waitFor(b, frames+`.length === 2 && `+frames+`.every((w) => w.document?.getElementById('conn')?.dataset.state === 'live')`, "two live panes")
 	pageEval[bool](b, v, `(`+frames+`.forEach((w) => { w.longest = 0; new w.PerformanceObserver((l) => {
 		for (const e of l.getEntries()) w.longest = Math.max(w.longest, e.duration); }).observe({type: 'longtask'}); }), true)`)
+	// Long animation frames say what a long task was made of: scripts
+	// (which, and their forced layouts), then style, layout and paint.
+	pageEval[bool](b, v, `(`+frames+`.forEach((w) => { w.loaf = []; new w.PerformanceObserver((l) => {
+		for (const e of l.getEntries()) if (e.duration > 50 && w.loaf.length < 20) w.loaf.push(Math.round(e.duration) + ' ms: ' +
+			e.scripts.map((s) => s.invoker + ' ' + Math.round(s.duration) + (s.forcedStyleAndLayoutDuration > 1 ? ' (forced layout ' +
+			Math.round(s.forcedStyleAndLayoutDuration) + ')' : '')).join(', ') + '; render ' + Math.round(e.startTime + e.duration - (e.renderStart || e.startTime + e.duration)) +
+			', style and layout ' + Math.round(e.startTime + e.duration - (e.styleAndLayoutStart || e.startTime + e.duration))); })
+		.observe({type: 'long-animation-frame'}); }), true)`)
 	c, err := net.Dial("tcp", d.SyslogAddr)
 	if err != nil {
 		b.Fatal(err)
@@ -309,6 +527,7 @@ func BenchmarkViewerSplitRate(b *testing.B) {
 		tr.write(b, tracePath)
 		b.Logf("trace in %s; main-thread tasks over 30 ms:\n%s", tracePath, tr.longTasks(30*time.Millisecond, 8))
 	}
+	b.Logf("long animation frames:\n%s", pageEval[string](b, v, frames+`.map((w, i) => w.loaf.map((x) => 'pane ' + i + ': ' + x).join('\n')).filter(Boolean).join('\n')`))
 	b.ReportMetric(pageEval[float64](b, v, `Math.max(...`+frames+`.map((w) => w.longest))`), "longest-task-ms")
 	b.ReportMetric(pageEval[float64](b, v, `Math.max(...`+frames+`.map((w) => w.performance.memory?.usedJSHeapSize || 0)) / 1048576`), "js-heap-MiB")
 }

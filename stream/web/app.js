@@ -409,7 +409,7 @@
   const STREAM_DRAW_MS = 100;
   let drawGen = 0; // bumped when every row must be rebuilt (filter, time zone)
   let opened = []; // {i, extra} of expanded entries in view order
-  const shown = new Map(); // entry n -> {row, gen, open, y, alt}
+  const shown = new Map(); // entry n -> {row, gen, open, fold, ctx, y, alt}
   const rowEntry = new WeakMap(); // row element -> entry
 
   // queueRender asks for a render in the next frame; a hidden page draws
@@ -543,10 +543,13 @@
     for (let i = first; i <= last; i++) {
       const e = view[i];
       const open = expanded.has(e);
+      // A run grows and a line becomes another's context as lines arrive.
+      const fold = folded.get(e) || 0;
+      const ctx = contextOf.has(e);
       let s = shown.get(e.n);
-      if (!s || s.gen !== drawGen || s.open !== open) {
+      if (!s || s.gen !== drawGen || s.open !== open || s.fold !== fold || s.ctx !== ctx) {
         if (s) s.row.remove();
-        s = { row: buildRow(e, open), gen: drawGen, open, y: -1, alt: false };
+        s = { row: buildRow(e, open), gen: drawGen, open, fold, ctx, y: -1, alt: false };
         shown.set(e.n, s);
         log.appendChild(s.row);
       }
