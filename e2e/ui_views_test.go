@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -89,10 +90,28 @@ func TestViewerManyChannelsOneStream(t *testing.T) {
 
 // countingProxy forwards TCP connections to a daemon's HTTP port and
 // counts the bytes the daemon sends: what crosses the wire to the browser.
+// It can also cut the connections and refuse new ones for a while: a
+// network outage between the browser and the daemon.
 type countingProxy struct {
 	url  string
 	sent atomic.Int64
+	down atomic.Bool
+	mu   sync.Mutex
+	open []net.Conn
 }
+
+// cut closes every connection and refuses new ones until up.
+func (p *countingProxy) cut() {
+	p.down.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.open {
+		c.Close()
+	}
+	p.open = nil
+}
+
+func (p *countingProxy) up() { p.down.Store(false) }
 
 func startCountingProxy(t testing.TB, target string) *countingProxy {
 	t.Helper()
@@ -102,15 +121,9 @@ func startCountingProxy(t testing.TB, target string) *countingProxy {
 	}
 	p := &countingProxy{url: "http://" + l.Addr().String()}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
 	t.Cleanup(func() {
 		l.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
+		p.cut()
 		wg.Wait()
 	})
 	wg.Add(1)
@@ -121,14 +134,18 @@ func startCountingProxy(t testing.TB, target string) *countingProxy {
 			if err != nil {
 				return
 			}
+			if p.down.Load() {
+				c.Close()
+				continue
+			}
 			up, err := net.Dial("tcp", target)
 			if err != nil {
 				c.Close()
 				continue
 			}
-			mu.Lock()
-			conns = append(conns, c, up)
-			mu.Unlock()
+			p.mu.Lock()
+			p.open = append(p.open, c, up)
+			p.mu.Unlock()
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
@@ -137,8 +154,7 @@ func startCountingProxy(t testing.TB, target string) *countingProxy {
 			}()
 			go func() {
 				defer wg.Done()
-				n, _ := io.Copy(countWriter{c, &p.sent}, up)
-				_ = n
+				_, _ = io.Copy(countWriter{c, &p.sent}, up)
 				c.Close()
 			}()
 		}
@@ -201,6 +217,56 @@ func TestViewerFiltersOnTheServer(t *testing.T) {
 	}
 	if s := pageEval[string](t, v, `document.getElementById('stats').textContent`); !strings.HasPrefix(s, "2 lines · 2 shown") {
 		t.Errorf("status %q: the page received lines it does not show", s)
+	}
+}
+
+// TestViewerGapPerChannel: a page watching two channels loses its
+// connection while one of them logs more than the daemon keeps; back, it
+// resumes, and the gap notice and the channel list name that channel
+// only. Lines dropped for the page are counted per channel the same way
+// (TestViewerShowsDroppedLines).
+func TestViewerGapPerChannel(t *testing.T) {
+	d := testsupport.StartDaemon(t, "--dns=false", "--channel-from=app", "--history=20")
+	proxy := startCountingProxy(t, strings.TrimPrefix(d.HTTPURL, "http://"))
+	v := openViewer(t, proxy.url+"/#ch=busy,calm")
+	sendSyslogTCP(t, d.SyslogAddr, syslogLine(6, "busy", "busy before"), syslogLine(6, "calm", "calm before"))
+	v.waitFor(t, `JSON.stringify(msgs()) === JSON.stringify(['busy before', 'calm before'])`, "both channels")
+
+	proxy.cut()
+	v.waitFor(t, `document.getElementById('conn').dataset.state === 'reconnecting'`, "the page lost its stream")
+	var lines []string
+	for i := range 50 {
+		lines = append(lines, syslogLine(6, "busy", fmt.Sprintf("busy while away %02d", i)))
+	}
+	lines = append(lines, syslogLine(6, "calm", "calm while away"))
+	sendSyslogTCP(t, d.SyslogAddr, lines...)
+	testsupport.Eventually(t, uiTimeout, func() bool {
+		var list struct{ Channels []struct{ Count int } }
+		testsupport.GetJSON(t, d.HTTPURL+"/api/channels", &list)
+		n := 0
+		for _, c := range list.Channels {
+			n += c.Count
+		}
+		return n == 53
+	}, "the daemon has every line")
+	proxy.up()
+	v.waitForWithin(t, 20*time.Second, `document.getElementById('conn').dataset.state === 'live' && msgs().includes('busy while away 49') &&
+		msgs().includes('calm while away')`, "resumed")
+	v.waitFor(t, `log.querySelector('.row.notice.gap')`, "a gap notice")
+	if got := pageEval[string](t, v, `log.querySelector('.row.notice.gap').textContent`); !strings.Contains(got, " of busy ") || strings.Contains(got, "calm") {
+		t.Errorf("gap notice %q, want it to name busy only", got)
+	}
+	v.waitFor(t, `/ · 1 gap$/.test(document.querySelector('#channels li[data-channel="busy"] .meta')?.textContent || '')`,
+		"the channel list counts the gap of busy")
+	if got := pageEval[string](t, v, `document.querySelector('#channels li[data-channel="calm"] .meta').textContent`); strings.Contains(got, "gap") {
+		t.Errorf("calm's entry %q counts a gap", got)
+	}
+	// The notice sits where the lines are missing: after the last line
+	// shown before the outage, before the oldest kept of busy.
+	order := pageEval[[]string](t, v, `[...log.querySelectorAll('.row')].sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top)
+		.map((r) => r.classList.contains('gap') ? 'GAP' : r.querySelector('.c-msg').textContent).filter((m) => m === 'GAP' || !m.startsWith('busy while away') || m === 'busy while away 30')`)
+	if want := []string{"busy before", "calm before", "GAP", "busy while away 30"}; !slices.Equal(order[:min(4, len(order))], want) {
+		t.Errorf("rows in order %q, want %q first", order, want)
 	}
 }
 
