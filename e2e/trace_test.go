@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/profiler"
 	"github.com/chromedp/cdproto/tracing"
 	"github.com/chromedp/chromedp"
 )
@@ -165,6 +166,70 @@ func (tr *pageTrace) longTasks(min time.Duration, n int) string {
 			fmt.Fprintf(&out, " %s %.1f;", k, by[k]/1000)
 		}
 		out.WriteByte('\n')
+	}
+	return out.String()
+}
+
+// startProfile starts sampling the tab's JavaScript (what DevTools' Profiler
+// records) every 200 µs.
+func startProfile(tb testing.TB, ctx context.Context) {
+	tb.Helper()
+	cctx, cancel := context.WithTimeout(ctx, uiTimeout)
+	defer cancel()
+	for _, err := range []error{
+		func() error { _, err := chromedp.Call(cctx, profiler.Enable, cdp.Empty{}); return err }(),
+		func() error {
+			_, err := chromedp.Call(cctx, profiler.SetSamplingInterval, profiler.SetSamplingIntervalParams{Interval: 200})
+			return err
+		}(),
+		func() error { _, err := chromedp.Call(cctx, profiler.Start, cdp.Empty{}); return err }(),
+	} {
+		if err != nil {
+			tb.Fatalf("start profile: %v", err)
+		}
+	}
+}
+
+// stopProfile stops sampling and describes where the time went: the
+// functions with the most samples on top of the stack (self time), in ms.
+func stopProfile(tb testing.TB, ctx context.Context, n int) string {
+	tb.Helper()
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := chromedp.Call(cctx, profiler.Stop, cdp.Empty{})
+	if err != nil || res.Profile == nil {
+		tb.Fatalf("stop profile: %v", err)
+	}
+	p := res.Profile
+	name := map[int64]string{}
+	for _, nd := range p.Nodes {
+		f := nd.CallFrame
+		fn := f.FunctionName
+		if fn == "" {
+			fn = "(anonymous)"
+		}
+		if f.URL != "" {
+			fn += " " + f.URL[strings.LastIndexByte(f.URL, '/')+1:] + ":" + fmt.Sprint(f.LineNumber+1)
+		}
+		name[nd.ID] = fn
+	}
+	self := map[string]float64{}
+	for i, id := range p.Samples {
+		if i+1 < len(p.TimeDeltas) {
+			self[name[id]] += float64(p.TimeDeltas[i+1]) / 1000
+		}
+	}
+	names := make([]string, 0, len(self))
+	for k := range self {
+		names = append(names, k)
+	}
+	sort.Slice(names, func(i, j int) bool { return self[names[i]] > self[names[j]] })
+	var out bytes.Buffer
+	for i, k := range names {
+		if i == n {
+			break
+		}
+		fmt.Fprintf(&out, "%8.1f ms  %s\n", self[k], k)
 	}
 	return out.String()
 }

@@ -542,8 +542,21 @@ func BenchmarkViewerSplitRate(b *testing.B) {
 	v.do(b, chromedp.EmulateViewport(1400, 800), chromedp.Navigate(d.HTTPURL+"/split.html#p=ch%3Dleft&p=ch%3Dright"))
 	const frames = `[...document.querySelectorAll('iframe')].map((f) => f.contentWindow)`
 	v.waitFor(b, frames+`.length === 2 && `+frames+`.every((w) => w.document?.getElementById('conn')?.dataset.state === 'live')`, "two live panes")
+	// A page watching a busy system has shown lines before: the first rows
+	// of a fresh page (fonts, code not yet compiled) are not the rate's
+	// doing. LOGVIEWER_BENCH_COLD=1 measures from empty panes.
+	if os.Getenv("LOGVIEWER_BENCH_COLD") != "1" {
+		var warm []string
+		for i := range 200 {
+			warm = append(warm, syslogLine(6, []string{"left", "right"}[i%2], fmt.Sprintf("warm-up line %d", i)))
+		}
+		sendSyslogTCP(b, d.SyslogAddr, warm...)
+		v.waitFor(b, frames+`.every((w) => [...w.document.querySelectorAll('#log .c-msg')].some((m) => m.textContent.startsWith('warm-up line 19')))`, "the warm-up lines shown")
+		time.Sleep(time.Second)
+	}
 	pageEval[bool](b, v, `(`+frames+`.forEach((w) => { w.longest = 0; new w.PerformanceObserver((l) => {
-		for (const e of l.getEntries()) w.longest = Math.max(w.longest, e.duration); }).observe({type: 'longtask'}); }), true)`)
+		for (const e of l.getEntries()) { w.longest = Math.max(w.longest, e.duration);
+		w.longs = (w.longs || []).concat(Math.round(e.startTime - w.t0) + '+' + Math.round(e.duration) + ' ' + e.name); } }).observe({type: 'longtask'}); }), true)`)
 	// Long animation frames say what a long task was made of: scripts
 	// (which, and their forced layouts), then style, layout and paint.
 	pageEval[bool](b, v, `(`+frames+`.forEach((w) => { w.loaf = []; new w.PerformanceObserver((l) => {
@@ -564,8 +577,15 @@ func BenchmarkViewerSplitRate(b *testing.B) {
 	if tracePath != "" {
 		tr = startTrace(b, v.ctx)
 	}
+	// LOGVIEWER_BENCH_PROFILE=1 samples the pages' JavaScript and logs the
+	// functions that took the most time.
+	profile := os.Getenv("LOGVIEWER_BENCH_PROFILE") == "1"
+	if profile {
+		startProfile(b, v.ctx)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
+		pageEval[bool](b, v, `(`+frames+`.forEach((w) => { w.t0 = w.performance.now(); }), true)`)
 		start := time.Now()
 		for s := 0; s < seconds*100; s++ { // 100 batches a second
 			var batch strings.Builder
@@ -588,11 +608,15 @@ func BenchmarkViewerSplitRate(b *testing.B) {
 			`[...`+frames+`[1].document.querySelectorAll('#log .c-msg')].some((m) => m.textContent === '`+last+`')`, "the last line shown")
 	}
 	b.StopTimer()
+	if profile {
+		b.Logf("JavaScript self time:\n%s", stopProfile(b, v.ctx, 25))
+	}
 	if tr != nil {
 		tr.stop(b, v.ctx)
 		tr.write(b, tracePath)
 		b.Logf("trace in %s; main-thread tasks over 30 ms:\n%s", tracePath, tr.longTasks(30*time.Millisecond, 8))
 	}
+	b.Logf("long tasks (ms from the start of a run + length):\n%s", pageEval[string](b, v, frames+`.map((w, i) => (w.longs || []).map((x) => 'pane ' + i + ': ' + x).join('\n')).filter(Boolean).join('\n')`))
 	b.Logf("long animation frames:\n%s", pageEval[string](b, v, frames+`.map((w, i) => w.loaf.map((x) => 'pane ' + i + ': ' + x).join('\n')).filter(Boolean).join('\n')`))
 	b.ReportMetric(pageEval[float64](b, v, `Math.max(...`+frames+`.map((w) => w.longest))`), "longest-task-ms")
 	b.ReportMetric(pageEval[float64](b, v, `Math.max(...`+frames+`.map((w) => w.performance.memory?.usedJSHeapSize || 0)) / 1048576`), "js-heap-MiB")

@@ -18,7 +18,7 @@
   const CHIPS_MAX = 12; // key=value chips drawn for a JSON message
   const CHIP_MAX = 60; // characters of a chip's value
   const MARK_MAX = 100; // highlighted matches per cell
-  const FRAME_BUDGET_MS = 8; // parsing per animation frame
+  const FRAME_BUDGET_MS = 8; // parsing per animation frame, shared by the panes of a split view
   const LEVELS = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
   const ID_RE = /^(\d+)-(\d+)$/;
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -463,6 +463,9 @@
     frame = 0;
     if (incoming.length > inHead) {
       const start = performance.now();
+      // The panes of the split view draw in one task of the browser's
+      // frame: they share its budget.
+      const budget = Math.max(2, FRAME_BUDGET_MS / (framed ? Math.max(1, window.parent.frames.length) : 1));
       const batch = [];
       let i = inHead;
       let taken = 0; // records from the stream
@@ -481,7 +484,7 @@
           }
           batch.push(it);
         }
-        if ((i & 63) === 0 && performance.now() - start > FRAME_BUDGET_MS) break;
+        if ((i & 15) === 0 && performance.now() - start > budget) break;
       }
       inHead = i;
       if (inHead === incoming.length) {
@@ -612,21 +615,46 @@
     return s;
   }
 
+  // Rows come in time order: their date and time down to the second are
+  // worked out once a second, not once a row (local time is slow to ask).
+  let secOf = NaN; // the second cached, negative in UTC
+  let secTime = ''; // its "hh:mm:ss"
+  let secDate = ''; // its "yyyy-mm-dd"
+
+  // split returns the milliseconds of t after its second, having cached
+  // that second's time and date.
+  function split(t) {
+    const ms = Math.round(t * 1000);
+    const sec = Math.floor(ms / 1000);
+    const key = st.utc ? -sec - 1 : sec;
+    if (key !== secOf) {
+      const d = new Date(sec * 1000);
+      if (st.utc) {
+        secTime = pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + ':' + pad2(d.getUTCSeconds());
+        secDate = d.getUTCFullYear() + '-' + pad2(d.getUTCMonth() + 1) + '-' + pad2(d.getUTCDate());
+      } else {
+        secTime = pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds());
+        secDate = d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate());
+      }
+      secOf = key;
+    }
+    return ms - sec * 1000;
+  }
+
   function fmtTime(t) {
     if (!t) return '';
-    const d = new Date(Math.round(t * 1000));
-    if (st.utc) {
-      return pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + ':' + pad2(d.getUTCSeconds()) + '.' + pad3(d.getUTCMilliseconds());
-    }
-    return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds()) + '.' + pad3(d.getMilliseconds());
+    const ms = split(t);
+    return secTime + '.' + pad3(ms);
   }
+
+  // The time zone's name, asked once: a DateTimeFormat costs a millisecond
+  // to make, and every row's time has this title.
+  const TZ = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
   function fullTime(t) {
     if (!t) return 'no timestamp';
-    const d = new Date(Math.round(t * 1000));
-    if (st.utc) return d.toISOString().replace('T', ' ').replace('Z', ' UTC');
-    const date = d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate());
-    return date + ' ' + fmtTime(t) + ' ' + Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const ms = split(t);
+    return secDate + ' ' + secTime + '.' + pad3(ms) + ' ' + (st.utc ? 'UTC' : TZ);
   }
 
   // ---- highlight rules: text or /regex/ -> colour, kept in this browser ----
