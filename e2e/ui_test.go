@@ -494,8 +494,8 @@ func TestViewer(t *testing.T) {
 		v.do(t, chromedp.SendKeys(chromedp.CSS("#glob"), "127.0.0.[2]"+kb.Enter))
 		v.waitFor(t, `decodeURIComponent(location.hash) === '#ch=127.0.0.[2]' && rows().length === 2 && rowOf('second host again')`,
 			"the channels a glob names")
-		// Past three patterns the page shares one "*" stream and picks the
-		// channels itself: browsers allow few connections per host.
+		// Four patterns: one stream for all four, the server picks the
+		// channels (TestViewerManyChannelsOneStream checks the stream).
 		v.navigate(t, d.HTTPURL+"/#ch=web-1,web-2,db-*,127.0.0.2")
 		v.waitFor(t, `rowOf('second host again') && rowOf('from the second host') &&
 			rows().every((r) => r.querySelector('.c-ch').textContent === '127.0.0.2')`, "only the four patterns' lines")
@@ -505,7 +505,10 @@ func TestViewer(t *testing.T) {
 }
 
 // TestViewerShowsDroppedLines stalls the page while a burst arrives, so the
-// server drops lines for it, and checks the page says so.
+// server drops lines for it, and checks the page says so, and of which
+// channel. The daemon queues at most 1 MiB for its clients: the page's
+// stream worker holds 5,000 lines at most, but loopback sockets buffer
+// megabytes.
 func TestViewerShowsDroppedLines(t *testing.T) {
 	const n = 60000
 	d := testsupport.StartDaemon(t, "--dns=false", "--client-queue-bytes=1048576")
@@ -514,7 +517,8 @@ func TestViewerShowsDroppedLines(t *testing.T) {
 	for i := range lines {
 		lines[i] = syslogLine(6, "flood", fmt.Sprintf("flood line %05d %s", i, strings.Repeat("x", 200)))
 	}
-	// A busy page reads nothing: the socket and the server's queue fill.
+	// A busy page takes nothing in: its worker stops reading, the sockets
+	// and the server's queue fill.
 	stalled := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(v.ctx, 30*time.Second)

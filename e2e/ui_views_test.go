@@ -111,8 +111,11 @@ func (p *countingProxy) cut() {
 	p.open = nil
 }
 
+// up accepts connections again after cut.
 func (p *countingProxy) up() { p.down.Store(false) }
 
+// startCountingProxy listens on a free loopback port and forwards to
+// target (host:port) until the test ends.
 func startCountingProxy(t testing.TB, target string) *countingProxy {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
