@@ -67,8 +67,11 @@ func TestViewerManyChannelsOneStream(t *testing.T) {
 	sendSyslogUDP(t, "", d.SyslogAddr, syslogLine(6, "a2", "two"), syslogLine(6, "a3", "three"))
 	v.waitFor(t, `['a1', 'a2', 'a3', 'a4', 'other'].every((c) => document.querySelector('#channels li[data-channel="' + c + '"]'))`,
 		"the channels listed")
+	ticked := ""
 	for _, ch := range []string{"a1", "a2", "a3", "a4"} {
 		v.click(t, `#channels li[data-channel="`+ch+`"] input`)
+		ticked += "," + ch
+		v.waitFor(t, `decodeURIComponent(location.hash) === '#ch=`+ticked[1:]+`'`, ch+" ticked")
 	}
 	v.waitFor(t, `decodeURIComponent(location.hash) === '#ch=a1,a2,a3,a4' && document.getElementById('conn').dataset.state === 'live' &&
 		msgs().includes('four') && !msgs().includes('not wanted')`, "four channels ticked")
