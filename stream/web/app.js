@@ -640,9 +640,9 @@
   let secTime = ''; // its "hh:mm:ss"
   let secDate = ''; // its "yyyy-mm-dd"
 
-  // split returns the milliseconds of t after its second, having cached
+  // cacheSecond returns the milliseconds of t after its second, having cached
   // that second's time and date.
-  function split(t) {
+  function cacheSecond(t) {
     const ms = Math.round(t * 1000);
     const sec = Math.floor(ms / 1000);
     const key = st.utc ? -sec - 1 : sec;
@@ -662,7 +662,7 @@
 
   function fmtTime(t) {
     if (!t) return '';
-    const ms = split(t);
+    const ms = cacheSecond(t);
     return secTime + '.' + pad3(ms);
   }
 
@@ -672,7 +672,7 @@
 
   function fullTime(t) {
     if (!t) return 'no timestamp';
-    const ms = split(t);
+    const ms = cacheSecond(t);
     return secDate + ' ' + secTime + '.' + pad3(ms) + ' ' + (st.utc ? 'UTC' : TZ);
   }
 
