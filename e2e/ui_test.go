@@ -494,8 +494,8 @@ func TestViewer(t *testing.T) {
 		v.do(t, chromedp.SendKeys(chromedp.CSS("#glob"), "127.0.0.[2]"+kb.Enter))
 		v.waitFor(t, `decodeURIComponent(location.hash) === '#ch=127.0.0.[2]' && rows().length === 2 && rowOf('second host again')`,
 			"the channels a glob names")
-		// Past three patterns the page shares one "*" stream and picks the
-		// channels itself: browsers allow few connections per host.
+		// Four patterns: one stream for all four, the server picks the
+		// channels (TestViewerManyChannelsOneStream checks the stream).
 		v.navigate(t, d.HTTPURL+"/#ch=web-1,web-2,db-*,127.0.0.2")
 		v.waitFor(t, `rowOf('second host again') && rowOf('from the second host') &&
 			rows().every((r) => r.querySelector('.c-ch').textContent === '127.0.0.2')`, "only the four patterns' lines")
@@ -505,21 +505,25 @@ func TestViewer(t *testing.T) {
 }
 
 // TestViewerShowsDroppedLines stalls the page while a burst arrives, so the
-// server drops lines for it, and checks the page says so.
+// server drops lines for it, and checks the page says so, and of which
+// channel. The daemon queues at most 1 MiB for its clients: the page's
+// stream worker holds 5,000 lines at most, but loopback sockets buffer
+// megabytes.
 func TestViewerShowsDroppedLines(t *testing.T) {
 	const n = 60000
-	d := testsupport.StartDaemon(t, "--dns=false")
+	d := testsupport.StartDaemon(t, "--dns=false", "--client-queue-bytes=1048576")
 	v := openViewer(t, d.HTTPURL+"/")
 	lines := make([]string, n)
 	for i := range lines {
 		lines[i] = syslogLine(6, "flood", fmt.Sprintf("flood line %05d %s", i, strings.Repeat("x", 200)))
 	}
-	// A busy page reads nothing: the socket and the server's queue fill.
+	// A busy page takes nothing in: its worker stops reading, the sockets
+	// and the server's queue fill.
 	stalled := make(chan error, 1)
 	go func() {
 		ctx, cancel := context.WithTimeout(v.ctx, 30*time.Second)
 		defer cancel()
-		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const end = Date.now() + 4000; while (Date.now() < end); return true; })()`))
+		_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const end = Date.now() + 8000; while (Date.now() < end); return true; })()`))
 		stalled <- err
 	}()
 	sendSyslogTCP(t, d.SyslogAddr, lines...)
@@ -730,6 +734,45 @@ func TestViewerScreenshot(t *testing.T) {
 	v.waitFor(t, `inView(log.querySelector('.row.open')) && pressed('follow')`, "the open record is in full view")
 	pageEval[bool](t, v, `(document.activeElement.blur(), true)`)
 	save("viewer-dark.png", v.screenshot(t))
+
+	// The record views, in the light theme: a traceback open, JSON chips, a
+	// flood folded into one counted row.
+	if _, err := chromedp.Call(v.ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+		Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "light"}}}); err != nil {
+		t.Fatalf("emulate light scheme: %v", err)
+	}
+	v.navigate(t, d.HTTPURL+"/#ch=127.0.0.3&fold=1")
+	var more []string
+	for i := range 400 {
+		more = append(more, syslogLine(7, "worker", fmt.Sprintf("heartbeat from worker %d: queue depth %d, %d ms since last poll", i%4+1, 40+i%13, 100+i%37)))
+		if i%100 == 50 {
+			more = append(more, syslogLine(6, "api", fmt.Sprintf(`{"method":"POST","path":"/api/orders","status":201,"ms":%d,"user":"dave","order":"o-%d"}`, 30+i, 8900+i)))
+		}
+	}
+	more = append(more, syslogLine(3, "worker", "job charge_card[o-8813] failed\nTraceback (most recent call last):\n"+
+		"  File \"/srv/worker/jobs.py\", line 88, in charge_card\n    resp = gateway.charge(order)\n"+
+		"  File \"/srv/worker/gateway.py\", line 41, in charge\n    token = order.meta[\"card_token\"]\nKeyError: 'card_token'"))
+	more = append(more, syslogLine(6, "worker", "job send_invoice[8813] succeeded in 0.39s"))
+	for _, l := range more {
+		sendSyslogUDP(t, "127.0.0.3", d.SyslogAddr, l)
+	}
+	v.waitFor(t, `rowOf('job send_invoice[8813] succeeded in 0.39s') && log.querySelector('.fold') && log.querySelector('.chip')`, "the folded flood, chips and the traceback")
+	pageEval[bool](t, v, `(rows().find((r) => r.querySelector('.more')).querySelector('.c-msg').click(), true)`)
+	v.waitFor(t, `log.querySelector('.row.open .msgfull')`, "the traceback open")
+	pageEval[bool](t, v, `(() => { const r = log.querySelector('.row.open');
+		log.scrollTop = Math.max(0, new DOMMatrix(getComputedStyle(r).transform).m42 - 150); log.dispatchEvent(new Event('scroll')); return true; })()`)
+	v.waitFor(t, `inView(log.querySelector('.row.open'))`, "the traceback open in view")
+	save("viewer-records.png", v.screenshot(t))
+
+	// The split view: two hosts side by side, the time cursor set.
+	v.do(t, chromedp.Navigate(d.HTTPURL+"/split.html#p=ch%3D127.0.0.2&p=ch%3D127.0.0.3%26lvl%3D6"))
+	const frames = `[...document.querySelectorAll('iframe')].map((f) => f.contentDocument)`
+	v.waitFor(t, frames+`.length === 2 && `+frames+`.every((d) => d && d.querySelectorAll('#log .row').length > 10)`, "two panes with lines")
+	pageEval[bool](t, v, `(() => { const doc = `+frames+`[0]; const rows = [...doc.querySelectorAll('#log .row:not(.notice)')];
+		rows.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
+		rows[Math.floor(rows.length / 2)].querySelector('.c-time').click(); return true; })()`)
+	v.waitFor(t, frames+`[1].querySelector('#log .row.cursor') && `+frames+`[0].querySelector('#log .row.cursor')`, "the time cursor in both panes")
+	save("viewer-split.png", v.screenshot(t))
 }
 
 // screenshot captures the viewport as PNG and checks it is one.

@@ -46,6 +46,9 @@ type Event struct {
 	// ByChannel splits Dropped by channel, for EventDropped: at most
 	// MaxDropChannels channels, the rest under "".
 	ByChannel map[string]uint64
+	// Channels names the channels that lost records, for EventGap, sorted:
+	// at most MaxDropChannels. Empty: any of the matched channels may have.
+	Channels []string
 }
 
 // SubscribeOptions select where a subscription starts.

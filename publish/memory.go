@@ -360,14 +360,23 @@ func (m *Memory) sinceLocked(matched []*memChannel, since string) []Event {
 		evs = append(evs, Event{Kind: EventGap})
 	}
 	var cur cursors
+	var lost []string // channels whose records after since are no longer kept
 	for _, c := range matched {
 		if c.evicted > seq && !gap {
-			gap = true
-			evs = append(evs, Event{Kind: EventGap})
+			lost = append(lost, c.name)
 		}
 		if i := c.after(seq); i < c.len() {
 			cur.list = append(cur.list, cursor{c: c, i: i})
 		}
+	}
+	if len(lost) > 0 {
+		// Say which channels, so a view of several shows where each lost
+		// records; past MaxDropChannels, that any may have.
+		if len(lost) > MaxDropChannels {
+			lost = nil
+		}
+		slices.Sort(lost)
+		evs = append(evs, Event{Kind: EventGap, Channels: lost})
 	}
 	heap.Init(&cur)
 	for cur.Len() > 0 {

@@ -48,7 +48,8 @@ func seqOf(t testing.TB, id string) uint64 {
 	return seq
 }
 
-// summary turns events into "gap", "d:<n>" and "<channel>:<seq>".
+// summary turns events into "gap" (or "gap:<channels>"), "d:<n>" and
+// "<channel>:<seq>".
 func summary(t testing.TB, evs []Event) []string {
 	t.Helper()
 	var out []string
@@ -59,7 +60,11 @@ func summary(t testing.TB, evs []Event) []string {
 		case EventDropped:
 			out = append(out, "d:"+strconv.FormatUint(e.Dropped, 10))
 		case EventGap:
-			out = append(out, "gap")
+			if len(e.Channels) > 0 {
+				out = append(out, "gap:"+strings.Join(e.Channels, ","))
+			} else {
+				out = append(out, "gap")
+			}
 		}
 	}
 	return out
@@ -206,10 +211,11 @@ func TestMemorySince(t *testing.T) {
 		{"from zero", 10, "a", func(m *Memory) string { return formatID(m.epoch, 0) }, []string{"a:1", "a:3", "a:4", "a:6"}},
 		{"foreign epoch", 10, "b", func(m *Memory) string { return formatID(m.epoch-1, 3) }, []string{"gap", "b:2", "b:5"}},
 		{"malformed", 10, "b", func(*Memory) string { return "yesterday" }, []string{"gap", "b:2", "b:5"}},
-		{"evicted", 2, "a", func(m *Memory) string { return formatID(m.epoch, 1) }, []string{"gap", "a:4", "a:6"}},
+		{"evicted", 2, "a", func(m *Memory) string { return formatID(m.epoch, 1) }, []string{"gap:a", "a:4", "a:6"}},
 		{"evicted before since", 2, "a", func(m *Memory) string { return formatID(m.epoch, 3) }, []string{"a:4", "a:6"}},
-		{"evicted in one matched channel", 2, "*", func(m *Memory) string { return formatID(m.epoch, 2) }, []string{"gap", "a:4", "b:5", "a:6"}},
-		{"no history kept", 0, "*", func(m *Memory) string { return formatID(m.epoch, 5) }, []string{"gap"}},
+		{"evicted in one matched channel", 2, "*", func(m *Memory) string { return formatID(m.epoch, 2) }, []string{"gap:a", "a:4", "b:5", "a:6"}},
+		{"evicted in two matched channels", 1, "*", func(m *Memory) string { return formatID(m.epoch, 1) }, []string{"gap:a,b", "b:5", "a:6"}},
+		{"no history kept", 0, "*", func(m *Memory) string { return formatID(m.epoch, 5) }, []string{"gap:a"}},
 		{"no history, up to date", 0, "*", func(m *Memory) string { return formatID(m.epoch, 6) }, nil},
 	}
 	for _, tc := range tests {
@@ -664,7 +670,7 @@ func TestMemoryHistoryBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := summary(t, readReady(t, s))
-	if len(got) != bigN+1 || got[0] != "gap" {
+	if len(got) != bigN+1 || got[0] != "gap:big" {
 		t.Fatalf("resume into evicted history: %v, want a gap then %d records", got, bigN)
 	}
 	// Past the history bound per channel the bytes are given back too.

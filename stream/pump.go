@@ -15,7 +15,7 @@ import (
 type sink interface {
 	record(rec *publish.Record) error
 	dropped(n uint64, byChannel map[string]uint64) error
-	gap() error
+	gap(channels []string) error
 	// heartbeat keeps an idle stream alive (and finds dead peers).
 	heartbeat() error
 	flush() error
@@ -207,7 +207,7 @@ func write(out sink, evs []publish.Event, st *pumpStats) error {
 			err = out.dropped(ev.Dropped, ev.ByChannel)
 			st.dropped += ev.Dropped
 		case publish.EventGap:
-			err = out.gap()
+			err = out.gap(ev.Channels)
 		}
 		*ev = publish.Event{}
 		if err != nil {
@@ -215,6 +215,23 @@ func write(out sink, evs []publish.Event, st *pumpStats) error {
 		}
 	}
 	return nil
+}
+
+// appendGap appends the gap notice {"gap":true}, with "channels":[...]
+// when the bus knows which lost records.
+func appendGap(b []byte, channels []string) []byte {
+	b = append(b, `{"gap":true`...)
+	if len(channels) > 0 {
+		b = append(b, `,"channels":[`...)
+		for i, ch := range channels {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendQuote(b, ch) // channel names are plain ASCII: valid JSON strings
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}')
 }
 
 // appendDropped appends the dropped notice {"dropped":N,"channels":{...}}:

@@ -19,7 +19,7 @@ type slowSink struct{ delay time.Duration }
 
 func (slowSink) record(*publish.Record) error            { return nil }
 func (slowSink) dropped(uint64, map[string]uint64) error { return nil }
-func (slowSink) gap() error                              { return nil }
+func (slowSink) gap([]string) error                      { return nil }
 func (slowSink) heartbeat() error                        { return nil }
 func (slowSink) idle()                                   {}
 func (s slowSink) flush() error {

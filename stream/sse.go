@@ -217,12 +217,16 @@ func (o *sseSink) dropped(n uint64, byChannel map[string]uint64) error {
 }
 
 // gap writes the notice that the resume point was lost.
-func (o *sseSink) gap() error {
-	if o.ndjson {
-		_, err := o.w.WriteString("{\"gap\":true}\n")
-		return err
+func (o *sseSink) gap(channels []string) error {
+	if !o.ndjson {
+		_, _ = o.w.WriteString("event: gap\ndata: ")
 	}
-	_, err := o.w.WriteString("event: gap\ndata: {\"gap\":true}\n\n")
+	o.num = appendGap(o.num[:0], channels)
+	_, _ = o.w.Write(o.num)
+	if o.ndjson {
+		return o.w.WriteByte('\n')
+	}
+	_, err := o.w.WriteString("\n\n")
 	return err
 }
 

@@ -38,7 +38,8 @@ func TestWebAssets(t *testing.T) {
 		name, path, contentType, contains string
 	}{
 		{"page", "/", "text/html; charset=utf-8", `<script src="app.js" defer></script>`},
-		{"script", "/app.js", "text/javascript; charset=utf-8", "new EventSource("},
+		{"script", "/app.js", "text/javascript; charset=utf-8", "new Worker('stream.js')"},
+		{"stream worker", "/stream.js", "text/javascript; charset=utf-8", "text/event-stream"},
 		{"style", "/style.css", "text/css; charset=utf-8", "prefers-color-scheme: dark"},
 		{"icon", "/favicon.svg", "image/svg+xml", "<svg"},
 	}
@@ -175,14 +176,16 @@ func TestIndexHasNoInlineCode(t *testing.T) {
 // code evaluation: the script must not use any API that parses a string as
 // markup or code.
 func TestViewerScriptHasNoMarkupSinks(t *testing.T) {
-	script := readWeb(t, "app.js")
-	for _, sink := range []string{
-		"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "createContextualFragment",
-		"DOMParser", "eval(", "new Function", "setTimeout('", `setTimeout("`, "setAttribute('style'",
-		`setAttribute("style"`, "setAttribute('on", `setAttribute("on`, "srcdoc", "javascript:",
-	} {
-		if strings.Contains(script, sink) {
-			t.Errorf("app.js uses %s", sink)
+	for _, name := range []string{"app.js", "stream.js", "split.js", "query.js"} {
+		script := readWeb(t, name)
+		for _, sink := range []string{
+			"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "createContextualFragment",
+			"DOMParser", "eval(", "new Function", "setTimeout('", `setTimeout("`, "setAttribute('style'",
+			`setAttribute("style"`, "setAttribute('on", `setAttribute("on`, "srcdoc", "javascript:",
+		} {
+			if strings.Contains(script, sink) {
+				t.Errorf("%s uses %s", name, sink)
+			}
 		}
 	}
 }

@@ -123,7 +123,10 @@ func (o *wsSink) dropped(n uint64, byChannel map[string]uint64) error {
 	return o.frame(o.notice)
 }
 
-func (o *wsSink) gap() error { return o.frame([]byte(`{"gap":true}`)) }
+func (o *wsSink) gap(channels []string) error {
+	o.notice = appendGap(o.notice[:0], channels)
+	return o.frame(o.notice)
+}
 
 // heartbeat pings the client and waits for its pong (it is only sent
 // when the stream has been idle), so a dead peer is found.

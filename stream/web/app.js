@@ -1,11 +1,13 @@
-// logviewer: the browser viewer. Live tail over Server-Sent Events, channel
-// list with rates, filter, pause, follow, download. No build step and no
-// dependencies. Log text reaches the DOM only as text nodes (textContent,
+// logviewer: the browser viewer. Live tail over Server-Sent Events (read
+// off the main thread by a worker, stream.js), channel list with rates,
+// filter, pause, follow, download. No build step and no dependencies. Log text reaches the DOM only as text nodes (textContent,
 // append of strings): never as markup.
 'use strict';
 
 (() => {
-  const CAP = 50000; // records kept in memory; the oldest go first
+  // Records kept in memory, the oldest going first: 50,000 for the page,
+  // shared by the panes of a split view (counted when this one opens).
+  const CAP = Math.floor(50000 / (window.parent !== window ? Math.min(4, Math.max(1, window.parent.frames.length)) : 1));
   const TAIL = 500; // backfill asked for when a stream opens
   const ROW_H = 22; // px, matches --row-h in style.css
   const REC_LINE_H = 17; // px, line height of an expanded record (style.css .rec)
@@ -18,7 +20,7 @@
   const CHIPS_MAX = 12; // key=value chips drawn for a JSON message
   const CHIP_MAX = 60; // characters of a chip's value
   const MARK_MAX = 100; // highlighted matches per cell
-  const FRAME_BUDGET_MS = 8; // parsing per animation frame
+  const FRAME_BUDGET_MS = 8; // parsing per animation frame, shared by the panes of a split view
   const LEVELS = ['emerg', 'alert', 'crit', 'err', 'warning', 'notice', 'info', 'debug'];
   const ID_RE = /^(\d+)-(\d+)$/;
   const SVG_NS = 'http://www.w3.org/2000/svg';
@@ -51,6 +53,8 @@
   const st = { channels: ['*'], q: '', cs: false, lvl: 7, utc: false, sel: '', ctx: false, fold: false };
   let selPending = ''; // a line the address selects, not yet received
   const dropsBy = new Map(); // channel -> lines the server dropped for this page
+  const gapsBy = new Map(); // channel -> gaps the server announced for it
+  let gapsAll = 0; // gaps announced for every channel in view
 
   function readHash() {
     const p = new URLSearchParams(location.hash.slice(1));
@@ -90,7 +94,8 @@
   let seq = 0; // local arrival number of every entry, lines and notices
   let records = []; // entries kept, oldest first
   let view = []; // entries that pass the filter, oldest first
-  let incoming = []; // received, not yet taken in (taken in once per frame)
+  let incoming = []; // received, not yet taken in (taken in once per frame), from inHead on
+  let inHead = 0;
   let pending = []; // held back while paused
   let pendingLost = 0;
   const expanded = new Set();
@@ -128,7 +133,19 @@
     return false;
   }
 
-  function toEntry(data, lastId) {
+  const interned = new Map();
+
+  // intern returns one copy of a short string seen often (a channel or an
+  // app name), so 50,000 entries do not hold 50,000 copies.
+  function intern(s) {
+    const x = interned.get(s);
+    if (x !== undefined) return x;
+    if (interned.size >= 10000) interned.clear();
+    interned.set(s, s);
+    return s;
+  }
+
+  function toEntry(data) {
     let o;
     try {
       o = JSON.parse(data);
@@ -137,43 +154,56 @@
     }
     if (!o || typeof o !== 'object') return null;
     const ch = str(o._channel);
-    const id = typeof o._event_id === 'string' && o._event_id ? o._event_id : lastId || '';
+    const id = typeof o._event_id === 'string' ? o._event_id : '';
     if (id && isDuplicate(id, ch)) return null;
     const lvl = Number.isInteger(o.level) && o.level >= 0 && o.level <= 7 ? o.level : -1;
     const t = Number(o.timestamp) || 0;
     if (t) lastK = t;
-    return { n: ++seq, k: t || lastK, id, ch, t, lvl, app: str(o._app), msg: str(o.short_message), raw: data };
+    // Every field an entry ever gets, set now: one shape for all entries
+    // (smaller, faster), and the channel and app names shared.
+    return {
+      n: ++seq, k: t || lastK, id, ch: intern(ch), t, lvl, app: intern(str(o._app)), msg: str(o.short_message), raw: data,
+      shape: undefined, mg: -1, mv: false, more: undefined, obj: undefined, extra: 0, pretty: undefined,
+    };
   }
 
   // notice makes a notice entry; it gets its place (n, k) when it is taken
   // in, after the records that arrived before it.
   const notice = (kind, text) => ({ notice: kind, text });
 
-  // push queues a received record ({data, id}, parsed later) or a notice.
+  // push queues a received record (its JSON text, parsed later) or a
+  // notice. The stream's worker hands over no more than it bounds.
   function push(e) {
     incoming.push(e);
-    // A hidden tab draws no frames; what waits is bounded like the rest.
-    if (incoming.length > 2 * CAP) incoming = incoming.slice(-CAP);
-    queueRender();
+    queueRender(true);
   }
 
-  const droppedText = (n) => nf.format(n) + ' lines dropped: the server skipped them because this page fell behind';
+  // byText lists channels and their counts: "web-1 1,000, db-1 34".
+  const byText = (by) => [...by].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([ch, k]) => (ch || 'other channels') + ' ' + nf.format(k)).join(', ') +
+    (by.size > 8 ? ', \u2026' : '');
 
-  // pushDropped adds a "lines dropped" notice, or adds to the one just
-  // before when nothing came between, so a struggling page shows one notice
-  // per stretch of losses instead of one per event.
-  function pushDropped(n) {
-    const last = incoming.length ? incoming[incoming.length - 1] : paused ? null : records[records.length - 1];
+  const droppedText = (n, by) => nf.format(n) + ' lines dropped' + (by.size ? ' (' + byText(by) + ')' : '') +
+    ': the server skipped them because this page fell behind';
+
+  // pushDropped adds a "lines dropped" notice saying of which channels, or
+  // adds to the one just before when nothing came between, so a struggling
+  // page shows one notice per stretch of losses instead of one per event.
+  function pushDropped(n, by) {
+    const last = incoming.length > inHead ? incoming[incoming.length - 1] : paused ? null : records[records.length - 1];
     if (last && last.notice === 'dropped' && last.count) {
       last.count += n;
-      last.text = droppedText(last.count);
+      for (const [ch, k] of by) last.by.set(ch, (last.by.get(ch) || 0) + k);
+      last.text = droppedText(last.count, last.by);
+      last.chs = [...last.by.keys()];
       const s = shown.get(last.n);
       if (s) s.gen = -1; // redraw it
-      queueRender();
+      queueRender(true);
       return;
     }
-    const e = notice('dropped', droppedText(n));
+    const e = notice('dropped', droppedText(n, by));
     e.count = n;
+    e.by = by;
+    e.chs = [...by.keys()];
     push(e);
   }
 
@@ -392,14 +422,26 @@
 
   // ---- the virtual list: only rows near the viewport exist in the DOM ----
 
-  let frame = 0;
+  let frame = 0; // the requested animation frame, or minus the timer of a hidden page
+  let needDraw = true;
+  let lastDraw = 0;
+  const STREAM_DRAW_MS = 100;
   let drawGen = 0; // bumped when every row must be rebuilt (filter, time zone)
   let opened = []; // {i, extra} of expanded entries in view order
-  const shown = new Map(); // entry n -> {row, gen, open, y, alt}
+  const shown = new Map(); // entry n -> {row, gen, open, fold, ctx, y, alt}
   const rowEntry = new WeakMap(); // row element -> entry
 
-  function queueRender() {
-    if (!frame) frame = requestAnimationFrame(render);
+  // queueRender asks for a render in the next frame; a hidden page draws
+  // no frames, so it takes in what arrives on a timer instead, and the
+  // stream keeps flowing.
+  // New lines alone redraw the rows at most every STREAM_DRAW_MS: at
+  // thousands of lines a second nobody reads them, and each redraw lays
+  // out a screenful of new rows. Anything else (scroll, filter, click)
+  // draws in the next frame.
+  function queueRender(linesOnly) {
+    if (linesOnly !== true) needDraw = true;
+    if (frame) return;
+    frame = document.hidden ? -setTimeout(render, 250) : requestAnimationFrame(render);
   }
 
   function computeOpened() {
@@ -435,15 +477,23 @@
   // parsed here, a frame's budget at a time, so a burst of thousands is
   // spread over frames instead of freezing the page.
   function render() {
+    if (frame < 0) clearTimeout(-frame);
+    else if (frame) cancelAnimationFrame(frame);
     frame = 0;
-    if (incoming.length) {
+    if (incoming.length > inHead) {
       const start = performance.now();
+      // The panes of the split view draw in one task of the browser's
+      // frame: they share its budget.
+      const budget = Math.max(2, FRAME_BUDGET_MS / (framed ? Math.max(1, window.parent.frames.length) : 1));
       const batch = [];
-      let i = 0;
+      let i = inHead;
+      let taken = 0; // records from the stream
       while (i < incoming.length) {
-        const it = incoming[i++];
-        if (typeof it.data === 'string') {
-          const e = toEntry(it.data, it.id);
+        const it = incoming[i];
+        incoming[i++] = null;
+        if (typeof it === 'string') {
+          taken++;
+          const e = toEntry(it);
           if (e) batch.push(e);
         } else {
           // a notice, or a line held while paused
@@ -453,10 +503,18 @@
           }
           batch.push(it);
         }
-        if ((i & 127) === 0 && performance.now() - start > FRAME_BUDGET_MS) break;
+        if ((i & 15) === 0 && performance.now() - start > budget) break;
       }
-      incoming = i < incoming.length ? incoming.slice(i) : [];
-      if (incoming.length) queueRender();
+      inHead = i;
+      if (inHead === incoming.length) {
+        incoming = [];
+        inHead = 0;
+      } else if (inHead > 4096 && inHead * 2 > incoming.length) {
+        incoming = incoming.slice(inHead);
+        inHead = 0;
+      }
+      if (taken && worker) worker.postMessage(taken); // the stream may read on
+      if (incoming.length > inHead) queueRender(true);
       if (paused) {
         pending = pending.concat(batch);
         if (pending.length > CAP) {
@@ -468,8 +526,13 @@
         if (selPending) openSelected(batch);
       }
     }
-    draw();
-    updateStatus();
+    const now = performance.now();
+    if (needDraw || now - lastDraw >= STREAM_DRAW_MS) {
+      needDraw = false;
+      lastDraw = now;
+      draw();
+      updateStatus();
+    } else queueRender(true); // the new lines, a little later
   }
 
   function draw() {
@@ -477,31 +540,38 @@
     computeOpened();
     let total = view.length * ROW_H;
     for (const o of opened) total += o.extra;
-    ui.spacer.style.height = total + 'px';
+    // Read the layout before writing to it: one layout per frame, not one
+    // per read after a write.
     const vh = log.clientHeight;
+    const top0 = log.scrollTop;
+    ui.spacer.style.height = total + 'px';
+    let top = top0;
     if (scrollTo !== null) {
-      log.scrollTop = topOf(lowerBound(view, scrollTo));
+      top = topOf(lowerBound(view, scrollTo));
       scrollTo = null;
       scrollShift = 0;
     } else if (scrollShift) {
-      if (!follow) log.scrollTop = Math.max(0, log.scrollTop - scrollShift);
+      if (!follow) top = Math.max(0, top0 - scrollShift);
       scrollShift = 0;
     }
-    if (follow) {
-      const bottom = Math.max(0, total - vh);
-      if (log.scrollTop !== bottom) log.scrollTop = bottom;
+    if (follow) top = Math.max(0, total - vh);
+    if (top !== top0) {
+      log.scrollTop = top;
+      top = log.scrollTop; // as the browser clamped it
     }
-    const top = log.scrollTop;
     const first = Math.max(0, indexAt(top) - OVERSCAN);
     const last = Math.min(view.length - 1, indexAt(top + vh) + OVERSCAN);
     const keep = new Set();
     for (let i = first; i <= last; i++) {
       const e = view[i];
       const open = expanded.has(e);
+      // A run grows and a line becomes another's context as lines arrive.
+      const fold = folded.get(e) || 0;
+      const ctx = contextOf.has(e);
       let s = shown.get(e.n);
-      if (!s || s.gen !== drawGen || s.open !== open) {
+      if (!s || s.gen !== drawGen || s.open !== open || s.fold !== fold || s.ctx !== ctx) {
         if (s) s.row.remove();
-        s = { row: buildRow(e, open), gen: drawGen, open, y: -1, alt: false };
+        s = { row: buildRow(e, open), gen: drawGen, open, fold, ctx, y: -1, alt: false };
         shown.set(e.n, s);
         log.appendChild(s.row);
       }
@@ -564,21 +634,46 @@
     return s;
   }
 
+  // Rows come in time order: their date and time down to the second are
+  // worked out once a second, not once a row (local time is slow to ask).
+  let secOf = NaN; // the second cached, negative in UTC
+  let secTime = ''; // its "hh:mm:ss"
+  let secDate = ''; // its "yyyy-mm-dd"
+
+  // cacheSecond returns the milliseconds of t after its second, having cached
+  // that second's time and date.
+  function cacheSecond(t) {
+    const ms = Math.round(t * 1000);
+    const sec = Math.floor(ms / 1000);
+    const key = st.utc ? -sec - 1 : sec;
+    if (key !== secOf) {
+      const d = new Date(sec * 1000);
+      if (st.utc) {
+        secTime = pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + ':' + pad2(d.getUTCSeconds());
+        secDate = d.getUTCFullYear() + '-' + pad2(d.getUTCMonth() + 1) + '-' + pad2(d.getUTCDate());
+      } else {
+        secTime = pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds());
+        secDate = d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate());
+      }
+      secOf = key;
+    }
+    return ms - sec * 1000;
+  }
+
   function fmtTime(t) {
     if (!t) return '';
-    const d = new Date(Math.round(t * 1000));
-    if (st.utc) {
-      return pad2(d.getUTCHours()) + ':' + pad2(d.getUTCMinutes()) + ':' + pad2(d.getUTCSeconds()) + '.' + pad3(d.getUTCMilliseconds());
-    }
-    return pad2(d.getHours()) + ':' + pad2(d.getMinutes()) + ':' + pad2(d.getSeconds()) + '.' + pad3(d.getMilliseconds());
+    const ms = cacheSecond(t);
+    return secTime + '.' + pad3(ms);
   }
+
+  // The time zone's name, asked once: a DateTimeFormat costs a millisecond
+  // to make, and every row's time has this title.
+  const TZ = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
   function fullTime(t) {
     if (!t) return 'no timestamp';
-    const d = new Date(Math.round(t * 1000));
-    if (st.utc) return d.toISOString().replace('T', ' ').replace('Z', ' UTC');
-    const date = d.getFullYear() + '-' + pad2(d.getMonth() + 1) + '-' + pad2(d.getDate());
-    return date + ' ' + fmtTime(t) + ' ' + Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const ms = cacheSecond(t);
+    return secDate + ' ' + secTime + '.' + pad3(ms) + ' ' + (st.utc ? 'UTC' : TZ);
   }
 
   // ---- highlight rules: text or /regex/ -> colour, kept in this browser ----
@@ -851,31 +946,50 @@
         batch.unshift(notice('dropped', nf.format(pendingLost) + ' lines discarded while paused (more than ' + nf.format(CAP) + ' were waiting)'));
         pendingLost = 0;
       }
-      incoming = batch.concat(incoming);
+      incoming = batch.concat(incoming.slice(inHead));
+      inHead = 0;
     }
     queueRender();
   }
 
+  // clearLines removes every line and notice (the Clear button).
   function clearLines() {
+    dropLines();
     records = [];
-    view = [];
-    viewLines = 0;
     recordNotices = 0;
+    droppedTotal = 0;
+    dropsBy.clear();
+    gapsBy.clear();
+    gapsAll = 0;
+    rebuildView();
+    queueRender();
+  }
+
+  // dropLines removes the lines, taken in or waiting, and keeps the
+  // notices: where lines were dropped or missing stays marked, between the
+  // lines of the next stream.
+  function dropLines() {
+    let untaken = 0;
+    for (let i = inHead; i < incoming.length; i++) if (typeof incoming[i] === 'string') untaken++;
+    if (untaken && worker) worker.postMessage(untaken); // discarded counts as taken: the stream reads on
+    records = records.filter((e) => e.notice);
+    recordNotices = records.length;
     incoming = [];
+    inHead = 0;
     pending = [];
     pendingLost = 0;
     expanded.clear();
     newSinceFollow = 0;
-    droppedTotal = 0;
-    dropsBy.clear();
     setFollow(true);
-    queueRender();
   }
 
+  // resetAll makes way for a new stream, with its own backfill.
   function resetAll() {
-    clearLines();
+    dropLines();
     hwm.clear();
     seenIds.clear();
+    rebuildView();
+    queueRender();
   }
 
   function download() {
@@ -898,9 +1012,112 @@
     setTimeout(() => URL.revokeObjectURL(url), 60000);
   }
 
-  // ---- streams: one EventSource per selected pattern ----
+  // ---- the stream: one, for every channel pattern picked, read by a worker ----
 
-  const sources = new Map(); // pattern -> source
+  let worker = null; // the stream's reader (stream.js)
+  let streamUrl = ''; // what it reads
+  let connState = 'idle';
+
+  // serverQuery is the filter the server applies: the box's text, unless
+  // context is on (context lines are the ones that do not match) or the
+  // text does not parse (the stream stays as it was).
+  function serverQuery() {
+    return st.q && !st.ctx ? st.q : '';
+  }
+
+  // wantUrl is the stream the view asks for: its channels, the severity
+  // and the filter, all applied by the server, so only the lines shown
+  // cross the wire.
+  function wantUrl() {
+    const pattern = isAll(st.channels) ? '*' : st.channels.join(',');
+    let q = 'tail=' + TAIL;
+    if (st.lvl < 7) q += '&level=' + st.lvl;
+    const sq = serverQuery();
+    if (sq) q += '&q=' + encodeURIComponent(sq) + (st.cs ? '&cs=1' : '');
+    return 'sse/' + encodeURIComponent(pattern) + '?' + q;
+  }
+
+  // ensureStream opens the stream the view asks for, with its own backfill,
+  // unless it is open already.
+  function ensureStream() {
+    if (ui.filter.classList.contains('invalid') && worker) return; // keep what is shown until the filter parses
+    if (wantUrl() === streamUrl && worker) return;
+    resetAll();
+    subscribe();
+  }
+
+  function subscribe() {
+    if (worker) worker.terminate();
+    streamUrl = wantUrl();
+    selPending = st.sel; // the line the address names, once it comes again
+    const w = new Worker('stream.js');
+    worker = w;
+    connState = 'connecting';
+    w.onmessage = (ev) => {
+      if (w !== worker) return;
+      const m = ev.data;
+      if (m.batch) {
+        for (const it of m.batch) {
+          if (typeof it === 'string') incoming.push(it);
+          else if (it.event === 'dropped') onDropped(it.data);
+          else if (it.event === 'gap') onGap(it.data);
+        }
+        queueRender(true);
+      } else if (m.state) {
+        connState = m.state;
+        updateConn();
+      }
+    };
+    w.onerror = () => {
+      if (w !== worker) return;
+      connState = 'reconnecting';
+      updateConn();
+    };
+    w.postMessage({ url: new URL(streamUrl, location.href).href });
+    updateConn();
+  }
+
+  function onDropped(data) {
+    let n = 0;
+    const by = new Map();
+    try {
+      const d = JSON.parse(data);
+      n = Number(d.dropped) || 0;
+      if (d.channels && typeof d.channels === 'object') {
+        for (const [ch, k] of Object.entries(d.channels)) if (Number(k) > 0) by.set(ch, Number(k));
+      }
+    } catch {
+      return;
+    }
+    droppedTotal += n;
+    // Which channels lost lines: the channel list says so per channel.
+    for (const [ch, k] of by) if (ch) dropsBy.set(ch, (dropsBy.get(ch) || 0) + k);
+    pushDropped(n, by);
+  }
+
+  // onGap marks where lines may be missing, and of which channels when the
+  // server says (else every channel in view).
+  function onGap(data) {
+    let chs = [];
+    try {
+      const d = JSON.parse(data);
+      if (Array.isArray(d.channels)) chs = d.channels.filter((c) => typeof c === 'string' && c);
+    } catch {
+      // a gap all the same
+    }
+    const of = chs.length ? ' of ' + chs.slice(0, 8).join(', ') + (chs.length > 8 ? ', \u2026' : '') : '';
+    const e = notice('gap', 'Gap: the server restarted or no longer holds the lines' + of +
+      ' after the last one shown; some lines may be missing here.');
+    e.chs = chs;
+    if (chs.length) for (const ch of chs) gapsBy.set(ch, (gapsBy.get(ch) || 0) + 1);
+    else gapsAll++;
+    push(e);
+  }
+
+  function updateConn() {
+    ui.conn.dataset.state = connState;
+    ui.conn.textContent = { live: 'live', connecting: 'connecting\u2026', reconnecting: 'reconnecting\u2026', idle: 'idle' }[connState];
+  }
 
   // globToRegExp turns channel globs into one RegExp with the server's rules
   // (Redis PSUBSCRIBE): '*', '?', sets with ranges (a reversed range means
@@ -948,91 +1165,6 @@
     }
   }
 
-  function subscribe() {
-    for (const s of sources.values()) {
-      clearTimeout(s.timer);
-      if (s.es) s.es.close();
-    }
-    sources.clear();
-    // One stream for the whole selection: the server takes a list of
-    // patterns and sends only their channels' records.
-    const patterns = [isAll(st.channels) ? '*' : st.channels.join(',')];
-    for (const p of patterns) {
-      const s = { pattern: p, es: null, lastId: '', state: 'connecting', everOpen: false, tries: 0, timer: 0 };
-      sources.set(p, s);
-      openSource(s);
-    }
-    updateConn();
-  }
-
-  function openSource(s) {
-    // A new EventSource does not know the last ID: resume with since=.
-    let q = s.lastId ? 'since=' + encodeURIComponent(s.lastId) : 'tail=' + TAIL;
-    if (st.lvl < 7) q += '&level=' + st.lvl; // the wire carries only these severities
-    const es = new EventSource('sse/' + encodeURIComponent(s.pattern) + '?' + q);
-    s.es = es;
-    s.state = s.everOpen ? 'reconnecting' : 'connecting';
-    const mine = () => sources.get(s.pattern) === s && s.es === es;
-    es.onopen = () => {
-      if (!mine()) return;
-      s.state = 'live';
-      s.everOpen = true;
-      s.tries = 0;
-      updateConn();
-    };
-    es.onmessage = (ev) => {
-      if (!mine()) return;
-      if (ev.lastEventId) s.lastId = ev.lastEventId;
-      push({ data: ev.data, id: ev.lastEventId });
-    };
-    es.addEventListener('dropped', (ev) => {
-      if (!mine()) return;
-      let n = 0;
-      let by = null;
-      try {
-        const d = JSON.parse(ev.data);
-        n = Number(d.dropped) || 0;
-        by = d.channels && typeof d.channels === 'object' ? d.channels : null;
-      } catch {
-        return;
-      }
-      droppedTotal += n;
-      // Which channels lost lines: the channel list says so per channel.
-      if (by) for (const [ch, k] of Object.entries(by)) if (ch) dropsBy.set(ch, (dropsBy.get(ch) || 0) + (Number(k) || 0));
-      pushDropped(n);
-    });
-    es.addEventListener('gap', () => {
-      if (!mine()) return;
-      push(notice('gap', 'Gap: the server restarted or no longer holds the lines after the last one shown; some lines may be missing here.'));
-    });
-    es.onerror = () => {
-      if (!mine()) return;
-      if (es.readyState === EventSource.CLOSED) {
-        // The browser gave up (an HTTP error): open a new one, backing off.
-        s.state = 'reconnecting';
-        const delay = Math.min(10000, 1000 * 2 ** s.tries);
-        s.tries++;
-        clearTimeout(s.timer);
-        s.timer = setTimeout(() => {
-          if (sources.get(s.pattern) === s) openSource(s);
-        }, delay);
-      } else {
-        // The browser retries by itself and sends Last-Event-ID.
-        s.state = s.everOpen ? 'reconnecting' : 'connecting';
-      }
-      updateConn();
-    };
-  }
-
-  function updateConn() {
-    let state = 'live';
-    const list = [...sources.values()];
-    if (!list.length) state = 'idle';
-    else if (list.some((s) => s.state === 'reconnecting')) state = 'reconnecting';
-    else if (list.some((s) => s.state === 'connecting')) state = 'connecting';
-    ui.conn.dataset.state = state;
-    ui.conn.textContent = { live: 'live', connecting: 'connecting\u2026', reconnecting: 'reconnecting\u2026', idle: 'idle' }[state];
-  }
 
   // ---- channel list, polled ----
 
@@ -1124,9 +1256,10 @@
     row.rate.textContent = fmtRate(rate);
     const when = ago(lastMs);
     const lost = name === undefined ? 0 : dropsBy.get(name) || 0;
+    const gaps = name === undefined ? 0 : (gapsBy.get(name) || 0) + (gapsAll && shownChannel(name) ? gapsAll : 0);
     row.meta.textContent = fmtCount(count) + ' lines' + (when ? ' \u00b7 ' + when : '') +
-      (lost ? ' \u00b7 ' + fmtCount(lost) + ' dropped' : '');
-    row.meta.classList.toggle('lossy', lost > 0);
+      (lost ? ' \u00b7 ' + fmtCount(lost) + ' dropped' : '') + (gaps ? ' \u00b7 ' + nf.format(gaps) + (gaps === 1 ? ' gap' : ' gaps') : '');
+    row.meta.classList.toggle('lossy', lost > 0 || gaps > 0);
     row.meta.classList.toggle('stale', lastMs > 0 && Date.now() - lastMs > 60000);
     drawSpark(row.sp, row.hist);
   }
@@ -1230,9 +1363,13 @@
     const clean = [...new Set(list.map((c) => c.trim()).filter(Boolean))];
     st.channels = clean.length && !clean.includes('*') ? clean : ['*'];
     writeHash();
-    resetAll();
-    subscribe();
+    ensureStream();
     markSelection();
+  }
+
+  // shownChannel reports whether the channel is among those in view.
+  function shownChannel(name) {
+    return isAll(st.channels) || globToRegExp(st.channels).test(name);
   }
 
   function toggleChannel(name) {
@@ -1246,6 +1383,7 @@
   function applyFilter() {
     filterGen++;
     compileFilter();
+    ensureStream(); // the server filters too: a new filter is a new stream
     rebuildView();
     drawGen++;
     writeHash();
@@ -1257,6 +1395,7 @@
   function toggleMode(mode) {
     st[mode] = !st[mode];
     syncControls();
+    ensureStream(); // context needs the lines around the matches
     rebuildView();
     drawGen++;
     writeHash();
@@ -1291,11 +1430,7 @@
     });
     ui.level.addEventListener('change', () => {
       st.lvl = Number(ui.level.value);
-      // The server sends only the severities asked for: a new level is a
-      // new stream, with its own backfill.
-      resetAll();
-      subscribe();
-      applyFilter();
+      applyFilter(); // a new stream: the server sends only these severities
     });
     ui.utc.addEventListener('click', () => {
       st.utc = !st.utc;
@@ -1372,12 +1507,10 @@
     });
     window.addEventListener('resize', queueRender);
     window.addEventListener('hashchange', () => {
-      const next = readHash();
-      const chChanged = next.channels.join(',') !== st.channels.join(',');
-      Object.assign(st, next);
+      Object.assign(st, readHash());
       syncControls();
       applyFilter();
-      if (chChanged) selectChannels(next.channels);
+      markSelection();
     });
 
     document.addEventListener('keydown', (ev) => {
@@ -1511,7 +1644,7 @@
     compileFilter();
     wire();
     writeHash();
-    subscribe();
+    ensureStream();
     pollChannels();
     queueRender();
   }
