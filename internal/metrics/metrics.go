@@ -41,18 +41,18 @@ const (
 
 // Metrics are the daemon's counters and gauges.
 type Metrics struct {
-	LinesReceived  *prometheus.CounterVec // by transport: tcp, tls, udp, gelf-tcp, gelf-udp
-	BytesReceived  *prometheus.CounterVec // by transport
-	Parsed         *prometheus.CounterVec // syslog messages by the format they were read as
-	ParseLibrary   *prometheus.CounterVec // of those, read by a go-syslog machine (no fast path took them), by format
-	Truncated      prometheus.Counter     // frames cut at the maximum message size
-	InvalidUTF8    prometheus.Counter     // messages whose invalid UTF-8 was replaced
-	Published      prometheus.Counter     // records handed to the bus
-	Dropped        *prometheus.CounterVec // by reason
-	Connections    *prometheus.GaugeVec   // open syslog connections, by transport
-	Rejected       *prometheus.CounterVec // syslog connections refused, by reason
-	Clients        *prometheus.GaugeVec   // connected stream clients, by kind: ws, sse
-	ClientsClosed  *prometheus.CounterVec // stream clients closed or refused, by reason
+	LinesReceived *prometheus.CounterVec // by transport: tcp, tls, udp, gelf-tcp, gelf-udp
+	BytesReceived *prometheus.CounterVec // by transport
+	Parsed        *prometheus.CounterVec // syslog messages by the format they were read as
+	ParseLibrary  *prometheus.CounterVec // of those, read by a go-syslog machine (no fast path took them), by format
+	Truncated     prometheus.Counter     // frames cut at the maximum message size
+	InvalidUTF8   prometheus.Counter     // messages whose invalid UTF-8 was replaced
+	Published     prometheus.Counter     // records handed to the bus
+	Dropped       *prometheus.CounterVec // by reason
+	Connections   *prometheus.GaugeVec   // open syslog connections, by transport
+	Rejected      *prometheus.CounterVec // syslog connections refused, by reason
+	Clients       *prometheus.GaugeVec   // connected stream clients, by kind: ws, sse
+	ClientsClosed *prometheus.CounterVec // stream clients closed or refused, by reason
 }
 
 // New creates the collectors and registers them on reg.
