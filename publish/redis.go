@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,18 +33,27 @@ const (
 // RedisConfig configures a Redis bus.
 type RedisConfig struct {
 	// URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS.
+	// Several URLs, comma-separated, are independent shards: each channel
+	// lives on one of them, chosen by a stable hash of its name.
 	URL string
 	// Role is RoleAll (default), RoleIngest or RoleStream.
 	Role string
-	// History is the approximate length (MAXLEN ~) of each channel's stream.
+	// History is the number of records kept per channel (a little more: see
+	// publishScript).
 	History int
-	// BufferBytes bounds the records held while Redis is slow or away; the
-	// oldest are dropped beyond it.
+	// BufferBytes bounds the records held while Redis is slow or away, per
+	// shard; the oldest are dropped beyond it.
 	BufferBytes int
 	// ChannelPrefix starts every pub/sub channel and key name.
 	ChannelPrefix string
-	Logger        *slog.Logger
-	Metrics       *metrics.Metrics
+	// PublishRecords also PUBLISHes each record's GELF on its channel, one
+	// message per record, as the proof of concept's rsyslog did.
+	PublishRecords bool
+	// Compat makes those messages exactly the GELF ingest made (with
+	// --gelf-compat, the template's five fields); else "_event_id" leads.
+	Compat  bool
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 	// QueueBudget bounds the bytes queued for all subscribers of this node
 	// together (see MemoryConfig.QueueBudget). Zero: no bound.
 	QueueBudget int64
@@ -71,8 +81,17 @@ func (k redisKeys) pattern() string {
 	return string(append(b, '*'))
 }
 
-// stream is the capped stream holding a channel's history.
+// stream is the stream holding a channel's history.
 func (k redisKeys) stream(channel string) string { return k.prefix + "logviewer:stream:" + channel }
+
+// count is the counter of the records ever written to a channel's stream.
+func (k redisKeys) count(channel string) string { return k.prefix + "logviewer:count:" + channel }
+
+// marks is the list of trim marks of a channel's stream (see publishScript).
+func (k redisKeys) marks(channel string) string { return k.prefix + "logviewer:marks:" + channel }
+
+// notify is the pub/sub channel of the batch notifications.
+func (k redisKeys) notify() string { return k.prefix + "logviewer:batch" }
 
 // registry is the sorted set of channels scored by last publish time (ms).
 func (k redisKeys) registry() string { return k.prefix + "logviewer:channels" }
@@ -80,55 +99,61 @@ func (k redisKeys) registry() string { return k.prefix + "logviewer:channels" }
 // state is the hash of the ID sequence shared by all channels.
 func (k redisKeys) state() string { return k.prefix + "logviewer:state" }
 
-// Redis is the bus over Redis: ingest nodes PUBLISH each record and append it
-// to a capped stream per channel; stream nodes hold one PSUBSCRIBE for all
-// their clients, fan records out in process, and read history and fill
-// pub/sub gaps from the streams. It implements Bus.
+// Redis is the bus over Redis: ingest nodes write records in batches, per
+// flush one stream entry per channel and one notification per shard; stream
+// nodes hold one PSUBSCRIBE per shard for all their clients, fan records
+// out in process, and read history and fill pub/sub gaps from the streams.
+// It implements Bus.
 //
-// Names in Redis, after ChannelPrefix (P):
+// Names in Redis, after ChannelPrefix (P), on the channel's shard:
 //
-//	P<channel>                   pub/sub channel (where omhiredis publishes too)
+//	P<channel>                   pub/sub channel (omhiredis publishes there; with PublishRecords we do too)
 //	P*                           the one PSUBSCRIBE pattern of a stream node
-//	Plogviewer:stream:<channel>  stream, MAXLEN ~ History, entries {d: GELF with _event_id}
+//	Plogviewer:batch             pub/sub channel of the batch notifications
+//	Plogviewer:stream:<channel>  stream, entries {n, b: a batch of records} (rsyslog's: {d: one record})
+//	Plogviewer:count:<channel>   records written to the stream
+//	Plogviewer:marks:<channel>   list of trim marks
 //	Plogviewer:channels          sorted set: channel -> time of its latest record (ms)
 //	Plogviewer:state             hash: ms, seq (the ID sequence), epoch (first ID of this Redis life)
 //
-// Event IDs are the stream entry IDs, drawn from one sequence for all
-// channels (see publishScript). Records published by others (rsyslog) have
-// no ID: they are streamed live only.
+// Event IDs derive from the stream entry IDs, drawn from one sequence per
+// shard (see publishScript and redis_batch.go). Records published by others
+// without an ID (the proof of concept's rsyslog) are streamed live only.
 type Redis struct {
 	role   string
-	client *redis.Client
+	shards []*redisShard
 	keys   redisKeys
 	log    *slog.Logger
 
 	published prometheus.Counter
-	buf       *pubBuffer
-	writer    *redisWriter
-	wake      chan struct{}
 	fan       *fanout
-	reader    *redisReader
 	stats     *channelStats
 
-	cancel     context.CancelFunc
-	writerDone chan struct{}
-	readerDone chan struct{}
-	closing    chan struct{}
-	closed     atomic.Bool
-	closeOnce  sync.Once
-
-	healthMu sync.Mutex
-	pubErr   error // last publish attempt or probe
-	subErr   error // pub/sub connection
+	cancel    context.CancelFunc
+	closing   chan struct{}
+	closed    atomic.Bool
+	closeOnce sync.Once
 }
 
 // NewRedis starts a Redis bus. It fails only on a bad configuration (URL,
 // role): Redis being down is not an error, the bus buffers and reconnects.
 // ctx gives values only; the bus runs until Close.
 func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
-	opt, err := redis.ParseURL(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
+	urls := splitURLs(cfg.URL)
+	if len(urls) == 0 {
+		return nil, errors.New("redis url: empty")
+	}
+	opts := make([]*redis.Options, len(urls))
+	for i, u := range urls {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			return nil, fmt.Errorf("redis url: %w", err)
+		}
+		// The bus retries itself, knowing which commands are safe to repeat.
+		opt.MaxRetries = -1
+		opt.DialerRetries = 1
+		opt.ContextTimeoutEnabled = true
+		opts[i] = opt
 	}
 	switch cfg.Role {
 	case "":
@@ -149,16 +174,9 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(prometheus.NewRegistry())
 	}
-	// The bus retries itself, knowing which commands are safe to repeat.
-	opt.MaxRetries = -1
-	opt.DialerRetries = 1
-	opt.ContextTimeoutEnabled = true
-	client := redis.NewClient(opt)
-
 	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	r := &Redis{
 		role:      cfg.Role,
-		client:    client,
 		keys:      redisKeys{prefix: cfg.ChannelPrefix},
 		log:       cfg.Logger,
 		published: cfg.Metrics.Published,
@@ -167,52 +185,59 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		cancel:    cancel,
 		closing:   make(chan struct{}),
 	}
-	if r.role != RoleStream {
-		r.buf = newPubBuffer(cfg.BufferBytes, defaultBatchSize)
-		r.wake = make(chan struct{}, 1)
-		r.writer = &redisWriter{
-			client:    client,
-			keys:      r.keys,
-			maxLen:    itoa(cfg.History),
-			sha:       publishScriptSHA(),
-			buf:       r.buf,
-			wake:      r.wake,
-			closing:   r.closing,
-			linger:    defaultLinger,
-			log:       r.log,
-			dropped:   cfg.Metrics.Dropped.WithLabelValues(metrics.DropBusBuffer),
-			dropLog:   &rateLimited{},
-			errLog:    &rateLimited{},
-			setHealth: r.setPubHealth,
-			channelNo: make(map[string]int),
+	for _, opt := range opts {
+		sh := &redisShard{r: r, client: redis.NewClient(opt), name: opt.Addr}
+		if len(opts) > 1 {
+			sh.log = r.log.With(slog.String("shard", sh.name))
+		} else {
+			sh.log = r.log
 		}
-		// Optimistic until the first probe or send says otherwise, so that
-		// records arriving at start wait for room rather than being dropped.
-		r.writer.reachable.Store(true)
-		r.writerDone = make(chan struct{})
-		go r.writer.run(ctx, r.writerDone)
-	}
-	if r.role != RoleIngest {
-		// Degraded until the PSUBSCRIBE is in place: records published
-		// before it would not reach this node live.
-		r.subErr = errors.New("pub/sub not subscribed yet")
-		r.reader = newRedisReader(r)
-		r.readerDone = make(chan struct{})
-		go r.reader.run(ctx, r.readerDone)
+		r.shards = append(r.shards, sh)
+		if r.role != RoleStream {
+			sh.startWriter(ctx, cfg)
+		}
+		if r.role != RoleIngest {
+			sh.startReader(ctx)
+		}
 	}
 	return r, nil
 }
 
-// Publish queues the record for Redis. While Redis is reachable but slower
-// than the senders and the buffer (BufferBytes) is full, it waits for room,
-// so that TCP senders are slowed down rather than lines lost. While Redis is
-// unreachable it never waits: records stay in the buffer, the oldest dropped
-// beyond its bound.
+// splitURLs splits a comma-separated list of URLs, dropping empty items.
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// shardOf returns the shard a channel lives on: FNV-1a of its name modulo
+// the number of shards, the same on every node given the same URL list.
+func (r *Redis) shardOf(channel string) *redisShard {
+	if len(r.shards) == 1 {
+		return r.shards[0]
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(channel); i++ {
+		h ^= uint32(channel[i])
+		h *= 16777619
+	}
+	return r.shards[h%uint32(len(r.shards))]
+}
+
+// Publish queues the record for its shard. While that Redis is reachable
+// but slower than the senders and the buffer (BufferBytes) is full, it waits
+// for room, so that TCP senders are slowed down rather than lines lost.
+// While it is unreachable Publish never waits: records stay in the buffer,
+// the oldest dropped beyond its bound.
 func (r *Redis) Publish(ctx context.Context, channel string, gelf []byte) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	if r.buf == nil {
+	if r.role == RoleStream {
 		return fmt.Errorf("publish to %q: the Redis bus has role %s", channel, r.role)
 	}
 	if !isJSONObject(gelf) {
@@ -222,18 +247,22 @@ func (r *Redis) Publish(ctx context.Context, channel string, gelf []byte) error 
 		// PSUBSCRIBE "*" does not match "": no stream node would see it.
 		return errors.New("publish: empty channel name")
 	}
+	if strings.IndexByte(channel, '\n') >= 0 {
+		return fmt.Errorf("publish to %q: newline in channel name", channel)
+	}
 	gelf = trimLeftSpace(gelf)
 	if isEmptyObjectBody(gelf[1:]) {
 		gelf = []byte("{}") // the publish script tests for exactly this
 	}
-	dropped, wake := r.buf.pushWhenRoom(ctx, r.closing, r.writer.reachable.Load, channel, gelf)
+	sh := r.shardOf(channel)
+	dropped, wake := sh.buf.pushWhenRoom(ctx, r.closing, sh.writer.reachable.Load, channel, gelf)
 	r.published.Inc()
 	if dropped > 0 {
-		r.writer.countDropped(dropped)
+		sh.writer.countDropped(dropped)
 	}
 	if wake {
 		select {
-		case r.wake <- struct{}{}:
+		case sh.wake <- struct{}{}:
 		default:
 		}
 	}
@@ -251,12 +280,12 @@ func trimLeftSpace(b []byte) []byte {
 
 // Subscribe starts a subscription to the channels matching pattern: history
 // first when opts asks for it (read from the streams), then live records
-// from the node's one pub/sub connection.
+// from the node's pub/sub connections.
 func (r *Redis) Subscribe(ctx context.Context, pattern string, opts SubscribeOptions) (Subscription, error) {
 	if r.closed.Load() {
 		return nil, ErrClosed
 	}
-	if r.reader == nil {
+	if r.role == RoleIngest {
 		return nil, fmt.Errorf("subscribe to %q: the Redis bus has role %s", pattern, r.role)
 	}
 	if opts.Since == "" && opts.Tail <= 0 {
@@ -271,9 +300,11 @@ func (r *Redis) Subscribe(ctx context.Context, pattern string, opts SubscribeOpt
 		return nil, err
 	}
 	// Records published after the history read must come live: wait for
-	// the PSUBSCRIBE to be in place (not long: without Redis the history
+	// the PSUBSCRIBEs to be in place (not long: without Redis the history
 	// read fails anyway).
-	r.reader.waitActive(ctx, 2*time.Second)
+	for _, sh := range r.shards {
+		sh.reader.waitActive(ctx, 2*time.Second)
+	}
 	backfill, skip, err := r.history(ctx, pattern, opts)
 	if err != nil {
 		sub.Close()
@@ -283,75 +314,60 @@ func (r *Redis) Subscribe(ctx context.Context, pattern string, opts SubscribeOpt
 	return sub, nil
 }
 
-// Channels lists the channels of the registry (each published at least once
-// by an ingest node) and those this node saw live (rsyslog publishes without
-// registering), with what this node counted of them.
+// Channels lists the channels of the registries (each published at least
+// once by an ingest node) and those this node saw live (rsyslog publishes
+// without registering), with what this node counted of them.
 func (r *Redis) Channels(ctx context.Context) ([]ChannelInfo, error) {
 	infos := r.stats.snapshot(time.Now())
-	zs, err := r.client.ZRangeWithScores(ctx, r.keys.registry(), 0, -1).Result()
-	if err != nil {
-		if len(infos) > 0 {
-			return infos, nil // what this node knows beats nothing
-		}
-		return nil, fmt.Errorf("channels: %w", fmtUnreachable(err))
-	}
 	index := make(map[string]int, len(infos))
 	for i, ci := range infos {
 		index[ci.Name] = i
 	}
-	for _, z := range zs {
-		name, ok := z.Member.(string)
-		if !ok {
-			continue
-		}
-		seen := time.UnixMilli(int64(z.Score)).UTC()
-		if i, ok := index[name]; ok {
-			if seen.After(infos[i].LastSeen) {
-				infos[i].LastSeen = seen
+	var firstErr error
+	for _, sh := range r.shards {
+		zs, err := sh.client.ZRangeWithScores(ctx, r.keys.registry(), 0, -1).Result()
+		if err != nil {
+			if firstErr == nil {
+				firstErr = sh.unreachable(err)
 			}
 			continue
 		}
-		index[name] = len(infos)
-		infos = append(infos, ChannelInfo{Name: name, LastSeen: seen})
-	}
-	slices.SortFunc(infos, func(a, b ChannelInfo) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
+		for _, z := range zs {
+			name, ok := z.Member.(string)
+			if !ok {
+				continue
+			}
+			seen := time.UnixMilli(int64(z.Score)).UTC()
+			if i, ok := index[name]; ok {
+				if seen.After(infos[i].LastSeen) {
+					infos[i].LastSeen = seen
+				}
+				continue
+			}
+			index[name] = len(infos)
+			infos = append(infos, ChannelInfo{Name: name, LastSeen: seen})
 		}
-		return 0
-	})
+	}
+	if firstErr != nil && len(infos) == 0 {
+		return nil, fmt.Errorf("channels: %w", firstErr)
+	}
+	slices.SortFunc(infos, func(a, b ChannelInfo) int { return strings.Compare(a.Name, b.Name) })
 	return infos, nil
 }
 
-// Health returns nil while Redis answers, else "redis unreachable: ...".
+// Health returns nil while every shard answers, else which shards do not
+// and why.
 func (r *Redis) Health(context.Context) error {
 	if r.closed.Load() {
 		return ErrClosed
 	}
-	r.healthMu.Lock()
-	defer r.healthMu.Unlock()
-	if r.pubErr != nil {
-		return fmtUnreachable(r.pubErr)
+	var errs []error
+	for _, sh := range r.shards {
+		if err := sh.health(); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	if r.subErr != nil {
-		return fmtUnreachable(r.subErr)
-	}
-	return nil
-}
-
-func (r *Redis) setPubHealth(err error) {
-	r.healthMu.Lock()
-	r.pubErr = err
-	r.healthMu.Unlock()
-}
-
-func (r *Redis) setSubHealth(err error) {
-	r.healthMu.Lock()
-	r.subErr = err
-	r.healthMu.Unlock()
+	return errors.Join(errs...)
 }
 
 // Close delivers the queued records (for a few seconds at most, and not
@@ -360,27 +376,24 @@ func (r *Redis) Close() error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
 		close(r.closing)
-		if r.writerDone != nil {
+		deadline := time.NewTimer(drainTimeout)
+		defer deadline.Stop()
+		for _, sh := range r.shards {
+			if sh.writerDone == nil {
+				continue
+			}
 			select {
-			case <-r.writerDone:
-			case <-time.After(drainTimeout):
-				r.log.Warn("redis bus closed with records still queued", slog.Int("queued", r.buf.len()))
+			case <-sh.writerDone:
+			case <-deadline.C:
+				deadline.Reset(0)
+				sh.log.Warn("redis bus closed with records still queued", slog.Int("queued", sh.buf.len()))
 			}
 		}
 		r.cancel()
-		if r.reader != nil {
-			r.reader.close()
-		}
-		if r.writerDone != nil {
-			<-r.writerDone
-		}
-		if r.readerDone != nil {
-			<-r.readerDone
+		for _, sh := range r.shards {
+			sh.close()
 		}
 		r.fan.close()
-		if err := r.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
-			r.log.Debug("redis close", slog.String("error", err.Error()))
-		}
 	})
 	return nil
 }

@@ -41,6 +41,17 @@ func (a streamID) less(b streamID) bool {
 	return a.ms < b.ms || (a.ms == b.ms && a.seq < b.seq)
 }
 
+// compare returns -1, 0 or 1 as a is before, equal to or after b.
+func (a streamID) compare(b streamID) int {
+	switch {
+	case a.less(b):
+		return -1
+	case b.less(a):
+		return 1
+	}
+	return 0
+}
+
 // isZero reports whether a is "0-0", the ID before every entry.
 func (a streamID) isZero() bool { return a.ms == 0 && a.seq == 0 }
 

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,7 +19,7 @@ import (
 // Pub/sub connection upkeep.
 const (
 	pingInterval = 5 * time.Second // a silent connection is pinged after this
-	fillPage     = 1000            // stream entries per XRANGE when filling a gap
+	fillPage     = 256             // stream entries per XRANGE when reading history
 )
 
 // redisReader is a stream node's one pub/sub connection: a PSUBSCRIBE on
@@ -30,8 +31,12 @@ const (
 //
 // Every field but those under mu belongs to the run goroutine.
 type redisReader struct {
+	sh      *redisShard
 	r       *Redis
 	pattern string
+	notify  string // the batch notification channel
+	echo    int    // per-record messages still to skip after a notification
+	scratch []batchItem
 
 	lastID   map[string]streamID // per channel: the last record delivered
 	lastAny  streamID            // the latest ID delivered on any channel
@@ -44,10 +49,12 @@ type redisReader struct {
 	closed bool
 }
 
-func newRedisReader(r *Redis) *redisReader {
+func newRedisReader(sh *redisShard) *redisReader {
 	return &redisReader{
-		r:       r,
-		pattern: r.keys.pattern(),
+		sh:      sh,
+		r:       sh.r,
+		pattern: sh.r.keys.pattern(),
+		notify:  sh.r.keys.notify(),
 		lastID:  make(map[string]streamID),
 		active:  make(chan struct{}),
 	}
@@ -101,7 +108,7 @@ func (rd *redisReader) subscribe(ctx context.Context) *redis.PubSub {
 		return nil
 	}
 	// An error here (Redis down) is seen again by Receive, which retries.
-	rd.ps = rd.r.client.PSubscribe(ctx, rd.pattern)
+	rd.ps = rd.sh.client.PSubscribe(ctx, rd.pattern)
 	return rd.ps
 }
 
@@ -148,9 +155,9 @@ func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 			if !down {
 				down = true
 				rd.setActive(false)
-				rd.r.log.Warn("redis pub/sub connection lost; reconnecting", slog.String("error", err.Error()))
+				rd.sh.log.Warn("redis pub/sub connection lost; reconnecting", slog.String("error", err.Error()))
 			}
-			rd.r.setSubHealth(err)
+			rd.sh.setSubHealth(err)
 			backoff = nextBackoff(backoff)
 			select {
 			case <-ctx.Done():
@@ -167,13 +174,14 @@ func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 			if m.Kind != "psubscribe" {
 				continue
 			}
+			rd.echo = 0 // a new connection: what it gets starts afresh
 			if everActive {
 				if err := rd.fillGap(ctx); err != nil {
 					if ctx.Err() != nil {
 						return
 					}
-					rd.r.log.Warn("redis gap fill failed; reconnecting", slog.String("error", err.Error()))
-					rd.r.setSubHealth(err)
+					rd.sh.log.Warn("redis gap fill failed; reconnecting", slog.String("error", err.Error()))
+					rd.sh.setSubHealth(err)
 					down = true
 					rd.setActive(false)
 					backoff = nextBackoff(backoff)
@@ -186,13 +194,13 @@ func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 					continue
 				}
 				if down {
-					rd.r.log.Info("redis pub/sub connection back; gap filled from the streams")
+					rd.sh.log.Info("redis pub/sub connection back; gap filled from the streams")
 				}
 			} else {
 				rd.startID = rd.redisNow(ctx)
 			}
 			everActive, down, backoff = true, false, 0
-			rd.r.setSubHealth(nil)
+			rd.sh.setSubHealth(nil)
 			rd.setActive(true)
 		}
 	}
@@ -207,7 +215,7 @@ func isTimeout(err error) bool {
 // redisNow returns Redis's clock as a stream ID, a second early (the zero
 // ID when Redis does not answer).
 func (rd *redisReader) redisNow(ctx context.Context) streamID {
-	t, err := rd.r.client.Time(ctx).Result()
+	t, err := rd.sh.client.Time(ctx).Result()
 	if err != nil {
 		return streamID{}
 	}
@@ -218,8 +226,18 @@ func (rd *redisReader) redisNow(ctx context.Context) streamID {
 	return streamID{ms: uint64(ms)}
 }
 
-// handle turns one pub/sub message into a record and delivers it.
+// handle turns one pub/sub message into records and delivers them: a batch
+// notification of our ingest, or a record another publisher (rsyslog) put
+// on a channel.
 func (rd *redisReader) handle(pubChannel, payload string) {
+	if pubChannel == rd.notify {
+		rd.handleBatch(payload)
+		return
+	}
+	if rd.echo > 0 {
+		rd.echo-- // the per-record copy of a record the batch brought
+		return
+	}
 	if len(pubChannel) < len(rd.r.keys.prefix) {
 		return
 	}
@@ -227,17 +245,67 @@ func (rd *redisReader) handle(pubChannel, payload string) {
 	rec := payloadRecord(channel, payload)
 	if rec.ID == "" {
 		rd.sawPlain = true
-	} else if sid, ok := parseStreamID(rec.ID); ok {
-		if last, seen := rd.lastID[channel]; seen && !last.less(sid) {
-			return // already delivered by a gap fill
-		}
-		rd.lastID[channel] = sid
-		if rd.lastAny.less(sid) {
-			rd.lastAny = sid
-		}
+	} else if sid, ok := parseStreamID(rec.ID); ok && !rd.advance(channel, sid) {
+		return // already delivered by a gap fill
 	}
 	rd.r.stats.add(channel, time.Now())
 	rd.r.fan.deliver(rec)
+}
+
+// advance records that the record sid of channel is delivered; it returns
+// false when it (or a later one) was already.
+func (rd *redisReader) advance(channel string, sid streamID) bool {
+	if last, seen := rd.lastID[channel]; seen && !last.less(sid) {
+		return false
+	}
+	rd.lastID[channel] = sid
+	if rd.lastAny.less(sid) {
+		rd.lastAny = sid
+	}
+	return true
+}
+
+// handleBatch delivers the records of a batch notification, each once, in
+// ID order (publish order) across its entries.
+func (rd *redisReader) handleBatch(payload string) {
+	echo, entries, err := parseBatch(payload)
+	if err != nil {
+		rd.sh.log.Warn("redis batch notification dropped", slog.String("error", err.Error()))
+		return
+	}
+	rd.echo = echo
+	recs := rd.scratch[:0]
+	for i := range entries {
+		e := &entries[i]
+		err := eachBlobRecord(e.blob, func(off uint64, gelf string) {
+			recs = append(recs, batchItem{id: e.id.add(off), channel: e.channel, gelf: gelf})
+		})
+		if err != nil {
+			rd.sh.log.Warn("redis batch entry cut short", slog.String("channel", e.channel),
+				slog.String("id", e.id.String()), slog.String("error", err.Error()))
+		}
+	}
+	if len(entries) > 1 {
+		slices.SortFunc(recs, func(a, b batchItem) int { return a.id.compare(b.id) })
+	}
+	now := time.Now()
+	for i := range recs {
+		it := &recs[i]
+		if !rd.advance(it.channel, it.id) {
+			continue
+		}
+		rd.r.stats.add(it.channel, now)
+		rd.r.fan.deliver(batchRecord(it.channel, it.id, it.gelf))
+	}
+	clear(recs) // drop the references into the payload
+	rd.scratch = recs[:0]
+}
+
+// batchItem is one record of a batch notification before delivery.
+type batchItem struct {
+	id      streamID
+	channel string
+	gelf    string
 }
 
 // payloadRecord turns a pub/sub payload of channel into a record: ours

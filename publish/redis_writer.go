@@ -33,7 +33,9 @@ const (
 type redisWriter struct {
 	client    *redis.Client
 	keys      redisKeys
-	maxLen    string // MAXLEN ~ of every stream
+	history   int // records kept per channel
+	step      int // records between two trim marks (see publishScript)
+	echo      int // echoNone, echoPlain or echoWithID
 	sha       string
 	buf       *pubBuffer
 	wake      chan struct{} // 1 slot: records queued or a batch full
@@ -52,6 +54,7 @@ type redisWriter struct {
 	channelNo map[string]int
 	keys1     []string
 	args      []any
+	blobs     []channelBlob
 }
 
 // errReload asks the writer to retry at once after reloading the script.
@@ -196,32 +199,62 @@ func (w *redisWriter) logDropped(total uint64) {
 		slog.Uint64("dropped", total), slog.Int("buffer_bytes", w.buf.limit))
 }
 
-// send delivers the records of b in one EVALSHA of publishScript: the
-// whole batch in one round trip, in publish order.
+// send delivers the records of b in one EVALSHA of publishScript: per
+// channel one stream entry, one notification for the batch, in one round
+// trip, in publish order per channel.
 func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	if b.head >= len(b.recs) {
 		return nil
 	}
 	clear(w.channelNo)
 	w.keys1 = append(w.keys1[:0], w.keys.state(), w.keys.registry())
-	w.args = append(w.args[:0], w.maxLen, w.keys.prefix, 0)
-	for i := b.head; i < len(b.recs); i++ {
-		ch := b.recs[i].channel
-		if _, ok := w.channelNo[ch]; !ok {
-			w.channelNo[ch] = len(w.keys1) - 1 // 1-based
-			w.keys1 = append(w.keys1, w.keys.stream(ch))
-			w.args = append(w.args, ch)
-		}
-	}
-	w.args[2] = len(w.keys1) - 2
+	w.args = append(w.args[:0], w.history, w.step, w.keys.prefix, w.keys.notify(), w.echo, 0)
+	w.blobs = w.blobs[:0]
 	for i := b.head; i < len(b.recs); i++ {
 		r := &b.recs[i]
-		w.args = append(w.args, w.channelNo[r.channel], b.data[r.start+1:r.end]) // after the '{'
+		pos := i - b.head // the record's position in the flush
+		c, ok := w.channelNo[r.channel]
+		if !ok {
+			c = len(w.blobs)
+			w.channelNo[r.channel] = c
+			w.keys1 = append(w.keys1, w.keys.stream(r.channel), w.keys.count(r.channel), w.keys.marks(r.channel))
+			if c < cap(w.blobs) {
+				w.blobs = w.blobs[:c+1]
+				w.blobs[c].data = w.blobs[c].data[:0]
+				w.blobs[c].n = 0
+			} else {
+				w.blobs = append(w.blobs, channelBlob{})
+			}
+			w.blobs[c].channel = r.channel
+			w.blobs[c].first = pos
+		}
+		w.blobs[c].data = appendBlobRecord(w.blobs[c].data, pos-w.blobs[c].first, b.data[r.start:r.end])
+		w.blobs[c].n++
+	}
+	w.args[5] = len(w.blobs)
+	w.args = append(w.args, len(b.recs)-b.head)
+	for i := range w.blobs {
+		w.args = append(w.args, w.blobs[i].channel, w.blobs[i].first, w.blobs[i].n, w.blobs[i].data)
+	}
+	if w.echo != echoNone {
+		for i := b.head; i < len(b.recs); i++ {
+			r := &b.recs[i]
+			gelf := b.data[r.start:r.end]
+			if w.echo == echoWithID {
+				gelf = gelf[1:] // after the '{'
+			}
+			w.args = append(w.args, w.channelNo[r.channel]+1, gelf)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
 	skipped, err := w.client.EvalSha(ctx, w.sha, w.keys1, w.args...).Int()
 	clear(w.args) // drop the references into b.data
+	for i := range w.blobs {
+		if cap(w.blobs[i].data) > maxKeptBlob {
+			w.blobs[i].data = nil // one huge flush does not pin its memory
+		}
+	}
 	switch {
 	case err == nil:
 		if skipped > 0 {
@@ -248,6 +281,17 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	}
 	return err
 }
+
+// channelBlob is the batch blob of one channel being built by send.
+type channelBlob struct {
+	channel string
+	first   int // position in the flush of the channel's first record
+	n       int
+	data    []byte
+}
+
+// maxKeptBlob bounds the blob buffer send keeps for the next batch.
+const maxKeptBlob = 1 << 20
 
 // isPermanent reports whether err is a Redis error reply that a retry will
 // not cure. Replies that pass (loading, busy script, out of memory, a

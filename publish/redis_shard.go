@@ -1,0 +1,131 @@
+package publish
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/logviewer/logviewer/internal/metrics"
+)
+
+// redisShard is one Redis of the bus: the channels hashed to it live there.
+// An ingest node keeps a buffer and a writer per shard, a stream node a
+// reader per shard, so a shard that is away holds up only its channels.
+type redisShard struct {
+	r      *Redis
+	client *redis.Client
+	name   string // host:port, as /healthz and the log name the shard
+	log    *slog.Logger
+
+	buf        *pubBuffer
+	writer     *redisWriter
+	wake       chan struct{}
+	writerDone chan struct{}
+	reader     *redisReader
+	readerDone chan struct{}
+
+	healthMu sync.Mutex
+	pubErr   error // last publish attempt or probe
+	subErr   error // pub/sub connection
+}
+
+// startWriter starts the shard's writer.
+func (sh *redisShard) startWriter(ctx context.Context, cfg RedisConfig) {
+	r := sh.r
+	sh.buf = newPubBuffer(cfg.BufferBytes, defaultBatchSize)
+	sh.wake = make(chan struct{}, 1)
+	echo := echoNone
+	switch {
+	case cfg.PublishRecords && cfg.Compat:
+		echo = echoPlain
+	case cfg.PublishRecords:
+		echo = echoWithID
+	}
+	sh.writer = &redisWriter{
+		client:    sh.client,
+		keys:      r.keys,
+		history:   cfg.History,
+		step:      max(cfg.History/8, 1),
+		echo:      echo,
+		sha:       publishScriptSHA(),
+		buf:       sh.buf,
+		wake:      sh.wake,
+		closing:   r.closing,
+		linger:    defaultLinger,
+		log:       sh.log,
+		dropped:   cfg.Metrics.Dropped.WithLabelValues(metrics.DropBusBuffer),
+		dropLog:   &rateLimited{},
+		errLog:    &rateLimited{},
+		setHealth: sh.setPubHealth,
+		channelNo: make(map[string]int),
+	}
+	// Optimistic until the first probe or send says otherwise, so that
+	// records arriving at start wait for room rather than being dropped.
+	sh.writer.reachable.Store(true)
+	sh.writerDone = make(chan struct{})
+	go sh.writer.run(ctx, sh.writerDone)
+}
+
+// startReader starts the shard's pub/sub reader.
+func (sh *redisShard) startReader(ctx context.Context) {
+	// Degraded until the PSUBSCRIBE is in place: records published before
+	// it would not reach this node live.
+	sh.subErr = errors.New("pub/sub not subscribed yet")
+	sh.reader = newRedisReader(sh)
+	sh.readerDone = make(chan struct{})
+	go sh.reader.run(ctx, sh.readerDone)
+}
+
+// health is nil while the shard answers, else why not, naming the shard.
+func (sh *redisShard) health() error {
+	sh.healthMu.Lock()
+	defer sh.healthMu.Unlock()
+	if sh.pubErr != nil {
+		return sh.unreachable(sh.pubErr)
+	}
+	if sh.subErr != nil {
+		return sh.unreachable(sh.subErr)
+	}
+	return nil
+}
+
+// unreachable is the error of a shard that cannot be reached.
+func (sh *redisShard) unreachable(err error) error {
+	if len(sh.r.shards) > 1 {
+		return fmt.Errorf("redis shard %s unreachable: %w", sh.name, err)
+	}
+	return fmtUnreachable(err)
+}
+
+func (sh *redisShard) setPubHealth(err error) {
+	sh.healthMu.Lock()
+	sh.pubErr = err
+	sh.healthMu.Unlock()
+}
+
+func (sh *redisShard) setSubHealth(err error) {
+	sh.healthMu.Lock()
+	sh.subErr = err
+	sh.healthMu.Unlock()
+}
+
+// close stops the shard's goroutines (the bus's context is cancelled
+// already) and closes its connections.
+func (sh *redisShard) close() {
+	if sh.reader != nil {
+		sh.reader.close()
+	}
+	if sh.writerDone != nil {
+		<-sh.writerDone
+	}
+	if sh.readerDone != nil {
+		<-sh.readerDone
+	}
+	if err := sh.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
+		sh.log.Debug("redis close", slog.String("error", err.Error()))
+	}
+}
