@@ -91,7 +91,7 @@ func (k redisKeys) count(channel string) string { return k.prefix + "logviewer:c
 func (k redisKeys) marks(channel string) string { return k.prefix + "logviewer:marks:" + channel }
 
 // notify is the pub/sub channel of the batch notifications.
-func (k redisKeys) notify() string { return k.prefix + "logviewer:batch" }
+func (k redisKeys) notify() string { return k.prefix + BatchChannel }
 
 // registry is the sorted set of channels scored by last publish time (ms).
 func (k redisKeys) registry() string { return k.prefix + "logviewer:channels" }

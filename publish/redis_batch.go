@@ -128,3 +128,24 @@ func batchRecord(channel string, id streamID, gelf string) Record {
 
 // add returns the ID n records after a within one entry.
 func (a streamID) add(n uint64) streamID { return streamID{ms: a.ms, seq: a.seq + n} }
+
+// BatchChannel is the pub/sub channel, after the channel prefix, on which
+// ingest nodes publish their batch notifications.
+const BatchChannel = "logviewer:batch"
+
+// EachBatchRecord calls fn with the channel and GELF object of every record
+// of a batch notification, in the order it holds them, for tools that read
+// Redis themselves (logbench counts records this way).
+func EachBatchRecord(payload string, fn func(channel, gelf string)) error {
+	_, entries, err := parseBatch(payload)
+	if err != nil {
+		return err
+	}
+	for i := range entries {
+		e := &entries[i]
+		if err := eachBlobRecord(e.blob, func(_ uint64, gelf string) { fn(e.channel, gelf) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}

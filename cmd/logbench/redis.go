@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logviewer/logviewer/publish"
 )
 
 // redisTarget joins a Redis URL and a PSUBSCRIBE pattern into a
@@ -72,16 +74,28 @@ func (s *subscriber) runRedis(ctx context.Context) error {
 			}
 			s.markConnected()
 		case string(kind) == "pmessage" && n == 4:
-			for i := 0; i < 2; i++ { // pattern, channel
-				if _, err := r.readBulk(); err != nil {
-					return fmt.Errorf("redis read: %w", err)
-				}
+			if _, err := r.readBulk(); err != nil { // pattern
+				return fmt.Errorf("redis read: %w", err)
 			}
+			channel, err := r.readBulk()
+			if err != nil {
+				return fmt.Errorf("redis read: %w", err)
+			}
+			batch := strings.HasSuffix(string(channel), publish.BatchChannel)
 			payload, err := r.readBulk()
 			if err != nil {
 				return fmt.Errorf("redis read: %w", err)
 			}
-			s.handle(payload, time.Now().UnixNano())
+			now := time.Now().UnixNano()
+			if batch {
+				// logviewer's batched layout: one message per flush.
+				err := publish.EachBatchRecord(string(payload), func(_, gelf string) { s.handle([]byte(gelf), now) })
+				if err != nil {
+					return fmt.Errorf("redis batch: %w", err)
+				}
+			} else {
+				s.handle(payload, now)
+			}
 			s.pause(ctx)
 		default:
 			for i := 1; i < n; i++ {

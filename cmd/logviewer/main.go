@@ -302,14 +302,16 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 	// go-redis logs through a package-level logger; it is set once here, in main.
 	redis.SetLogger(redisLogger{log: log.With(slog.String("part", "go-redis"))})
 	bus, err := publish.NewRedis(ctx, publish.RedisConfig{
-		URL:           cfg.Redis,
-		Role:          cfg.Role,
-		History:       cfg.History,
-		BufferBytes:   cfg.BufferBytes,
-		QueueBudget:   cfg.ClientQueueBytes,
-		ChannelPrefix: cfg.ChannelPrefix,
-		Logger:        log.With(slog.String("part", "redis")),
-		Metrics:       m,
+		URL:            cfg.Redis,
+		Role:           cfg.Role,
+		History:        cfg.History,
+		BufferBytes:    cfg.BufferBytes,
+		QueueBudget:    cfg.ClientQueueBytes,
+		ChannelPrefix:  cfg.ChannelPrefix,
+		PublishRecords: cfg.RedisRecords,
+		Compat:         cfg.GELFCompat,
+		Logger:         log.With(slog.String("part", "redis")),
+		Metrics:        m,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redis bus: %w", err)
