@@ -279,7 +279,7 @@ func TestRedisSubscriberCutOffByRedis(t *testing.T) {
 	send(100) // published while the node has no subscription at all
 	testsupport.Eventually(t, 20*time.Second, func() bool {
 		// The count of records written to the channel's stream.
-		n, _ := rc.Get(context.Background(), "logviewer:count:127.0.0.1").Int()
+		n, _ := rc.HGet(context.Background(), "logviewer:meta:127.0.0.1", "n").Int()
 		return n == sent
 	}, "ingest did not store all %d lines", sent)
 	if err := stream.Cmd.Process.Signal(syscall.SIGCONT); err != nil {

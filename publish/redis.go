@@ -39,7 +39,7 @@ type RedisConfig struct {
 	// Role is RoleAll (default), RoleIngest or RoleStream.
 	Role string
 	// History is the number of records kept per channel (a little more: see
-	// publishScript).
+	// addEntry).
 	History int
 	// BufferBytes bounds the records held while Redis is slow or away, per
 	// shard; the oldest are dropped beyond it.
@@ -84,10 +84,11 @@ func (k redisKeys) pattern() string {
 // stream is the stream holding a channel's history.
 func (k redisKeys) stream(channel string) string { return k.prefix + "logviewer:stream:" + channel }
 
-// count is the counter of the records ever written to a channel's stream.
-func (k redisKeys) count(channel string) string { return k.prefix + "logviewer:count:" + channel }
+// meta is the hash of a channel's stream: n, the records ever written to
+// it, and last, the ID of the last one.
+func (k redisKeys) meta(channel string) string { return k.prefix + "logviewer:meta:" + channel }
 
-// marks is the list of trim marks of a channel's stream (see publishScript).
+// marks is the list of trim marks of a channel's stream (see addEntry).
 func (k redisKeys) marks(channel string) string { return k.prefix + "logviewer:marks:" + channel }
 
 // notify is the pub/sub channel of the batch notifications.
@@ -111,13 +112,13 @@ func (k redisKeys) state() string { return k.prefix + "logviewer:state" }
 //	P*                           the one PSUBSCRIBE pattern of a stream node
 //	Plogviewer:batch             pub/sub channel of the batch notifications
 //	Plogviewer:stream:<channel>  stream, entries {n, b: a batch of records} (rsyslog's: {d: one record})
-//	Plogviewer:count:<channel>   records written to the stream
+//	Plogviewer:meta:<channel>    hash: n (records written to the stream), last (the last one's ID)
 //	Plogviewer:marks:<channel>   list of trim marks
 //	Plogviewer:channels          sorted set: channel -> time of its latest record (ms)
 //	Plogviewer:state             hash: ms, seq (the ID sequence), epoch (first ID of this Redis life)
 //
 // Event IDs derive from the stream entry IDs, drawn from one sequence per
-// shard (see publishScript and redis_batch.go). Records published by others
+// shard (see writeFlush and redis_batch.go). Records published by others
 // without an ID (the proof of concept's rsyslog) are streamed live only.
 type Redis struct {
 	role   string

@@ -51,7 +51,6 @@ func (sh *redisShard) startWriter(ctx context.Context, cfg RedisConfig) {
 		history:   cfg.History,
 		step:      max(cfg.History/8, 1),
 		echo:      echo,
-		sha:       publishScriptSHA(),
 		buf:       sh.buf,
 		wake:      sh.wake,
 		closing:   r.closing,

@@ -716,21 +716,6 @@ func TestRedisPubSubKilled(t *testing.T) {
 	}
 }
 
-func TestRedisScriptFlushed(t *testing.T) {
-	srv := testsupport.StartRedis(t)
-	bus, _ := newRedisBus(t, srv.URL(), RoleAll, nil)
-	activeBus(t, bus)
-	c := subscribe(t, bus, "s", SubscribeOptions{})
-	publishRange(t, bus, "s", 0, 2)
-	c.waitRecords(t, 2, 10*time.Second)
-	if err := srv.Client(t).ScriptFlush(context.Background()).Err(); err != nil {
-		t.Fatal(err)
-	}
-	publishRange(t, bus, "s", 2, 4)
-	if got := c.waitRecords(t, 4, 10*time.Second); !slices.Equal(numbers(got), seqInts(0, 4)) {
-		t.Errorf("after SCRIPT FLUSH: %v", numbers(got))
-	}
-}
 
 func TestNewRedisConfig(t *testing.T) {
 	tests := []struct {

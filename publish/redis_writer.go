@@ -24,19 +24,17 @@ const (
 	drainTimeout     = 3 * time.Second       // Close delivers what is queued within this
 	logEvery         = time.Second           // hot-path warnings at most this often
 	sendTimeout      = 5 * time.Second       // one pipeline round trip at most
-	reloadAttempts   = 2                     // NOSCRIPT reloads per batch before backing off
 )
 
 // redisWriter sends the records queued by Publish to Redis in batches, one
-// EVALSHA of publishScript per batch (one round trip for up to
-// defaultBatchSize records), and keeps them while Redis is unreachable.
+// transaction per batch of up to defaultBatchSize records (see writeFlush),
+// and keeps them while Redis is unreachable.
 type redisWriter struct {
 	client    *redis.Client
 	keys      redisKeys
 	history   int // records kept per channel
-	step      int // records between two trim marks (see publishScript)
+	step      int // records between two trim marks (see addEntry)
 	echo      int // echoNone, echoPlain or echoWithID
-	sha       string
 	buf       *pubBuffer
 	wake      chan struct{} // 1 slot: records queued or a batch full
 	closing   chan struct{} // closed by Close: deliver what is queued, then stop
@@ -52,13 +50,10 @@ type redisWriter struct {
 
 	// scratch of send, reused between batches
 	channelNo map[string]int
-	keys1     []string
-	args      []any
 	blobs     []channelBlob
+	echoRecs  [][]byte // the records of a flush, for --redis-publish-records
+	echoChan  []int    // index in blobs of each of echoRecs
 }
-
-// errReload asks the writer to retry at once after reloading the script.
-var errReload = errors.New("script reloaded")
 
 // run delivers batches until Close; it closes done when it returns.
 func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
@@ -127,9 +122,6 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 		}
 		w.dropLog.add(0, w.logDropped) // drops not logged yet
 		err := w.send(ctx, b)
-		for i := 0; errors.Is(err, errReload) && i < reloadAttempts; i++ {
-			err = w.send(ctx, b)
-		}
 		if err == nil {
 			w.buf.release(b)
 			if !w.reachable.Load() {
@@ -199,17 +191,17 @@ func (w *redisWriter) logDropped(total uint64) {
 		slog.Uint64("dropped", total), slog.Int("buffer_bytes", w.buf.limit))
 }
 
-// send delivers the records of b in one EVALSHA of publishScript: per
-// channel one stream entry, one notification for the batch, in one round
-// trip, in publish order per channel.
+// send delivers the records of b in one transaction (see writeFlush): per
+// channel one stream entry, one notification for the batch, in publish
+// order per channel.
 func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	if b.head >= len(b.recs) {
 		return nil
 	}
 	clear(w.channelNo)
-	w.keys1 = append(w.keys1[:0], w.keys.state(), w.keys.registry())
-	w.args = append(w.args[:0], w.history, w.step, w.keys.prefix, w.keys.notify(), w.echo, 0)
 	w.blobs = w.blobs[:0]
+	w.echoRecs = w.echoRecs[:0]
+	w.echoChan = w.echoChan[:0]
 	for i := b.head; i < len(b.recs); i++ {
 		r := &b.recs[i]
 		pos := i - b.head // the record's position in the flush
@@ -217,39 +209,29 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 		if !ok {
 			c = len(w.blobs)
 			w.channelNo[r.channel] = c
-			w.keys1 = append(w.keys1, w.keys.stream(r.channel), w.keys.count(r.channel), w.keys.marks(r.channel))
 			if c < cap(w.blobs) {
 				w.blobs = w.blobs[:c+1]
-				w.blobs[c].data = w.blobs[c].data[:0]
-				w.blobs[c].n = 0
+				w.blobs[c] = channelBlob{data: w.blobs[c].data[:0], marks: w.blobs[c].marks[:0]}
 			} else {
 				w.blobs = append(w.blobs, channelBlob{})
 			}
 			w.blobs[c].channel = r.channel
 			w.blobs[c].first = pos
 		}
-		w.blobs[c].data = appendBlobRecord(w.blobs[c].data, pos-w.blobs[c].first, b.data[r.start:r.end])
-		w.blobs[c].n++
-	}
-	w.args[5] = len(w.blobs)
-	w.args = append(w.args, len(b.recs)-b.head)
-	for i := range w.blobs {
-		w.args = append(w.args, w.blobs[i].channel, w.blobs[i].first, w.blobs[i].n, w.blobs[i].data)
-	}
-	if w.echo != echoNone {
-		for i := b.head; i < len(b.recs); i++ {
-			r := &b.recs[i]
-			gelf := b.data[r.start:r.end]
-			if w.echo == echoWithID {
-				gelf = gelf[1:] // after the '{'
-			}
-			w.args = append(w.args, w.channelNo[r.channel]+1, gelf)
+		bl := &w.blobs[c]
+		gelf := b.data[r.start:r.end]
+		bl.lastOff = pos - bl.first
+		bl.data = appendBlobRecord(bl.data, bl.lastOff, gelf)
+		bl.n++
+		if w.echo != echoNone {
+			w.echoRecs = append(w.echoRecs, gelf)
+			w.echoChan = append(w.echoChan, c)
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
-	skipped, err := w.client.EvalSha(ctx, w.sha, w.keys1, w.args...).Int()
-	clear(w.args) // drop the references into b.data
+	skipped, err := w.writeFlush(ctx, w.blobs, len(b.recs)-b.head, w.echoRecs)
+	clear(w.echoRecs) // drop the references into b.data
 	for i := range w.blobs {
 		if cap(w.blobs[i].data) > maxKeptBlob {
 			w.blobs[i].data = nil // one huge flush does not pin its memory
@@ -265,11 +247,6 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 			})
 		}
 		return nil
-	case redis.HasErrorPrefix(err, "NOSCRIPT"):
-		if err := loadScript(ctx, w.client, w.sha); err != nil {
-			return err
-		}
-		return errReload
 	case isPermanent(err):
 		// Retrying would block every later record.
 		n := len(b.recs) - b.head
@@ -280,14 +257,6 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 		return nil
 	}
 	return err
-}
-
-// channelBlob is the batch blob of one channel being built by send.
-type channelBlob struct {
-	channel string
-	first   int // position in the flush of the channel's first record
-	n       int
-	data    []byte
 }
 
 // maxKeptBlob bounds the blob buffer send keeps for the next batch.
