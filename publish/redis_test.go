@@ -716,7 +716,6 @@ func TestRedisPubSubKilled(t *testing.T) {
 	}
 }
 
-
 func TestNewRedisConfig(t *testing.T) {
 	tests := []struct {
 		name    string
