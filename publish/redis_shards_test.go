@@ -1,0 +1,175 @@
+package publish
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/logviewer/logviewer/internal/testsupport"
+)
+
+// shardChannels returns n channel names that the bus puts on shard i, for
+// each of its shards.
+func shardChannels(t testing.TB, bus *Redis, n int) [][]string {
+	t.Helper()
+	out := make([][]string, len(bus.shards))
+	for i := 0; i < 10000; i++ {
+		ch := fmt.Sprintf("host-%d", i)
+		for k, sh := range bus.shards {
+			if bus.shardOf(ch) == sh && len(out[k]) < n {
+				out[k] = append(out[k], ch)
+			}
+		}
+	}
+	for k := range out {
+		if len(out[k]) < n {
+			t.Fatalf("shard %d: only %d channels of 10000 names", k, len(out[k]))
+		}
+	}
+	return out
+}
+
+// byChannel splits records by channel, keeping their order.
+func byChannel(rs []gotRecord) map[string][]int {
+	out := map[string][]int{}
+	for _, r := range rs {
+		out[r.Channel] = append(out[r.Channel], r.N)
+	}
+	return out
+}
+
+// TestRedisShards: two Redis as shards, two ingest and two stream nodes:
+// every record arrives once, in order per channel, each channel's records
+// on its own shard only, and a client resumes one channel on the other
+// stream node without gap or duplicate.
+func TestRedisShards(t *testing.T) {
+	a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
+	url := a.URL() + "," + b.URL()
+	in1, _ := newRedisBus(t, url, RoleIngest, nil)
+	in2, _ := newRedisBus(t, url, RoleIngest, nil)
+	s1, _ := newRedisBus(t, url, RoleStream, nil)
+	s2, _ := newRedisBus(t, url, RoleStream, nil)
+	activeBus(t, s1)
+	activeBus(t, s2)
+	chans := shardChannels(t, s1, 2)
+	c1 := subscribe(t, s1, "*", SubscribeOptions{})
+	c2 := subscribe(t, s2, "host-*", SubscribeOptions{})
+
+	// Each ingest node feeds its own records; per channel one node, so
+	// per-channel order is the publish order.
+	want := map[string][]int{}
+	n := 0
+	for round := 0; round < 100; round++ {
+		for k, list := range chans {
+			for j, ch := range list {
+				bus := []*Redis{in1, in2}[(k+j)%2]
+				publishRange(t, bus, ch, n, n+1)
+				want[ch] = append(want[ch], n)
+				n++
+			}
+		}
+	}
+	for i, c := range []*collector{c1, c2} {
+		got := byChannel(c.waitRecords(t, n, 20*time.Second))
+		for ch, w := range want {
+			if !slices.Equal(got[ch], w) {
+				t.Errorf("stream node %d, channel %s: got %v, want %v", i+1, ch, got[ch], w)
+			}
+		}
+	}
+	for k, srv := range []*testsupport.Redis{a, b} {
+		reg, err := srv.Client(t).ZRange(context.Background(), "logviewer:channels", 0, -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(reg)
+		if w := slices.Sorted(slices.Values(chans[k])); !slices.Equal(reg, w) {
+			t.Errorf("shard %d registry %v, want %v", k, reg, w)
+		}
+	}
+
+	// Resume one channel of each shard on the other node.
+	got := records(t, c1.snapshot())
+	for _, list := range chans {
+		ch := list[0]
+		var mine []gotRecord
+		for _, r := range got {
+			if r.Channel == ch {
+				mine = append(mine, r)
+			}
+		}
+		c := subscribe(t, s2, ch, SubscribeOptions{Since: mine[40].ID})
+		rs := c.waitRecords(t, len(mine)-41, 10*time.Second)
+		if !slices.Equal(numbers(rs), numbers(mine[41:])) {
+			t.Errorf("resume %s after %s on the other node: got %v, want %v", ch, mine[40].ID, numbers(rs), numbers(mine[41:]))
+		}
+		for _, e := range c.snapshot() {
+			if e.Kind == EventGap {
+				t.Errorf("resume %s: gap notice", ch)
+			}
+		}
+	}
+}
+
+// TestRedisShardDown: with one of two shards stopped for 5 s, the other
+// shard's channels go on without a pause, /healthz's error names the
+// stopped shard, and the stopped shard's records arrive once it is back.
+func TestRedisShardDown(t *testing.T) {
+	a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
+	url := a.URL() + "," + b.URL()
+	ingest, _ := newRedisBus(t, url, RoleIngest, nil)
+	stream, _ := newRedisBus(t, url, RoleStream, nil)
+	activeBus(t, stream)
+	chans := shardChannels(t, ingest, 1)
+	up, down := chans[0][0], chans[1][0]
+	c := subscribe(t, stream, "*", SubscribeOptions{})
+
+	b.Stop(t)
+	stopped := time.Now()
+	n := 0
+	var maxPause time.Duration
+	lastUp := time.Now()
+	seen := 0
+	for time.Since(stopped) < 5*time.Second {
+		publishRange(t, ingest, up, n, n+1)
+		publishRange(t, ingest, down, n+1, n+2)
+		n += 2
+		// The up shard's record arrives while the other is down.
+		deadline := time.Now().Add(2 * time.Second)
+		for {
+			got := byChannel(records(t, c.snapshot()))[up]
+			if len(got) > seen {
+				seen = len(got)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("record %d of %s (the up shard) did not arrive within 2s while the other shard is down", n-2, up)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		maxPause = max(maxPause, time.Since(lastUp))
+		lastUp = time.Now()
+		time.Sleep(20 * time.Millisecond)
+	}
+	err := ingest.Health(context.Background())
+	if err == nil || !strings.Contains(err.Error(), b.Addr()) || strings.Contains(err.Error(), a.Addr()) {
+		t.Errorf("health with %s down: %v; want an error naming it only", b.Addr(), err)
+	}
+	b.Start(t)
+	got := c.waitRecords(t, n, 20*time.Second)
+	per := byChannel(got)
+	var wantUp, wantDown []int
+	for i := 0; i < n; i += 2 {
+		wantUp, wantDown = append(wantUp, i), append(wantDown, i+1)
+	}
+	if !slices.Equal(per[up], wantUp) || !slices.Equal(per[down], wantDown) {
+		t.Fatalf("after the shard came back: %s %v, %s %v", up, per[up], down, per[down])
+	}
+	testsupport.Eventually(t, 10*time.Second, func() bool {
+		return ingest.Health(context.Background()) == nil && stream.Health(context.Background()) == nil
+	}, "health did not come back")
+	t.Logf("%d records per channel; longest wait for the up shard's record: %v", n/2, maxPause)
+}
