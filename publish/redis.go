@@ -49,6 +49,11 @@ type RedisConfig struct {
 	// PublishRecords also PUBLISHes each record's GELF on its channel, one
 	// message per record, as the proof of concept's rsyslog did.
 	PublishRecords bool
+	// Cluster makes the URLs seed nodes of one Redis Cluster: each
+	// channel's keys carry its name as hash tag, its notifications go to
+	// the shard channel of its slot (SPUBLISH), and stream nodes SSUBSCRIBE
+	// on every master.
+	Cluster bool
 	// Compat makes those messages exactly the GELF ingest made (with
 	// --gelf-compat, the template's five fields); else "_event_id" leads.
 	Compat  bool
@@ -59,8 +64,13 @@ type RedisConfig struct {
 	QueueBudget int64
 }
 
-// redisKeys names the pub/sub channels and keys of one prefix.
-type redisKeys struct{ prefix string }
+// redisKeys names the pub/sub channels and keys of one prefix. In a Redis
+// Cluster every key of a channel carries the channel as its hash tag, so a
+// channel's keys share a slot and its transaction crosses none.
+type redisKeys struct {
+	prefix  string
+	cluster bool
+}
 
 // pubsub is the channel records are published on: the same name rsyslog's
 // omhiredis publishes to, so both feed the same stream nodes.
@@ -81,24 +91,59 @@ func (k redisKeys) pattern() string {
 	return string(append(b, '*'))
 }
 
+// channelKey is the key of a channel's kind ("stream", "meta", ...).
+func (k redisKeys) channelKey(kind, channel string) string {
+	if k.cluster {
+		return k.prefix + "logviewer:" + kind + ":{" + channel + "}"
+	}
+	return k.prefix + "logviewer:" + kind + ":" + channel
+}
+
 // stream is the stream holding a channel's history.
-func (k redisKeys) stream(channel string) string { return k.prefix + "logviewer:stream:" + channel }
+func (k redisKeys) stream(channel string) string { return k.channelKey("stream", channel) }
 
 // meta is the hash of a channel's stream: n, the records ever written to
 // it, and last, the ID of the last one.
-func (k redisKeys) meta(channel string) string { return k.prefix + "logviewer:meta:" + channel }
+func (k redisKeys) meta(channel string) string { return k.channelKey("meta", channel) }
 
 // marks is the list of trim marks of a channel's stream (see addEntry).
-func (k redisKeys) marks(channel string) string { return k.prefix + "logviewer:marks:" + channel }
+func (k redisKeys) marks(channel string) string { return k.channelKey("marks", channel) }
 
-// notify is the pub/sub channel of the batch notifications.
-func (k redisKeys) notify() string { return k.prefix + BatchChannel }
+// state is the hash of the ID sequence of a channel: shared by all channels
+// of a standalone Redis, the channel's own in a cluster.
+func (k redisKeys) state(channel string) string {
+	if k.cluster {
+		return k.channelKey("state", channel)
+	}
+	return k.prefix + "logviewer:state"
+}
+
+// notify is the pub/sub channel of a channel's batch notifications: one
+// for a standalone Redis; in a cluster the shard channel of the slot of the
+// channel's keys (see slotTags).
+func (k redisKeys) notify(channel string) string {
+	if k.cluster {
+		return k.notifySlot(keySlot(k.stream(channel)))
+	}
+	return k.prefix + BatchChannel
+}
+
+// notifySlot is the shard channel of the batch notifications of a slot.
+func (k redisKeys) notifySlot(slot int) string {
+	return k.prefix + BatchChannel + ":{" + slotTags()[slot] + "}"
+}
+
+// isNotify reports whether a pub/sub channel carries batch notifications.
+func (k redisKeys) isNotify(pubChannel string) bool {
+	name := k.prefix + BatchChannel
+	if k.cluster {
+		return len(pubChannel) > len(name) && pubChannel[:len(name)] == name && pubChannel[len(name)] == ':'
+	}
+	return pubChannel == name
+}
 
 // registry is the sorted set of channels scored by last publish time (ms).
 func (k redisKeys) registry() string { return k.prefix + "logviewer:channels" }
-
-// state is the hash of the ID sequence shared by all channels.
-func (k redisKeys) state() string { return k.prefix + "logviewer:state" }
 
 // Redis is the bus over Redis: ingest nodes write records in batches, per
 // flush one stream entry per channel and one notification per shard; stream
@@ -186,6 +231,19 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		cancel:    cancel,
 		closing:   make(chan struct{}),
 	}
+	if cfg.Cluster {
+		r.keys.cluster = true
+		cluster := newClusterClient(opts)
+		sh := &redisShard{r: r, client: cluster, name: "cluster " + strings.Join(urlsAddrs(opts), ","), log: r.log}
+		r.shards = append(r.shards, sh)
+		if r.role != RoleStream {
+			sh.startWriter(ctx, cfg)
+		}
+		if r.role != RoleIngest {
+			sh.startClusterReaders(ctx, cluster, opts[0])
+		}
+		return r, nil
+	}
 	for _, opt := range opts {
 		sh := &redisShard{r: r, client: redis.NewClient(opt), name: opt.Addr}
 		if len(opts) > 1 {
@@ -202,6 +260,15 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		}
 	}
 	return r, nil
+}
+
+// urlsAddrs returns the host:port of each of opts.
+func urlsAddrs(opts []*redis.Options) []string {
+	out := make([]string, len(opts))
+	for i, o := range opts {
+		out[i] = o.Addr
+	}
+	return out
 }
 
 // splitURLs splits a comma-separated list of URLs, dropping empty items.
@@ -304,7 +371,7 @@ func (r *Redis) Subscribe(ctx context.Context, pattern string, opts SubscribeOpt
 	// the PSUBSCRIBEs to be in place (not long: without Redis the history
 	// read fails anyway).
 	for _, sh := range r.shards {
-		sh.reader.waitActive(ctx, 2*time.Second)
+		sh.waitActive(ctx, 2*time.Second)
 	}
 	backfill, skip, err := r.history(ctx, pattern, opts)
 	if err != nil {

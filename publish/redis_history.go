@@ -113,7 +113,8 @@ func (r *Redis) history(ctx context.Context, pattern string, opts SubscribeOptio
 	)
 	resume := opts.Since != ""
 	since, validSince := parseStreamID(opts.Since)
-	lost := false
+	lost := resume && !validSince
+	gap = lost
 	for _, sh := range r.shards {
 		channels, err := sh.matchChannels(ctx, pattern)
 		if err != nil {
@@ -177,69 +178,85 @@ func (r *Redis) history(ctx context.Context, pattern string, opts SubscribeOptio
 
 // resumePoints decides where each channel's history starts for a resume
 // after since: after since, or from the oldest entry kept when entries after
-// since were trimmed (XINFO STREAM max-deleted-entry-id, Redis 7), or, for
-// every channel, when since is from an earlier life of Redis (before the
-// epoch of the ID sequence, or no sequence at all: Redis lost its data) or
-// is no stream ID (invalid). Channels without a stream are left out.
+// since were trimmed (XINFO STREAM max-deleted-entry-id, Redis 7), or from
+// the start when since is from an earlier life of the channel's ID sequence
+// (before its epoch, or no sequence at all: Redis lost its data) or is no
+// stream ID (invalid). Channels without a stream are left out. lostLife
+// says that some channel's sequence began after since.
 func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since streamID, invalid bool) (from map[string]streamID, lostLife, gap bool, err error) {
-	epochStr, hasEpoch, infos, err := sh.streamStates(ctx, channels)
+	states, err := sh.streamStates(ctx, channels)
 	if err != nil {
 		return nil, false, false, err
 	}
-	lostLife = invalid || !hasEpoch
-	if epoch, ok := parseStreamID(epochStr); hasEpoch && ok && since.less(epoch) {
-		lostLife = true
-	}
-	gap = lostLife
+	lostLife = invalid
 	from = make(map[string]streamID, len(channels))
 	for i, ch := range channels {
-		switch info := infos[i]; {
-		case info == nil:
-			// no history (never published, or rsyslog only)
-		case lostLife:
+		st := states[i]
+		lost := invalid || !st.hasEpoch
+		if epoch, ok := parseStreamID(st.epoch); st.hasEpoch && ok && since.less(epoch) {
+			lost = true
+		}
+		switch {
+		case st.info == nil:
+			// No history (never published, or rsyslog only). Without a
+			// sequence a standalone Redis lost its data; a cluster
+			// channel's sequence starts with its stream.
+			if lost && !sh.r.keys.cluster {
+				lostLife = true
+			}
+		case lost:
 			from[ch] = streamID{}
-		case lostAfter(info, since):
+			lostLife = true
+		case lostAfter(st.info, since):
 			from[ch] = streamID{}
 			gap = true
 		default:
 			from[ch] = since
 		}
 	}
-	return from, lostLife, gap, nil
+	return from, lostLife, gap || lostLife, nil
 }
 
-// streamStates reads in one round trip the epoch of the ID sequence
-// (hasEpoch false when Redis has none: it lost its data) and XINFO STREAM
-// of each channel (nil for a channel without a stream).
-func (sh *redisShard) streamStates(ctx context.Context, channels []string) (epoch string, hasEpoch bool, infos []*redis.XInfoStream, err error) {
+// streamState is what streamStates reads of one channel.
+type streamState struct {
+	epoch    string // first ID of the life of the channel's ID sequence
+	hasEpoch bool   // false: Redis has no sequence (it lost its data)
+	info     *redis.XInfoStream
+}
+
+// streamStates reads in one round trip the epoch of each channel's ID
+// sequence and XINFO STREAM of each channel (nil for a channel without a
+// stream).
+func (sh *redisShard) streamStates(ctx context.Context, channels []string) ([]streamState, error) {
 	keys := sh.r.keys
 	pipe := sh.client.Pipeline()
-	epochCmd := pipe.HGet(ctx, keys.state(), "epoch")
+	epochs := make([]*redis.StringCmd, len(channels))
 	cmds := make([]*redis.XInfoStreamCmd, len(channels))
 	for i, ch := range channels {
+		epochs[i] = pipe.HGet(ctx, keys.state(ch), "epoch")
 		cmds[i] = pipe.XInfoStream(ctx, keys.stream(ch))
 	}
 	_, _ = pipe.Exec(ctx)
-	epoch, err = epochCmd.Result()
-	switch {
-	case err == redis.Nil:
-	case err != nil:
-		return "", false, nil, fmt.Errorf("read id state: %w", err)
-	default:
-		hasEpoch = true
-	}
-	infos = make([]*redis.XInfoStream, len(channels))
+	out := make([]streamState, len(channels))
 	for i, ch := range channels {
+		epoch, err := epochs[i].Result()
+		switch {
+		case err == redis.Nil:
+		case err != nil:
+			return nil, fmt.Errorf("read id state: %w", err)
+		default:
+			out[i].epoch, out[i].hasEpoch = epoch, true
+		}
 		info, err := cmds[i].Result()
 		switch {
 		case isNoSuchKey(err):
 		case err != nil:
-			return "", false, nil, fmt.Errorf("xinfo stream %s: %w", ch, err)
+			return nil, fmt.Errorf("xinfo stream %s: %w", ch, err)
 		default:
-			infos[i] = info
+			out[i].info = info
 		}
 	}
-	return epoch, hasEpoch, infos, nil
+	return out, nil
 }
 
 // lostAfter reports whether the stream lost records after since: deleted
@@ -390,7 +407,9 @@ func (rd *redisReader) fillGap(ctx context.Context) error {
 	}
 	from := make(map[string]streamID, len(registered)+len(rd.lastID))
 	for _, ch := range registered {
-		from[ch] = base
+		if rd.owns(ch) {
+			from[ch] = base
+		}
 	}
 	for ch, id := range rd.lastID {
 		from[ch] = id
@@ -405,19 +424,22 @@ func (rd *redisReader) fillGap(ctx context.Context) error {
 	for ch := range from {
 		channels = append(channels, ch)
 	}
-	epochStr, hasEpoch, infos, err := sh.streamStates(ctx, channels)
+	states, err := sh.streamStates(ctx, channels)
 	if err != nil {
 		return err
 	}
 	gap := rd.sawPlain
-	if epoch, ok := parseStreamID(epochStr); hasEpoch && ok && !rd.lastAny.isZero() && rd.lastAny.less(epoch) {
-		gap = true // Redis restarted without our last records: some may be gone
-	}
 	for i, ch := range channels {
+		st := states[i]
+		if epoch, ok := parseStreamID(st.epoch); st.hasEpoch && ok {
+			if last, seen := rd.lastID[ch]; seen && last.less(epoch) {
+				gap = true // Redis restarted without our last records: some may be gone
+			}
+		}
 		switch {
-		case infos[i] == nil:
+		case st.info == nil:
 			delete(from, ch)
-		case lostAfter(infos[i], from[ch]):
+		case lostAfter(st.info, from[ch]):
 			gap = true // records we never delivered were trimmed
 		}
 	}

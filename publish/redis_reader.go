@@ -22,8 +22,11 @@ const (
 	fillPage     = 256             // stream entries per XRANGE when reading history
 )
 
-// redisReader is a stream node's one pub/sub connection: a PSUBSCRIBE on
-// the prefix that receives every record and hands it to the fanout. When
+// redisReader is one pub/sub connection of a stream node: on a standalone
+// Redis a PSUBSCRIBE on the prefix that receives every record (batch
+// notifications and rsyslog's records), on a Redis Cluster an SSUBSCRIBE
+// to the batch shard channels of the slots one master serves. It hands
+// every record to the fanout. When
 // Redis drops the connection (a restart, or client-output-buffer-limit
 // pubsub cutting off a reader that fell behind) go-redis reconnects and
 // subscribes again; the reader notices the new subscription confirmation
@@ -31,12 +34,17 @@ const (
 //
 // Every field but those under mu belongs to the run goroutine.
 type redisReader struct {
-	sh      *redisShard
-	r       *Redis
-	pattern string
-	notify  string // the batch notification channel
-	echo    int    // per-record messages still to skip after a notification
-	scratch []batchItem
+	sh       *redisShard
+	r        *Redis
+	client   redis.UniversalClient // where it subscribes
+	pattern  string                // PSUBSCRIBE pattern, or
+	channels []string              // the shard channels it SSUBSCRIBEs
+	owns     func(channel string) bool
+	// ownClient: client is the reader's own (a cluster master's), closed
+	// with it.
+	ownClient bool
+	echo      int // per-record messages still to skip after a notification
+	scratch   []batchItem
 
 	lastID   map[string]streamID // per channel: the last record delivered
 	lastAny  streamID            // the latest ID delivered on any channel
@@ -45,19 +53,40 @@ type redisReader struct {
 
 	mu     sync.Mutex
 	ps     *redis.PubSub
-	active chan struct{} // closed while the PSUBSCRIBE is in place
+	active chan struct{} // closed while the subscription is in place
 	closed bool
+	subErr error // the connection's state, for Health
 }
 
+// newRedisReader returns the reader of a standalone shard: one PSUBSCRIBE
+// for all channels.
 func newRedisReader(sh *redisShard) *redisReader {
 	return &redisReader{
 		sh:      sh,
 		r:       sh.r,
+		client:  sh.client,
 		pattern: sh.r.keys.pattern(),
-		notify:  sh.r.keys.notify(),
+		owns:    func(string) bool { return true },
 		lastID:  make(map[string]streamID),
 		active:  make(chan struct{}),
+		// Degraded until the subscription is in place: records published
+		// before it would not reach this node live.
+		subErr: errors.New("pub/sub not subscribed yet"),
 	}
+}
+
+// setSubHealth records the state of the connection.
+func (rd *redisReader) setSubHealth(err error) {
+	rd.mu.Lock()
+	rd.subErr = err
+	rd.mu.Unlock()
+}
+
+// health returns the state of the connection.
+func (rd *redisReader) health() error {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.subErr
 }
 
 // waitActive waits until the PSUBSCRIBE is in place, ctx ends or d passes.
@@ -108,7 +137,19 @@ func (rd *redisReader) subscribe(ctx context.Context) *redis.PubSub {
 		return nil
 	}
 	// An error here (Redis down) is seen again by Receive, which retries.
-	rd.ps = rd.sh.client.PSubscribe(ctx, rd.pattern)
+	if rd.channels != nil {
+		// One SSUBSCRIBE per shard channel: those of several slots may not
+		// share a command. go-redis would resubscribe to all of them in one
+		// command after a reconnect, so run starts a new PubSub instead.
+		rd.ps = rd.client.SSubscribe(ctx)
+		for _, ch := range rd.channels {
+			if err := rd.ps.SSubscribe(ctx, ch); err != nil {
+				break // seen again by Receive
+			}
+		}
+	} else {
+		rd.ps = rd.client.PSubscribe(ctx, rd.pattern)
+	}
 	return rd.ps
 }
 
@@ -119,6 +160,9 @@ func (rd *redisReader) close() {
 	rd.closed = true
 	if rd.ps != nil {
 		rd.ps.Close()
+	}
+	if rd.ownClient {
+		rd.client.Close()
 	}
 }
 
@@ -157,12 +201,15 @@ func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 				rd.setActive(false)
 				rd.sh.log.Warn("redis pub/sub connection lost; reconnecting", slog.String("error", err.Error()))
 			}
-			rd.sh.setSubHealth(err)
+			rd.setSubHealth(err)
 			backoff = nextBackoff(backoff)
 			select {
 			case <-ctx.Done():
 				return
 			case <-time.After(backoff):
+			}
+			if rd.channels != nil {
+				ps = rd.subscribe(ctx) // see subscribe
 			}
 			continue
 		}
@@ -171,8 +218,8 @@ func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 		case *redis.Message:
 			rd.handle(m.Channel, m.Payload)
 		case *redis.Subscription:
-			if m.Kind != "psubscribe" {
-				continue
+			if m.Kind != "psubscribe" && m.Kind != "ssubscribe" || m.Count < len(rd.channels) {
+				continue // not yet subscribed to every shard channel
 			}
 			rd.echo = 0 // a new connection: what it gets starts afresh
 			if everActive {
@@ -181,7 +228,7 @@ func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 						return
 					}
 					rd.sh.log.Warn("redis gap fill failed; reconnecting", slog.String("error", err.Error()))
-					rd.sh.setSubHealth(err)
+					rd.setSubHealth(err)
 					down = true
 					rd.setActive(false)
 					backoff = nextBackoff(backoff)
@@ -200,7 +247,7 @@ func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 				rd.startID = rd.redisNow(ctx)
 			}
 			everActive, down, backoff = true, false, 0
-			rd.sh.setSubHealth(nil)
+			rd.setSubHealth(nil)
 			rd.setActive(true)
 		}
 	}
@@ -215,7 +262,7 @@ func isTimeout(err error) bool {
 // redisNow returns Redis's clock as a stream ID, a second early (the zero
 // ID when Redis does not answer).
 func (rd *redisReader) redisNow(ctx context.Context) streamID {
-	t, err := rd.sh.client.Time(ctx).Result()
+	t, err := rd.client.Time(ctx).Result()
 	if err != nil {
 		return streamID{}
 	}
@@ -230,7 +277,7 @@ func (rd *redisReader) redisNow(ctx context.Context) streamID {
 // notification of our ingest, or a record another publisher (rsyslog) put
 // on a channel.
 func (rd *redisReader) handle(pubChannel, payload string) {
-	if pubChannel == rd.notify {
+	if rd.r.keys.isNotify(pubChannel) {
 		rd.handleBatch(payload)
 		return
 	}

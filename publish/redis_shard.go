@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -17,7 +19,7 @@ import (
 // reader per shard, so a shard that is away holds up only its channels.
 type redisShard struct {
 	r      *Redis
-	client *redis.Client
+	client redis.UniversalClient
 	name   string // host:port, as /healthz and the log name the shard
 	log    *slog.Logger
 
@@ -25,12 +27,12 @@ type redisShard struct {
 	writer     *redisWriter
 	wake       chan struct{}
 	writerDone chan struct{}
-	reader     *redisReader
-	readerDone chan struct{}
+	readerDone chan struct{} // closed when every reader has stopped
 
 	healthMu sync.Mutex
-	pubErr   error // last publish attempt or probe
-	subErr   error // pub/sub connection
+	pubErr   error          // last publish attempt or probe
+	readers  []*redisReader // the stream side's pub/sub connections
+	found    chan struct{}  // closed once readers is complete
 }
 
 // startWriter starts the shard's writer.
@@ -71,12 +73,42 @@ func (sh *redisShard) startWriter(ctx context.Context, cfg RedisConfig) {
 
 // startReader starts the shard's pub/sub reader.
 func (sh *redisShard) startReader(ctx context.Context) {
-	// Degraded until the PSUBSCRIBE is in place: records published before
-	// it would not reach this node live.
-	sh.subErr = errors.New("pub/sub not subscribed yet")
-	sh.reader = newRedisReader(sh)
+	rd := newRedisReader(sh)
+	sh.readers = []*redisReader{rd}
+	sh.found = make(chan struct{})
+	close(sh.found)
 	sh.readerDone = make(chan struct{})
-	go sh.reader.run(ctx, sh.readerDone)
+	go rd.run(ctx, sh.readerDone)
+}
+
+// waitActive waits until every reader's subscription is in place, ctx ends
+// or d passes.
+func (sh *redisShard) waitActive(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-sh.found:
+	case <-ctx.Done():
+		return
+	case <-t.C:
+		return
+	}
+	for _, rd := range sh.snapshotReaders() {
+		select {
+		case <-rd.activeChan():
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			return
+		}
+	}
+}
+
+// snapshotReaders returns the readers started so far.
+func (sh *redisShard) snapshotReaders() []*redisReader {
+	sh.healthMu.Lock()
+	defer sh.healthMu.Unlock()
+	return slices.Clone(sh.readers)
 }
 
 // health is nil while the shard answers, else why not, naming the shard.
@@ -86,8 +118,17 @@ func (sh *redisShard) health() error {
 	if sh.pubErr != nil {
 		return sh.unreachable(sh.pubErr)
 	}
-	if sh.subErr != nil {
-		return sh.unreachable(sh.subErr)
+	if sh.found != nil {
+		select {
+		case <-sh.found:
+		default:
+			return sh.unreachable(errors.New("cluster nodes not found yet"))
+		}
+	}
+	for _, rd := range sh.readers {
+		if err := rd.health(); err != nil {
+			return sh.unreachable(err)
+		}
 	}
 	return nil
 }
@@ -106,17 +147,11 @@ func (sh *redisShard) setPubHealth(err error) {
 	sh.healthMu.Unlock()
 }
 
-func (sh *redisShard) setSubHealth(err error) {
-	sh.healthMu.Lock()
-	sh.subErr = err
-	sh.healthMu.Unlock()
-}
-
 // close stops the shard's goroutines (the bus's context is cancelled
 // already) and closes its connections.
 func (sh *redisShard) close() {
-	if sh.reader != nil {
-		sh.reader.close()
+	for _, rd := range sh.snapshotReaders() {
+		rd.close()
 	}
 	if sh.writerDone != nil {
 		<-sh.writerDone

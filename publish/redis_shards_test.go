@@ -11,17 +11,15 @@ import (
 	"github.com/logviewer/logviewer/internal/testsupport"
 )
 
-// shardChannels returns n channel names that the bus puts on shard i, for
-// each of its shards.
-func shardChannels(t testing.TB, bus *Redis, n int) [][]string {
+// shardChannels returns, for each of parts, n channel names that part
+// holds.
+func shardChannels(t testing.TB, parts int, part func(channel string) int, n int) [][]string {
 	t.Helper()
-	out := make([][]string, len(bus.shards))
+	out := make([][]string, parts)
 	for i := 0; i < 10000; i++ {
 		ch := fmt.Sprintf("host-%d", i)
-		for k, sh := range bus.shards {
-			if bus.shardOf(ch) == sh && len(out[k]) < n {
-				out[k] = append(out[k], ch)
-			}
+		if k := part(ch); len(out[k]) < n {
+			out[k] = append(out[k], ch)
 		}
 	}
 	for k := range out {
@@ -41,76 +39,93 @@ func byChannel(rs []gotRecord) map[string][]int {
 	return out
 }
 
-// TestRedisShards: two Redis as shards, two ingest and two stream nodes:
-// every record arrives once, in order per channel, each channel's records
-// on its own shard only, and a client resumes one channel on the other
-// stream node without gap or duplicate.
-func TestRedisShards(t *testing.T) {
-	a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
-	url := a.URL() + "," + b.URL()
-	in1, _ := newRedisBus(t, url, RoleIngest, nil)
-	in2, _ := newRedisBus(t, url, RoleIngest, nil)
-	s1, _ := newRedisBus(t, url, RoleStream, nil)
-	s2, _ := newRedisBus(t, url, RoleStream, nil)
-	activeBus(t, s1)
-	activeBus(t, s2)
-	chans := shardChannels(t, s1, 2)
-	c1 := subscribe(t, s1, "*", SubscribeOptions{})
-	c2 := subscribe(t, s2, "host-*", SubscribeOptions{})
+// TestRedisScaleOut: two Redis as shards, and a Redis Cluster of three
+// masters; two ingest and two stream nodes: every record arrives once, in
+// order per channel, on both stream nodes, and a client resumes a channel
+// of each shard or master on the other stream node without gap or
+// duplicate.
+func TestRedisScaleOut(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) (url string, cluster bool, parts int, part func(string) int)
+	}{
+		{"two shards", func(t *testing.T) (string, bool, int, func(string) int) {
+			a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
+			bus := &Redis{shards: []*redisShard{{}, {}}}
+			return a.URL() + "," + b.URL(), false, 2, func(ch string) int {
+				return slices.Index(bus.shards, bus.shardOf(ch))
+			}
+		}},
+		{"cluster of three masters", func(t *testing.T) (string, bool, int, func(string) int) {
+			c := testsupport.StartRedisCluster(t, 3)
+			keys := redisKeys{cluster: true}
+			// Redis Cluster create gives each master a third of the slots.
+			return c.URLs(), true, 3, func(ch string) int { return keySlot(keys.stream(ch)) * 3 / clusterSlots }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url, cluster, parts, part := tc.start(t)
+			edit := func(c *RedisConfig) { c.Cluster = cluster }
+			in1, _ := newRedisBus(t, url, RoleIngest, edit)
+			in2, _ := newRedisBus(t, url, RoleIngest, edit)
+			s1, _ := newRedisBus(t, url, RoleStream, edit)
+			s2, _ := newRedisBus(t, url, RoleStream, edit)
+			activeBus(t, s1)
+			activeBus(t, s2)
+			chans := shardChannels(t, parts, part, 2)
+			c1 := subscribe(t, s1, "*", SubscribeOptions{})
+			c2 := subscribe(t, s2, "host-*", SubscribeOptions{})
 
-	// Each ingest node feeds its own records; per channel one node, so
-	// per-channel order is the publish order.
-	want := map[string][]int{}
-	n := 0
-	for round := 0; round < 100; round++ {
-		for k, list := range chans {
-			for j, ch := range list {
-				bus := []*Redis{in1, in2}[(k+j)%2]
-				publishRange(t, bus, ch, n, n+1)
-				want[ch] = append(want[ch], n)
-				n++
+			// Each channel is fed by one ingest node, so its order is the
+			// publish order.
+			want := map[string][]int{}
+			n := 0
+			for round := 0; round < 100; round++ {
+				for k, list := range chans {
+					for j, ch := range list {
+						bus := []*Redis{in1, in2}[(k+j)%2]
+						publishRange(t, bus, ch, n, n+1)
+						want[ch] = append(want[ch], n)
+						n++
+					}
+				}
 			}
-		}
-	}
-	for i, c := range []*collector{c1, c2} {
-		got := byChannel(c.waitRecords(t, n, 20*time.Second))
-		for ch, w := range want {
-			if !slices.Equal(got[ch], w) {
-				t.Errorf("stream node %d, channel %s: got %v, want %v", i+1, ch, got[ch], w)
+			for i, c := range []*collector{c1, c2} {
+				got := byChannel(c.waitRecords(t, n, 20*time.Second))
+				for ch, w := range want {
+					if !slices.Equal(got[ch], w) {
+						t.Errorf("stream node %d, channel %s: got %v, want %v", i+1, ch, got[ch], w)
+					}
+				}
 			}
-		}
-	}
-	for k, srv := range []*testsupport.Redis{a, b} {
-		reg, err := srv.Client(t).ZRange(context.Background(), "logviewer:channels", 0, -1).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		slices.Sort(reg)
-		if w := slices.Sorted(slices.Values(chans[k])); !slices.Equal(reg, w) {
-			t.Errorf("shard %d registry %v, want %v", k, reg, w)
-		}
-	}
 
-	// Resume one channel of each shard on the other node.
-	got := records(t, c1.snapshot())
-	for _, list := range chans {
-		ch := list[0]
-		var mine []gotRecord
-		for _, r := range got {
-			if r.Channel == ch {
-				mine = append(mine, r)
+			// Resume one channel of each part on the other node.
+			got := records(t, c1.snapshot())
+			for _, list := range chans {
+				ch := list[0]
+				var mine []gotRecord
+				for _, r := range got {
+					if r.Channel == ch {
+						mine = append(mine, r)
+					}
+				}
+				c := subscribe(t, s2, ch, SubscribeOptions{Since: mine[40].ID})
+				rs := c.waitRecords(t, len(mine)-41, 10*time.Second)
+				if !slices.Equal(numbers(rs), numbers(mine[41:])) {
+					t.Errorf("resume %s after %s on the other node: got %v, want %v", ch, mine[40].ID, numbers(rs), numbers(mine[41:]))
+				}
+				for _, e := range c.snapshot() {
+					if e.Kind == EventGap {
+						t.Errorf("resume %s: gap notice", ch)
+					}
+				}
 			}
-		}
-		c := subscribe(t, s2, ch, SubscribeOptions{Since: mine[40].ID})
-		rs := c.waitRecords(t, len(mine)-41, 10*time.Second)
-		if !slices.Equal(numbers(rs), numbers(mine[41:])) {
-			t.Errorf("resume %s after %s on the other node: got %v, want %v", ch, mine[40].ID, numbers(rs), numbers(mine[41:]))
-		}
-		for _, e := range c.snapshot() {
-			if e.Kind == EventGap {
-				t.Errorf("resume %s: gap notice", ch)
+			// Tail of a glob across every part.
+			tl := subscribe(t, s2, "host-*", SubscribeOptions{Tail: 10})
+			if rs := tl.waitRecords(t, 10, 10*time.Second); len(rs) != 10 {
+				t.Errorf("tail 10 of host-*: %d records", len(rs))
 			}
-		}
+		})
 	}
 }
 
@@ -123,7 +138,7 @@ func TestRedisShardDown(t *testing.T) {
 	ingest, _ := newRedisBus(t, url, RoleIngest, nil)
 	stream, _ := newRedisBus(t, url, RoleStream, nil)
 	activeBus(t, stream)
-	chans := shardChannels(t, ingest, 1)
+	chans := shardChannels(t, 2, func(ch string) int { return slices.Index(ingest.shards, ingest.shardOf(ch)) }, 1)
 	up, down := chans[0][0], chans[1][0]
 	c := subscribe(t, stream, "*", SubscribeOptions{})
 

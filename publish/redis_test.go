@@ -206,9 +206,16 @@ func activeBus(t testing.TB, bus *Redis) {
 	testsupport.Eventually(t, 10*time.Second, func() bool {
 		for _, sh := range bus.shards {
 			select {
-			case <-sh.reader.activeChan():
+			case <-sh.found:
 			default:
 				return false
+			}
+			for _, rd := range sh.snapshotReaders() {
+				select {
+				case <-rd.activeChan():
+				default:
+					return false
+				}
 			}
 		}
 		return true

@@ -56,7 +56,7 @@ type flushState struct {
 // Records get IDs from one sequence per shard, one number per record in
 // publish order (see redis_batch.go). It returns how many records were
 // dropped because a channel's key holds another type.
-func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total int, echo [][]byte) (dropped int, err error) {
+func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total int, echo []echoRecord) (dropped int, err error) {
 	keys := w.keys
 	for attempt := 0; attempt < txAttempts; attempt++ {
 		err = w.client.Watch(ctx, func(tx *redis.Tx) error {
@@ -92,16 +92,20 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 					}
 					w.addEntry(ctx, p, b, id, st.now.ms)
 				}
-				p.Publish(ctx, keys.notify(), payload)
-				p.HSet(ctx, keys.state(), "ms", strconv.FormatUint(last.ms, 10), "seq", strconv.FormatUint(last.seq, 10))
+				if keys.cluster {
+					p.SPublish(ctx, keys.notify(blobs[0].channel), payload)
+				} else {
+					p.Publish(ctx, keys.notify(""), payload)
+				}
+				p.HSet(ctx, keys.state(blobs[0].channel), "ms", strconv.FormatUint(last.ms, 10), "seq", strconv.FormatUint(last.seq, 10))
 				if !st.hasEpoch && !first.isZero() {
-					p.HSet(ctx, keys.state(), "epoch", first.String())
+					p.HSet(ctx, keys.state(blobs[0].channel), "epoch", first.String())
 				}
 				w.echoRecords(ctx, p, blobs, base, echo)
 				return nil
 			})
 			return err
-		}, keys.state())
+		}, keys.state(blobs[0].channel))
 		if !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
@@ -125,7 +129,7 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 	)
 	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
 		timeCmd = p.Time(ctx)
-		stateCmd = p.HMGet(ctx, keys.state(), "ms", "seq", "epoch")
+		stateCmd = p.HMGet(ctx, keys.state(blobs[0].channel), "ms", "seq", "epoch")
 		for i := range blobs {
 			ch := blobs[i].channel
 			metaCmds[i] = p.HMGet(ctx, keys.meta(ch), "n", "last")
@@ -196,7 +200,9 @@ func (w *redisWriter) addEntry(ctx context.Context, p redis.Pipeliner, b *channe
 		p.XTrimMinID(ctx, keys.stream(b.channel), sid.add(1).String())
 		p.LPop(ctx, keys.marks(b.channel))
 	}
-	p.ZAdd(ctx, keys.registry(), redis.Z{Score: float64(nowMS), Member: b.channel})
+	if !keys.cluster { // in a cluster the registry is in another slot: see send
+		p.ZAdd(ctx, keys.registry(), redis.Z{Score: float64(nowMS), Member: b.channel})
+	}
 }
 
 // notification builds the batch notification of a flush (see
@@ -231,18 +237,24 @@ func (w *redisWriter) notification(blobs []channelBlob, base streamID, echo int)
 	return out
 }
 
-// echoRecords queues the per-record PUBLISHes of --redis-publish-records:
-// echo holds each record of the flush in order, its channel's blob index
-// first.
-func (w *redisWriter) echoRecords(ctx context.Context, p redis.Pipeliner, blobs []channelBlob, base streamID, echo [][]byte) {
-	for i, gelf := range echo {
-		b := &blobs[w.echoChan[i]]
+// echoRecord is one record of a flush for --redis-publish-records.
+type echoRecord struct {
+	gelf []byte
+	blob int // its channel's index in the flush's blobs
+	off  int // its offset from the channel's first record
+}
+
+// echoRecords queues the per-record PUBLISHes of --redis-publish-records,
+// in publish order.
+func (w *redisWriter) echoRecords(ctx context.Context, p redis.Pipeliner, blobs []channelBlob, base streamID, echo []echoRecord) {
+	for _, e := range echo {
+		b := &blobs[e.blob]
 		if b.bad {
 			continue
 		}
-		msg := gelf
+		gelf, msg := e.gelf, e.gelf
 		if w.echo == echoWithID {
-			id := base.add(uint64(i)).String()
+			id := base.add(uint64(b.first + e.off)).String()
 			msg = make([]byte, 0, len(gelf)+len(id)+20)
 			msg = append(msg, `{"_event_id":"`...)
 			msg = append(msg, id...)

@@ -30,7 +30,7 @@ const (
 // transaction per batch of up to defaultBatchSize records (see writeFlush),
 // and keeps them while Redis is unreachable.
 type redisWriter struct {
-	client    *redis.Client
+	client    redis.UniversalClient
 	keys      redisKeys
 	history   int // records kept per channel
 	step      int // records between two trim marks (see addEntry)
@@ -51,8 +51,7 @@ type redisWriter struct {
 	// scratch of send, reused between batches
 	channelNo map[string]int
 	blobs     []channelBlob
-	echoRecs  [][]byte // the records of a flush, for --redis-publish-records
-	echoChan  []int    // index in blobs of each of echoRecs
+	echoRecs  []echoRecord // the records of a flush, for --redis-publish-records
 }
 
 // run delivers batches until Close; it closes done when it returns.
@@ -201,7 +200,6 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	clear(w.channelNo)
 	w.blobs = w.blobs[:0]
 	w.echoRecs = w.echoRecs[:0]
-	w.echoChan = w.echoChan[:0]
 	for i := b.head; i < len(b.recs); i++ {
 		r := &b.recs[i]
 		pos := i - b.head // the record's position in the flush
@@ -224,13 +222,18 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 		bl.data = appendBlobRecord(bl.data, bl.lastOff, gelf)
 		bl.n++
 		if w.echo != echoNone {
-			w.echoRecs = append(w.echoRecs, gelf)
-			w.echoChan = append(w.echoChan, c)
+			w.echoRecs = append(w.echoRecs, echoRecord{gelf: gelf, blob: c, off: bl.lastOff})
 		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
-	skipped, err := w.writeFlush(ctx, w.blobs, len(b.recs)-b.head, w.echoRecs)
+	var skipped int
+	var err error
+	if w.keys.cluster {
+		skipped, err = w.writeClusterFlush(ctx)
+	} else {
+		skipped, err = w.writeFlush(ctx, w.blobs, len(b.recs)-b.head, w.echoRecs)
+	}
 	clear(w.echoRecs) // drop the references into b.data
 	for i := range w.blobs {
 		if cap(w.blobs[i].data) > maxKeptBlob {
@@ -257,6 +260,47 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 		return nil
 	}
 	return err
+}
+
+// writeClusterFlush writes the flush in w.blobs to a Redis Cluster: one
+// transaction per channel (its keys share a slot; a channel's records take
+// numbers of its own ID sequence), then the channels into the registry.
+// Channels are written one after the other; the first error stops the
+// flush, and the whole batch is tried again later, its channels already
+// written then skipped by stream nodes as records they have (same IDs are
+// not given twice: the retry takes new numbers, so a record may come twice
+// across such a failure).
+func (w *redisWriter) writeClusterFlush(ctx context.Context) (int, error) {
+	skipped := 0
+	var sub []echoRecord
+	var nowMS float64
+	for i := range w.blobs {
+		one := w.blobs[i : i+1 : i+1]
+		first := one[0].first
+		one[0].first = 0
+		sub = sub[:0]
+		for _, e := range w.echoRecs {
+			if e.blob == i {
+				e.blob = 0
+				sub = append(sub, e)
+			}
+		}
+		n, err := w.writeFlush(ctx, one, one[0].lastOff+1, sub)
+		one[0].first = first
+		if err != nil {
+			return skipped, err
+		}
+		skipped += n
+	}
+	nowMS = float64(time.Now().UnixMilli())
+	p := w.client.Pipeline()
+	for i := range w.blobs {
+		p.ZAdd(ctx, w.keys.registry(), redis.Z{Score: nowMS, Member: w.blobs[i].channel})
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return skipped, fmt.Errorf("channel registry: %w", err)
+	}
+	return skipped, nil
 }
 
 // maxKeptBlob bounds the blob buffer send keeps for the next batch.

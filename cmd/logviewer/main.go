@@ -309,6 +309,7 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 		QueueBudget:    cfg.ClientQueueBytes,
 		ChannelPrefix:  cfg.ChannelPrefix,
 		PublishRecords: cfg.RedisRecords,
+		Cluster:        cfg.RedisCluster,
 		Compat:         cfg.GELFCompat,
 		Logger:         log.With(slog.String("part", "redis")),
 		Metrics:        m,

@@ -23,6 +23,7 @@ type Redis struct {
 	port     int
 	tls      *redisTLS // nil: plain TCP
 	password string    // requirepass, "" for none
+	extra    []string  // more redis-server arguments
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -119,6 +120,7 @@ func (r *Redis) Start(tb testing.TB) {
 	if r.password != "" {
 		args = append(args, "--requirepass", r.password)
 	}
+	args = append(args, r.extra...)
 	cmd := exec.Command(r.bin, append(args,
 		"--bind", "127.0.0.1",
 		"--dir", r.dir,
