@@ -438,22 +438,28 @@ func (r *Redis) Health(context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close delivers the queued records (for a few seconds at most, and not
-// while Redis is away), ends every subscription and closes the connections.
+// Close is Shutdown with drainTimeout to deliver what is queued.
 func (r *Redis) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	return r.Shutdown(ctx)
+}
+
+// Shutdown delivers the queued records until ctx ends (and not while
+// Redis is away), then ends every subscription and closes the connections.
+// It returns once all of the bus's goroutines have stopped: soon after ctx
+// ends, however many records were still queued.
+func (r *Redis) Shutdown(ctx context.Context) error {
 	r.closeOnce.Do(func() {
 		r.closed.Store(true)
 		close(r.closing)
-		deadline := time.NewTimer(drainTimeout)
-		defer deadline.Stop()
 		for _, sh := range r.shards {
 			if sh.writerDone == nil {
 				continue
 			}
 			select {
 			case <-sh.writerDone:
-			case <-deadline.C:
-				deadline.Reset(0)
+			case <-ctx.Done():
 				sh.log.Warn("redis bus closed with records still queued", slog.Int("queued", sh.buf.len()))
 			}
 		}

@@ -13,13 +13,9 @@ import (
 // newClusterClient connects to a Redis Cluster through its seed nodes,
 // with the credentials and TLS of the first URL.
 func newClusterClient(opts []*redis.Options) *redis.ClusterClient {
-	addrs := make([]string, len(opts))
-	for i, o := range opts {
-		addrs[i] = o.Addr
-	}
 	first := opts[0]
 	return redis.NewClusterClient(&redis.ClusterOptions{
-		Addrs:     addrs,
+		Addrs:     urlsAddrs(opts),
 		Username:  first.Username,
 		Password:  first.Password,
 		TLSConfig: first.TLSConfig,
