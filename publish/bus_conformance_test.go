@@ -76,7 +76,7 @@ func TestBusConformance(t *testing.T) {
 					t.Errorf("channel %s: %v", ch, per[ch])
 				}
 			}
-			last := map[string]streamID{}
+			last := map[string]position{}
 			for _, r := range got {
 				if p.ingest == p.stream { // memory IDs: "<epoch>-<seq>", one counter
 					continue

@@ -67,7 +67,7 @@ func eachBlobRecord(blob string, fn func(off uint64, gelf string)) error {
 // batchEntry is one channel's entry of a batch notification.
 type batchEntry struct {
 	channel string
-	id      streamID // the entry ID: the ID of its first record
+	id      position // the entry ID: the ID of its first record
 	n       int
 	blob    string
 }
@@ -113,7 +113,7 @@ func parseBatch(payload string) (echo int, entries []batchEntry, err error) {
 }
 
 // batchRecord is the Record of one GELF object of a batch.
-func batchRecord(channel string, id streamID, gelf string) Record {
+func batchRecord(channel string, id position, gelf string) Record {
 	idStr := id.String()
 	rest := ""
 	if len(gelf) > 1 {
@@ -127,7 +127,7 @@ func batchRecord(channel string, id streamID, gelf string) Record {
 }
 
 // add returns the ID n records after a within one entry.
-func (a streamID) add(n uint64) streamID { return streamID{ms: a.ms, seq: a.seq + n} }
+func (a position) add(n uint64) position { return position{ms: a.ms, seq: a.seq + n} }
 
 // BatchChannel is the pub/sub channel, after the channel prefix, on which
 // ingest nodes publish their batch notifications.

@@ -15,14 +15,14 @@ import (
 // historyEntry is one record read from a stream for a backfill or a gap
 // fill.
 type historyEntry struct {
-	id  streamID
+	id  position
 	rec Record
 }
 
 // appendEntryRecords appends the records of one stream entry of channel
 // that come after floor: a batch (fields n, b) of our ingest, or one
 // record (field d) as rsyslog's drop-in writes it.
-func appendEntryRecords(dst []historyEntry, channel string, msg redis.XMessage, floor streamID) []historyEntry {
+func appendEntryRecords(dst []historyEntry, channel string, msg redis.XMessage, floor position) []historyEntry {
 	id, ok := parseStreamID(msg.ID)
 	if !ok {
 		return dst
@@ -108,8 +108,8 @@ func (r *Redis) history(ctx context.Context, pattern string, opts SubscribeOptio
 	var (
 		entries []historyEntry
 		gap     bool
-		floor   = make(map[string]streamID)
-		def     streamID // floor of channels without history yet
+		floor   = make(map[string]position)
+		def     position // floor of channels without history yet
 	)
 	resume := opts.Since != ""
 	since, validSince := parseStreamID(opts.Since)
@@ -183,13 +183,13 @@ func (r *Redis) history(ctx context.Context, pattern string, opts SubscribeOptio
 // (before its epoch, or no sequence at all: Redis lost its data) or is no
 // stream ID (invalid). Channels without a stream are left out. lostLife
 // says that some channel's sequence began after since.
-func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since streamID, invalid bool) (from map[string]streamID, lostLife, gap bool, err error) {
+func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since position, invalid bool) (from map[string]position, lostLife, gap bool, err error) {
 	states, err := sh.streamStates(ctx, channels)
 	if err != nil {
 		return nil, false, false, err
 	}
 	lostLife = invalid
-	from = make(map[string]streamID, len(channels))
+	from = make(map[string]position, len(channels))
 	for i, ch := range channels {
 		st := states[i]
 		lost := invalid || !st.hasEpoch
@@ -205,10 +205,10 @@ func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since
 				lostLife = true
 			}
 		case lost:
-			from[ch] = streamID{}
+			from[ch] = position{}
 			lostLife = true
 		case lostAfter(st.info, since):
-			from[ch] = streamID{}
+			from[ch] = position{}
 			gap = true
 		default:
 			from[ch] = since
@@ -267,7 +267,7 @@ func (sh *redisShard) streamStates(ctx context.Context, channels []string) ([]st
 // between the last trimmed and the first kept record is taken for a gap
 // too: the client is told of a loss that did not happen, never handed a
 // hole.
-func lostAfter(info *redis.XInfoStream, since streamID) bool {
+func lostAfter(info *redis.XInfoStream, since position) bool {
 	if md, ok := parseStreamID(info.MaxDeletedEntryID); ok && since.less(md) {
 		return true
 	}
@@ -288,12 +288,12 @@ func isNoSuchKey(err error) bool { return err != nil && strings.Contains(err.Err
 // readAfter reads every record after from[channel], per channel, in pages
 // of entries; the entry holding from[channel] itself is read first, since
 // its later records come after it.
-func (sh *redisShard) readAfter(ctx context.Context, from map[string]streamID) ([]historyEntry, error) {
+func (sh *redisShard) readAfter(ctx context.Context, from map[string]position) ([]historyEntry, error) {
 	keys := sh.r.keys
 	var out []historyEntry
 	type cursor struct {
-		floor streamID // records after it are wanted
-		after streamID // entries after it are still to read
+		floor position // records after it are wanted
+		after position // entries after it are still to read
 		first bool     // the entry holding floor is still to read
 	}
 	todo := make(map[string]*cursor, len(from))
@@ -375,7 +375,7 @@ func (sh *redisShard) readTail(ctx context.Context, channels []string, n int) ([
 			c := todo[ch]
 			for _, m := range msgs {
 				k := len(out)
-				out = appendEntryRecords(out, ch, m, streamID{})
+				out = appendEntryRecords(out, ch, m, position{})
 				c.got += len(out) - k
 				c.before = "(" + m.ID
 			}
@@ -405,7 +405,7 @@ func (rd *redisReader) fillGap(ctx context.Context) error {
 	if base.less(rd.startID) {
 		base = rd.startID
 	}
-	from := make(map[string]streamID, len(registered)+len(rd.lastID))
+	from := make(map[string]position, len(registered)+len(rd.lastID))
 	for _, ch := range registered {
 		if rd.owns(ch) {
 			from[ch] = base

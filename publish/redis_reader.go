@@ -46,9 +46,9 @@ type redisReader struct {
 	echo      int // per-record messages still to skip after a notification
 	scratch   []batchItem
 
-	lastID   map[string]streamID // per channel: the last record delivered
-	lastAny  streamID            // the latest ID delivered on any channel
-	startID  streamID            // Redis time when the first PSUBSCRIBE was in place
+	lastID   map[string]position // per channel: the last record delivered
+	lastAny  position            // the latest ID delivered on any channel
+	startID  position            // Redis time when the first PSUBSCRIBE was in place
 	sawPlain bool                // records without an ID (rsyslog) came: those cannot be refilled
 
 	mu     sync.Mutex
@@ -67,7 +67,7 @@ func newRedisReader(sh *redisShard) *redisReader {
 		client:  sh.client,
 		pattern: sh.r.keys.pattern(),
 		owns:    func(string) bool { return true },
-		lastID:  make(map[string]streamID),
+		lastID:  make(map[string]position),
 		active:  make(chan struct{}),
 		// Degraded until the subscription is in place: records published
 		// before it would not reach this node live.
@@ -261,16 +261,16 @@ func isTimeout(err error) bool {
 
 // redisNow returns Redis's clock as a stream ID, a second early (the zero
 // ID when Redis does not answer).
-func (rd *redisReader) redisNow(ctx context.Context) streamID {
+func (rd *redisReader) redisNow(ctx context.Context) position {
 	t, err := rd.client.Time(ctx).Result()
 	if err != nil {
-		return streamID{}
+		return position{}
 	}
 	ms := t.UnixMilli() - 1000
 	if ms < 0 {
 		ms = 0
 	}
-	return streamID{ms: uint64(ms)}
+	return position{ms: uint64(ms)}
 }
 
 // handle turns one pub/sub message into records and delivers them: a batch
@@ -301,7 +301,7 @@ func (rd *redisReader) handle(pubChannel, payload string) {
 
 // advance records that the record sid of channel is delivered; it returns
 // false when it (or a later one) was already.
-func (rd *redisReader) advance(channel string, sid streamID) bool {
+func (rd *redisReader) advance(channel string, sid position) bool {
 	if last, seen := rd.lastID[channel]; seen && !last.less(sid) {
 		return false
 	}
@@ -350,7 +350,7 @@ func (rd *redisReader) handleBatch(payload string) {
 
 // batchItem is one record of a batch notification before delivery.
 type batchItem struct {
-	id      streamID
+	id      position
 	channel string
 	gelf    string
 }

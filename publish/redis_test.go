@@ -177,7 +177,7 @@ func streamEntries(t testing.TB, c *redis.Client, key string) (ids []string, ns 
 	channel := key[strings.LastIndexByte(key, ':')+1:]
 	var es []historyEntry
 	for _, m := range msgs {
-		es = appendEntryRecords(es, channel, m, streamID{})
+		es = appendEntryRecords(es, channel, m, position{})
 	}
 	for _, e := range es {
 		var v struct {
@@ -790,18 +790,18 @@ func TestRedisClose(t *testing.T) {
 func TestParseStreamID(t *testing.T) {
 	tests := []struct {
 		in   string
-		want streamID
+		want position
 		ok   bool
 	}{
-		{"1700000000000-0", streamID{1700000000000, 0}, true},
-		{"5-12", streamID{5, 12}, true},
-		{"5", streamID{5, 0}, true},
-		{"", streamID{}, false},
-		{"5-", streamID{}, false},
-		{"-5", streamID{}, false},
-		{"a-1", streamID{}, false},
-		{"1-+1", streamID{}, false},
-		{"1-2-3", streamID{}, false},
+		{"1700000000000-0", position{1700000000000, 0}, true},
+		{"5-12", position{5, 12}, true},
+		{"5", position{5, 0}, true},
+		{"", position{}, false},
+		{"5-", position{}, false},
+		{"-5", position{}, false},
+		{"a-1", position{}, false},
+		{"1-+1", position{}, false},
+		{"1-2-3", position{}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {

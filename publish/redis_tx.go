@@ -31,15 +31,15 @@ type channelBlob struct {
 
 	// read before the transaction
 	count int64    // records written to the channel's stream so far
-	last  streamID // ID of the last record written there
+	last  position // ID of the last record written there
 	marks []string // trim marks, "<count> <entry ID>", oldest first
 	bad   bool     // the stream key holds another type: records dropped
 }
 
 // flushState is what writeFlush reads of the shard before it writes.
 type flushState struct {
-	now      streamID // Redis's clock
-	seq      streamID // the last ID handed out (zero when fresh)
+	now      position // Redis's clock
+	seq      position // the last ID handed out (zero when fresh)
 	fresh    bool     // no sequence yet: this flush starts the epoch
 	hasEpoch bool
 }
@@ -66,7 +66,7 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 			}
 			base := st.seq.add(1)
 			if st.fresh || st.now.ms > st.seq.ms {
-				base = streamID{ms: max(st.now.ms, st.seq.ms)}
+				base = position{ms: max(st.now.ms, st.seq.ms)}
 			}
 			for i := range blobs {
 				// A stream ahead of the sequence (it was lost or set back):
@@ -79,7 +79,7 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 			payload := w.notification(blobs, base, len(echo))
 			dropped = 0
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				var first streamID
+				var first position
 				for i := range blobs {
 					b := &blobs[i]
 					if b.bad {
@@ -143,7 +143,7 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 	}
 	var st flushState
 	t := timeCmd.Val()
-	st.now = streamID{ms: uint64(max(t.UnixMilli(), 0))}
+	st.now = position{ms: uint64(max(t.UnixMilli(), 0))}
 	vals := stateCmd.Val()
 	ms, ok1 := vals[0].(string)
 	seq, ok2 := vals[1].(string)
@@ -152,7 +152,7 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 	st.fresh = !st.fresh || !ok1 || !ok2
 	for i := range blobs {
 		b := &blobs[i]
-		b.count, b.last, b.bad = 0, streamID{}, false
+		b.count, b.last, b.bad = 0, position{}, false
 		mv := metaCmds[i].Val()
 		if s, ok := mv[0].(string); ok {
 			b.count, _ = strconv.ParseInt(s, 10, 64)
@@ -173,7 +173,7 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 // tells which entries hold only records older than the last History, and
 // XTRIM MINID drops them. A channel keeps between History and History +
 // step + one flush of records.
-func (w *redisWriter) addEntry(ctx context.Context, p redis.Pipeliner, b *channelBlob, id streamID, nowMS uint64) {
+func (w *redisWriter) addEntry(ctx context.Context, p redis.Pipeliner, b *channelBlob, id position, nowMS uint64) {
 	keys := w.keys
 	idStr := id.String()
 	p.XAdd(ctx, &redis.XAddArgs{Stream: keys.stream(b.channel), ID: idStr, Values: []any{"n", b.n, "b", b.data}})
@@ -207,7 +207,7 @@ func (w *redisWriter) addEntry(ctx context.Context, p redis.Pipeliner, b *channe
 
 // notification builds the batch notification of a flush (see
 // redis_batch.go) whose first record gets the ID base.
-func (w *redisWriter) notification(blobs []channelBlob, base streamID, echo int) []byte {
+func (w *redisWriter) notification(blobs []channelBlob, base position, echo int) []byte {
 	size := len(batchMagic) + 16
 	for i := range blobs {
 		size += len(blobs[i].channel) + len(blobs[i].data) + 64
@@ -246,7 +246,7 @@ type echoRecord struct {
 
 // echoRecords queues the per-record PUBLISHes of --redis-publish-records,
 // in publish order.
-func (w *redisWriter) echoRecords(ctx context.Context, p redis.Pipeliner, blobs []channelBlob, base streamID, echo []echoRecord) {
+func (w *redisWriter) echoRecords(ctx context.Context, p redis.Pipeliner, blobs []channelBlob, base position, echo []echoRecord) {
 	for _, e := range echo {
 		b := &blobs[e.blob]
 		if b.bad {
