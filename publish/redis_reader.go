@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -139,8 +140,8 @@ func (rd *redisReader) subscribe(ctx context.Context) *redis.PubSub {
 	// An error here (Redis down) is seen again by Receive, which retries.
 	if rd.channels != nil {
 		// One SSUBSCRIBE per shard channel: those of several slots may not
-		// share a command. go-redis would resubscribe to all of them in one
-		// command after a reconnect, so run starts a new PubSub instead.
+		// share a command (go-redis would resubscribe to all of them in one
+		// command; each session starts a new PubSub instead).
 		rd.ps = rd.client.SSubscribe(ctx)
 		for _, ch := range rd.channels {
 			if err := rd.ps.SSubscribe(ctx, ch); err != nil {
@@ -166,52 +167,64 @@ func (rd *redisReader) close() {
 	}
 }
 
-// run receives until ctx ends; it closes done when it returns.
+// errReaderClosed ends run: the reader was closed.
+var errReaderClosed = errors.New("reader closed")
+
+// run keeps the subscription up until ctx ends, one session per connection
+// (see session): when one ends it waits (backoff, reset by a session that
+// got its subscription) and starts the next. It closes done when it
+// returns.
 func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
+	var backoff time.Duration
+	for {
+		active, err := rd.session(ctx, backoff > 0)
+		if ctx.Err() != nil || errors.Is(err, errReaderClosed) {
+			return
+		}
+		rd.setActive(false)
+		rd.setSubHealth(err)
+		if active {
+			backoff = 0
+		}
+		if backoff == 0 { // a working connection lost, or the first attempt failed
+			rd.sh.log.Warn("redis pub/sub connection lost; reconnecting", slog.String("error", err.Error()))
+		}
+		backoff = nextBackoff(backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// session is one connection's lifetime: subscribe on a new connection;
+// once the subscription is confirmed, deliver what was published since the
+// previous session from the streams (unless this is the first), then
+// deliver live records until the connection fails, or stays silent after a
+// ping. retry says an earlier session failed. It returns whether the
+// subscription was in place, and why the session ended.
+func (rd *redisReader) session(ctx context.Context, retry bool) (active bool, err error) {
 	ps := rd.subscribe(ctx)
-	var (
-		everActive bool
-		down       bool // the connection failed since the last confirmation
-		backoff    time.Duration
-		pinged     bool
-	)
-	for ps != nil {
+	if ps == nil {
+		return false, errReaderClosed
+	}
+	defer ps.Close()
+	pinged := false
+	for {
 		msg, err := ps.ReceiveTimeout(ctx, pingInterval)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if isTimeout(err) {
-				if !pinged {
-					pinged = true
-					if err = ps.Ping(ctx); err == nil {
-						continue
-					}
-				} else {
-					// No answer to a ping: the connection is dead without
-					// having said so. Start over on a new one.
-					err = errors.New("pub/sub connection silent after a ping")
-					ps = rd.subscribe(ctx)
-				}
-			}
-			pinged = false
-			if !down {
-				down = true
-				rd.setActive(false)
-				rd.sh.log.Warn("redis pub/sub connection lost; reconnecting", slog.String("error", err.Error()))
-			}
-			rd.setSubHealth(err)
-			backoff = nextBackoff(backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
-			}
-			if rd.channels != nil {
-				ps = rd.subscribe(ctx) // see subscribe
+		switch {
+		case err != nil && isTimeout(err) && !pinged:
+			pinged = true
+			if err := ps.Ping(ctx); err != nil {
+				return active, fmt.Errorf("pub/sub ping: %w", err)
 			}
 			continue
+		case err != nil && isTimeout(err):
+			return active, errors.New("pub/sub connection silent after a ping")
+		case err != nil:
+			return active, err
 		}
 		pinged = false
 		switch m := msg.(type) {
@@ -222,31 +235,14 @@ func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 				continue // not yet subscribed to every shard channel
 			}
 			rd.echo = 0 // a new connection: what it gets starts afresh
-			if everActive {
-				if err := rd.fillGap(ctx); err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					rd.sh.log.Warn("redis gap fill failed; reconnecting", slog.String("error", err.Error()))
-					rd.setSubHealth(err)
-					down = true
-					rd.setActive(false)
-					backoff = nextBackoff(backoff)
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(backoff):
-					}
-					ps = rd.subscribe(ctx)
-					continue
-				}
-				if down {
-					rd.sh.log.Info("redis pub/sub connection back; gap filled from the streams")
-				}
-			} else {
+			if rd.startID.isZero() {
 				rd.startID = rd.redisNow(ctx)
+			} else if err := rd.fillGap(ctx); err != nil {
+				return false, fmt.Errorf("gap fill: %w", err)
+			} else if retry {
+				rd.sh.log.Info("redis pub/sub connection back; gap filled from the streams")
 			}
-			everActive, down, backoff = true, false, 0
+			active = true
 			rd.setSubHealth(nil)
 			rd.setActive(true)
 		}
@@ -259,18 +255,14 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// redisNow returns Redis's clock as a stream ID, a second early (the zero
-// ID when Redis does not answer).
+// redisNow returns Redis's clock as a stream ID, a second early (this
+// host's clock when Redis does not answer).
 func (rd *redisReader) redisNow(ctx context.Context) position {
 	t, err := rd.client.Time(ctx).Result()
 	if err != nil {
-		return position{}
+		t = time.Now()
 	}
-	ms := t.UnixMilli() - 1000
-	if ms < 0 {
-		ms = 0
-	}
-	return position{ms: uint64(ms)}
+	return position{ms: uint64(max(t.UnixMilli()-1000, 1))}
 }
 
 // handle turns one pub/sub message into records and delivers them: a batch

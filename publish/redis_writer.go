@@ -54,63 +54,55 @@ type redisWriter struct {
 	echoRecs  []echoRecord // the records of a flush, for --redis-publish-records
 }
 
-// run delivers batches until Close; it closes done when it returns.
+// run delivers batches until Close, then drains what is queued; it closes
+// done when it returns.
 func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
+	w.probe(ctx)
+	w.serve(ctx)
+	w.drain(ctx)
+}
+
+// serve delivers batches as they fill, or within the linger time, until
+// ctx ends or Close; after a failure it waits (backoff) before the next.
+func (w *redisWriter) serve(ctx context.Context) {
 	var backoff time.Duration
-	var draining bool
 	idle := time.NewTimer(idlePing)
 	defer idle.Stop()
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
-	w.probe(ctx)
 	for {
-		if !draining {
-			select {
-			case <-w.closing:
-				draining = true
-			default:
-			}
-		}
 		if backoff > 0 {
-			if draining {
-				w.log.Warn("redis bus closing while Redis is unreachable; records not delivered",
-					slog.Int("records", w.buf.len()))
-				return
-			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-w.closing:
-				draining = true
+				return
 			case <-time.After(backoff):
 			}
 		}
-		b := w.buf.take(draining)
-		if b == nil {
-			if w.buf.empty() {
-				if draining {
-					return
-				}
-				idle.Reset(idlePing)
-				select {
-				case <-ctx.Done():
-					return
-				case <-w.closing:
-					draining = true
-				case <-w.wake:
-				case <-idle.C:
-					w.probe(ctx)
-				}
-				continue
+		b := w.buf.take(false)
+		if b == nil && w.buf.empty() {
+			idle.Reset(idlePing)
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.closing:
+				return
+			case <-w.wake:
+			case <-idle.C:
+				w.probe(ctx)
 			}
+			continue
+		}
+		if b == nil { // a partial batch: wait for more, at most the linger time
 			linger.Reset(w.linger)
 			select {
 			case <-ctx.Done():
 				return
 			case <-w.closing:
-				draining = true
+				return
 			case <-w.wake:
 			case <-linger.C:
 			}
@@ -119,34 +111,66 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 				continue
 			}
 		}
-		w.dropLog.add(0, w.logDropped) // drops not logged yet
-		err := w.send(ctx, b)
-		if err == nil {
-			w.buf.release(b)
-			if !w.reachable.Load() {
-				w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
-			}
-			backoff = 0
-			w.reachable.Store(true)
-			w.setHealth(nil)
-			continue
+		backoff = w.deliver(ctx, b, backoff)
+	}
+}
+
+// drain delivers what is still queued after Close, batch after batch,
+// until the buffer is empty, a delivery fails, or ctx ends; it does not
+// try while Redis is unreachable.
+func (w *redisWriter) drain(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	if !w.reachable.Load() {
+		if n := w.buf.len(); n > 0 {
+			w.log.Warn("redis bus closing while Redis is unreachable; records not delivered", slog.Int("records", n))
 		}
-		if ctx.Err() != nil {
+		return
+	}
+	for b := w.buf.take(true); b != nil; b = w.buf.take(true) {
+		if w.deliver(ctx, b, 0) > 0 {
+			if ctx.Err() == nil {
+				w.log.Warn("redis bus closing while Redis is unreachable; records not delivered",
+					slog.Int("records", w.buf.len()))
+			}
 			return
 		}
-		w.reachable.Store(false)
-		w.buf.signalRoom() // waiting publishers stop waiting and drop the oldest instead
-		if n := w.buf.requeue(b); n > 0 {
-			w.countDropped(n)
-		}
-		w.setHealth(err)
-		backoff = nextBackoff(backoff)
-		w.errLog.do(func(skipped uint64) {
-			w.log.Warn("redis publish failed; keeping records and retrying",
-				slog.String("error", err.Error()), slog.Int("queued", w.buf.len()),
-				slog.Duration("retry_in", backoff), slog.Uint64("errors_not_logged", skipped))
-		})
 	}
+}
+
+// deliver sends b and returns the backoff before the next attempt: 0 when
+// it went, the next step after backoff when it failed (b is then queued
+// again as the oldest).
+func (w *redisWriter) deliver(ctx context.Context, b *pendingBatch, backoff time.Duration) time.Duration {
+	w.dropLog.add(0, w.logDropped) // drops not logged yet
+	err := w.send(ctx, b)
+	if err == nil {
+		w.buf.release(b)
+		if !w.reachable.Load() {
+			w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
+		}
+		w.reachable.Store(true)
+		w.setHealth(nil)
+		return 0
+	}
+	if ctx.Err() != nil {
+		w.buf.requeue(b)
+		return nextBackoff(backoff)
+	}
+	w.reachable.Store(false)
+	w.buf.signalRoom() // waiting publishers stop waiting and drop the oldest instead
+	if n := w.buf.requeue(b); n > 0 {
+		w.countDropped(n)
+	}
+	w.setHealth(err)
+	backoff = nextBackoff(backoff)
+	w.errLog.do(func(skipped uint64) {
+		w.log.Warn("redis publish failed; keeping records and retrying",
+			slog.String("error", err.Error()), slog.Int("queued", w.buf.len()),
+			slog.Duration("retry_in", backoff), slog.Uint64("errors_not_logged", skipped))
+	})
+	return backoff
 }
 
 // nextBackoff doubles d within [backoffMin, backoffMax].
