@@ -103,11 +103,9 @@ func (k redisKeys) channelKey(kind, channel string) string {
 func (k redisKeys) stream(channel string) string { return k.channelKey("stream", channel) }
 
 // meta is the hash of a channel's stream: n, the records ever written to
-// it, and last, the ID of the last one.
+// it, last, the ID of the last one, and marks, where to trim (see
+// addEntry).
 func (k redisKeys) meta(channel string) string { return k.channelKey("meta", channel) }
-
-// marks is the list of trim marks of a channel's stream (see addEntry).
-func (k redisKeys) marks(channel string) string { return k.channelKey("marks", channel) }
 
 // state is the hash of the ID sequence of a channel: shared by all channels
 // of a standalone Redis, the channel's own in a cluster.
@@ -157,8 +155,7 @@ func (k redisKeys) registry() string { return k.prefix + "logviewer:channels" }
 //	P*                           the one PSUBSCRIBE pattern of a stream node
 //	Plogviewer:batch             pub/sub channel of the batch notifications
 //	Plogviewer:stream:<channel>  stream, entries {n, b: a batch of records} (rsyslog's: {d: one record})
-//	Plogviewer:meta:<channel>    hash: n (records written to the stream), last (the last one's ID)
-//	Plogviewer:marks:<channel>   list of trim marks
+//	Plogviewer:meta:<channel>    hash: n (records written to the stream), last (the last one's ID), marks (trim marks)
 //	Plogviewer:channels          sorted set: channel -> time of its latest record (ms)
 //	Plogviewer:state             hash: ms, seq (the ID sequence), epoch (first ID of this Redis life)
 //

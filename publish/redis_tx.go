@@ -32,7 +32,7 @@ type channelBlob struct {
 	// read before the transaction
 	count int64    // records written to the channel's stream so far
 	last  position // ID of the last record written there
-	marks []string // trim marks, "<count> <entry ID>", oldest first
+	marks string   // trim marks, "<count> <entry ID>" joined by ',', oldest first
 	bad   bool     // the stream key holds another type: records dropped
 }
 
@@ -111,20 +111,21 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 		}
 	}
 	if err != nil {
+		w.isStream = nil // a key may have changed type: ask again
 		return 0, fmt.Errorf("write batch: %w", err)
 	}
 	return dropped, nil
 }
 
 // readFlushState reads, in one round trip within the WATCH, the shard's
-// clock and ID sequence and each channel's counters, marks and key type.
+// clock and ID sequence and each channel's counters and marks, and the key
+// type of the channels not known to hold a stream yet.
 func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []channelBlob) (flushState, error) {
 	keys := w.keys
 	var (
 		timeCmd  *redis.TimeCmd
 		stateCmd *redis.SliceCmd
 		metaCmds = make([]*redis.SliceCmd, len(blobs))
-		markCmds = make([]*redis.StringSliceCmd, len(blobs))
 		typeCmds = make([]*redis.StatusCmd, len(blobs))
 	)
 	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
@@ -132,9 +133,10 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 		stateCmd = p.HMGet(ctx, keys.state(blobs[0].channel), "ms", "seq", "epoch")
 		for i := range blobs {
 			ch := blobs[i].channel
-			metaCmds[i] = p.HMGet(ctx, keys.meta(ch), "n", "last")
-			markCmds[i] = p.LRange(ctx, keys.marks(ch), 0, -1)
-			typeCmds[i] = p.Type(ctx, keys.stream(ch))
+			metaCmds[i] = p.HMGet(ctx, keys.meta(ch), "n", "last", "marks")
+			if !w.isStream[ch] {
+				typeCmds[i] = p.Type(ctx, keys.stream(ch))
+			}
 		}
 		return nil
 	})
@@ -160,9 +162,14 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 		if s, ok := mv[1].(string); ok {
 			b.last, _ = parseStreamID(s)
 		}
-		b.marks = markCmds[i].Val()
-		typ := typeCmds[i].Val()
-		b.bad = typ != "stream" && typ != "none"
+		b.marks, _ = mv[2].(string)
+		if typeCmds[i] != nil {
+			typ := typeCmds[i].Val()
+			b.bad = typ != "stream" && typ != "none"
+			if typ == "stream" {
+				w.knowStream(b.channel)
+			}
+		}
 	}
 	return st, nil
 }
@@ -172,37 +179,72 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 // the records written, a mark (counter and entry ID) every step records
 // tells which entries hold only records older than the last History, and
 // XTRIM MINID drops them. A channel keeps between History and History +
-// step + one flush of records.
+// step + one flush of records. Counter, last ID and marks are one hash.
 func (w *redisWriter) addEntry(ctx context.Context, p redis.Pipeliner, b *channelBlob, id position, nowMS uint64) {
 	keys := w.keys
 	idStr := id.String()
 	p.XAdd(ctx, &redis.XAddArgs{Stream: keys.stream(b.channel), ID: idStr, Values: []any{"n", b.n, "b", b.data}})
 	cum := b.count + int64(b.n)
-	p.HSet(ctx, keys.meta(b.channel), "n", cum, "last", id.add(uint64(b.lastOff)).String())
-	step := int64(w.step)
 	marks := b.marks
+	step := int64(w.step)
 	if cum/step != b.count/step {
 		m := strconv.FormatInt(cum, 10) + " " + idStr
-		p.RPush(ctx, keys.marks(b.channel), m)
-		marks = append(marks, m)
+		if marks == "" {
+			marks = m
+		} else {
+			marks += "," + m
+		}
 	}
-	for _, m := range marks {
-		c, mid, ok := strings.Cut(m, " ")
+	var trimTo position
+	for marks != "" {
+		head, rest, _ := strings.Cut(marks, ",")
+		c, mid, ok := strings.Cut(head, " ")
 		n, err := strconv.ParseInt(c, 10, 64)
 		sid, okID := parseStreamID(mid)
-		if !ok || err != nil || !okID {
-			p.LPop(ctx, keys.marks(b.channel)) // not ours: drop it
-			continue
-		}
-		if n > cum-int64(w.history) {
+		if ok && err == nil && okID && n > cum-int64(w.history) {
 			break
 		}
-		p.XTrimMinID(ctx, keys.stream(b.channel), sid.add(1).String())
-		p.LPop(ctx, keys.marks(b.channel))
+		if ok && err == nil && okID {
+			trimTo = sid.add(1)
+		}
+		marks = rest // passed, or not ours: dropped
 	}
-	if !keys.cluster { // in a cluster the registry is in another slot: see send
+	if !trimTo.isZero() {
+		p.XTrimMinID(ctx, keys.stream(b.channel), trimTo.String())
+	}
+	p.HSet(ctx, keys.meta(b.channel), "n", cum, "last", id.add(uint64(b.lastOff)).String(), "marks", marks)
+	if !keys.cluster && w.registerDue(b.channel, nowMS) { // in a cluster the registry is in another slot: see send
 		p.ZAdd(ctx, keys.registry(), redis.Z{Score: float64(nowMS), Member: b.channel})
 	}
+}
+
+// registryEvery is how often a channel's time in the registry is renewed.
+const registryEvery = 1000 // ms
+
+// maxChannelCache bounds the writer's per-channel caches; past it they
+// start afresh.
+const maxChannelCache = 1 << 16
+
+// registerDue reports whether the channel's registry entry is due (not
+// renewed by this writer within registryEvery), and counts it renewed.
+func (w *redisWriter) registerDue(channel string, nowMS uint64) bool {
+	if w.registered == nil || len(w.registered) >= maxChannelCache {
+		w.registered = make(map[string]uint64)
+	}
+	if last, ok := w.registered[channel]; ok && nowMS-last < registryEvery && nowMS >= last {
+		return false
+	}
+	w.registered[channel] = nowMS
+	return true
+}
+
+// knowStream remembers that a channel's key holds a stream, so later
+// flushes do not ask its type.
+func (w *redisWriter) knowStream(channel string) {
+	if w.isStream == nil || len(w.isStream) >= maxChannelCache {
+		w.isStream = make(map[string]bool)
+	}
+	w.isStream[channel] = true
 }
 
 // notification builds the batch notification of a flush (see

@@ -52,6 +52,9 @@ type redisWriter struct {
 	channelNo map[string]int
 	blobs     []channelBlob
 	echoRecs  []echoRecord // the records of a flush, for --redis-publish-records
+
+	registered map[string]uint64 // channel -> when this writer last renewed it in the registry (ms)
+	isStream   map[string]bool   // channels whose key is known to hold a stream
 }
 
 // run delivers batches until Close, then drains what is queued; it closes
@@ -233,7 +236,7 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 			w.channelNo[r.channel] = c
 			if c < cap(w.blobs) {
 				w.blobs = w.blobs[:c+1]
-				w.blobs[c] = channelBlob{data: w.blobs[c].data[:0], marks: w.blobs[c].marks[:0]}
+				w.blobs[c] = channelBlob{data: w.blobs[c].data[:0]}
 			} else {
 				w.blobs = append(w.blobs, channelBlob{})
 			}
@@ -319,7 +322,12 @@ func (w *redisWriter) writeClusterFlush(ctx context.Context) (int, error) {
 	nowMS = float64(time.Now().UnixMilli())
 	p := w.client.Pipeline()
 	for i := range w.blobs {
-		p.ZAdd(ctx, w.keys.registry(), redis.Z{Score: nowMS, Member: w.blobs[i].channel})
+		if w.registerDue(w.blobs[i].channel, uint64(nowMS)) {
+			p.ZAdd(ctx, w.keys.registry(), redis.Z{Score: nowMS, Member: w.blobs[i].channel})
+		}
+	}
+	if p.Len() == 0 {
+		return skipped, nil
 	}
 	if _, err := p.Exec(ctx); err != nil {
 		return skipped, fmt.Errorf("channel registry: %w", err)

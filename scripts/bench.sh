@@ -419,7 +419,7 @@ rows.append(("2", "the same, against the proof of concept's own rsyslog config: 
 def redis_us(rep):
     """Each redis-server's CPU µs per record delivered in rep."""
     g = group(rep, "redis")
-    n = g and g["delivered"] or 0
+    n = g and g["received"] or 0
     return [1e6 * p["cpu_seconds"] / n for p in (rep or {}).get("procs", []) if p["name"] == "redis-server" and n]
 us_lv, us_poc, us_rec, us_sh = redis_us(s2lv), redis_us(s2prs), redis_us(s2rlv), redis_us(s2hlv)
 if us_lv:
