@@ -111,13 +111,15 @@ start_redis() {
   local name=$1 port
   port=$(free_port)
   mkdir -p "$work/$name"
+  # The PSUBSCRIBE counter must not be cut off for falling behind
+  # (client-output-buffer-limit pubsub): batches come faster than it reads.
   redis-server --port "$port" --bind 127.0.0.1 --dir "$work/$name" --save '' --appendonly no \
-    --protected-mode no --daemonize no --loglevel warning >"$work/$name.log" 2>&1 &
+    --protected-mode no --daemonize no --loglevel warning --client-output-buffer-limit 'pubsub 1gb 1gb 0' >"$work/$name.log" 2>&1 &
   RD_PID=$!
   started+=("$RD_PID")
   RD_URL=redis://127.0.0.1:$port/0 RD_PORT=$port
   wait_tcp "$port" "$RD_PID" "$name"
-  echo "redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no" >>"$work/commands.txt"
+  echo "redis-server --port $port --bind 127.0.0.1 --save '' --appendonly no --client-output-buffer-limit 'pubsub 1gb 1gb 0'" >>"$work/commands.txt"
 }
 
 # start_rsyslog NAME REDIS_PORT dropin|poc: Debian's rsyslogd with the
