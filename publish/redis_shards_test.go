@@ -188,3 +188,45 @@ func TestRedisShardDown(t *testing.T) {
 	}, "health did not come back")
 	t.Logf("%d records per channel; longest wait for the up shard's record: %v", n/2, maxPause)
 }
+
+// TestRedisClusterMasterDown: a master of a 3-master cluster stops for
+// 3 s while records flow to channels on every master. In a cluster a
+// flush that fails on one master is retried whole; the channels it had
+// already written are not written again, so every record arrives once and
+// in order per channel once the master is back.
+func TestRedisClusterMasterDown(t *testing.T) {
+	c := testsupport.StartRedisCluster(t, 3)
+	edit := func(cfg *RedisConfig) { cfg.Cluster = true }
+	ingest, _ := newRedisBus(t, c.URLs(), RoleIngest, edit)
+	stream, _ := newRedisBus(t, c.URLs(), RoleStream, edit)
+	activeBus(t, stream)
+	keys := redisKeys{cluster: true}
+	chans := shardChannels(t, 3, func(ch string) int { return keySlot(keys.stream(ch)) * 3 / clusterSlots }, 1)
+	all := subscribe(t, stream, "*", SubscribeOptions{})
+
+	n := 0
+	want := map[string][]int{}
+	send := func() {
+		for _, list := range chans {
+			publishRange(t, ingest, list[0], n, n+1)
+			want[list[0]] = append(want[list[0]], n)
+			n++
+		}
+	}
+	send()
+	all.waitRecords(t, n, 10*time.Second)
+	c.Nodes[1].Stop(t)
+	stopped := time.Now()
+	for time.Since(stopped) < 3*time.Second {
+		send()
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.Nodes[1].Start(t)
+	send()
+	got := byChannel(all.waitRecords(t, n, 30*time.Second))
+	for ch, w := range want {
+		if !slices.Equal(got[ch], w) {
+			t.Errorf("channel %s: got %v, want %v", ch, got[ch], w)
+		}
+	}
+}

@@ -229,6 +229,9 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	w.echoRecs = w.echoRecs[:0]
 	for i := b.head; i < len(b.recs); i++ {
 		r := &b.recs[i]
+		if r.channel == "" {
+			continue // written by an earlier, partly failed attempt (see writeClusterFlush)
+		}
 		pos := i - b.head // the record's position in the flush
 		c, ok := w.channelNo[r.channel]
 		if !ok {
@@ -252,12 +255,15 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 			w.echoRecs = append(w.echoRecs, echoRecord{gelf: gelf, blob: c, off: bl.lastOff})
 		}
 	}
+	if len(w.blobs) == 0 {
+		return nil // all written already
+	}
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
 	var skipped int
 	var err error
 	if w.keys.cluster {
-		skipped, err = w.writeClusterFlush(ctx)
+		skipped, err = w.writeClusterFlush(ctx, b)
 	} else {
 		skipped, err = w.writeFlush(ctx, w.blobs, len(b.recs)-b.head, w.echoRecs)
 	}
@@ -293,11 +299,10 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 // transaction per channel (its keys share a slot; a channel's records take
 // numbers of its own ID sequence), then the channels into the registry.
 // Channels are written one after the other; the first error stops the
-// flush, and the whole batch is tried again later, its channels already
-// written then skipped by stream nodes as records they have (same IDs are
-// not given twice: the retry takes new numbers, so a record may come twice
-// across such a failure).
-func (w *redisWriter) writeClusterFlush(ctx context.Context) (int, error) {
+// flush, and the batch b is tried again later without the channels already
+// written (their records are marked with an empty channel, which send
+// skips), so no record is written twice.
+func (w *redisWriter) writeClusterFlush(ctx context.Context, b *pendingBatch) (int, error) {
 	skipped := 0
 	var sub []echoRecord
 	var nowMS float64
@@ -315,6 +320,7 @@ func (w *redisWriter) writeClusterFlush(ctx context.Context) (int, error) {
 		n, err := w.writeFlush(ctx, one, one[0].lastOff+1, sub)
 		one[0].first = first
 		if err != nil {
+			w.markWritten(b, w.blobs[:i])
 			return skipped, err
 		}
 		skipped += n
@@ -333,6 +339,23 @@ func (w *redisWriter) writeClusterFlush(ctx context.Context) (int, error) {
 		return skipped, fmt.Errorf("channel registry: %w", err)
 	}
 	return skipped, nil
+}
+
+// markWritten marks the records of b on the channels of written as
+// written, so that a retry of b skips them.
+func (w *redisWriter) markWritten(b *pendingBatch, written []channelBlob) {
+	if len(written) == 0 {
+		return
+	}
+	done := make(map[string]bool, len(written))
+	for i := range written {
+		done[written[i].channel] = true
+	}
+	for i := b.head; i < len(b.recs); i++ {
+		if done[b.recs[i].channel] {
+			b.recs[i].channel = ""
+		}
+	}
 }
 
 // maxKeptBlob bounds the blob buffer send keeps for the next batch.
