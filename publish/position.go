@@ -75,3 +75,15 @@ func (a position) String() string {
 	b = strconv.AppendUint(b, a.seq, 10)
 	return string(b)
 }
+
+// resumeFrom is where a resume after since starts in one channel's
+// history, on either bus, and whether the subscriber is told of a gap
+// first: from the start when since is not of this life of the history
+// (the bus restarted or lost its data, or since is malformed), else after
+// since, with a gap when records after since are no longer kept.
+func resumeFrom(since position, sameLife, lostAfter bool) (from position, gap bool) {
+	if !sameLife {
+		return position{}, true
+	}
+	return since, lostAfter
+}

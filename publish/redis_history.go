@@ -196,23 +196,19 @@ func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since
 		if epoch, ok := parseStreamID(st.epoch); st.hasEpoch && ok && since.less(epoch) {
 			lost = true
 		}
-		switch {
-		case st.info == nil:
+		if st.info == nil {
 			// No history (never published, or rsyslog only). Without a
 			// sequence a standalone Redis lost its data; a cluster
 			// channel's sequence starts with its stream.
 			if lost && !sh.r.keys.cluster {
 				lostLife = true
 			}
-		case lost:
-			from[ch] = position{}
-			lostLife = true
-		case lostAfter(st.info, since):
-			from[ch] = position{}
-			gap = true
-		default:
-			from[ch] = since
+			continue
 		}
+		f, g := resumeFrom(since, !lost, lostAfter(st.info, since))
+		from[ch] = f
+		gap = gap || g
+		lostLife = lostLife || lost
 	}
 	return from, lostLife, gap || lostLife, nil
 }
