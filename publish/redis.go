@@ -5,11 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -143,11 +139,13 @@ func (k redisKeys) isNotify(pubChannel string) bool {
 // registry is the sorted set of channels scored by last publish time (ms).
 func (k redisKeys) registry() string { return k.prefix + "logviewer:channels" }
 
-// Redis is the bus over Redis: ingest nodes write records in batches, per
-// flush one stream entry per channel and one notification per shard; stream
-// nodes hold one PSUBSCRIBE per shard for all their clients, fan records
-// out in process, and read history and fill pub/sub gaps from the streams.
-// It implements Bus.
+// Redis is the bus over Redis, its two sides combined by role: ingest's
+// RedisPublisher (role ingest or all) and the stream side's RedisSource
+// (role stream or all). Ingest nodes write records in batches, per flush
+// one stream entry per channel and one notification per shard; stream nodes
+// hold one subscription per shard for all their clients, fan records out in
+// process, and read history and fill pub/sub gaps from the streams. It
+// implements Bus.
 //
 // Names in Redis, after ChannelPrefix (P), on the channel's shard:
 //
@@ -163,47 +161,57 @@ func (k redisKeys) registry() string { return k.prefix + "logviewer:channels" }
 // shard (see writeFlush and redis_batch.go). Records published by others
 // without an ID (the proof of concept's rsyslog) are streamed live only.
 type Redis struct {
-	role   string
-	shards []*redisShard
-	keys   redisKeys
-	log    *slog.Logger
-
-	published prometheus.Counter
-	fan       *fanout
-	stats     *channelStats
-
-	cancel    context.CancelFunc
-	closing   chan struct{}
-	closed    atomic.Bool
-	closeOnce sync.Once
+	role string
+	pub  *RedisPublisher // nil for role stream
+	src  *RedisSource    // nil for role ingest
 }
 
-// NewRedis starts a Redis bus. It fails only on a bad configuration (URL,
-// role): Redis being down is not an error, the bus buffers and reconnects.
-// ctx gives values only; the bus runs until Close.
+// NewRedis starts a Redis bus of cfg.Role. It fails only on a bad
+// configuration (URL, role): Redis being down is not an error, the bus
+// buffers and reconnects. ctx gives values only; the bus runs until Close.
 func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
-	urls := splitURLs(cfg.URL)
-	if len(urls) == 0 {
-		return nil, errors.New("redis url: empty")
-	}
-	opts := make([]*redis.Options, len(urls))
-	for i, u := range urls {
-		opt, err := redis.ParseURL(u)
-		if err != nil {
-			return nil, fmt.Errorf("redis url: %w", err)
-		}
-		// The bus retries itself, knowing which commands are safe to repeat.
-		opt.MaxRetries = -1
-		opt.DialerRetries = 1
-		opt.ContextTimeoutEnabled = true
-		opts[i] = opt
-	}
 	switch cfg.Role {
 	case "":
 		cfg.Role = RoleAll
 	case RoleAll, RoleIngest, RoleStream:
 	default:
 		return nil, fmt.Errorf("redis bus role %q: want %s, %s or %s", cfg.Role, RoleAll, RoleIngest, RoleStream)
+	}
+	r := &Redis{role: cfg.Role}
+	var err error
+	if cfg.Role != RoleStream {
+		if r.pub, err = NewRedisPublisher(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Role != RoleIngest {
+		if r.src, err = NewRedisSource(ctx, cfg); err != nil {
+			if r.pub != nil {
+				r.pub.Close()
+			}
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// redisOptions applies the defaults to cfg and parses its URLs.
+func redisOptions(cfg RedisConfig) (RedisConfig, []*redis.Options, error) {
+	urls := splitURLs(cfg.URL)
+	if len(urls) == 0 {
+		return cfg, nil, errors.New("redis url: empty")
+	}
+	opts := make([]*redis.Options, len(urls))
+	for i, u := range urls {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("redis url: %w", err)
+		}
+		// The bus retries itself, knowing which commands are safe to repeat.
+		opt.MaxRetries = -1
+		opt.DialerRetries = 1
+		opt.ContextTimeoutEnabled = true
+		opts[i] = opt
 	}
 	if cfg.History <= 0 {
 		cfg.History = DefaultRedisHistory
@@ -217,46 +225,26 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(prometheus.NewRegistry())
 	}
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r := &Redis{
-		role:      cfg.Role,
-		keys:      redisKeys{prefix: cfg.ChannelPrefix},
-		log:       cfg.Logger,
-		published: cfg.Metrics.Published,
-		fan:       newFanoutBudget(cfg.Metrics, cfg.QueueBudget),
-		stats:     newChannelStats(),
-		cancel:    cancel,
-		closing:   make(chan struct{}),
-	}
+	return cfg, opts, nil
+}
+
+// newShards makes one shard per Redis of opts (a standalone Redis each),
+// or one for the whole cluster; it also returns the cluster client.
+func newShards(cfg RedisConfig, opts []*redis.Options) ([]*redisShard, *redis.ClusterClient) {
+	keys := redisKeys{prefix: cfg.ChannelPrefix, cluster: cfg.Cluster}
 	if cfg.Cluster {
-		r.keys.cluster = true
 		cluster := newClusterClient(opts)
-		sh := &redisShard{r: r, client: cluster, name: "cluster " + strings.Join(urlsAddrs(opts), ","), log: r.log}
-		r.shards = append(r.shards, sh)
-		if r.role != RoleStream {
-			sh.startWriter(ctx, cfg)
-		}
-		if r.role != RoleIngest {
-			sh.startClusterReaders(ctx, cluster, opts[0])
-		}
-		return r, nil
+		return []*redisShard{{client: cluster, keys: keys, name: "cluster " + strings.Join(urlsAddrs(opts), ","), log: cfg.Logger}}, cluster
 	}
-	for _, opt := range opts {
-		sh := &redisShard{r: r, client: redis.NewClient(opt), name: opt.Addr}
-		if len(opts) > 1 {
-			sh.log = r.log.With(slog.String("shard", sh.name))
-		} else {
-			sh.log = r.log
+	shards := make([]*redisShard, len(opts))
+	for i, opt := range opts {
+		sh := &redisShard{client: redis.NewClient(opt), keys: keys, name: opt.Addr, log: cfg.Logger, multi: len(opts) > 1}
+		if sh.multi {
+			sh.log = cfg.Logger.With(slog.String("shard", sh.name))
 		}
-		r.shards = append(r.shards, sh)
-		if r.role != RoleStream {
-			sh.startWriter(ctx, cfg)
-		}
-		if r.role != RoleIngest {
-			sh.startReader(ctx)
-		}
+		shards[i] = sh
 	}
-	return r, nil
+	return shards, nil
 }
 
 // urlsAddrs returns the host:port of each of opts.
@@ -279,158 +267,60 @@ func splitURLs(s string) []string {
 	return out
 }
 
-// shardOf returns the shard a channel lives on: FNV-1a of its name modulo
-// the number of shards, the same on every node given the same URL list.
-func (r *Redis) shardOf(channel string) *redisShard {
-	if len(r.shards) == 1 {
-		return r.shards[0]
+// shardIndex returns the shard of n a channel lives on: FNV-1a of its name
+// modulo n, the same on every node given the same URL list.
+func shardIndex(channel string, n int) int {
+	if n == 1 {
+		return 0
 	}
 	h := uint32(2166136261)
 	for i := 0; i < len(channel); i++ {
 		h ^= uint32(channel[i])
 		h *= 16777619
 	}
-	return r.shards[h%uint32(len(r.shards))]
+	return int(h % uint32(n))
 }
 
-// Publish queues the record for its shard. While that Redis is reachable
-// but slower than the senders and the buffer (BufferBytes) is full, it waits
-// for room, so that TCP senders are slowed down rather than lines lost.
-// While it is unreachable Publish never waits: records stay in the buffer,
-// the oldest dropped beyond its bound.
+// Publish hands the record to the publisher (see RedisPublisher.Publish).
 func (r *Redis) Publish(ctx context.Context, channel string, gelf []byte) error {
-	if r.closed.Load() {
-		return ErrClosed
-	}
-	if r.role == RoleStream {
+	if r.pub == nil {
+		if r.src.closed.Load() {
+			return ErrClosed
+		}
 		return fmt.Errorf("publish to %q: the Redis bus has role %s", channel, r.role)
 	}
-	if !isJSONObject(gelf) {
-		return fmt.Errorf("publish to %q: record is not a JSON object", channel)
-	}
-	if channel == "" {
-		// PSUBSCRIBE "*" does not match "": no stream node would see it.
-		return errors.New("publish: empty channel name")
-	}
-	if strings.IndexByte(channel, '\n') >= 0 {
-		return fmt.Errorf("publish to %q: newline in channel name", channel)
-	}
-	gelf = trimLeftSpace(gelf)
-	if isEmptyObjectBody(gelf[1:]) {
-		gelf = []byte("{}") // the publish script tests for exactly this
-	}
-	sh := r.shardOf(channel)
-	dropped, wake := sh.buf.pushWhenRoom(ctx, r.closing, sh.writer.reachable.Load, channel, gelf)
-	r.published.Inc()
-	if dropped > 0 {
-		sh.writer.countDropped(dropped)
-	}
-	if wake {
-		select {
-		case sh.wake <- struct{}{}:
-		default:
-		}
-	}
-	return nil
+	return r.pub.Publish(ctx, channel, gelf)
 }
 
-// trimLeftSpace drops the white space before a JSON object's '{', which the
-// publish script expects first.
-func trimLeftSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
-		b = b[1:]
-	}
-	return b
-}
-
-// Subscribe starts a subscription to the channels matching pattern: history
-// first when opts asks for it (read from the streams), then live records
-// from the node's pub/sub connections.
+// Subscribe starts a subscription on the source (see RedisSource.Subscribe).
 func (r *Redis) Subscribe(ctx context.Context, pattern string, opts SubscribeOptions) (Subscription, error) {
-	if r.closed.Load() {
-		return nil, ErrClosed
-	}
-	if r.role == RoleIngest {
+	if r.src == nil {
+		if r.pub.closed.Load() {
+			return nil, ErrClosed
+		}
 		return nil, fmt.Errorf("subscribe to %q: the Redis bus has role %s", pattern, r.role)
 	}
-	if opts.Since == "" && opts.Tail <= 0 {
-		sub, err := r.fan.subscribe(pattern, nil, opts)
-		if err != nil {
-			return nil, err
-		}
-		return sub, nil
-	}
-	sub, err := r.fan.subscribePending(pattern, opts)
-	if err != nil {
-		return nil, err
-	}
-	// Records published after the history read must come live: wait for
-	// the PSUBSCRIBEs to be in place (not long: without Redis the history
-	// read fails anyway).
-	for _, sh := range r.shards {
-		sh.waitActive(ctx, 2*time.Second)
-	}
-	backfill, skip, err := r.history(ctx, pattern, opts)
-	if err != nil {
-		sub.Close()
-		return nil, fmt.Errorf("subscribe to %q: %w", pattern, err)
-	}
-	sub.start(backfill, skip)
-	return sub, nil
+	return r.src.Subscribe(ctx, pattern, opts)
 }
 
-// Channels lists the channels of the registries (each published at least
-// once by an ingest node) and those this node saw live (rsyslog publishes
-// without registering), with what this node counted of them.
+// Channels lists the channels: the source's, or on an ingest node the
+// registries' (see RedisSource.Channels).
 func (r *Redis) Channels(ctx context.Context) ([]ChannelInfo, error) {
-	infos := r.stats.snapshot(time.Now())
-	index := make(map[string]int, len(infos))
-	for i, ci := range infos {
-		index[ci.Name] = i
+	if r.src == nil {
+		return registryChannels(ctx, r.pub.shards, nil)
 	}
-	var firstErr error
-	for _, sh := range r.shards {
-		zs, err := sh.client.ZRangeWithScores(ctx, r.keys.registry(), 0, -1).Result()
-		if err != nil {
-			if firstErr == nil {
-				firstErr = sh.unreachable(err)
-			}
-			continue
-		}
-		for _, z := range zs {
-			name, ok := z.Member.(string)
-			if !ok {
-				continue
-			}
-			seen := time.UnixMilli(int64(z.Score)).UTC()
-			if i, ok := index[name]; ok {
-				if seen.After(infos[i].LastSeen) {
-					infos[i].LastSeen = seen
-				}
-				continue
-			}
-			index[name] = len(infos)
-			infos = append(infos, ChannelInfo{Name: name, LastSeen: seen})
-		}
-	}
-	if firstErr != nil && len(infos) == 0 {
-		return nil, fmt.Errorf("channels: %w", firstErr)
-	}
-	slices.SortFunc(infos, func(a, b ChannelInfo) int { return strings.Compare(a.Name, b.Name) })
-	return infos, nil
+	return r.src.Channels(ctx)
 }
 
-// Health returns nil while every shard answers, else which shards do not
-// and why.
-func (r *Redis) Health(context.Context) error {
-	if r.closed.Load() {
-		return ErrClosed
-	}
+// Health returns nil while every shard answers on both sides, else which
+// do not and why.
+func (r *Redis) Health(ctx context.Context) error {
 	var errs []error
-	for _, sh := range r.shards {
-		if err := sh.health(); err != nil {
-			errs = append(errs, err)
-		}
+	if r.pub != nil {
+		errs = append(errs, r.pub.Health(ctx))
+	}
+	if r.src != nil {
+		errs = append(errs, r.src.Health(ctx))
 	}
 	return errors.Join(errs...)
 }
@@ -442,29 +332,14 @@ func (r *Redis) Close() error {
 	return r.Shutdown(ctx)
 }
 
-// Shutdown delivers the queued records until ctx ends (and not while
-// Redis is away), then ends every subscription and closes the connections.
-// It returns once all of the bus's goroutines have stopped: soon after ctx
-// ends, however many records were still queued.
+// Shutdown delivers the queued records until ctx ends, then ends every
+// subscription and closes the connections.
 func (r *Redis) Shutdown(ctx context.Context) error {
-	r.closeOnce.Do(func() {
-		r.closed.Store(true)
-		close(r.closing)
-		for _, sh := range r.shards {
-			if sh.writerDone == nil {
-				continue
-			}
-			select {
-			case <-sh.writerDone:
-			case <-ctx.Done():
-				sh.log.Warn("redis bus closed with records still queued", slog.Int("queued", sh.buf.len()))
-			}
-		}
-		r.cancel()
-		for _, sh := range r.shards {
-			sh.close()
-		}
-		r.fan.close()
-	})
+	if r.pub != nil {
+		r.pub.Shutdown(ctx)
+	}
+	if r.src != nil {
+		r.src.Close()
+	}
 	return nil
 }

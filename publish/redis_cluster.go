@@ -110,7 +110,7 @@ func clusterMasters(ctx context.Context, c *redis.ClusterClient) (map[string][]b
 
 // newClusterReader returns the reader of one master serving slots.
 func (sh *redisShard) newClusterReader(addr string, slots []bool, seed *redis.Options) *redisReader {
-	keys := sh.r.keys
+	keys := sh.keys
 	var channels []string
 	for slot, mine := range slots {
 		if mine {

@@ -74,7 +74,7 @@ func (sh *redisShard) matchChannels(ctx context.Context, pattern string) ([]stri
 	for _, p := range glob.Split(pattern) {
 		if glob.HasMeta(p) {
 			globs = append(globs, p)
-		} else if !seen[p] && sh.r.shardOf(p) == sh {
+		} else if !seen[p] && sh.src.shardOf(p) == sh {
 			seen[p] = true
 			out = append(out, p)
 		}
@@ -82,7 +82,7 @@ func (sh *redisShard) matchChannels(ctx context.Context, pattern string) ([]stri
 	if len(globs) == 0 {
 		return out, nil
 	}
-	all, err := sh.client.ZRange(ctx, sh.r.keys.registry(), 0, -1).Result()
+	all, err := sh.client.ZRange(ctx, sh.keys.registry(), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("channel registry: %w", err)
 	}
@@ -104,7 +104,7 @@ func (sh *redisShard) matchChannels(ctx context.Context, pattern string) ([]stri
 // history reads the backfill a subscription asks for from every shard, and
 // returns the skip function that drops live records already in it (or not
 // after the resume point).
-func (r *Redis) history(ctx context.Context, pattern string, opts SubscribeOptions) ([]Event, func(Record) bool, error) {
+func (r *RedisSource) history(ctx context.Context, pattern string, opts SubscribeOptions) ([]Event, func(Record) bool, error) {
 	var (
 		entries []historyEntry
 		gap     bool
@@ -200,7 +200,7 @@ func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since
 			// No history (never published, or rsyslog only). Without a
 			// sequence a standalone Redis lost its data; a cluster
 			// channel's sequence starts with its stream.
-			if lost && !sh.r.keys.cluster {
+			if lost && !sh.keys.cluster {
 				lostLife = true
 			}
 			continue
@@ -224,7 +224,7 @@ type streamState struct {
 // sequence and XINFO STREAM of each channel (nil for a channel without a
 // stream).
 func (sh *redisShard) streamStates(ctx context.Context, channels []string) ([]streamState, error) {
-	keys := sh.r.keys
+	keys := sh.keys
 	pipe := sh.client.Pipeline()
 	epochs := make([]*redis.StringCmd, len(channels))
 	cmds := make([]*redis.XInfoStreamCmd, len(channels))
@@ -285,7 +285,7 @@ func isNoSuchKey(err error) bool { return err != nil && strings.Contains(err.Err
 // of entries; the entry holding from[channel] itself is read first, since
 // its later records come after it.
 func (sh *redisShard) readAfter(ctx context.Context, from map[string]position) ([]historyEntry, error) {
-	keys := sh.r.keys
+	keys := sh.keys
 	var out []historyEntry
 	type cursor struct {
 		floor position // records after it are wanted
@@ -345,7 +345,7 @@ func (sh *redisShard) readAfter(ctx context.Context, from map[string]position) (
 // readTail reads the newest n records of each channel, in pages of entries
 // read backwards until n records are in or the stream ends.
 func (sh *redisShard) readTail(ctx context.Context, channels []string, n int) ([]historyEntry, error) {
-	keys := sh.r.keys
+	keys := sh.keys
 	type cursor struct {
 		before string // entries before it are still to read
 		got    int
@@ -392,7 +392,7 @@ func (sh *redisShard) readTail(ctx context.Context, channels []string, n int) ([
 // or when records without stream entries (rsyslog) may have been missed,
 // subscribers are told of a gap.
 func (rd *redisReader) fillGap(ctx context.Context) error {
-	r, sh := rd.r, rd.sh
+	r, sh := rd.src, rd.sh
 	registered, err := sh.client.ZRange(ctx, r.keys.registry(), 0, -1).Result()
 	if err != nil {
 		return fmt.Errorf("channel registry: %w", err)

@@ -36,7 +36,7 @@ const (
 // Every field but those under mu belongs to the run goroutine.
 type redisReader struct {
 	sh       *redisShard
-	r        *Redis
+	src      *RedisSource
 	client   redis.UniversalClient // where it subscribes
 	pattern  string                // PSUBSCRIBE pattern, or
 	channels []string              // the shard channels it SSUBSCRIBEs
@@ -64,9 +64,9 @@ type redisReader struct {
 func newRedisReader(sh *redisShard) *redisReader {
 	return &redisReader{
 		sh:      sh,
-		r:       sh.r,
+		src:     sh.src,
 		client:  sh.client,
-		pattern: sh.r.keys.pattern(),
+		pattern: sh.keys.pattern(),
 		owns:    func(string) bool { return true },
 		lastID:  make(map[string]position),
 		active:  make(chan struct{}),
@@ -269,7 +269,7 @@ func (rd *redisReader) redisNow(ctx context.Context) position {
 // notification of our ingest, or a record another publisher (rsyslog) put
 // on a channel.
 func (rd *redisReader) handle(pubChannel, payload string) {
-	if rd.r.keys.isNotify(pubChannel) {
+	if rd.sh.keys.isNotify(pubChannel) {
 		rd.handleBatch(payload)
 		return
 	}
@@ -277,18 +277,18 @@ func (rd *redisReader) handle(pubChannel, payload string) {
 		rd.echo-- // the per-record copy of a record the batch brought
 		return
 	}
-	if len(pubChannel) < len(rd.r.keys.prefix) {
+	if len(pubChannel) < len(rd.sh.keys.prefix) {
 		return
 	}
-	channel := pubChannel[len(rd.r.keys.prefix):]
+	channel := pubChannel[len(rd.sh.keys.prefix):]
 	rec := payloadRecord(channel, payload)
 	if rec.ID == "" {
 		rd.sawPlain = true
 	} else if sid, ok := parseStreamID(rec.ID); ok && !rd.advance(channel, sid) {
 		return // already delivered by a gap fill
 	}
-	rd.r.stats.add(channel, time.Now())
-	rd.r.fan.deliver(rec)
+	rd.src.stats.add(channel, time.Now())
+	rd.src.fan.deliver(rec)
 }
 
 // advance records that the record sid of channel is delivered; it returns
@@ -333,8 +333,8 @@ func (rd *redisReader) handleBatch(payload string) {
 		if !rd.advance(it.channel, it.id) {
 			continue
 		}
-		rd.r.stats.add(it.channel, now)
-		rd.r.fan.deliver(batchRecord(it.channel, it.id, it.gelf))
+		rd.src.stats.add(it.channel, now)
+		rd.src.fan.deliver(batchRecord(it.channel, it.id, it.gelf))
 	}
 	clear(recs) // drop the references into the payload
 	rd.scratch = recs[:0]

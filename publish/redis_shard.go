@@ -18,9 +18,11 @@ import (
 // An ingest node keeps a buffer and a writer per shard, a stream node a
 // reader per shard, so a shard that is away holds up only its channels.
 type redisShard struct {
-	r      *Redis
+	src    *RedisSource // the stream side the shard's readers feed; nil on ingest's
 	client redis.UniversalClient
+	keys   redisKeys
 	name   string // host:port, as /healthz and the log name the shard
+	multi  bool   // one of several shards: errors name it
 	log    *slog.Logger
 
 	buf        *pubBuffer
@@ -35,9 +37,8 @@ type redisShard struct {
 	found    chan struct{}  // closed once readers is complete
 }
 
-// startWriter starts the shard's writer.
-func (sh *redisShard) startWriter(ctx context.Context, cfg RedisConfig) {
-	r := sh.r
+// startWriter starts the shard's writer; closing is closed by Close.
+func (sh *redisShard) startWriter(ctx context.Context, cfg RedisConfig, closing chan struct{}) {
 	sh.buf = newPubBuffer(cfg.BufferBytes, defaultBatchSize)
 	sh.wake = make(chan struct{}, 1)
 	echo := echoNone
@@ -49,13 +50,13 @@ func (sh *redisShard) startWriter(ctx context.Context, cfg RedisConfig) {
 	}
 	sh.writer = &redisWriter{
 		client:    sh.client,
-		keys:      r.keys,
+		keys:      sh.keys,
 		history:   cfg.History,
 		step:      max(cfg.History/8, 1),
 		echo:      echo,
 		buf:       sh.buf,
 		wake:      sh.wake,
-		closing:   r.closing,
+		closing:   closing,
 		linger:    defaultLinger,
 		log:       sh.log,
 		dropped:   cfg.Metrics.Dropped.WithLabelValues(metrics.DropBusBuffer),
@@ -135,7 +136,7 @@ func (sh *redisShard) health() error {
 
 // unreachable is the error of a shard that cannot be reached.
 func (sh *redisShard) unreachable(err error) error {
-	if len(sh.r.shards) > 1 {
+	if sh.multi {
 		return fmt.Errorf("redis shard %s unreachable: %w", sh.name, err)
 	}
 	return fmtUnreachable(err)

@@ -204,7 +204,10 @@ func streamLen(t testing.TB, c *redis.Client, key string) int {
 func activeBus(t testing.TB, bus *Redis) {
 	t.Helper()
 	testsupport.Eventually(t, 10*time.Second, func() bool {
-		for _, sh := range bus.shards {
+		if bus.src == nil {
+			return true
+		}
+		for _, sh := range bus.src.shards {
 			select {
 			case <-sh.found:
 			default:
