@@ -224,7 +224,7 @@ func (rd *redisReader) session(ctx context.Context, retry bool) (active bool, er
 		case err != nil && isTimeout(err):
 			return active, errors.New("pub/sub connection silent after a ping")
 		case err != nil:
-			return active, err
+			return active, fmt.Errorf("pub/sub receive: %w", err)
 		}
 		pinged = false
 		switch m := msg.(type) {
