@@ -441,6 +441,24 @@ else:
 rows.append(("2", "Redis's CPU per record delivered (`/proc` utime+stime of redis-server over the burst of scenario 2, one `PSUBSCRIBE *` counter per Redis)",
              "≤ 0.4 µs; with 2 shards each Redis's halves", m, verdict))
 
+# 3, a stream node's CPU per delivered record against the embedded node's
+# (which also parses the syslog): scenario 3's runs, --pid lists the ingest
+# node first, then the stream node.
+def cpu_per_delivered(rep, i):
+    g = reading(rep)
+    ps = [p for p in (rep or {}).get("procs", []) if p["name"] == "logviewer"]
+    if not g or len(ps) <= i or not g["received"]:
+        return None
+    return 1e6 * ps[i]["cpu_seconds"] / g["received"]
+ue, us = cpu_per_delivered(s3e, 0), cpu_per_delivered(s3r, 1)
+if ue and us:
+    m = f"stream node {us:.2f} µs, embedded node {ue:.2f} µs per delivered record: {us / ue:.2f}×"
+    verdict = "**met**" if us <= 1.1 * ue else f"missed ({us / ue:.2f}×)"
+else:
+    m, verdict = "not measured", "not measured"
+rows.append(("3", "CPU per delivered record (`/proc`), scenario 3: the stream node of 3b against the embedded node of 3a",
+             "stream node within 10 % of the embedded node", m, verdict))
+
 # 3.
 for rep, label, bound in ((s3e, "embedded", 5.0), (s3r, "through Redis (ingest node → Redis → stream node)", 10.0)):
     g = reading(rep)
