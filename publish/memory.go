@@ -348,10 +348,8 @@ func (m *Memory) Subscribe(ctx context.Context, pattern string, opts SubscribeOp
 // seq order, led by an EventGap when some are missing.
 func (m *Memory) sinceLocked(matched []*memChannel, since string) []Event {
 	epoch, seq, ok := parseID(since)
-	gap := !ok || epoch != m.epoch
-	if gap {
-		seq = 0
-	}
+	from, gap := resumeFrom(position{ms: uint64(epoch), seq: seq}, ok && epoch == m.epoch, false)
+	seq = from.seq
 	if m.forgotten > seq {
 		gap = true // a forgotten channel may have matched; say so rather than miss it
 	}

@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
-	"sync"
-	"sync/atomic"
-	"time"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
@@ -32,25 +29,44 @@ const (
 // RedisConfig configures a Redis bus.
 type RedisConfig struct {
 	// URL is redis://[[user]:password@]host:port/db, or rediss:// for TLS.
+	// Several URLs, comma-separated, are independent shards: each channel
+	// lives on one of them, chosen by a stable hash of its name.
 	URL string
 	// Role is RoleAll (default), RoleIngest or RoleStream.
 	Role string
-	// History is the approximate length (MAXLEN ~) of each channel's stream.
+	// History is the number of records kept per channel (a little more: see
+	// addEntry).
 	History int
-	// BufferBytes bounds the records held while Redis is slow or away; the
-	// oldest are dropped beyond it.
+	// BufferBytes bounds the records held while Redis is slow or away, per
+	// shard; the oldest are dropped beyond it.
 	BufferBytes int
 	// ChannelPrefix starts every pub/sub channel and key name.
 	ChannelPrefix string
-	Logger        *slog.Logger
-	Metrics       *metrics.Metrics
+	// PublishRecords also PUBLISHes each record's GELF on its channel, one
+	// message per record, as the proof of concept's rsyslog did.
+	PublishRecords bool
+	// Cluster makes the URLs seed nodes of one Redis Cluster: each
+	// channel's keys carry its name as hash tag, its notifications go to
+	// the shard channel of its slot (SPUBLISH), and stream nodes SSUBSCRIBE
+	// on every master.
+	Cluster bool
+	// Compat makes those messages exactly the GELF ingest made (with
+	// --gelf-compat, the template's five fields); else "_event_id" leads.
+	Compat  bool
+	Logger  *slog.Logger
+	Metrics *metrics.Metrics
 	// QueueBudget bounds the bytes queued for all subscribers of this node
 	// together (see MemoryConfig.QueueBudget). Zero: no bound.
 	QueueBudget int64
 }
 
-// redisKeys names the pub/sub channels and keys of one prefix.
-type redisKeys struct{ prefix string }
+// redisKeys names the pub/sub channels and keys of one prefix. In a Redis
+// Cluster every key of a channel carries the channel as its hash tag, so a
+// channel's keys share a slot and its transaction crosses none.
+type redisKeys struct {
+	prefix  string
+	cluster bool
+}
 
 // pubsub is the channel records are published on: the same name rsyslog's
 // omhiredis publishes to, so both feed the same stream nodes.
@@ -71,71 +87,131 @@ func (k redisKeys) pattern() string {
 	return string(append(b, '*'))
 }
 
-// stream is the capped stream holding a channel's history.
-func (k redisKeys) stream(channel string) string { return k.prefix + "logviewer:stream:" + channel }
+// channelKey is the key of a channel's kind ("stream", "meta", ...).
+func (k redisKeys) channelKey(kind, channel string) string {
+	if k.cluster {
+		return k.prefix + "logviewer:" + kind + ":{" + channel + "}"
+	}
+	return k.prefix + "logviewer:" + kind + ":" + channel
+}
+
+// stream is the stream holding a channel's history.
+func (k redisKeys) stream(channel string) string { return k.channelKey("stream", channel) }
+
+// meta is the hash of a channel's stream: n, the records ever written to
+// it, last, the ID of the last one, and marks, where to trim (see
+// addEntry).
+func (k redisKeys) meta(channel string) string { return k.channelKey("meta", channel) }
+
+// state is the hash of the ID sequence of a channel: shared by all channels
+// of a standalone Redis, the channel's own in a cluster.
+func (k redisKeys) state(channel string) string {
+	if k.cluster {
+		return k.channelKey("state", channel)
+	}
+	return k.prefix + "logviewer:state"
+}
+
+// notify is the pub/sub channel of a channel's batch notifications: one
+// for a standalone Redis; in a cluster the shard channel of the slot of the
+// channel's keys (see slotTags).
+func (k redisKeys) notify(channel string) string {
+	if k.cluster {
+		return k.notifySlot(keySlot(k.stream(channel)))
+	}
+	return k.prefix + BatchChannel
+}
+
+// notifySlot is the shard channel of the batch notifications of a slot.
+func (k redisKeys) notifySlot(slot int) string {
+	return k.prefix + BatchChannel + ":{" + slotTags()[slot] + "}"
+}
+
+// isNotify reports whether a pub/sub channel carries batch notifications.
+func (k redisKeys) isNotify(pubChannel string) bool {
+	name := k.prefix + BatchChannel
+	if k.cluster {
+		return len(pubChannel) > len(name) && pubChannel[:len(name)] == name && pubChannel[len(name)] == ':'
+	}
+	return pubChannel == name
+}
 
 // registry is the sorted set of channels scored by last publish time (ms).
 func (k redisKeys) registry() string { return k.prefix + "logviewer:channels" }
 
-// state is the hash of the ID sequence shared by all channels.
-func (k redisKeys) state() string { return k.prefix + "logviewer:state" }
-
-// Redis is the bus over Redis: ingest nodes PUBLISH each record and append it
-// to a capped stream per channel; stream nodes hold one PSUBSCRIBE for all
-// their clients, fan records out in process, and read history and fill
-// pub/sub gaps from the streams. It implements Bus.
+// Redis is the bus over Redis, its two sides combined by role: ingest's
+// RedisPublisher (role ingest or all) and the stream side's RedisSource
+// (role stream or all). Ingest nodes write records in batches, per flush
+// one stream entry per channel and one notification per shard; stream nodes
+// hold one subscription per shard for all their clients, fan records out in
+// process, and read history and fill pub/sub gaps from the streams. It
+// implements Bus.
 //
-// Names in Redis, after ChannelPrefix (P):
+// Names in Redis, after ChannelPrefix (P), on the channel's shard:
 //
-//	P<channel>                   pub/sub channel (where omhiredis publishes too)
+//	P<channel>                   pub/sub channel (omhiredis publishes there; with PublishRecords we do too)
 //	P*                           the one PSUBSCRIBE pattern of a stream node
-//	Plogviewer:stream:<channel>  stream, MAXLEN ~ History, entries {d: GELF with _event_id}
+//	Plogviewer:batch             pub/sub channel of the batch notifications
+//	Plogviewer:stream:<channel>  stream, entries {n, b: a batch of records} (rsyslog's: {d: one record})
+//	Plogviewer:meta:<channel>    hash: n (records written to the stream), last (the last one's ID), marks (trim marks)
 //	Plogviewer:channels          sorted set: channel -> time of its latest record (ms)
 //	Plogviewer:state             hash: ms, seq (the ID sequence), epoch (first ID of this Redis life)
 //
-// Event IDs are the stream entry IDs, drawn from one sequence for all
-// channels (see publishScript). Records published by others (rsyslog) have
-// no ID: they are streamed live only.
+// Event IDs derive from the stream entry IDs, drawn from one sequence per
+// shard (see writeFlush and redis_batch.go). Records published by others
+// without an ID (the proof of concept's rsyslog) are streamed live only.
 type Redis struct {
-	role   string
-	client *redis.Client
-	keys   redisKeys
-	log    *slog.Logger
-
-	published prometheus.Counter
-	buf       *pubBuffer
-	writer    *redisWriter
-	wake      chan struct{}
-	fan       *fanout
-	reader    *redisReader
-	stats     *channelStats
-
-	cancel     context.CancelFunc
-	writerDone chan struct{}
-	readerDone chan struct{}
-	closing    chan struct{}
-	closed     atomic.Bool
-	closeOnce  sync.Once
-
-	healthMu sync.Mutex
-	pubErr   error // last publish attempt or probe
-	subErr   error // pub/sub connection
+	role string
+	pub  *RedisPublisher // nil for role stream
+	src  *RedisSource    // nil for role ingest
 }
 
-// NewRedis starts a Redis bus. It fails only on a bad configuration (URL,
-// role): Redis being down is not an error, the bus buffers and reconnects.
-// ctx gives values only; the bus runs until Close.
+// NewRedis starts a Redis bus of cfg.Role. It fails only on a bad
+// configuration (URL, role): Redis being down is not an error, the bus
+// buffers and reconnects. ctx gives values only; the bus runs until Close.
 func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
-	opt, err := redis.ParseURL(cfg.URL)
-	if err != nil {
-		return nil, fmt.Errorf("redis url: %w", err)
-	}
 	switch cfg.Role {
 	case "":
 		cfg.Role = RoleAll
 	case RoleAll, RoleIngest, RoleStream:
 	default:
 		return nil, fmt.Errorf("redis bus role %q: want %s, %s or %s", cfg.Role, RoleAll, RoleIngest, RoleStream)
+	}
+	r := &Redis{role: cfg.Role}
+	var err error
+	if cfg.Role != RoleStream {
+		if r.pub, err = NewRedisPublisher(ctx, cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Role != RoleIngest {
+		if r.src, err = NewRedisSource(ctx, cfg); err != nil {
+			if r.pub != nil {
+				r.pub.Close()
+			}
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// redisOptions applies the defaults to cfg and parses its URLs.
+func redisOptions(cfg RedisConfig) (RedisConfig, []*redis.Options, error) {
+	urls := splitURLs(cfg.URL)
+	if len(urls) == 0 {
+		return cfg, nil, errors.New("redis url: empty")
+	}
+	opts := make([]*redis.Options, len(urls))
+	for i, u := range urls {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			return cfg, nil, fmt.Errorf("redis url: %w", err)
+		}
+		// The bus retries itself, knowing which commands are safe to repeat.
+		opt.MaxRetries = -1
+		opt.DialerRetries = 1
+		opt.ContextTimeoutEnabled = true
+		opts[i] = opt
 	}
 	if cfg.History <= 0 {
 		cfg.History = DefaultRedisHistory
@@ -149,238 +225,121 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.New(prometheus.NewRegistry())
 	}
-	// The bus retries itself, knowing which commands are safe to repeat.
-	opt.MaxRetries = -1
-	opt.DialerRetries = 1
-	opt.ContextTimeoutEnabled = true
-	client := redis.NewClient(opt)
-
-	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	r := &Redis{
-		role:      cfg.Role,
-		client:    client,
-		keys:      redisKeys{prefix: cfg.ChannelPrefix},
-		log:       cfg.Logger,
-		published: cfg.Metrics.Published,
-		fan:       newFanoutBudget(cfg.Metrics, cfg.QueueBudget),
-		stats:     newChannelStats(),
-		cancel:    cancel,
-		closing:   make(chan struct{}),
-	}
-	if r.role != RoleStream {
-		r.buf = newPubBuffer(cfg.BufferBytes, defaultBatchSize)
-		r.wake = make(chan struct{}, 1)
-		r.writer = &redisWriter{
-			client:    client,
-			keys:      r.keys,
-			maxLen:    itoa(cfg.History),
-			sha:       publishScriptSHA(),
-			buf:       r.buf,
-			wake:      r.wake,
-			closing:   r.closing,
-			linger:    defaultLinger,
-			log:       r.log,
-			dropped:   cfg.Metrics.Dropped.WithLabelValues(metrics.DropBusBuffer),
-			dropLog:   &rateLimited{},
-			errLog:    &rateLimited{},
-			setHealth: r.setPubHealth,
-			channelNo: make(map[string]int),
-		}
-		// Optimistic until the first probe or send says otherwise, so that
-		// records arriving at start wait for room rather than being dropped.
-		r.writer.reachable.Store(true)
-		r.writerDone = make(chan struct{})
-		go r.writer.run(ctx, r.writerDone)
-	}
-	if r.role != RoleIngest {
-		// Degraded until the PSUBSCRIBE is in place: records published
-		// before it would not reach this node live.
-		r.subErr = errors.New("pub/sub not subscribed yet")
-		r.reader = newRedisReader(r)
-		r.readerDone = make(chan struct{})
-		go r.reader.run(ctx, r.readerDone)
-	}
-	return r, nil
+	return cfg, opts, nil
 }
 
-// Publish queues the record for Redis. While Redis is reachable but slower
-// than the senders and the buffer (BufferBytes) is full, it waits for room,
-// so that TCP senders are slowed down rather than lines lost. While Redis is
-// unreachable it never waits: records stay in the buffer, the oldest dropped
-// beyond its bound.
-func (r *Redis) Publish(ctx context.Context, channel string, gelf []byte) error {
-	if r.closed.Load() {
-		return ErrClosed
+// newShards makes one shard per Redis of opts (a standalone Redis each),
+// or one for the whole cluster; it also returns the cluster client.
+func newShards(cfg RedisConfig, opts []*redis.Options) ([]*redisShard, *redis.ClusterClient) {
+	keys := redisKeys{prefix: cfg.ChannelPrefix, cluster: cfg.Cluster}
+	if cfg.Cluster {
+		cluster := newClusterClient(opts)
+		return []*redisShard{{client: cluster, keys: keys, name: "cluster " + strings.Join(urlsAddrs(opts), ","), log: cfg.Logger}}, cluster
 	}
-	if r.buf == nil {
+	shards := make([]*redisShard, len(opts))
+	for i, opt := range opts {
+		sh := &redisShard{client: redis.NewClient(opt), keys: keys, name: opt.Addr, log: cfg.Logger, multi: len(opts) > 1}
+		if sh.multi {
+			sh.log = cfg.Logger.With(slog.String("shard", sh.name))
+		}
+		shards[i] = sh
+	}
+	return shards, nil
+}
+
+// urlsAddrs returns the host:port of each of opts.
+func urlsAddrs(opts []*redis.Options) []string {
+	out := make([]string, len(opts))
+	for i, o := range opts {
+		out[i] = o.Addr
+	}
+	return out
+}
+
+// splitURLs splits a comma-separated list of URLs, dropping empty items.
+func splitURLs(s string) []string {
+	var out []string
+	for _, u := range strings.Split(s, ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			out = append(out, u)
+		}
+	}
+	return out
+}
+
+// shardIndex returns the shard of n a channel lives on: FNV-1a of its name
+// modulo n, the same on every node given the same URL list.
+func shardIndex(channel string, n int) int {
+	if n == 1 {
+		return 0
+	}
+	h := uint32(2166136261)
+	for i := 0; i < len(channel); i++ {
+		h ^= uint32(channel[i])
+		h *= 16777619
+	}
+	return int(h % uint32(n))
+}
+
+// Publish hands the record to the publisher (see RedisPublisher.Publish).
+func (r *Redis) Publish(ctx context.Context, channel string, gelf []byte) error {
+	if r.pub == nil {
+		if r.src.closed.Load() {
+			return ErrClosed
+		}
 		return fmt.Errorf("publish to %q: the Redis bus has role %s", channel, r.role)
 	}
-	if !isJSONObject(gelf) {
-		return fmt.Errorf("publish to %q: record is not a JSON object", channel)
-	}
-	if channel == "" {
-		// PSUBSCRIBE "*" does not match "": no stream node would see it.
-		return errors.New("publish: empty channel name")
-	}
-	gelf = trimLeftSpace(gelf)
-	if isEmptyObjectBody(gelf[1:]) {
-		gelf = []byte("{}") // the publish script tests for exactly this
-	}
-	dropped, wake := r.buf.pushWhenRoom(ctx, r.closing, r.writer.reachable.Load, channel, gelf)
-	r.published.Inc()
-	if dropped > 0 {
-		r.writer.countDropped(dropped)
-	}
-	if wake {
-		select {
-		case r.wake <- struct{}{}:
-		default:
-		}
-	}
-	return nil
+	return r.pub.Publish(ctx, channel, gelf)
 }
 
-// trimLeftSpace drops the white space before a JSON object's '{', which the
-// publish script expects first.
-func trimLeftSpace(b []byte) []byte {
-	for len(b) > 0 && (b[0] == ' ' || b[0] == '\t' || b[0] == '\n' || b[0] == '\r') {
-		b = b[1:]
-	}
-	return b
-}
-
-// Subscribe starts a subscription to the channels matching pattern: history
-// first when opts asks for it (read from the streams), then live records
-// from the node's one pub/sub connection.
+// Subscribe starts a subscription on the source (see RedisSource.Subscribe).
 func (r *Redis) Subscribe(ctx context.Context, pattern string, opts SubscribeOptions) (Subscription, error) {
-	if r.closed.Load() {
-		return nil, ErrClosed
-	}
-	if r.reader == nil {
+	if r.src == nil {
+		if r.pub.closed.Load() {
+			return nil, ErrClosed
+		}
 		return nil, fmt.Errorf("subscribe to %q: the Redis bus has role %s", pattern, r.role)
 	}
-	if opts.Since == "" && opts.Tail <= 0 {
-		sub, err := r.fan.subscribe(pattern, nil, opts)
-		if err != nil {
-			return nil, err
-		}
-		return sub, nil
-	}
-	sub, err := r.fan.subscribePending(pattern, opts)
-	if err != nil {
-		return nil, err
-	}
-	// Records published after the history read must come live: wait for
-	// the PSUBSCRIBE to be in place (not long: without Redis the history
-	// read fails anyway).
-	r.reader.waitActive(ctx, 2*time.Second)
-	backfill, skip, err := r.history(ctx, pattern, opts)
-	if err != nil {
-		sub.Close()
-		return nil, fmt.Errorf("subscribe to %q: %w", pattern, err)
-	}
-	sub.start(backfill, skip)
-	return sub, nil
+	return r.src.Subscribe(ctx, pattern, opts)
 }
 
-// Channels lists the channels of the registry (each published at least once
-// by an ingest node) and those this node saw live (rsyslog publishes without
-// registering), with what this node counted of them.
+// Channels lists the channels: the source's, or on an ingest node the
+// registries' (see RedisSource.Channels).
 func (r *Redis) Channels(ctx context.Context) ([]ChannelInfo, error) {
-	infos := r.stats.snapshot(time.Now())
-	zs, err := r.client.ZRangeWithScores(ctx, r.keys.registry(), 0, -1).Result()
-	if err != nil {
-		if len(infos) > 0 {
-			return infos, nil // what this node knows beats nothing
-		}
-		return nil, fmt.Errorf("channels: %w", fmtUnreachable(err))
+	if r.src == nil {
+		return registryChannels(ctx, r.pub.shards, nil)
 	}
-	index := make(map[string]int, len(infos))
-	for i, ci := range infos {
-		index[ci.Name] = i
-	}
-	for _, z := range zs {
-		name, ok := z.Member.(string)
-		if !ok {
-			continue
-		}
-		seen := time.UnixMilli(int64(z.Score)).UTC()
-		if i, ok := index[name]; ok {
-			if seen.After(infos[i].LastSeen) {
-				infos[i].LastSeen = seen
-			}
-			continue
-		}
-		index[name] = len(infos)
-		infos = append(infos, ChannelInfo{Name: name, LastSeen: seen})
-	}
-	slices.SortFunc(infos, func(a, b ChannelInfo) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
-	return infos, nil
+	return r.src.Channels(ctx)
 }
 
-// Health returns nil while Redis answers, else "redis unreachable: ...".
-func (r *Redis) Health(context.Context) error {
-	if r.closed.Load() {
-		return ErrClosed
+// Health returns nil while every shard answers on both sides, else which
+// do not and why.
+func (r *Redis) Health(ctx context.Context) error {
+	var errs []error
+	if r.pub != nil {
+		errs = append(errs, r.pub.Health(ctx))
 	}
-	r.healthMu.Lock()
-	defer r.healthMu.Unlock()
-	if r.pubErr != nil {
-		return fmtUnreachable(r.pubErr)
+	if r.src != nil {
+		errs = append(errs, r.src.Health(ctx))
 	}
-	if r.subErr != nil {
-		return fmtUnreachable(r.subErr)
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
-func (r *Redis) setPubHealth(err error) {
-	r.healthMu.Lock()
-	r.pubErr = err
-	r.healthMu.Unlock()
-}
-
-func (r *Redis) setSubHealth(err error) {
-	r.healthMu.Lock()
-	r.subErr = err
-	r.healthMu.Unlock()
-}
-
-// Close delivers the queued records (for a few seconds at most, and not
-// while Redis is away), ends every subscription and closes the connections.
+// Close is Shutdown with drainTimeout to deliver what is queued.
 func (r *Redis) Close() error {
-	r.closeOnce.Do(func() {
-		r.closed.Store(true)
-		close(r.closing)
-		if r.writerDone != nil {
-			select {
-			case <-r.writerDone:
-			case <-time.After(drainTimeout):
-				r.log.Warn("redis bus closed with records still queued", slog.Int("queued", r.buf.len()))
-			}
-		}
-		r.cancel()
-		if r.reader != nil {
-			r.reader.close()
-		}
-		if r.writerDone != nil {
-			<-r.writerDone
-		}
-		if r.readerDone != nil {
-			<-r.readerDone
-		}
-		r.fan.close()
-		if err := r.client.Close(); err != nil && !errors.Is(err, redis.ErrClosed) {
-			r.log.Debug("redis close", slog.String("error", err.Error()))
-		}
-	})
+	ctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+	defer cancel()
+	return r.Shutdown(ctx)
+}
+
+// Shutdown delivers the queued records until ctx ends, then ends every
+// subscription and closes the connections.
+func (r *Redis) Shutdown(ctx context.Context) error {
+	if r.pub != nil {
+		r.pub.Shutdown(ctx)
+	}
+	if r.src != nil {
+		r.src.Close()
+	}
 	return nil
 }

@@ -12,27 +12,44 @@ import (
 	"github.com/logviewer/logviewer/internal/glob"
 )
 
-// historyEntry is one stream entry read for a backfill or a gap fill.
+// historyEntry is one record read from a stream for a backfill or a gap
+// fill.
 type historyEntry struct {
-	id      streamID
-	channel string
-	msg     redis.XMessage
+	id  position
+	rec Record
 }
 
-// record builds the Record of e, with "_event_id" and "_channel" first.
-// Entries hold the GELF as published, with "_event_id" in it.
-func (e *historyEntry) record() Record {
-	d, _ := e.msg.Values["d"].(string)
-	if id, rest, ok := splitEventID(d); ok && id == e.msg.ID {
-		js, _ := publishedJSON(e.channel, e.msg.ID, rest)
-		return Record{Channel: e.channel, ID: e.msg.ID, JSON: js}
+// appendEntryRecords appends the records of one stream entry of channel
+// that come after floor: a batch (fields n, b) of our ingest, or one
+// record (field d) as rsyslog's drop-in writes it.
+func appendEntryRecords(dst []historyEntry, channel string, msg redis.XMessage, floor position) []historyEntry {
+	id, ok := parseStreamID(msg.ID)
+	if !ok {
+		return dst
 	}
-	b := []byte(d)
-	return Record{
-		Channel: e.channel,
-		ID:      e.msg.ID,
-		JSON:    AnnotateJSON(make([]byte, 0, len(b)+len(e.channel)+48), e.msg.ID, e.channel, b),
+	if b, ok := msg.Values["b"].(string); ok {
+		_ = eachBlobRecord(b, func(off uint64, gelf string) {
+			rid := id.add(off)
+			if floor.less(rid) {
+				dst = append(dst, historyEntry{id: rid, rec: batchRecord(channel, rid, gelf)})
+			}
+		})
+		return dst
 	}
+	if !floor.less(id) {
+		return dst
+	}
+	d, _ := msg.Values["d"].(string)
+	if eid, rest, ok := splitEventID(d); ok && eid == msg.ID {
+		js, _ := publishedJSON(channel, msg.ID, rest)
+		return append(dst, historyEntry{id: id, rec: Record{Channel: channel, ID: msg.ID, JSON: js}})
+	}
+	bs := []byte(d)
+	return append(dst, historyEntry{id: id, rec: Record{
+		Channel: channel,
+		ID:      msg.ID,
+		JSON:    AnnotateJSON(make([]byte, 0, len(bs)+len(channel)+48), msg.ID, channel, bs),
+	}})
 }
 
 // sortEntries orders entries by ID across channels, as they were published.
@@ -44,20 +61,20 @@ func sortEntries(es []historyEntry) {
 		case b.id.less(a.id):
 			return 1
 		}
-		return strings.Compare(a.channel, b.channel)
+		return strings.Compare(a.rec.Channel, b.rec.Channel)
 	})
 }
 
-// matchChannels lists the channels a pattern (or a comma-separated list of
-// them) names: its plain names as they are, and the registered channels its
-// globs match.
-func (r *Redis) matchChannels(ctx context.Context, pattern string) ([]string, error) {
+// matchChannels lists the channels of shard sh a pattern (or a
+// comma-separated list of them) names: its plain names hashed to sh, and
+// the channels of sh's registry its globs match.
+func (sh *redisShard) matchChannels(ctx context.Context, pattern string) ([]string, error) {
 	var out, globs []string
 	seen := map[string]bool{}
 	for _, p := range glob.Split(pattern) {
 		if glob.HasMeta(p) {
 			globs = append(globs, p)
-		} else if !seen[p] {
+		} else if !seen[p] && sh.src.shardOf(p) == sh {
 			seen[p] = true
 			out = append(out, p)
 		}
@@ -65,7 +82,7 @@ func (r *Redis) matchChannels(ctx context.Context, pattern string) ([]string, er
 	if len(globs) == 0 {
 		return out, nil
 	}
-	all, err := r.client.ZRange(ctx, r.keys.registry(), 0, -1).Result()
+	all, err := sh.client.ZRange(ctx, sh.keys.registry(), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("channel registry: %w", err)
 	}
@@ -84,46 +101,55 @@ func (r *Redis) matchChannels(ctx context.Context, pattern string) ([]string, er
 	return out, nil
 }
 
-// history reads the backfill a subscription asks for, and returns the skip
-// function that drops live records already in it (or not after the resume
-// point).
-func (r *Redis) history(ctx context.Context, pattern string, opts SubscribeOptions) ([]Event, func(Record) bool, error) {
-	channels, err := r.matchChannels(ctx, pattern)
-	if err != nil {
-		return nil, nil, fmtUnreachable(err)
-	}
+// history reads the backfill a subscription asks for from every shard, and
+// returns the skip function that drops live records already in it (or not
+// after the resume point).
+func (r *RedisSource) history(ctx context.Context, pattern string, opts SubscribeOptions) ([]Event, func(Record) bool, error) {
 	var (
 		entries []historyEntry
 		gap     bool
-		from    map[string]streamID
-		def     streamID // floor of channels without history yet
+		floor   = make(map[string]position)
+		def     position // floor of channels without history yet
 	)
 	resume := opts.Since != ""
-	if resume {
-		since, ok := parseStreamID(opts.Since)
-		var lostLife bool
-		from, lostLife, gap, err = r.resumePoints(ctx, channels, since, !ok)
+	since, validSince := parseStreamID(opts.Since)
+	lost := resume && !validSince
+	gap = lost
+	for _, sh := range r.shards {
+		channels, err := sh.matchChannels(ctx, pattern)
 		if err != nil {
-			return nil, nil, fmtUnreachable(err)
+			return nil, nil, sh.unreachable(err)
 		}
-		if !lostLife {
-			def = since
+		if len(channels) == 0 {
+			continue
 		}
-		entries, err = r.readAfter(ctx, from)
-	} else {
-		entries, err = r.readTail(ctx, channels, opts.Tail)
+		var got []historyEntry
+		if resume {
+			from, lostLife, g, err := sh.resumePoints(ctx, channels, since, !validSince)
+			if err != nil {
+				return nil, nil, sh.unreachable(err)
+			}
+			gap = gap || g
+			lost = lost || lostLife
+			for ch, id := range from {
+				floor[ch] = id
+			}
+			got, err = sh.readAfter(ctx, from)
+			if err != nil {
+				return nil, nil, sh.unreachable(err)
+			}
+		} else if got, err = sh.readTail(ctx, channels, opts.Tail); err != nil {
+			return nil, nil, sh.unreachable(err)
+		}
+		entries = append(entries, got...)
 	}
-	if err != nil {
-		return nil, nil, fmtUnreachable(err)
+	if resume && !lost {
+		def = since
 	}
 	sortEntries(entries)
-	floor := make(map[string]streamID, len(channels))
-	for ch, id := range from {
-		floor[ch] = id
-	}
 	for _, e := range entries {
-		if f := floor[e.channel]; f.less(e.id) {
-			floor[e.channel] = e.id
+		if f := floor[e.rec.Channel]; f.less(e.id) {
+			floor[e.rec.Channel] = e.id
 		}
 	}
 	if !resume && len(entries) > opts.Tail {
@@ -134,7 +160,7 @@ func (r *Redis) history(ctx context.Context, pattern string, opts SubscribeOptio
 		backfill = append(backfill, Event{Kind: EventGap})
 	}
 	for i := range entries {
-		backfill = append(backfill, Event{Kind: EventRecord, Record: entries[i].record()})
+		backfill = append(backfill, Event{Kind: EventRecord, Record: entries[i].rec})
 	}
 	skip := func(rec Record) bool {
 		id, ok := parseStreamID(rec.ID)
@@ -152,78 +178,92 @@ func (r *Redis) history(ctx context.Context, pattern string, opts SubscribeOptio
 
 // resumePoints decides where each channel's history starts for a resume
 // after since: after since, or from the oldest entry kept when entries after
-// since were trimmed (XINFO STREAM max-deleted-entry-id, Redis 7), or, for
-// every channel, when since is from an earlier life of Redis (before the
-// epoch of the ID sequence, or no sequence at all: Redis lost its data) or
-// is no stream ID (invalid). Channels without a stream are left out.
-func (r *Redis) resumePoints(ctx context.Context, channels []string, since streamID, invalid bool) (from map[string]streamID, lostLife, gap bool, err error) {
-	epochStr, hasEpoch, infos, err := r.streamStates(ctx, channels)
+// since were trimmed (XINFO STREAM max-deleted-entry-id, Redis 7), or from
+// the start when since is from an earlier life of the channel's ID sequence
+// (before its epoch, or no sequence at all: Redis lost its data) or is no
+// stream ID (invalid). Channels without a stream are left out. lostLife
+// says that some channel's sequence began after since.
+func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since position, invalid bool) (from map[string]position, lostLife, gap bool, err error) {
+	states, err := sh.streamStates(ctx, channels)
 	if err != nil {
 		return nil, false, false, err
 	}
-	lostLife = invalid || !hasEpoch
-	if epoch, ok := parseStreamID(epochStr); hasEpoch && ok && since.less(epoch) {
-		lostLife = true
-	}
-	gap = lostLife
-	from = make(map[string]streamID, len(channels))
+	lostLife = invalid
+	from = make(map[string]position, len(channels))
 	for i, ch := range channels {
-		switch info := infos[i]; {
-		case info == nil:
-			// no history (never published, or rsyslog only)
-		case lostLife:
-			from[ch] = streamID{}
-		case lostAfter(info, since):
-			from[ch] = streamID{}
-			gap = true
-		default:
-			from[ch] = since
+		st := states[i]
+		lost := invalid || !st.hasEpoch
+		if epoch, ok := parseStreamID(st.epoch); st.hasEpoch && ok && since.less(epoch) {
+			lost = true
 		}
+		if st.info == nil {
+			// No history (never published, or rsyslog only). Without a
+			// sequence a standalone Redis lost its data; a cluster
+			// channel's sequence starts with its stream.
+			if lost && !sh.keys.cluster {
+				lostLife = true
+			}
+			continue
+		}
+		f, g := resumeFrom(since, !lost, lostAfter(st.info, since))
+		from[ch] = f
+		gap = gap || g
+		lostLife = lostLife || lost
 	}
-	return from, lostLife, gap, nil
+	return from, lostLife, gap || lostLife, nil
 }
 
-// streamStates reads in one round trip the epoch of the ID sequence
-// (hasEpoch false when Redis has none: it lost its data) and XINFO STREAM
-// of each channel (nil for a channel without a stream).
-func (r *Redis) streamStates(ctx context.Context, channels []string) (epoch string, hasEpoch bool, infos []*redis.XInfoStream, err error) {
-	pipe := r.client.Pipeline()
-	epochCmd := pipe.HGet(ctx, r.keys.state(), "epoch")
+// streamState is what streamStates reads of one channel.
+type streamState struct {
+	epoch    string // first ID of the life of the channel's ID sequence
+	hasEpoch bool   // false: Redis has no sequence (it lost its data)
+	info     *redis.XInfoStream
+}
+
+// streamStates reads in one round trip the epoch of each channel's ID
+// sequence and XINFO STREAM of each channel (nil for a channel without a
+// stream).
+func (sh *redisShard) streamStates(ctx context.Context, channels []string) ([]streamState, error) {
+	keys := sh.keys
+	pipe := sh.client.Pipeline()
+	epochs := make([]*redis.StringCmd, len(channels))
 	cmds := make([]*redis.XInfoStreamCmd, len(channels))
 	for i, ch := range channels {
-		cmds[i] = pipe.XInfoStream(ctx, r.keys.stream(ch))
+		epochs[i] = pipe.HGet(ctx, keys.state(ch), "epoch")
+		cmds[i] = pipe.XInfoStream(ctx, keys.stream(ch))
 	}
 	_, _ = pipe.Exec(ctx)
-	epoch, err = epochCmd.Result()
-	switch {
-	case err == redis.Nil:
-	case err != nil:
-		return "", false, nil, fmt.Errorf("read id state: %w", err)
-	default:
-		hasEpoch = true
-	}
-	infos = make([]*redis.XInfoStream, len(channels))
+	out := make([]streamState, len(channels))
 	for i, ch := range channels {
+		epoch, err := epochs[i].Result()
+		switch {
+		case err == redis.Nil:
+		case err != nil:
+			return nil, fmt.Errorf("read id state: %w", err)
+		default:
+			out[i].epoch, out[i].hasEpoch = epoch, true
+		}
 		info, err := cmds[i].Result()
 		switch {
 		case isNoSuchKey(err):
 		case err != nil:
-			return "", false, nil, fmt.Errorf("xinfo stream %s: %w", ch, err)
+			return nil, fmt.Errorf("xinfo stream %s: %w", ch, err)
 		default:
-			infos[i] = info
+			out[i].info = info
 		}
 	}
-	return epoch, hasEpoch, infos, nil
+	return out, nil
 }
 
-// lostAfter reports whether the stream lost entries after since: deleted
+// lostAfter reports whether the stream lost records after since: deleted
 // ones (max-deleted-entry-id), or trimmed ones. Redis 7.0 does not record
 // trimmed IDs, only that entries-added exceeds the length; trimming removes
-// the oldest, so entries after since were lost when since is older than the
+// the oldest, so records after since were lost when since is older than the
 // first entry kept (or than the last ID when nothing is kept). A since just
-// between the last trimmed and the first kept entry is taken for a gap too:
-// the client is told of a loss that did not happen, never handed a hole.
-func lostAfter(info *redis.XInfoStream, since streamID) bool {
+// between the last trimmed and the first kept record is taken for a gap
+// too: the client is told of a loss that did not happen, never handed a
+// hole.
+func lostAfter(info *redis.XInfoStream, since position) bool {
 	if md, ok := parseStreamID(info.MaxDeletedEntryID); ok && since.less(md) {
 		return true
 	}
@@ -241,36 +281,58 @@ func lostAfter(info *redis.XInfoStream, since streamID) bool {
 // isNoSuchKey reports whether err is Redis saying the key does not exist.
 func isNoSuchKey(err error) bool { return err != nil && strings.Contains(err.Error(), "no such key") }
 
-// readAfter reads every entry after from[channel], per channel, in pages.
-func (r *Redis) readAfter(ctx context.Context, from map[string]streamID) ([]historyEntry, error) {
+// readAfter reads every record after from[channel], per channel, in pages
+// of entries; the entry holding from[channel] itself is read first, since
+// its later records come after it.
+func (sh *redisShard) readAfter(ctx context.Context, from map[string]position) ([]historyEntry, error) {
+	keys := sh.keys
 	var out []historyEntry
-	todo := make(map[string]streamID, len(from))
+	type cursor struct {
+		floor position // records after it are wanted
+		after position // entries after it are still to read
+		first bool     // the entry holding floor is still to read
+	}
+	todo := make(map[string]*cursor, len(from))
 	for ch, id := range from {
-		todo[ch] = id
+		todo[ch] = &cursor{floor: id, after: id, first: !id.isZero()}
 	}
 	for len(todo) > 0 {
-		pipe := r.client.Pipeline()
+		pipe := sh.client.Pipeline()
+		heads := make(map[string]*redis.XMessageSliceCmd)
 		cmds := make(map[string]*redis.XMessageSliceCmd, len(todo))
-		for ch, id := range todo {
-			start := "-"
-			if !id.isZero() {
-				start = "(" + id.String()
+		for ch, c := range todo {
+			if c.first {
+				heads[ch] = pipe.XRevRangeN(ctx, keys.stream(ch), c.floor.String(), "-", 1)
 			}
-			cmds[ch] = pipe.XRangeN(ctx, r.keys.stream(ch), start, "+", fillPage)
+			start := "-"
+			if !c.after.isZero() {
+				start = "(" + c.after.String()
+			}
+			cmds[ch] = pipe.XRangeN(ctx, keys.stream(ch), start, "+", fillPage)
 		}
 		_, _ = pipe.Exec(ctx)
+		for ch, cmd := range heads {
+			msgs, err := cmd.Result()
+			if err != nil {
+				return nil, fmt.Errorf("xrevrange %s: %w", ch, err)
+			}
+			c := todo[ch]
+			c.first = false
+			for _, m := range msgs {
+				out = appendEntryRecords(out, ch, m, c.floor)
+			}
+		}
 		for ch, cmd := range cmds {
 			msgs, err := cmd.Result()
 			if err != nil {
 				return nil, fmt.Errorf("xrange %s: %w", ch, err)
 			}
+			c := todo[ch]
 			for _, m := range msgs {
-				id, ok := parseStreamID(m.ID)
-				if !ok {
-					continue
+				out = appendEntryRecords(out, ch, m, c.floor)
+				if id, ok := parseStreamID(m.ID); ok {
+					c.after = id
 				}
-				out = append(out, historyEntry{id: id, channel: ch, msg: m})
-				todo[ch] = id
 			}
 			if len(msgs) < fillPage {
 				delete(todo, ch)
@@ -280,39 +342,58 @@ func (r *Redis) readAfter(ctx context.Context, from map[string]streamID) ([]hist
 	return out, nil
 }
 
-// readTail reads the newest n entries of each channel.
-func (r *Redis) readTail(ctx context.Context, channels []string, n int) ([]historyEntry, error) {
-	pipe := r.client.Pipeline()
-	cmds := make([]*redis.XMessageSliceCmd, len(channels))
-	for i, ch := range channels {
-		cmds[i] = pipe.XRevRangeN(ctx, r.keys.stream(ch), "+", "-", int64(n))
+// readTail reads the newest n records of each channel, in pages of entries
+// read backwards until n records are in or the stream ends.
+func (sh *redisShard) readTail(ctx context.Context, channels []string, n int) ([]historyEntry, error) {
+	keys := sh.keys
+	type cursor struct {
+		before string // entries before it are still to read
+		got    int
 	}
-	_, _ = pipe.Exec(ctx)
+	todo := make(map[string]*cursor, len(channels))
+	for _, ch := range channels {
+		todo[ch] = &cursor{before: "+"}
+	}
 	var out []historyEntry
-	for i, cmd := range cmds {
-		msgs, err := cmd.Result()
-		if err != nil {
-			return nil, fmt.Errorf("xrevrange %s: %w", channels[i], err)
+	page := int64(min(n, 64))
+	for len(todo) > 0 {
+		pipe := sh.client.Pipeline()
+		cmds := make(map[string]*redis.XMessageSliceCmd, len(todo))
+		for ch, c := range todo {
+			cmds[ch] = pipe.XRevRangeN(ctx, keys.stream(ch), c.before, "-", page)
 		}
-		for _, m := range msgs {
-			if id, ok := parseStreamID(m.ID); ok {
-				out = append(out, historyEntry{id: id, channel: channels[i], msg: m})
+		_, _ = pipe.Exec(ctx)
+		for ch, cmd := range cmds {
+			msgs, err := cmd.Result()
+			if err != nil {
+				return nil, fmt.Errorf("xrevrange %s: %w", ch, err)
+			}
+			c := todo[ch]
+			for _, m := range msgs {
+				k := len(out)
+				out = appendEntryRecords(out, ch, m, position{})
+				c.got += len(out) - k
+				c.before = "(" + m.ID
+			}
+			if len(msgs) < int(page) || c.got >= n {
+				delete(todo, ch)
 			}
 		}
+		page = min(page*4, fillPage)
 	}
 	return out, nil
 }
 
 // fillGap delivers, after the pub/sub connection came back, the records
-// published while it was down: for every channel seen or registered,
-// the stream entries after the last one delivered. Live records that follow
-// and were already delivered here are skipped by handle. When entries were
-// trimmed before they could be read, when Redis lost its data, or when
-// records without stream entries (rsyslog) may have been missed,
+// published while it was down: for every channel of the shard seen or
+// registered, the records after the last one delivered. Live records that
+// follow and were already delivered here are skipped by handle. When
+// entries were trimmed before they could be read, when Redis lost its data,
+// or when records without stream entries (rsyslog) may have been missed,
 // subscribers are told of a gap.
 func (rd *redisReader) fillGap(ctx context.Context) error {
-	r := rd.r
-	registered, err := r.client.ZRange(ctx, r.keys.registry(), 0, -1).Result()
+	r, sh := rd.src, rd.sh
+	registered, err := sh.client.ZRange(ctx, r.keys.registry(), 0, -1).Result()
 	if err != nil {
 		return fmt.Errorf("channel registry: %w", err)
 	}
@@ -320,9 +401,11 @@ func (rd *redisReader) fillGap(ctx context.Context) error {
 	if base.less(rd.startID) {
 		base = rd.startID
 	}
-	from := make(map[string]streamID, len(registered)+len(rd.lastID))
+	from := make(map[string]position, len(registered)+len(rd.lastID))
 	for _, ch := range registered {
-		from[ch] = base
+		if rd.owns(ch) {
+			from[ch] = base
+		}
 	}
 	for ch, id := range rd.lastID {
 		from[ch] = id
@@ -337,23 +420,26 @@ func (rd *redisReader) fillGap(ctx context.Context) error {
 	for ch := range from {
 		channels = append(channels, ch)
 	}
-	epochStr, hasEpoch, infos, err := r.streamStates(ctx, channels)
+	states, err := sh.streamStates(ctx, channels)
 	if err != nil {
 		return err
 	}
 	gap := rd.sawPlain
-	if epoch, ok := parseStreamID(epochStr); hasEpoch && ok && !rd.lastAny.isZero() && rd.lastAny.less(epoch) {
-		gap = true // Redis restarted without our last records: some may be gone
-	}
 	for i, ch := range channels {
+		st := states[i]
+		if epoch, ok := parseStreamID(st.epoch); st.hasEpoch && ok {
+			if last, seen := rd.lastID[ch]; seen && last.less(epoch) {
+				gap = true // Redis restarted without our last records: some may be gone
+			}
+		}
 		switch {
-		case infos[i] == nil:
+		case st.info == nil:
 			delete(from, ch)
-		case lostAfter(infos[i], from[ch]):
-			gap = true // entries we never delivered were trimmed
+		case lostAfter(st.info, from[ch]):
+			gap = true // records we never delivered were trimmed
 		}
 	}
-	entries, err := r.readAfter(ctx, from)
+	entries, err := sh.readAfter(ctx, from)
 	if err != nil {
 		return err
 	}
@@ -361,21 +447,19 @@ func (rd *redisReader) fillGap(ctx context.Context) error {
 	if gap {
 		r.fan.markGap()
 	}
+	now := time.Now()
+	n := 0
 	for i := range entries {
 		e := &entries[i]
-		if l, ok := rd.lastID[e.channel]; ok && !l.less(e.id) {
+		if !rd.advance(e.rec.Channel, e.id) {
 			continue
 		}
-		rd.lastID[e.channel] = e.id
-		if rd.lastAny.less(e.id) {
-			rd.lastAny = e.id
-		}
-		rec := e.record()
-		r.stats.add(e.channel, time.Now())
-		r.fan.deliver(rec)
+		n++
+		r.stats.add(e.rec.Channel, now)
+		r.fan.deliver(e.rec)
 	}
-	if len(entries) > 0 {
-		r.log.Info("redis gap filled from the streams", "records", len(entries), "gap", gap)
+	if n > 0 {
+		sh.log.Info("redis gap filled from the streams", "records", n, "gap", gap)
 	}
 	return nil
 }

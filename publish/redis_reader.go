@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,11 +20,14 @@ import (
 // Pub/sub connection upkeep.
 const (
 	pingInterval = 5 * time.Second // a silent connection is pinged after this
-	fillPage     = 1000            // stream entries per XRANGE when filling a gap
+	fillPage     = 256             // stream entries per XRANGE when reading history
 )
 
-// redisReader is a stream node's one pub/sub connection: a PSUBSCRIBE on
-// the prefix that receives every record and hands it to the fanout. When
+// redisReader is one pub/sub connection of a stream node: on a standalone
+// Redis a PSUBSCRIBE on the prefix that receives every record (batch
+// notifications and rsyslog's records), on a Redis Cluster an SSUBSCRIBE
+// to the batch shard channels of the slots one master serves. It hands
+// every record to the fanout. When
 // Redis drops the connection (a restart, or client-output-buffer-limit
 // pubsub cutting off a reader that fell behind) go-redis reconnects and
 // subscribes again; the reader notices the new subscription confirmation
@@ -30,27 +35,59 @@ const (
 //
 // Every field but those under mu belongs to the run goroutine.
 type redisReader struct {
-	r       *Redis
-	pattern string
+	sh       *redisShard
+	src      *RedisSource
+	client   redis.UniversalClient // where it subscribes
+	pattern  string                // PSUBSCRIBE pattern, or
+	channels []string              // the shard channels it SSUBSCRIBEs
+	owns     func(channel string) bool
+	// ownClient: client is the reader's own (a cluster master's), closed
+	// with it.
+	ownClient bool
+	echo      int // per-record messages still to skip after a notification
+	scratch   []batchItem
 
-	lastID   map[string]streamID // per channel: the last record delivered
-	lastAny  streamID            // the latest ID delivered on any channel
-	startID  streamID            // Redis time when the first PSUBSCRIBE was in place
+	lastID   map[string]position // per channel: the last record delivered
+	lastAny  position            // the latest ID delivered on any channel
+	startID  position            // Redis time when the first PSUBSCRIBE was in place
 	sawPlain bool                // records without an ID (rsyslog) came: those cannot be refilled
 
 	mu     sync.Mutex
 	ps     *redis.PubSub
-	active chan struct{} // closed while the PSUBSCRIBE is in place
+	active chan struct{} // closed while the subscription is in place
 	closed bool
+	subErr error // the connection's state, for Health
 }
 
-func newRedisReader(r *Redis) *redisReader {
+// newRedisReader returns the reader of a standalone shard: one PSUBSCRIBE
+// for all channels.
+func newRedisReader(sh *redisShard) *redisReader {
 	return &redisReader{
-		r:       r,
-		pattern: r.keys.pattern(),
-		lastID:  make(map[string]streamID),
+		sh:      sh,
+		src:     sh.src,
+		client:  sh.client,
+		pattern: sh.keys.pattern(),
+		owns:    func(string) bool { return true },
+		lastID:  make(map[string]position),
 		active:  make(chan struct{}),
+		// Degraded until the subscription is in place: records published
+		// before it would not reach this node live.
+		subErr: errors.New("pub/sub not subscribed yet"),
 	}
+}
+
+// setSubHealth records the state of the connection.
+func (rd *redisReader) setSubHealth(err error) {
+	rd.mu.Lock()
+	rd.subErr = err
+	rd.mu.Unlock()
+}
+
+// health returns the state of the connection.
+func (rd *redisReader) health() error {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.subErr
 }
 
 // waitActive waits until the PSUBSCRIBE is in place, ctx ends or d passes.
@@ -101,7 +138,19 @@ func (rd *redisReader) subscribe(ctx context.Context) *redis.PubSub {
 		return nil
 	}
 	// An error here (Redis down) is seen again by Receive, which retries.
-	rd.ps = rd.r.client.PSubscribe(ctx, rd.pattern)
+	if rd.channels != nil {
+		// One SSUBSCRIBE per shard channel: those of several slots may not
+		// share a command (go-redis would resubscribe to all of them in one
+		// command; each session starts a new PubSub instead).
+		rd.ps = rd.client.SSubscribe(ctx)
+		for _, ch := range rd.channels {
+			if err := rd.ps.SSubscribe(ctx, ch); err != nil {
+				break // seen again by Receive
+			}
+		}
+	} else {
+		rd.ps = rd.client.PSubscribe(ctx, rd.pattern)
+	}
 	return rd.ps
 }
 
@@ -113,86 +162,88 @@ func (rd *redisReader) close() {
 	if rd.ps != nil {
 		rd.ps.Close()
 	}
+	if rd.ownClient {
+		rd.client.Close()
+	}
 }
 
-// run receives until ctx ends; it closes done when it returns.
+// errReaderClosed ends run: the reader was closed.
+var errReaderClosed = errors.New("reader closed")
+
+// run keeps the subscription up until ctx ends, one session per connection
+// (see session): when one ends it waits (backoff, reset by a session that
+// got its subscription) and starts the next. It closes done when it
+// returns.
 func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
+	var backoff time.Duration
+	for {
+		active, err := rd.session(ctx, backoff > 0)
+		if ctx.Err() != nil || errors.Is(err, errReaderClosed) {
+			return
+		}
+		rd.setActive(false)
+		rd.setSubHealth(err)
+		if active {
+			backoff = 0
+		}
+		if backoff == 0 { // a working connection lost, or the first attempt failed
+			rd.sh.log.Warn("redis pub/sub connection lost; reconnecting", slog.String("error", err.Error()))
+		}
+		backoff = nextBackoff(backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// session is one connection's lifetime: subscribe on a new connection;
+// once the subscription is confirmed, deliver what was published since the
+// previous session from the streams (unless this is the first), then
+// deliver live records until the connection fails, or stays silent after a
+// ping. retry says an earlier session failed. It returns whether the
+// subscription was in place, and why the session ended.
+func (rd *redisReader) session(ctx context.Context, retry bool) (active bool, err error) {
 	ps := rd.subscribe(ctx)
-	var (
-		everActive bool
-		down       bool // the connection failed since the last confirmation
-		backoff    time.Duration
-		pinged     bool
-	)
-	for ps != nil {
+	if ps == nil {
+		return false, errReaderClosed
+	}
+	defer ps.Close()
+	pinged := false
+	for {
 		msg, err := ps.ReceiveTimeout(ctx, pingInterval)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			if isTimeout(err) {
-				if !pinged {
-					pinged = true
-					if err = ps.Ping(ctx); err == nil {
-						continue
-					}
-				} else {
-					// No answer to a ping: the connection is dead without
-					// having said so. Start over on a new one.
-					err = errors.New("pub/sub connection silent after a ping")
-					ps = rd.subscribe(ctx)
-				}
-			}
-			pinged = false
-			if !down {
-				down = true
-				rd.setActive(false)
-				rd.r.log.Warn("redis pub/sub connection lost; reconnecting", slog.String("error", err.Error()))
-			}
-			rd.r.setSubHealth(err)
-			backoff = nextBackoff(backoff)
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(backoff):
+		switch {
+		case err != nil && isTimeout(err) && !pinged:
+			pinged = true
+			if err := ps.Ping(ctx); err != nil {
+				return active, fmt.Errorf("pub/sub ping: %w", err)
 			}
 			continue
+		case err != nil && isTimeout(err):
+			return active, errors.New("pub/sub connection silent after a ping")
+		case err != nil:
+			return active, fmt.Errorf("pub/sub receive: %w", err)
 		}
 		pinged = false
 		switch m := msg.(type) {
 		case *redis.Message:
 			rd.handle(m.Channel, m.Payload)
 		case *redis.Subscription:
-			if m.Kind != "psubscribe" {
-				continue
+			if m.Kind != "psubscribe" && m.Kind != "ssubscribe" || m.Count < len(rd.channels) {
+				continue // not yet subscribed to every shard channel
 			}
-			if everActive {
-				if err := rd.fillGap(ctx); err != nil {
-					if ctx.Err() != nil {
-						return
-					}
-					rd.r.log.Warn("redis gap fill failed; reconnecting", slog.String("error", err.Error()))
-					rd.r.setSubHealth(err)
-					down = true
-					rd.setActive(false)
-					backoff = nextBackoff(backoff)
-					select {
-					case <-ctx.Done():
-						return
-					case <-time.After(backoff):
-					}
-					ps = rd.subscribe(ctx)
-					continue
-				}
-				if down {
-					rd.r.log.Info("redis pub/sub connection back; gap filled from the streams")
-				}
-			} else {
+			rd.echo = 0 // a new connection: what it gets starts afresh
+			if rd.startID.isZero() {
 				rd.startID = rd.redisNow(ctx)
+			} else if err := rd.fillGap(ctx); err != nil {
+				return false, fmt.Errorf("gap fill: %w", err)
+			} else if retry {
+				rd.sh.log.Info("redis pub/sub connection back; gap filled from the streams")
 			}
-			everActive, down, backoff = true, false, 0
-			rd.r.setSubHealth(nil)
+			active = true
+			rd.setSubHealth(nil)
 			rd.setActive(true)
 		}
 	}
@@ -204,40 +255,96 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// redisNow returns Redis's clock as a stream ID, a second early (the zero
-// ID when Redis does not answer).
-func (rd *redisReader) redisNow(ctx context.Context) streamID {
-	t, err := rd.r.client.Time(ctx).Result()
+// redisNow returns Redis's clock as a stream ID, a second early (this
+// host's clock when Redis does not answer).
+func (rd *redisReader) redisNow(ctx context.Context) position {
+	t, err := rd.client.Time(ctx).Result()
 	if err != nil {
-		return streamID{}
+		t = time.Now()
 	}
-	ms := t.UnixMilli() - 1000
-	if ms < 0 {
-		ms = 0
-	}
-	return streamID{ms: uint64(ms)}
+	return position{ms: uint64(max(t.UnixMilli()-1000, 1))}
 }
 
-// handle turns one pub/sub message into a record and delivers it.
+// handle turns one pub/sub message into records and delivers them: a batch
+// notification of our ingest, or a record another publisher (rsyslog) put
+// on a channel.
 func (rd *redisReader) handle(pubChannel, payload string) {
-	if len(pubChannel) < len(rd.r.keys.prefix) {
+	if rd.sh.keys.isNotify(pubChannel) {
+		rd.handleBatch(payload)
 		return
 	}
-	channel := pubChannel[len(rd.r.keys.prefix):]
+	if rd.echo > 0 {
+		rd.echo-- // the per-record copy of a record the batch brought
+		return
+	}
+	if len(pubChannel) < len(rd.sh.keys.prefix) {
+		return
+	}
+	channel := pubChannel[len(rd.sh.keys.prefix):]
 	rec := payloadRecord(channel, payload)
 	if rec.ID == "" {
 		rd.sawPlain = true
-	} else if sid, ok := parseStreamID(rec.ID); ok {
-		if last, seen := rd.lastID[channel]; seen && !last.less(sid) {
-			return // already delivered by a gap fill
-		}
-		rd.lastID[channel] = sid
-		if rd.lastAny.less(sid) {
-			rd.lastAny = sid
+	} else if sid, ok := parseStreamID(rec.ID); ok && !rd.advance(channel, sid) {
+		return // already delivered by a gap fill
+	}
+	rd.src.stats.add(channel, time.Now())
+	rd.src.fan.deliver(rec)
+}
+
+// advance records that the record sid of channel is delivered; it returns
+// false when it (or a later one) was already.
+func (rd *redisReader) advance(channel string, sid position) bool {
+	if last, seen := rd.lastID[channel]; seen && !last.less(sid) {
+		return false
+	}
+	rd.lastID[channel] = sid
+	if rd.lastAny.less(sid) {
+		rd.lastAny = sid
+	}
+	return true
+}
+
+// handleBatch delivers the records of a batch notification, each once, in
+// ID order (publish order) across its entries.
+func (rd *redisReader) handleBatch(payload string) {
+	echo, entries, err := parseBatch(payload)
+	if err != nil {
+		rd.sh.log.Warn("redis batch notification dropped", slog.String("error", err.Error()))
+		return
+	}
+	rd.echo = echo
+	recs := rd.scratch[:0]
+	for i := range entries {
+		e := &entries[i]
+		err := eachBlobRecord(e.blob, func(off uint64, gelf string) {
+			recs = append(recs, batchItem{id: e.id.add(off), channel: e.channel, gelf: gelf})
+		})
+		if err != nil {
+			rd.sh.log.Warn("redis batch entry cut short", slog.String("channel", e.channel),
+				slog.String("id", e.id.String()), slog.String("error", err.Error()))
 		}
 	}
-	rd.r.stats.add(channel, time.Now())
-	rd.r.fan.deliver(rec)
+	if len(entries) > 1 {
+		slices.SortFunc(recs, func(a, b batchItem) int { return a.id.compare(b.id) })
+	}
+	now := time.Now()
+	for i := range recs {
+		it := &recs[i]
+		if !rd.advance(it.channel, it.id) {
+			continue
+		}
+		rd.src.stats.add(it.channel, now)
+		rd.src.fan.deliver(batchRecord(it.channel, it.id, it.gelf))
+	}
+	clear(recs) // drop the references into the payload
+	rd.scratch = recs[:0]
+}
+
+// batchItem is one record of a batch notification before delivery.
+type batchItem struct {
+	id      position
+	channel string
+	gelf    string
 }
 
 // payloadRecord turns a pub/sub payload of channel into a record: ours

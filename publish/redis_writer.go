@@ -24,17 +24,17 @@ const (
 	drainTimeout     = 3 * time.Second       // Close delivers what is queued within this
 	logEvery         = time.Second           // hot-path warnings at most this often
 	sendTimeout      = 5 * time.Second       // one pipeline round trip at most
-	reloadAttempts   = 2                     // NOSCRIPT reloads per batch before backing off
 )
 
 // redisWriter sends the records queued by Publish to Redis in batches, one
-// EVALSHA of publishScript per batch (one round trip for up to
-// defaultBatchSize records), and keeps them while Redis is unreachable.
+// transaction per batch of up to defaultBatchSize records (see writeFlush),
+// and keeps them while Redis is unreachable.
 type redisWriter struct {
-	client    *redis.Client
+	client    redis.UniversalClient
 	keys      redisKeys
-	maxLen    string // MAXLEN ~ of every stream
-	sha       string
+	history   int // records kept per channel
+	step      int // records between two trim marks (see addEntry)
+	echo      int // echoNone, echoPlain or echoWithID
 	buf       *pubBuffer
 	wake      chan struct{} // 1 slot: records queued or a batch full
 	closing   chan struct{} // closed by Close: deliver what is queued, then stop
@@ -50,70 +50,62 @@ type redisWriter struct {
 
 	// scratch of send, reused between batches
 	channelNo map[string]int
-	keys1     []string
-	args      []any
+	blobs     []channelBlob
+	echoRecs  []echoRecord // the records of a flush, for --redis-publish-records
+
+	registered map[string]uint64 // channel -> when this writer last renewed it in the registry (ms)
+	isStream   map[string]bool   // channels whose key is known to hold a stream
 }
 
-// errReload asks the writer to retry at once after reloading the script.
-var errReload = errors.New("script reloaded")
-
-// run delivers batches until Close; it closes done when it returns.
+// run delivers batches until Close, then drains what is queued; it closes
+// done when it returns.
 func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
+	w.probe(ctx)
+	w.serve(ctx)
+	w.drain(ctx)
+}
+
+// serve delivers batches as they fill, or within the linger time, until
+// ctx ends or Close; after a failure it waits (backoff) before the next.
+func (w *redisWriter) serve(ctx context.Context) {
 	var backoff time.Duration
-	var draining bool
 	idle := time.NewTimer(idlePing)
 	defer idle.Stop()
 	linger := time.NewTimer(time.Hour)
 	linger.Stop()
 	defer linger.Stop()
-	w.probe(ctx)
 	for {
-		if !draining {
-			select {
-			case <-w.closing:
-				draining = true
-			default:
-			}
-		}
 		if backoff > 0 {
-			if draining {
-				w.log.Warn("redis bus closing while Redis is unreachable; records not delivered",
-					slog.Int("records", w.buf.len()))
-				return
-			}
 			select {
 			case <-ctx.Done():
 				return
 			case <-w.closing:
-				draining = true
+				return
 			case <-time.After(backoff):
 			}
 		}
-		b := w.buf.take(draining)
-		if b == nil {
-			if w.buf.empty() {
-				if draining {
-					return
-				}
-				idle.Reset(idlePing)
-				select {
-				case <-ctx.Done():
-					return
-				case <-w.closing:
-					draining = true
-				case <-w.wake:
-				case <-idle.C:
-					w.probe(ctx)
-				}
-				continue
+		b := w.buf.take(false)
+		if b == nil && w.buf.empty() {
+			idle.Reset(idlePing)
+			select {
+			case <-ctx.Done():
+				return
+			case <-w.closing:
+				return
+			case <-w.wake:
+			case <-idle.C:
+				w.probe(ctx)
 			}
+			continue
+		}
+		if b == nil { // a partial batch: wait for more, at most the linger time
 			linger.Reset(w.linger)
 			select {
 			case <-ctx.Done():
 				return
 			case <-w.closing:
-				draining = true
+				return
 			case <-w.wake:
 			case <-linger.C:
 			}
@@ -122,37 +114,66 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 				continue
 			}
 		}
-		w.dropLog.add(0, w.logDropped) // drops not logged yet
-		err := w.send(ctx, b)
-		for i := 0; errors.Is(err, errReload) && i < reloadAttempts; i++ {
-			err = w.send(ctx, b)
+		backoff = w.deliver(ctx, b, backoff)
+	}
+}
+
+// drain delivers what is still queued after Close, batch after batch,
+// until the buffer is empty, a delivery fails, or ctx ends; it does not
+// try while Redis is unreachable.
+func (w *redisWriter) drain(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	if !w.reachable.Load() {
+		if n := w.buf.len(); n > 0 {
+			w.log.Warn("redis bus closing while Redis is unreachable; records not delivered", slog.Int("records", n))
 		}
-		if err == nil {
-			w.buf.release(b)
-			if !w.reachable.Load() {
-				w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
+		return
+	}
+	for b := w.buf.take(true); b != nil; b = w.buf.take(true) {
+		if w.deliver(ctx, b, 0) > 0 {
+			if ctx.Err() == nil {
+				w.log.Warn("redis bus closing while Redis is unreachable; records not delivered",
+					slog.Int("records", w.buf.len()))
 			}
-			backoff = 0
-			w.reachable.Store(true)
-			w.setHealth(nil)
-			continue
-		}
-		if ctx.Err() != nil {
 			return
 		}
-		w.reachable.Store(false)
-		w.buf.signalRoom() // waiting publishers stop waiting and drop the oldest instead
-		if n := w.buf.requeue(b); n > 0 {
-			w.countDropped(n)
-		}
-		w.setHealth(err)
-		backoff = nextBackoff(backoff)
-		w.errLog.do(func(skipped uint64) {
-			w.log.Warn("redis publish failed; keeping records and retrying",
-				slog.String("error", err.Error()), slog.Int("queued", w.buf.len()),
-				slog.Duration("retry_in", backoff), slog.Uint64("errors_not_logged", skipped))
-		})
 	}
+}
+
+// deliver sends b and returns the backoff before the next attempt: 0 when
+// it went, the next step after backoff when it failed (b is then queued
+// again as the oldest).
+func (w *redisWriter) deliver(ctx context.Context, b *pendingBatch, backoff time.Duration) time.Duration {
+	w.dropLog.add(0, w.logDropped) // drops not logged yet
+	err := w.send(ctx, b)
+	if err == nil {
+		w.buf.release(b)
+		if !w.reachable.Load() {
+			w.log.Info("redis reachable again", slog.Int("queued", w.buf.len()))
+		}
+		w.reachable.Store(true)
+		w.setHealth(nil)
+		return 0
+	}
+	if ctx.Err() != nil {
+		w.buf.requeue(b)
+		return nextBackoff(backoff)
+	}
+	w.reachable.Store(false)
+	w.buf.signalRoom() // waiting publishers stop waiting and drop the oldest instead
+	if n := w.buf.requeue(b); n > 0 {
+		w.countDropped(n)
+	}
+	w.setHealth(err)
+	backoff = nextBackoff(backoff)
+	w.errLog.do(func(skipped uint64) {
+		w.log.Warn("redis publish failed; keeping records and retrying",
+			slog.String("error", err.Error()), slog.Int("queued", w.buf.len()),
+			slog.Duration("retry_in", backoff), slog.Uint64("errors_not_logged", skipped))
+	})
+	return backoff
 }
 
 // nextBackoff doubles d within [backoffMin, backoffMax].
@@ -196,32 +217,62 @@ func (w *redisWriter) logDropped(total uint64) {
 		slog.Uint64("dropped", total), slog.Int("buffer_bytes", w.buf.limit))
 }
 
-// send delivers the records of b in one EVALSHA of publishScript: the
-// whole batch in one round trip, in publish order.
+// send delivers the records of b in one transaction (see writeFlush): per
+// channel one stream entry, one notification for the batch, in publish
+// order per channel.
 func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	if b.head >= len(b.recs) {
 		return nil
 	}
 	clear(w.channelNo)
-	w.keys1 = append(w.keys1[:0], w.keys.state(), w.keys.registry())
-	w.args = append(w.args[:0], w.maxLen, w.keys.prefix, 0)
-	for i := b.head; i < len(b.recs); i++ {
-		ch := b.recs[i].channel
-		if _, ok := w.channelNo[ch]; !ok {
-			w.channelNo[ch] = len(w.keys1) - 1 // 1-based
-			w.keys1 = append(w.keys1, w.keys.stream(ch))
-			w.args = append(w.args, ch)
-		}
-	}
-	w.args[2] = len(w.keys1) - 2
+	w.blobs = w.blobs[:0]
+	w.echoRecs = w.echoRecs[:0]
 	for i := b.head; i < len(b.recs); i++ {
 		r := &b.recs[i]
-		w.args = append(w.args, w.channelNo[r.channel], b.data[r.start+1:r.end]) // after the '{'
+		if r.channel == "" {
+			continue // written by an earlier, partly failed attempt (see writeClusterFlush)
+		}
+		pos := i - b.head // the record's position in the flush
+		c, ok := w.channelNo[r.channel]
+		if !ok {
+			c = len(w.blobs)
+			w.channelNo[r.channel] = c
+			if c < cap(w.blobs) {
+				w.blobs = w.blobs[:c+1]
+				w.blobs[c] = channelBlob{data: w.blobs[c].data[:0]}
+			} else {
+				w.blobs = append(w.blobs, channelBlob{})
+			}
+			w.blobs[c].channel = r.channel
+			w.blobs[c].first = pos
+		}
+		bl := &w.blobs[c]
+		gelf := b.data[r.start:r.end]
+		bl.lastOff = pos - bl.first
+		bl.data = appendBlobRecord(bl.data, bl.lastOff, gelf)
+		bl.n++
+		if w.echo != echoNone {
+			w.echoRecs = append(w.echoRecs, echoRecord{gelf: gelf, blob: c, off: bl.lastOff})
+		}
+	}
+	if len(w.blobs) == 0 {
+		return nil // all written already
 	}
 	ctx, cancel := context.WithTimeout(ctx, sendTimeout)
 	defer cancel()
-	skipped, err := w.client.EvalSha(ctx, w.sha, w.keys1, w.args...).Int()
-	clear(w.args) // drop the references into b.data
+	var skipped int
+	var err error
+	if w.keys.cluster {
+		skipped, err = w.writeClusterFlush(ctx, b)
+	} else {
+		skipped, err = w.writeFlush(ctx, w.blobs, len(b.recs)-b.head, w.echoRecs)
+	}
+	clear(w.echoRecs) // drop the references into b.data
+	for i := range w.blobs {
+		if cap(w.blobs[i].data) > maxKeptBlob {
+			w.blobs[i].data = nil // one huge flush does not pin its memory
+		}
+	}
 	switch {
 	case err == nil:
 		if skipped > 0 {
@@ -232,11 +283,6 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 			})
 		}
 		return nil
-	case redis.HasErrorPrefix(err, "NOSCRIPT"):
-		if err := loadScript(ctx, w.client, w.sha); err != nil {
-			return err
-		}
-		return errReload
 	case isPermanent(err):
 		// Retrying would block every later record.
 		n := len(b.recs) - b.head
@@ -248,6 +294,72 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	}
 	return err
 }
+
+// writeClusterFlush writes the flush in w.blobs to a Redis Cluster: one
+// transaction per channel (its keys share a slot; a channel's records take
+// numbers of its own ID sequence), then the channels into the registry.
+// Channels are written one after the other; the first error stops the
+// flush, and the batch b is tried again later without the channels already
+// written (their records are marked with an empty channel, which send
+// skips), so no record is written twice.
+func (w *redisWriter) writeClusterFlush(ctx context.Context, b *pendingBatch) (int, error) {
+	skipped := 0
+	var sub []echoRecord
+	var nowMS float64
+	for i := range w.blobs {
+		one := w.blobs[i : i+1 : i+1]
+		first := one[0].first
+		one[0].first = 0
+		sub = sub[:0]
+		for _, e := range w.echoRecs {
+			if e.blob == i {
+				e.blob = 0
+				sub = append(sub, e)
+			}
+		}
+		n, err := w.writeFlush(ctx, one, one[0].lastOff+1, sub)
+		one[0].first = first
+		if err != nil {
+			w.markWritten(b, w.blobs[:i])
+			return skipped, err
+		}
+		skipped += n
+	}
+	nowMS = float64(time.Now().UnixMilli())
+	p := w.client.Pipeline()
+	for i := range w.blobs {
+		if w.registerDue(w.blobs[i].channel, uint64(nowMS)) {
+			p.ZAdd(ctx, w.keys.registry(), redis.Z{Score: nowMS, Member: w.blobs[i].channel})
+		}
+	}
+	if p.Len() == 0 {
+		return skipped, nil
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		return skipped, fmt.Errorf("channel registry: %w", err)
+	}
+	return skipped, nil
+}
+
+// markWritten marks the records of b on the channels of written as
+// written, so that a retry of b skips them.
+func (w *redisWriter) markWritten(b *pendingBatch, written []channelBlob) {
+	if len(written) == 0 {
+		return
+	}
+	done := make(map[string]bool, len(written))
+	for i := range written {
+		done[written[i].channel] = true
+	}
+	for i := b.head; i < len(b.recs); i++ {
+		if done[b.recs[i].channel] {
+			b.recs[i].channel = ""
+		}
+	}
+}
+
+// maxKeptBlob bounds the blob buffer send keeps for the next batch.
+const maxKeptBlob = 1 << 20
 
 // isPermanent reports whether err is a Redis error reply that a retry will
 // not cure. Replies that pass (loading, busy script, out of memory, a

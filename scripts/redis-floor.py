@@ -87,7 +87,12 @@ def sample_record(port):
             entries = c.do("XREVRANGE", k, "+", "-", "COUNT", 1)
             if entries:
                 fields = entries[0][1]
-                return fields[fields.index(b"d") + 1]
+                if b"d" in fields:  # one record per entry (rsyslog's drop-in)
+                    return fields[fields.index(b"d") + 1]
+                # a batch: records "<off>,<len>:<GELF>"; the first one
+                blob = fields[fields.index(b"b") + 1]
+                head, _, rest = blob.partition(b":")
+                return rest[: int(head.split(b",")[1])]
         if cursor == b"0":
             raise RuntimeError("no logviewer stream in the sample Redis")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The project's test command: installs what the tests talk to (redis-server,
+# The project's test command: installs what the tests talk to (redis-server, redis-cli,
 # rsyslogd with omhiredis and gnutls, Chromium, logger, python3, htpasswd, curl) when missing, then runs
 # gofmt, go vet and the whole test suite with the race detector.
 # Under CI=true a part that is still missing after the install is a failure.
@@ -11,6 +11,7 @@ have_gtls() { find /usr/lib -path '*rsyslog*' -name lmnsd_gtls.so 2>/dev/null | 
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-cli >/dev/null || need+=(redis-tools) # the tests' Redis Cluster: redis-cli --cluster create
 command -v rsyslogd >/dev/null || need+=(rsyslog)
 have_omhiredis || need+=(rsyslog-hiredis)
 have_gtls || need+=(rsyslog-gnutls)
@@ -31,7 +32,7 @@ if command -v systemctl >/dev/null && systemctl is-active --quiet rsyslog 2>/dev
 fi
 
 missing=()
-for bin in redis-server rsyslogd chromium logger prlimit python3 htpasswd curl; do
+for bin in redis-server redis-cli rsyslogd chromium logger prlimit python3 htpasswd curl; do
   command -v "$bin" >/dev/null || missing+=("$bin")
 done
 have_omhiredis || missing+=(omhiredis)

@@ -99,7 +99,7 @@ const (
 // channel pattern, the channel list, health, metrics and the web viewer.
 type Server struct {
 	cfg      Config
-	bus      publish.Bus
+	bus      Source
 	metrics  *metrics.Metrics
 	gatherer prometheus.Gatherer
 	log      *slog.Logger
@@ -131,7 +131,7 @@ type Server struct {
 
 // NewServer creates a server for bus. m counts clients (it may be nil);
 // gatherer is what /metrics exposes (nil: an empty registry).
-func NewServer(cfg Config, bus publish.Bus, m *metrics.Metrics, gatherer prometheus.Gatherer) *Server {
+func NewServer(cfg Config, bus Source, m *metrics.Metrics, gatherer prometheus.Gatherer) *Server {
 	if cfg.Heartbeat <= 0 {
 		cfg.Heartbeat = DefaultHeartbeat
 	}

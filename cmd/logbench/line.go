@@ -169,3 +169,13 @@ func parseNotice(data []byte) (notice, bool) {
 	}
 	return notice{}, false
 }
+
+// appPerConn renames the app of the lines "logbench-<conn>".
+func (b *lineBuilder) appPerConn(conn int) {
+	app := fmt.Appendf(nil, "logbench-%d", conn)
+	i := bytes.Index(b.head, []byte("logbench"))
+	if i < 0 {
+		return
+	}
+	b.head = append(append(append([]byte(nil), b.head[:i]...), app...), b.head[i+len("logbench"):]...)
+}

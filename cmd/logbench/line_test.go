@@ -187,3 +187,15 @@ func BenchmarkHandleRecord(b *testing.B) {
 		s.handle(rec, 1732450000123456789+int64(n))
 	}
 }
+
+// TestAppPerConn: each connection's lines name their own app.
+func TestAppPerConn(t *testing.T) {
+	for _, kind := range []string{kindHeaderless, kindRFC3164, kindRFC5424} {
+		b := newLineBuilder(kind, false, "r", 2, 140, time.Now())
+		b.appPerConn(2)
+		line := string(b.appendLine(nil, 1, 0))
+		if !strings.Contains(line, "logbench-2") || strings.Count(line, "logbench") != 1 {
+			t.Errorf("%s: %q", kind, line)
+		}
+	}
+}

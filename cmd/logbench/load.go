@@ -21,6 +21,10 @@ type loadConfig struct {
 	Kind     string        // headerless, rfc3164, rfc5424, mix
 	Size     int           // approximate bytes per line
 	Run      string        // run ID carried by every line
+	// AppPerConn names the app of connection n "logbench-n" instead of
+	// "logbench": with the daemon's --channel-from app, one channel per
+	// connection (to spread the load over Redis shards).
+	AppPerConn bool
 }
 
 // batchBytes is how much a connection buffers before one write: large
@@ -123,6 +127,11 @@ func sendLines(ctx context.Context, cfg loadConfig, c net.Conn, conn int, n uint
 		}
 	} else {
 		builders = append(builders, newLineBuilder(cfg.Kind, udp, cfg.Run, conn, cfg.Size, start))
+	}
+	if cfg.AppPerConn {
+		for _, b := range builders {
+			b.appPerConn(conn)
+		}
 	}
 	buf := make([]byte, 0, batchBytes+64<<10)
 	var sent uint64

@@ -86,6 +86,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.Uint64Var(&c.Load.Count, "count", 0, "lines to send in all (with --rate: at that rate)")
 	fs.Float64Var(&c.Load.Rate, "rate", 0, "lines/s in all (0: as fast as possible)")
 	fs.DurationVar(&c.Load.Duration, "duration", 0, "with --rate and no --count: how long to send; without --addr: how long to receive")
+	fs.BoolVar(&c.Load.AppPerConn, "app-per-conn", false, "name each connection's app logbench-<n> (one channel per connection with the daemon's --channel-from app)")
 	fs.StringVar(&c.Load.Kind, "kind", kindRFC3164, "headerless, rfc3164, rfc5424 or mix")
 	fs.IntVar(&c.Load.Size, "size", 140, "approximate bytes per line")
 
@@ -93,7 +94,7 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.Subscribers, "k", 1, "subscribers per --sub-url (and per --redis)")
 	fs.IntVar(&c.SlowClients, "slow-clients", 0, "extra subscribers on the first --sub-url that stop reading while the load runs")
 	fs.DurationVar(&c.SlowPause, "slow-pause", 0, "how long slow clients stop reading after the load starts (0: until it ends)")
-	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL to PSUBSCRIBE on (redis://host:port)")
+	fs.StringVar(&c.RedisURL, "redis", "", "Redis URL to PSUBSCRIBE on (redis://host:port), or several comma-separated (logviewer's shards) counted as one subscriber")
 	fs.StringVar(&c.RedisPattern, "redis-pattern", "*", "PSUBSCRIBE pattern")
 
 	fs.IntVar(&c.IdleClients, "idle-clients", 0, "extra SSE clients that connect and stay idle (memory per client)")

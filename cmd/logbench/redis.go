@@ -9,21 +9,67 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/logviewer/logviewer/publish"
 )
 
 // redisTarget joins a Redis URL and a PSUBSCRIBE pattern into a
 // subscriber target.
 func redisTarget(url, pattern string) string { return url + " " + pattern }
 
-// runRedis PSUBSCRIBEs and reads pmessage replies with a minimal RESP2
-// reader that reuses one buffer: a go-redis PubSub allocates a message per
-// line, which at several hundred thousand lines/s costs the CPU the
-// measured daemon needs.
+// runRedis PSUBSCRIBEs on each Redis of the target (several URLs,
+// comma-separated: logviewer's shards) and counts the records of all of
+// them as one subscriber.
 func (s *subscriber) runRedis(ctx context.Context) error {
-	url, pattern, _ := strings.Cut(s.target, " ")
+	urls, pattern, _ := strings.Cut(s.target, " ")
+	list := strings.Split(urls, ",")
+	var (
+		mu        sync.Mutex // s.handle is not safe for concurrent use
+		connected int
+	)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, len(list))
+	for _, url := range list {
+		go func() {
+			errs <- s.readRedis(ctx, url, pattern, func(payload []byte, batch bool) error {
+				mu.Lock()
+				defer mu.Unlock()
+				if payload == nil { // subscribed
+					if connected++; connected == len(list) {
+						s.markConnected()
+					}
+					return nil
+				}
+				defer s.pause(ctx)
+				now := time.Now().UnixNano()
+				if !batch {
+					s.handle(payload, now)
+					return nil
+				}
+				// logviewer's batched layout: one message per flush.
+				return publish.EachBatchRecord(string(payload), func(_, gelf string) { s.handle([]byte(gelf), now) })
+			})
+		}()
+	}
+	err := <-errs
+	cancel()
+	for range len(list) - 1 {
+		<-errs
+	}
+	return err
+}
+
+// readRedis PSUBSCRIBEs on one Redis and hands each message to got (nil
+// once subscribed) with whether it is a batch notification. It reads
+// pmessage replies with a minimal RESP2 reader that reuses one buffer: a
+// go-redis PubSub allocates a message per line, which at several hundred
+// thousand lines/s costs the CPU the measured daemon needs.
+func (s *subscriber) readRedis(ctx context.Context, url, pattern string, got func(payload []byte, batch bool) error) error {
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		return fmt.Errorf("redis url %s: %w", url, err)
@@ -70,19 +116,25 @@ func (s *subscriber) runRedis(ctx context.Context) error {
 			if _, err := r.readReply(); err != nil { // subscription count
 				return fmt.Errorf("redis read: %w", err)
 			}
-			s.markConnected()
-		case string(kind) == "pmessage" && n == 4:
-			for i := 0; i < 2; i++ { // pattern, channel
-				if _, err := r.readBulk(); err != nil {
-					return fmt.Errorf("redis read: %w", err)
-				}
+			if err := got(nil, false); err != nil {
+				return err
 			}
+		case string(kind) == "pmessage" && n == 4:
+			if _, err := r.readBulk(); err != nil { // pattern
+				return fmt.Errorf("redis read: %w", err)
+			}
+			channel, err := r.readBulk()
+			if err != nil {
+				return fmt.Errorf("redis read: %w", err)
+			}
+			batch := strings.HasSuffix(string(channel), publish.BatchChannel)
 			payload, err := r.readBulk()
 			if err != nil {
 				return fmt.Errorf("redis read: %w", err)
 			}
-			s.handle(payload, time.Now().UnixNano())
-			s.pause(ctx)
+			if err := got(payload, batch); err != nil {
+				return fmt.Errorf("redis batch: %w", err)
+			}
 		default:
 			for i := 1; i < n; i++ {
 				if _, err := r.readReply(); err != nil {

@@ -38,7 +38,9 @@ type Config struct {
 	DNS              bool
 	LogLevel         slog.Level
 	Version          bool
-	Redis            string
+	Redis            string // one URL, or several comma-separated: shards
+	RedisRecords     bool   // --redis-publish-records: also PUBLISH each record on its channel
+	RedisCluster     bool   // --redis-cluster: the --redis URLs are seed nodes of a Redis Cluster
 	Role             string
 	ChannelPrefix    string
 	BufferBytes      int
@@ -106,7 +108,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.BoolVar(&c.DNS, "dns", true, "name channels by the reverse DNS of the sender (else its IP)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.BoolVar(&c.Version, "version", false, "print the version and exit")
-	fs.StringVar(&c.Redis, "redis", "", "Redis URL (redis://[:password@]host:port/db, rediss:// for TLS); empty: in-memory bus")
+	fs.StringVar(&c.Redis, "redis", "", "Redis URL (redis://[:password@]host:port/db, rediss:// for TLS), or several comma-separated as shards; empty: in-memory bus")
+	fs.BoolVar(&c.RedisCluster, "redis-cluster", false, "the --redis URLs are seed nodes of one Redis Cluster (channels spread over its masters by hash slot)")
+	fs.BoolVar(&c.RedisRecords, "redis-publish-records", false, "also PUBLISH each record's GELF on its channel, as the proof of concept's rsyslog did (costs Redis CPU per record)")
 	fs.StringVar(&c.Role, "role", roleAll, "all, ingest (syslog to bus) or stream (bus to HTTP); ingest and stream need --redis")
 	fs.StringVar(&c.ChannelPrefix, "channel-prefix", "", "prefix of Redis channel and key names")
 	fs.IntVar(&c.BufferBytes, "buffer", 64<<20, "bytes of records kept while Redis is unreachable; oldest dropped beyond")
@@ -195,6 +199,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("invalid --ws-deflate %q: want off, message or context", c.WSDeflate)
 	case c.HistoryBytes < 1<<20:
 		return fmt.Errorf("invalid --history-bytes %d: want at least 1 MiB", c.HistoryBytes)
+	case c.RedisCluster && c.Redis == "":
+		return errors.New("--redis-cluster needs --redis: its seed nodes")
+	case c.RedisRecords && c.Redis == "":
+		return errors.New("--redis-publish-records needs --redis")
 	case c.BufferBytes < 0:
 		return errors.New("invalid --buffer: want 0 or more bytes")
 	case c.ChannelFrom != channelFromHost && c.ChannelFrom != channelFromApp:

@@ -249,10 +249,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 
 	done := make(chan error, 1)
 	go func() { done <- g.Wait() }()
+	// One deadline for the whole stop: the parts, then the bus's draining.
+	deadline := time.Now().Add(shutdownGrace)
 	select {
 	case err = <-done:
 	case <-ctx.Done():
 		log.Info("stopping", slog.Duration("grace", shutdownGrace))
+		deadline = time.Now().Add(shutdownGrace)
 		select {
 		case err = <-done:
 		case <-time.After(shutdownGrace):
@@ -262,9 +265,27 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	bus.Close() // delivers what it still holds, and says what it could not, before "stopped"
+	// The bus delivers what it still holds, and says what it could not,
+	// before "stopped", within what is left of the deadline.
+	shutdownBus(bus, deadline.Add(-busCloseMargin))
 	log.Info("stopped")
 	return nil
+}
+
+// busCloseMargin is kept of the stop deadline for the bus to close its
+// connections after it stopped draining.
+const busCloseMargin = 250 * time.Millisecond
+
+// shutdownBus closes bus, draining until deadline when the bus can (the
+// Redis bus delivers its buffered records).
+func shutdownBus(bus publish.Bus, deadline time.Time) {
+	if s, ok := bus.(interface{ Shutdown(context.Context) error }); ok {
+		ctx, cancel := context.WithDeadline(context.Background(), deadline)
+		defer cancel()
+		s.Shutdown(ctx)
+		return
+	}
+	bus.Close()
 }
 
 // syslogTLSConfig is the TLS configuration of --syslog-tls-addr: its
@@ -303,14 +324,17 @@ func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metric
 	// go-redis logs through a package-level logger; it is set once here, in main.
 	redis.SetLogger(redisLogger{log: log.With(slog.String("part", "go-redis"))})
 	bus, err := publish.NewRedis(ctx, publish.RedisConfig{
-		URL:           cfg.Redis,
-		Role:          cfg.Role,
-		History:       cfg.History,
-		BufferBytes:   cfg.BufferBytes,
-		QueueBudget:   cfg.ClientQueueBytes,
-		ChannelPrefix: cfg.ChannelPrefix,
-		Logger:        log.With(slog.String("part", "redis")),
-		Metrics:       m,
+		URL:            cfg.Redis,
+		Role:           cfg.Role,
+		History:        cfg.History,
+		BufferBytes:    cfg.BufferBytes,
+		QueueBudget:    cfg.ClientQueueBytes,
+		ChannelPrefix:  cfg.ChannelPrefix,
+		PublishRecords: cfg.RedisRecords,
+		Cluster:        cfg.RedisCluster,
+		Compat:         cfg.GELFCompat,
+		Logger:         log.With(slog.String("part", "redis")),
+		Metrics:        m,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("redis bus: %w", err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"os/exec"
 	"strconv"
 	"sync"
@@ -23,6 +24,7 @@ type Redis struct {
 	port     int
 	tls      *redisTLS // nil: plain TCP
 	password string    // requirepass, "" for none
+	extra    []string  // more redis-server arguments
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -119,6 +121,7 @@ func (r *Redis) Start(tb testing.TB) {
 	if r.password != "" {
 		args = append(args, "--requirepass", r.password)
 	}
+	args = append(args, r.extra...)
 	cmd := exec.Command(r.bin, append(args,
 		"--bind", "127.0.0.1",
 		"--dir", r.dir,
@@ -195,4 +198,18 @@ func (r *Redis) Client(tb testing.TB) *redis.Client {
 	c := redis.NewClient(r.options())
 	tb.Cleanup(func() { c.Close() })
 	return c
+}
+
+// Signal sends sig to the running server (SIGSTOP makes a Redis that
+// accepts connections but answers nothing, SIGCONT ends that).
+func (r *Redis) Signal(tb testing.TB, sig os.Signal) {
+	tb.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil {
+		tb.Fatalf("redis-server on %s: not running", r.Addr())
+	}
+	if err := r.cmd.Process.Signal(sig); err != nil {
+		tb.Fatalf("redis-server on %s: signal %v: %v", r.Addr(), sig, err)
+	}
 }
