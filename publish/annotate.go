@@ -28,6 +28,36 @@ func AnnotateJSON(dst []byte, id, channel string, gelf []byte) []byte {
 	return append(dst, rest...)
 }
 
+// AnnotateSSE builds the record of gelf as one Server-Sent Event,
+// "id: <id>\ndata: <json>\n\n", where json is AnnotateJSON's object with
+// any CR or LF (only white space between tokens in valid JSON) turned into
+// spaces, so that the event's data is one line. It returns the event and
+// the object within it. id must hold no CR or LF (event IDs are digits and
+// dashes).
+func AnnotateSSE(id, channel string, gelf []byte) (event, json []byte) {
+	event = make([]byte, 0, len(sseIDPrefix)+len(id)+len(sseDataPrefix)+len(`{"_event_id":"","_channel":"",`)+len(id)+len(channel)+len(gelf)+len(sseEnd))
+	event = append(event, sseIDPrefix...)
+	event = append(event, id...)
+	event = append(event, sseDataPrefix...)
+	start := len(event)
+	event = AnnotateJSON(event, id, channel, gelf)
+	for i := start; i < len(event); i++ {
+		if c := event[i]; c == '\n' || c == '\r' {
+			event[i] = ' '
+		}
+	}
+	end := len(event)
+	event = append(event, sseEnd...)
+	return event, event[start:end:end]
+}
+
+// The parts of an SSE event around a record's id and JSON.
+const (
+	sseIDPrefix   = "id: "
+	sseDataPrefix = "\ndata: "
+	sseEnd        = "\n\n"
+)
+
 // objectBody returns what follows the opening '{' of the object in gelf.
 func objectBody(gelf []byte) ([]byte, bool) {
 	for i, b := range gelf {

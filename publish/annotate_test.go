@@ -2,6 +2,7 @@ package publish
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -99,6 +100,37 @@ func TestEventIDs(t *testing.T) {
 			}
 			if ok && formatID(epoch, seq) != tc.id {
 				t.Errorf("formatID(%d, %d) = %q, want %q", epoch, seq, formatID(epoch, seq), tc.id)
+			}
+		})
+	}
+}
+
+func TestAnnotateSSE(t *testing.T) {
+	cases := []struct {
+		name, id, channel, gelf string
+		event                   string
+	}{
+		{"plain", "1-2", "web", `{"short_message":"x"}`,
+			"id: 1-2\ndata: {\"_event_id\":\"1-2\",\"_channel\":\"web\",\"short_message\":\"x\"}\n\n"},
+		{"white space with newlines", "1-3", "web", "{\n \"a\": 1,\r\n \"b\": \"two\\nlines\"\n}",
+			"id: 1-3\ndata: {\"_event_id\":\"1-3\",\"_channel\":\"web\",  \"a\": 1,   \"b\": \"two\\nlines\" }\n\n"},
+		{"empty object", "1-4", "db", `{}`,
+			"id: 1-4\ndata: {\"_event_id\":\"1-4\",\"_channel\":\"db\"}\n\n"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			event, js := AnnotateSSE(tc.id, tc.channel, []byte(tc.gelf))
+			if string(event) != tc.event {
+				t.Fatalf("event %q, want %q", event, tc.event)
+			}
+			if want := strings.TrimSuffix(strings.TrimPrefix(tc.event, "id: "+tc.id+"\ndata: "), "\n\n"); string(js) != want {
+				t.Errorf("json %q, want %q", js, want)
+			}
+			if !json.Valid(js) {
+				t.Errorf("json %q is not valid", js)
+			}
+			if cap(js) != len(js) {
+				t.Errorf("json has room past its end (cap %d, len %d): an append would write into the event", cap(js), len(js))
 			}
 		})
 	}

@@ -20,6 +20,18 @@ type Record struct {
 	// members, encoded once at publish time and shared read-only by every
 	// subscriber that receives the record.
 	JSON []byte
+	// SSE, when set, is the record as one Server-Sent Event, built once for
+	// every SSE client: "id: <ID>\ndata: <JSON>\n\n" with JSON on one line;
+	// JSON is then a part of it. Buses that do not build it leave it nil.
+	SSE []byte
+}
+
+// Size is the bytes a record holds: its event, or its JSON.
+func (r *Record) Size() int {
+	if r.SSE != nil {
+		return len(r.SSE)
+	}
+	return len(r.JSON)
 }
 
 // EventKind tells what an Event carries.

@@ -330,7 +330,7 @@ func (s *subscriber) index(i int) int {
 }
 
 // queuedSize is what a queued record counts against the byte bounds.
-func queuedSize(rec *Record) int64 { return int64(len(rec.JSON)) + 64 }
+func queuedSize(rec *Record) int64 { return int64(rec.Size()) + 64 }
 
 // push queues a live record, dropping the oldest first while the queue is
 // full: by count, by its own bytes, or by its share of the fanout's budget.

@@ -111,7 +111,7 @@ type entry struct {
 const entryOverhead = 96
 
 // size is what e counts against the history's byte bound.
-func (e *entry) size() int64 { return int64(len(e.rec.JSON)+len(e.rec.ID)) + entryOverhead }
+func (e *entry) size() int64 { return int64(e.rec.Size()+len(e.rec.ID)) + entryOverhead }
 
 // memChannel is one channel's history and statistics.
 type memChannel struct {
@@ -292,8 +292,8 @@ func (m *Memory) Publish(_ context.Context, channel string, gelf []byte) error {
 	rec := Record{
 		Channel: channel,
 		ID:      id,
-		JSON:    AnnotateJSON(make([]byte, 0, len(gelf)+len(id)+len(channel)+32), id, channel, gelf),
 	}
+	rec.SSE, rec.JSON = AnnotateSSE(id, channel, gelf)
 	m.bytes += c.add(entry{seq: seq, rec: rec}, m.history)
 	if m.maxBytes > 0 && m.bytes > m.maxBytes {
 		m.trimLocked()

@@ -186,6 +186,15 @@ type sseSink struct {
 // record writes "id: <ID>\ndata: <JSON>\n\n" (no id line for an empty ID),
 // or the JSON and a newline in NDJSON.
 func (o *sseSink) record(rec *publish.Record) error {
+	if rec.SSE != nil {
+		// Built once by the bus for every client, its JSON on one line.
+		if o.ndjson {
+			_, _ = o.w.Write(rec.JSON)
+			return o.w.WriteByte('\n')
+		}
+		_, err := o.w.Write(rec.SSE)
+		return err
+	}
 	if o.ndjson {
 		writeOneLine(o.w, rec.JSON)
 		return o.w.WriteByte('\n')
