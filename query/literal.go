@@ -2,15 +2,25 @@ package query
 
 import (
 	"bytes"
-	"encoding/binary"
+	"strings"
 )
 
 // Prefilter rules out, from its raw JSON alone, most records a query cannot
 // match, so that a search over a large history decodes only the few that
 // may. It never rules out a record the query matches.
 type Prefilter struct {
-	lits [][]byte // each must be in the raw JSON; lower case when fold
-	fold bool     // compare ASCII case-insensitively
+	lits []literal
+	fold bool // compare ASCII case-insensitively (the literals are lower case)
+}
+
+// literal is one text a matching record's raw JSON holds.
+type literal struct {
+	text    []byte
+	at      int  // index of its rarest-looking byte, looked for first
+	lo, up  byte // that byte, and its upper case when fold (else the same)
+	numeric bool // only digits, '.' and '-': could be a number printed otherwise than written
+	hasK    bool // holds 'k': U+212A (Kelvin) lower-cases to it
+	hasI    bool // holds 'i': U+0130 lower-cases to it
 }
 
 // Prefilter returns the prefilter of q; nil when q has no term it can use.
@@ -18,10 +28,11 @@ type Prefilter struct {
 // It uses the words and phrases that must be in a record's message, app or
 // channel (terms without a field, or msg:), made of printable ASCII but
 // '"', '\\', '<', '>' and '&' (which a JSON encoder may escape). Such text
-// is in the decoded strings only if it is in the raw JSON, as long as the
-// JSON is plain: only ASCII, no \u or \/ escape, and an _app that is a
-// string (a number may be written otherwise than it is printed). A record
-// that is not plain is never ruled out.
+// is in the decoded strings only if it is in the raw JSON, unless the JSON
+// escapes it (\u, \/), or, ignoring case, a non-ASCII letter lower-cases to
+// ASCII (U+212A to k, U+0130 to i), or a number-looking literal is in an
+// _app written as a number (1e3 prints as 1000). A record where one of
+// those could be is never ruled out.
 func (q *Query) Prefilter() *Prefilter {
 	if q == nil {
 		return nil
@@ -32,7 +43,16 @@ func (q *Query) Prefilter() *Prefilter {
 			continue
 		}
 		p.fold = !t.cs
-		p.lits = append(p.lits, []byte(t.text))
+		l := literal{text: []byte(t.text), numeric: strings.Trim(t.text, "0123456789.-") == ""}
+		l.at = rarest(l.text)
+		l.lo, l.up = l.text[l.at], l.text[l.at]
+		if p.fold {
+			l.hasK, l.hasI = strings.IndexByte(t.text, 'k') >= 0, strings.IndexByte(t.text, 'i') >= 0
+			if l.lo >= 'a' && l.lo <= 'z' {
+				l.up = l.lo - 'a' + 'A'
+			}
+		}
+		p.lits = append(p.lits, l)
 	}
 	if len(p.lits) == 0 {
 		return nil
@@ -58,49 +78,84 @@ func (p *Prefilter) MayMatch(js []byte) bool {
 	if p == nil {
 		return true
 	}
-	for _, l := range p.lits {
-		if !contains(js, l, p.fold) {
-			return !plain(js)
+	for i := range p.lits {
+		l := &p.lits[i]
+		if !l.in(js, p.fold) {
+			return l.hidden(js)
 		}
 	}
 	return true
 }
 
-// contains reports whether lit is in b, ignoring ASCII case when fold (lit
-// is then lower case). It looks for the rarest-looking byte of lit with
-// bytes.IndexByte and compares around each hit.
-func contains(b, lit []byte, fold bool) bool {
+// in reports whether the literal is in b, ignoring ASCII case when fold.
+// It looks for its rarest-looking byte with bytes.IndexByte and compares
+// around each hit.
+func (l *literal) in(b []byte, fold bool) bool {
 	if !fold {
-		return bytes.Contains(b, lit)
+		return bytes.Contains(b, l.text)
 	}
-	at := rarest(lit)
-	lo := lit[at]
-	up := lo
-	if lo >= 'a' && lo <= 'z' {
-		up = lo - 'a' + 'A'
-	}
-	for from := at; from < len(b); {
+	for from := l.at; from < len(b); {
 		rest := b[from:]
-		i := bytes.IndexByte(rest, lo)
-		if up != lo {
+		i := bytes.IndexByte(rest, l.lo)
+		if l.up != l.lo {
 			before := rest // the upper-case byte counts only before the lower-case one
 			if i >= 0 {
 				before = rest[:i]
 			}
-			if j := bytes.IndexByte(before, up); j >= 0 {
+			if j := bytes.IndexByte(before, l.up); j >= 0 {
 				i = j
 			}
 		}
 		if i < 0 {
 			return false
 		}
-		start := from + i - at
-		if start+len(lit) <= len(b) && equalFold(b[start:start+len(lit)], lit) {
+		start := from + i - l.at
+		if start+len(l.text) <= len(b) && equalFold(b[start:start+len(l.text)], l.text) {
 			return true
 		}
 		from += i + 1
 	}
 	return false
+}
+
+// hidden reports whether raw JSON that does not hold the literal may still
+// decode to text that holds it.
+func (l *literal) hidden(js []byte) bool {
+	for from := 0; ; {
+		j := bytes.IndexByte(js[from:], '\\')
+		if j < 0 {
+			break
+		}
+		from += j + 1
+		if from < len(js) {
+			if c := js[from]; c == 'u' || c == '/' {
+				return true
+			}
+			from++ // the escaped byte, a backslash included
+		}
+	}
+	if (l.hasK && bytes.Contains(js, []byte("\u212a"))) || (l.hasI && bytes.Contains(js, []byte("\u0130"))) {
+		return true
+	}
+	return l.numeric && numericApp(js)
+}
+
+// numericApp reports whether the JSON may hold an "_app" that is not a
+// string.
+func numericApp(js []byte) bool {
+	for from := 0; ; {
+		j := bytes.Index(js[from:], []byte(`"_app"`))
+		if j < 0 {
+			return false
+		}
+		from += j + len(`"_app"`)
+		rest := bytes.TrimLeft(js[from:], " \t\r\n")
+		if len(rest) > 0 && rest[0] == ':' {
+			if rest = bytes.TrimLeft(rest[1:], " \t\r\n"); len(rest) == 0 || rest[0] != '"' {
+				return true
+			}
+		}
+	}
 }
 
 // equalFold compares ASCII letters case-insensitively; lit is lower case.
@@ -123,11 +178,11 @@ const letterRank = "etaoinsrhldcumfpgwybvkxjqz"
 // rarest returns the index of the byte of lit least likely to be common:
 // not a letter (digits, punctuation) first, then the rarest letter.
 func rarest(lit []byte) int {
-	best, bestRank := 0, -1
+	best, bestRank := 0, -2
 	for i, c := range lit {
 		rank := 100
 		if c >= 'a' && c <= 'z' {
-			rank = bytes.IndexByte([]byte(letterRank), c)
+			rank = strings.IndexByte(letterRank, c)
 		} else if c == ' ' {
 			rank = -1 // spaces are everywhere
 		}
@@ -136,48 +191,4 @@ func rarest(lit []byte) int {
 		}
 	}
 	return best
-}
-
-// plain reports whether raw JSON decodes to the same ASCII text it holds:
-// no byte past ASCII, no \u or \/ escape, and an _app that is a string.
-func plain(js []byte) bool {
-	i := 0
-	for ; i+8 <= len(js); i += 8 {
-		if binary.LittleEndian.Uint64(js[i:])&0x8080808080808080 != 0 {
-			return false
-		}
-	}
-	for ; i < len(js); i++ {
-		if js[i] >= 0x80 {
-			return false
-		}
-	}
-	for from := 0; ; {
-		j := bytes.IndexByte(js[from:], '\\')
-		if j < 0 {
-			break
-		}
-		from += j + 1
-		if from < len(js) {
-			switch js[from] {
-			case 'u', '/':
-				return false
-			}
-			from++ // the escaped byte, a backslash included
-		}
-	}
-	for from := 0; ; {
-		j := bytes.Index(js[from:], []byte(`"_app"`))
-		if j < 0 {
-			break
-		}
-		from += j + len(`"_app"`)
-		rest := bytes.TrimLeft(js[from:], " \t\r\n")
-		if len(rest) > 0 && rest[0] == ':' {
-			if rest = bytes.TrimLeft(rest[1:], " \t\r\n"); len(rest) == 0 || rest[0] != '"' {
-				return false
-			}
-		}
-	}
-	return true
 }
