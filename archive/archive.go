@@ -43,7 +43,9 @@ type Config struct {
 	// Dir holds the segment files; it is created when missing.
 	Dir string
 	// SegmentBytes is the size past which a segment is closed and a new
-	// one started; DefaultSegmentBytes when 0.
+	// one started; when 0, DefaultSegmentBytes or a sixteenth of
+	// RetentionBytes (at least 1 MiB), whichever is less, so that retention
+	// deletes in steps small against what it keeps.
 	SegmentBytes int64
 	// RetentionBytes bounds the segments' total size: past it the oldest
 	// are deleted (never the one being written). DefaultRetentionBytes
@@ -92,11 +94,11 @@ type Archive struct {
 // cuts a torn or corrupt tail off it, and starts the goroutine that writes
 // out and fsyncs every cfg.Fsync. Close stops it.
 func Open(cfg Config) (*Archive, error) {
-	if cfg.SegmentBytes <= 0 {
-		cfg.SegmentBytes = DefaultSegmentBytes
-	}
 	if cfg.RetentionBytes <= 0 {
 		cfg.RetentionBytes = DefaultRetentionBytes
+	}
+	if cfg.SegmentBytes <= 0 {
+		cfg.SegmentBytes = min(DefaultSegmentBytes, max(cfg.RetentionBytes/16, 1<<20))
 	}
 	if cfg.Retention <= 0 {
 		cfg.Retention = DefaultRetention

@@ -121,8 +121,8 @@ type scanner struct {
 // skip reports whether a whole segment holds nothing the scan wants.
 func (sc *scanner) skip(v *segView) bool {
 	o := &sc.o
-	if !o.After.IsZero() && v.last.Compare(o.After) <= 0 {
-		return true
+	if len(v.index) == 0 || (!o.After.IsZero() && v.last.Compare(o.After) <= 0) {
+		return true // no frame yet, or all at or before After
 	}
 	if !o.Before.IsZero() && v.first.Compare(o.Before) >= 0 {
 		return true

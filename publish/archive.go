@@ -31,7 +31,7 @@ type Archive interface {
 // gets a gap notice and the newest records within them.
 const (
 	maxArchiveBackfill      = 100_000
-	maxArchiveBackfillBytes = 64 << 20
+	maxArchiveBackfillBytes = 32 << 20
 )
 
 // startEpoch is the epoch of a hub starting now: its start in Unix

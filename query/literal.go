@@ -9,8 +9,9 @@ import (
 // match, so that a search over a large history decodes only the few that
 // may. It never rules out a record the query matches.
 type Prefilter struct {
-	lits []literal
-	fold bool // compare ASCII case-insensitively (the literals are lower case)
+	lits   []literal
+	fold   bool   // compare ASCII case-insensitively (the literals are lower case)
+	levels []term // level terms, checked against a plain "level":N
 }
 
 // literal is one text a matching record's raw JSON holds.
@@ -39,6 +40,10 @@ func (q *Query) Prefilter() *Prefilter {
 	}
 	p := &Prefilter{}
 	for _, t := range q.terms {
+		if t.field == "level" {
+			p.levels = append(p.levels, t)
+			continue
+		}
 		if t.negate || t.re != nil || t.text == "" || (t.field != "" && t.field != "msg") || !literalText(t.text) {
 			continue
 		}
@@ -54,7 +59,7 @@ func (q *Query) Prefilter() *Prefilter {
 		}
 		p.lits = append(p.lits, l)
 	}
-	if len(p.lits) == 0 {
+	if len(p.lits) == 0 && len(p.levels) == 0 {
 		return nil
 	}
 	return p
@@ -80,11 +85,38 @@ func (p *Prefilter) MayMatch(js []byte) bool {
 	}
 	for i := range p.lits {
 		l := &p.lits[i]
-		if !l.in(js, p.fold) {
-			return l.hidden(js)
+		if !l.in(js, p.fold) && !l.hidden(js) {
+			return false
+		}
+	}
+	if len(p.levels) > 0 {
+		if n, ok := rawLevel(js); ok {
+			r := Record{"level": float64(n)}
+			for i := range p.levels {
+				if p.levels[i].matchLevel(r) == p.levels[i].negate {
+					return false
+				}
+			}
 		}
 	}
 	return true
+}
+
+// rawLevel reads the severity out of raw JSON holding exactly one
+// "level": key, whose value is one digit; ok is false for anything else
+// (then the record is decoded). Elsewhere in a record the key could only
+// be in a string, where its quotes are escaped, or in a nested object.
+func rawLevel(js []byte) (int, bool) {
+	const key = `"level":`
+	i := bytes.Index(js, []byte(key))
+	if i < 0 || i+len(key)+1 >= len(js) || bytes.Contains(js[i+len(key):], []byte(key)) {
+		return 0, false
+	}
+	c, next := js[i+len(key)], js[i+len(key)+1]
+	if c < '0' || c > '9' || (next != ',' && next != '}') {
+		return 0, false
+	}
+	return int(c - '0'), true
 }
 
 // in reports whether the literal is in b, ignoring ASCII case when fold.

@@ -23,6 +23,12 @@ func TestPrefilter(t *testing.T) {
 		{"regex does not count", "/time.ut/", `{"short_message":"x"}`, true},
 		{"field other than msg does not count", "user:alice", `{"short_message":"x"}`, true},
 		{"msg field counts", "msg:alice", `{"short_message":"x"}`, false},
+		{"level passes", "level:<=3", `{"short_message":"x","level":3}`, true},
+		{"level fails", "level:<=3", `{"short_message":"x","level":4}`, false},
+		{"negated level", "-level:debug", `{"short_message":"x","level":7}`, false},
+		{"level as a float is decoded", "level:<=3", `{"short_message":"x","level":4.0}`, true},
+		{"two level keys are decoded", "level:<=3", `{"short_message":"x","level":4,"_o":{"level":1}}`, true},
+		{"level in a message is not the level", "level:<=3", `{"short_message":"{\"level\":1}","level":6}`, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			q, err := Parse(tc.q, false)
@@ -43,12 +49,14 @@ func FuzzPrefilter(f *testing.F) {
 	f.Add(`"db down" -ok`, "DB DOWN", "api", true)
 	f.Add("K", "\u212a", "x", false)
 	f.Add("msg:a<b", "a<b", "", false)
+	f.Add("level:<=3 x", "x", "", false)
+	f.Add(`-level:err "level":`, `{"level":2}`, "", false)
 	f.Fuzz(func(t *testing.T, query, msg, app string, cs bool) {
 		q, err := Parse(query, cs)
 		if err != nil {
 			return
 		}
-		js, err := json.Marshal(map[string]any{"short_message": msg, "_app": app, "_channel": "ch"})
+		js, err := json.Marshal(map[string]any{"short_message": msg, "_app": app, "_channel": "ch", "level": len(msg) % 9})
 		if err != nil {
 			return
 		}
