@@ -6,8 +6,11 @@
 // rather than reads everything before it. It knows nothing of the bus or of
 // HTTP.
 //
-// Crash safety: a record is in the file when the write buffer is written
-// out (at every fsync tick, when 256 KiB are buffered, before any scan) and
+// Append only buffers: a writer goroutine writes the buffers out (when 256
+// KiB are buffered, at every fsync tick, before any scan) and fsyncs every
+// tick, so publishing never waits for the disk.
+//
+// Crash safety: a record is in the file once its buffer is written out and
 // on the disk once fsynced; a kill -9 loses at most the records appended
 // since the last tick, a power loss at most those since the last fsync.
 // Either way what was written before stays readable: each frame carries its
@@ -34,6 +37,13 @@ const (
 
 // writeBuf is how many bytes of frames are buffered before a write.
 const writeBuf = 256 << 10
+
+// maxQueued bounds the bytes waiting for the writer: past it the disk is
+// too slow, and records are not stored (a hole) until it has caught up.
+const maxQueued = 64 << 20
+
+// errTooSlow is why records are not stored while the writer is behind.
+var errTooSlow = errors.New("the disk is too slow: more than 64 MiB waiting to be written")
 
 // retryEvery is how often writing is tried again after it failed.
 const retryEvery = time.Second
@@ -64,18 +74,25 @@ type Config struct {
 // Archive is a directory of segment files. Append, Scan and the others are
 // safe for concurrent use.
 type Archive struct {
-	cfg  Config
-	log  *slog.Logger
-	stop chan struct{}
-	done chan struct{}
+	cfg    Config
+	log    *slog.Logger
+	stop   chan struct{}
+	done   chan struct{}
+	wake   chan struct{} // 1 slot: a job is queued for the writer
+	tock   chan struct{} // 1 slot: time for the syncer to fsync
+	synced chan struct{} // closed when the syncer has ended
 
 	mu      sync.Mutex
+	drained *sync.Cond // signalled when the writer has no job left (on mu)
 	segs    []*segment // oldest first; the last is active when file != nil
 	total   int64      // bytes of all segments
 	file    *os.File   // the active segment, nil when none is open
-	written int64      // bytes of the active segment written to file
-	buf     []byte     // frames appended but not yet written
-	toSync  []*os.File // closed segments' files, for the flusher to fsync and close
+	buf     []byte     // frames appended to the active segment, not yet queued
+	jobs    []writeJob // buffers waiting for the writer, in order
+	queued  int64      // bytes in jobs
+	writing bool       // the writer holds a job it took from jobs
+	spare   [][]byte   // buffers written out, for reuse
+	toSync  []*os.File // closed segments' files, for the syncer to fsync and close
 	dirty   bool       // a file was created or removed: fsync the directory
 	last    Key        // the newest key appended or found
 	// failed is why records are not being stored, nil while they are.
@@ -88,6 +105,15 @@ type Archive struct {
 	syncErr   error  // the last fsync's error, nil once one succeeds
 	closed    bool
 	closeOnce sync.Once
+}
+
+// writeJob is frames to write at the end of a segment's file; with last the
+// segment is closed, and its file is fsynced and closed after.
+type writeJob struct {
+	seg  *segment
+	f    *os.File
+	buf  []byte
+	last bool
 }
 
 // Open opens (or creates) the archive in cfg.Dir: it reads every segment,
@@ -112,7 +138,9 @@ func Open(cfg Config) (*Archive, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("archive dir: %w", err)
 	}
-	a := &Archive{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	a := &Archive{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), tock: make(chan struct{}, 1), synced: make(chan struct{})}
+	a.drained = sync.NewCond(&a.mu)
 	names, err := listSegments(cfg.Dir)
 	if err != nil {
 		return nil, err
@@ -153,6 +181,7 @@ func Open(cfg Config) (*Archive, error) {
 	a.retainLocked(time.Now())
 	a.mu.Unlock()
 	go a.run()
+	go a.syncer()
 	return a, nil
 }
 
@@ -181,11 +210,12 @@ func (a *Archive) Size() int64 {
 	return a.total
 }
 
-// Append stores one record; keys must increase from call to call. It does
-// not wait for the disk: the record is written out within the fsync
-// interval. When the disk fails (full, or a file size limit) the record is
-// counted as not stored, Health says so, and writing is tried again every
-// second; the records in between are marked as a hole.
+// Append stores one record; keys must increase from call to call. It
+// never waits for the disk: it buffers the record, which the writer
+// goroutine writes out within the fsync interval. When the disk fails
+// (full, a file size limit, or too slow) the record is counted as not
+// stored, Health says so, and writing is tried again every second; the
+// records in between are marked as a hole.
 func (a *Archive) Append(key Key, t int64, channel string, js []byte) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -199,6 +229,10 @@ func (a *Archive) Append(key Key, t int64, channel string, js []byte) {
 		a.segs[len(a.segs)-1].size+int64(frameFixed+len(channel)+len(js)) > a.cfg.SegmentBytes {
 		a.rotateLocked()
 	}
+	if a.failed == nil && a.queued > maxQueued {
+		a.rotateLocked()
+		a.failLocked(errTooSlow)
+	}
 	if a.failed == nil && a.file == nil {
 		a.openActiveLocked(key)
 	}
@@ -208,6 +242,9 @@ func (a *Archive) Append(key Key, t int64, channel string, js []byte) {
 	}
 	seg := a.segs[len(a.segs)-1]
 	off := seg.size
+	if a.buf == nil {
+		a.buf = a.newBufLocked()
+	}
 	start := len(a.buf)
 	a.buf = appendFrame(a.buf, key, t, 0, channel, js)
 	n := len(a.buf) - start
@@ -216,7 +253,32 @@ func (a *Archive) Append(key Key, t int64, channel string, js []byte) {
 	a.total += int64(n)
 	a.last = key
 	if len(a.buf) >= writeBuf {
-		a.flushLocked()
+		a.queueLocked(false)
+	}
+}
+
+// newBufLocked returns an empty write buffer, reused when one is spare.
+func (a *Archive) newBufLocked() []byte {
+	if n := len(a.spare); n > 0 {
+		b := a.spare[n-1]
+		a.spare = a.spare[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, writeBuf+writeBuf/4)
+}
+
+// queueLocked hands the active segment's buffer to the writer; with last
+// the segment is closed after it.
+func (a *Archive) queueLocked(last bool) {
+	if a.file == nil || (len(a.buf) == 0 && !last) {
+		return
+	}
+	a.jobs = append(a.jobs, writeJob{seg: a.segs[len(a.segs)-1], f: a.file, buf: a.buf, last: last})
+	a.queued += int64(len(a.buf))
+	a.buf = nil
+	select {
+	case a.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -256,53 +318,84 @@ func (a *Archive) openActiveLocked(first Key) {
 		a.failLocked(fmt.Errorf("write segment header: %w", err))
 		return
 	}
-	a.file, a.written, a.dirty = f, int64(len(head)), true
+	seg.written = int64(len(head))
+	a.file, a.dirty = f, true
 	a.segs = append(a.segs, seg)
 	a.total += seg.size
 	a.hole = false
 }
 
-// flushLocked writes the buffered frames to the active segment. A failed
-// write cuts the segment back to what was written whole, closes it, and
-// stops storing until a retry succeeds.
-func (a *Archive) flushLocked() {
-	if len(a.buf) == 0 || a.file == nil {
-		return
-	}
-	n, err := a.file.Write(a.buf)
-	if err == nil {
-		a.written += int64(n)
-		a.buf = a.buf[:0]
-		if cap(a.buf) > 4*writeBuf {
-			a.buf = nil
+// writeJobs writes the queued jobs out, in order, outside the lock; it
+// runs on the writer goroutine only, so writes never interleave.
+func (a *Archive) writeJobs() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for len(a.jobs) > 0 {
+		j := a.jobs[0]
+		a.jobs = a.jobs[1:]
+		a.queued -= int64(len(j.buf))
+		a.writing = true
+		a.mu.Unlock()
+		n, err := j.f.Write(j.buf)
+		a.mu.Lock()
+		a.writing = false
+		if err != nil {
+			a.writeFailedLocked(j, err)
+			continue
 		}
-		return
+		j.seg.written += int64(n)
+		if j.last {
+			a.toSync = append(a.toSync, j.f)
+		}
+		if cap(j.buf) <= 2*writeBuf && len(a.spare) < 4 {
+			a.spare = append(a.spare, j.buf)
+		}
 	}
-	// The frames in buf are lost; so may be a part of one in the file.
-	seg := a.segs[len(a.segs)-1]
-	lost := seg.count
-	f := a.file
-	a.file, a.buf = nil, a.buf[:0]
-	if terr := f.Truncate(a.written); terr != nil {
-		a.log.Warn("archive: cut a failed write back", slog.String("segment", filepath.Base(seg.path)), slog.Any("error", terr))
+	a.drained.Broadcast()
+}
+
+// writeFailedLocked handles a failed write of j: the segment is cut back to
+// what was written whole and closed, and so is every segment after it
+// whose frames were still queued; their records not on disk are counted as
+// not stored, and storing stops until a retry succeeds.
+func (a *Archive) writeFailedLocked(j writeJob, err error) {
+	affected := map[*segment]*os.File{j.seg: j.f}
+	for _, q := range a.jobs {
+		affected[q.seg] = q.f
 	}
-	f.Close()
-	a.total -= seg.size
-	if re, _, lerr := loadSegment(seg.path); lerr == nil {
-		a.segs[len(a.segs)-1] = re
-		lost -= re.count
-		a.total += re.size
-		if re.count == 0 {
-			a.segs = a.segs[:len(a.segs)-1]
+	if a.file != nil {
+		affected[a.segs[len(a.segs)-1]] = a.file
+	}
+	a.jobs, a.queued, a.buf, a.file = nil, 0, nil, nil
+	kept := a.segs[:0]
+	for _, seg := range a.segs {
+		f, ok := affected[seg]
+		if !ok {
+			kept = append(kept, seg)
+			continue
+		}
+		if terr := f.Truncate(seg.written); terr != nil {
+			a.log.Warn("archive: cut a failed write back", slog.String("segment", filepath.Base(seg.path)), slog.Any("error", terr))
+		}
+		f.Close()
+		a.total -= seg.size
+		re, _, lerr := loadSegment(seg.path)
+		switch {
+		case lerr != nil:
+			a.dropped += uint64(seg.count)
+		case re.count == 0:
 			os.Remove(seg.path)
-			a.total -= re.size
+			a.dropped += uint64(seg.count)
+		default:
+			re.written = re.size
+			a.dropped += uint64(max(seg.count-re.count, 0))
+			a.total += re.size
+			kept = append(kept, re)
 		}
-	} else {
-		a.segs = a.segs[:len(a.segs)-1]
 	}
-	a.dropped += uint64(max(lost, 0))
+	a.segs = kept
 	a.holeKey, a.hole = a.last, true
-	a.failLocked(fmt.Errorf("write segment %s: %w", filepath.Base(seg.path), err))
+	a.failLocked(fmt.Errorf("write segment %s: %w", filepath.Base(j.seg.path), err))
 }
 
 // failLocked stops storing records because of err.
@@ -316,12 +409,11 @@ func (a *Archive) failLocked(err error) {
 	a.failed, a.triedAt = err, now
 }
 
-// rotateLocked closes the active segment and hands its file to the
-// flusher, then applies retention.
+// rotateLocked closes the active segment (the writer writes its last
+// frames, then fsyncs and closes its file) and applies retention.
 func (a *Archive) rotateLocked() {
-	a.flushLocked()
 	if a.file != nil {
-		a.toSync = append(a.toSync, a.file)
+		a.queueLocked(true)
 		a.file = nil
 	}
 	a.retainLocked(time.Now())
@@ -351,7 +443,10 @@ func (a *Archive) retainLocked(now time.Time) {
 	}
 }
 
-// run writes out and fsyncs every Fsync interval until Close.
+// run is the writer goroutine: it writes queued buffers out as they come
+// and, every Fsync interval, what is buffered, then has the syncer fsync;
+// until Close. A slow fsync thus never delays a write-out, which is what
+// a kill -9 loses.
 func (a *Archive) run() {
 	defer close(a.done)
 	t := time.NewTicker(a.cfg.Fsync)
@@ -359,7 +454,10 @@ func (a *Archive) run() {
 	for {
 		select {
 		case <-a.stop:
+			a.writeJobs()
 			return
+		case <-a.wake:
+			a.writeJobs()
 		case <-t.C:
 			a.tick()
 		}
@@ -367,20 +465,57 @@ func (a *Archive) run() {
 }
 
 // tick writes out what is buffered, retries a failed disk, applies
-// retention by age, and fsyncs outside the lock so Append never waits for
-// the disk.
+// retention by age, and wakes the syncer.
 func (a *Archive) tick() {
 	now := time.Now()
 	a.mu.Lock()
-	a.flushLocked()
-	if a.failed != nil && now.Sub(a.triedAt) >= retryEvery {
+	a.queueLocked(false)
+	a.mu.Unlock()
+	a.writeJobs()
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return
+	}
+	if a.failed != nil && now.Sub(a.triedAt) >= retryEvery && a.queued == 0 {
 		a.retryLocked(now)
 	}
 	a.retainLocked(now)
+	a.mu.Unlock()
+	select {
+	case a.tock <- struct{}{}:
+	default: // the syncer is still at the last one
+	}
+}
+
+// syncer fsyncs the active segment, the closed ones (then closes them) and
+// the directory when the writer says so; until Close.
+func (a *Archive) syncer() {
+	defer close(a.synced)
+	for {
+		select {
+		case <-a.done:
+			return
+		case <-a.tock:
+			a.syncNow()
+		}
+	}
+}
+
+// syncNow fsyncs what the syncer fsyncs.
+func (a *Archive) syncNow() {
+	a.mu.Lock()
 	f, old, dirty := a.file, a.toSync, a.dirty
 	a.toSync, a.dirty = nil, false
 	a.mu.Unlock()
-	a.syncFiles(f, old, dirty)
+	var errs []error
+	for _, c := range old {
+		if err := c.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("fsync %s: %w", filepath.Base(c.Name()), err))
+		}
+		c.Close()
+	}
+	a.syncFiles(f, dirty, errs...)
 }
 
 // retryLocked tries to store records again after a failure.
@@ -390,7 +525,9 @@ func (a *Archive) retryLocked(now time.Time) {
 	a.failed = nil
 	a.openActiveLocked(a.holeKey)
 	if a.failed != nil {
-		a.failed = fmt.Errorf("%w (retried: %w)", err, a.failed)
+		if !errors.Is(a.failed, err) {
+			a.failed = fmt.Errorf("%w (retried: %w)", err, a.failed)
+		}
 		return
 	}
 	a.log.Info("archive: storing records again", slog.String("dir", a.cfg.Dir),
@@ -398,16 +535,9 @@ func (a *Archive) retryLocked(now time.Time) {
 	a.dropped = 0
 }
 
-// syncFiles fsyncs the active file, fsyncs and closes closed ones, and
-// fsyncs the directory when files came or went.
-func (a *Archive) syncFiles(active *os.File, old []*os.File, dir bool) {
-	var errs []error
-	for _, f := range old {
-		if err := f.Sync(); err != nil {
-			errs = append(errs, fmt.Errorf("fsync %s: %w", filepath.Base(f.Name()), err))
-		}
-		f.Close()
-	}
+// syncFiles fsyncs the active file, and the directory when files came or
+// went, and records the outcome with errs of earlier fsyncs.
+func (a *Archive) syncFiles(active *os.File, dir bool, errs ...error) {
 	if active != nil {
 		if err := active.Sync(); err != nil && !errors.Is(err, os.ErrClosed) {
 			errs = append(errs, fmt.Errorf("fsync %s: %w", filepath.Base(active.Name()), err))
@@ -421,23 +551,38 @@ func (a *Archive) syncFiles(active *os.File, old []*os.File, dir bool) {
 			d.Close()
 		}
 	}
-	err := errors.Join(errs...)
 	a.mu.Lock()
+	a.syncFailedLocked(errors.Join(errs...))
+	a.mu.Unlock()
+}
+
+// syncFailedLocked records the outcome of an fsync (nil: it worked).
+func (a *Archive) syncFailedLocked(err error) {
 	if err != nil && a.syncErr == nil {
 		a.log.Error("archive: fsync failed", slog.Any("error", err))
 	}
 	a.syncErr = err
-	a.mu.Unlock()
+}
+
+// drainLocked queues what is buffered and waits until the writer has
+// written every job out. a.mu is held (and released while waiting).
+func (a *Archive) drainLocked() {
+	a.queueLocked(false)
+	for (len(a.jobs) > 0 || a.writing) && !a.closed {
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+		a.drained.Wait()
+	}
 }
 
 // Sync writes out and fsyncs everything appended so far.
 func (a *Archive) Sync() error {
 	a.mu.Lock()
-	a.flushLocked()
-	f, old, dirty := a.file, a.toSync, a.dirty
-	a.toSync, a.dirty = nil, false
+	a.drainLocked()
 	a.mu.Unlock()
-	a.syncFiles(f, old, dirty)
+	a.syncNow()
 	return a.Health()
 }
 
@@ -460,18 +605,19 @@ func (a *Archive) Health() error {
 func (a *Archive) Close() error {
 	var err error
 	a.closeOnce.Do(func() {
-		close(a.stop)
-		<-a.done
 		a.mu.Lock()
-		a.flushLocked()
-		f, old := a.file, a.toSync
-		a.file, a.toSync, a.closed = nil, nil, true
+		a.queueLocked(true)
+		a.file, a.closed = nil, true
 		a.mu.Unlock()
-		if f != nil {
-			old = append(old, f)
-		}
-		a.syncFiles(nil, old, true)
+		close(a.stop)
+		<-a.done   // the writer wrote every job out
+		<-a.synced // and the syncer is done
 		a.mu.Lock()
+		a.dirty = true
+		a.mu.Unlock()
+		a.syncNow() // fsyncs and closes the last file
+		a.mu.Lock()
+		a.drained.Broadcast()
 		err = a.syncErr
 		a.mu.Unlock()
 	})

@@ -53,14 +53,15 @@ type segView struct {
 	hole             bool                // starts with a hole frame
 }
 
-// snapshot writes out the buffered frames and copies the segments' views.
+// snapshot waits until every frame appended is written out and copies the
+// segments' views.
 func (a *Archive) snapshot() []segView {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	a.flushLocked()
+	a.drainLocked()
 	views := make([]segView, 0, len(a.segs))
 	for i, s := range a.segs {
-		v := segView{path: s.path, size: s.size, first: s.first, last: s.last, minTime: s.minTime,
+		v := segView{path: s.path, size: s.written, first: s.first, last: s.last, minTime: s.minTime,
 			maxTime: s.maxTime, index: s.index, channels: s.channels, hole: s.holeFirst}
 		if s.manyChan {
 			v.channels = nil
@@ -71,9 +72,6 @@ func (a *Archive) snapshot() []segView {
 			}
 		}
 		views = append(views, v)
-	}
-	if a.file != nil && len(views) > 0 {
-		views[len(views)-1].size = a.written // what the file holds
 	}
 	return views
 }

@@ -39,6 +39,7 @@ type indexPoint struct {
 type segment struct {
 	path    string
 	size    int64 // bytes of whole frames, the header included
+	written int64 // bytes of it in the file (the rest waits for the writer)
 	count   int
 	first   Key
 	last    Key
@@ -124,6 +125,11 @@ func loadSegment(path string) (seg *segment, torn int64, err error) {
 		return nil, 0, fmt.Errorf("stat segment: %w", err)
 	}
 	seg = &segment{path: path}
+	defer func() {
+		if seg != nil {
+			seg.written = seg.size
+		}
+	}()
 	var magic [len(segMagic)]byte
 	if _, err := io.ReadFull(f, magic[:]); err != nil || string(magic[:]) != segMagic {
 		return seg, st.Size(), nil // not even a header: all of it is torn
