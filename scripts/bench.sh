@@ -10,6 +10,7 @@
 #   BENCH_GOTIME=300ms                # -benchtime of the Go benchmarks
 #   BENCH_KEEP=1                      # keep the work directory (reports, logs, profiles)
 #   BENCH_ONLY=1d                     # only scenario 1d (ingest with --data-dir vs without); prints the ratio, writes no page
+#   BENCH_1D_PAIRS=5                  # pairs of runs in scenario 1d (3; 2 in quick mode)
 #
 # Needs go, python3 (renders the page), redis-server, rsyslogd with omhiredis
 # (scripts/test.sh installs them).
@@ -26,6 +27,7 @@ else
   s1d_pairs=3 s1_count=1000000 s3_rate=10000 s3_dur=30s s4_clients=1000 s4_rate=1000 s4_dur=20s idle=10000 prof_long=10 prof_delay_fanout=6 slow_pause=8s s2_small=100000
 fi
 
+s1d_pairs=${BENCH_1D_PAIRS:-$s1d_pairs}
 work=$(mktemp -d "${TMPDIR:-/tmp}/logbench.XXXXXX")
 started=() # PIDs of the processes this script started
 
