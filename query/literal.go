@@ -12,6 +12,9 @@ type Prefilter struct {
 	lits   []literal
 	fold   bool   // compare ASCII case-insensitively (the literals are lower case)
 	levels []term // level terms, checked against a plain "level":N
+	// onlyLevels is set when the query has level terms only: a record
+	// whose raw level is plain is then decided without decoding it.
+	onlyLevels bool
 }
 
 // literal is one text a matching record's raw JSON holds.
@@ -62,7 +65,22 @@ func (q *Query) Prefilter() *Prefilter {
 	if len(p.lits) == 0 && len(p.levels) == 0 {
 		return nil
 	}
+	p.onlyLevels = len(p.levels) == len(q.terms)
 	return p
+}
+
+// Decide is MayMatch, and also says when its answer is sure, so that the
+// record need not be decoded: always when it rules a record out, and for a
+// query of level terms only whose record holds a plain level.
+func (p *Prefilter) Decide(js []byte) (match, sure bool) {
+	if !p.MayMatch(js) {
+		return false, true
+	}
+	if p != nil && p.onlyLevels {
+		_, plain := rawLevel(js)
+		return true, plain
+	}
+	return true, false
 }
 
 // literalText reports whether s is made of bytes a JSON string holds as

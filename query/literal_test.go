@@ -67,5 +67,8 @@ func FuzzPrefilter(f *testing.F) {
 		if q.Match(r) && !q.Prefilter().MayMatch(js) {
 			t.Fatalf("query %q matches %s but the prefilter rules it out", query, js)
 		}
+		if match, sure := q.Prefilter().Decide(js); sure && match != q.Match(r) {
+			t.Fatalf("query %q on %s: the prefilter is sure of %v, the query says %v", query, js, match, !match)
+		}
 	})
 }

@@ -222,11 +222,12 @@ func search(ctx context.Context, arch publish.Archive, user *auth.User, req sear
 			return true
 		}
 		if req.filter != nil {
-			if !req.pre.MayMatch(e.JSON) {
+			match, sure := req.pre.Decide(e.JSON)
+			if !match {
 				return true
 			}
 			rec.JSON = e.JSON
-			if !req.filter.keep(&rec) {
+			if !sure && !req.filter.keep(&rec) {
 				return true
 			}
 		}
