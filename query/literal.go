@@ -73,14 +73,29 @@ func (q *Query) Prefilter() *Prefilter {
 // record need not be decoded: always when it rules a record out, and for a
 // query of level terms only whose record holds a plain level.
 func (p *Prefilter) Decide(js []byte) (match, sure bool) {
-	if !p.MayMatch(js) {
-		return false, true
+	if p == nil {
+		return true, false
 	}
-	if p != nil && p.onlyLevels {
-		_, plain := rawLevel(js)
-		return true, plain
+	for i := range p.lits {
+		l := &p.lits[i]
+		if !l.in(js, p.fold) && !l.hidden(js) {
+			return false, true
+		}
 	}
-	return true, false
+	if len(p.levels) == 0 {
+		return true, false
+	}
+	n, ok := rawLevel(js)
+	if !ok {
+		return true, false
+	}
+	r := Record{"level": float64(n)}
+	for i := range p.levels {
+		if p.levels[i].matchLevel(r) == p.levels[i].negate {
+			return false, true
+		}
+	}
+	return true, p.onlyLevels
 }
 
 // literalText reports whether s is made of bytes a JSON string holds as
@@ -98,26 +113,8 @@ func literalText(s string) bool {
 // MayMatch reports whether a record with this raw JSON may match the
 // query; false only when it surely does not.
 func (p *Prefilter) MayMatch(js []byte) bool {
-	if p == nil {
-		return true
-	}
-	for i := range p.lits {
-		l := &p.lits[i]
-		if !l.in(js, p.fold) && !l.hidden(js) {
-			return false
-		}
-	}
-	if len(p.levels) > 0 {
-		if n, ok := rawLevel(js); ok {
-			r := Record{"level": float64(n)}
-			for i := range p.levels {
-				if p.levels[i].matchLevel(r) == p.levels[i].negate {
-					return false
-				}
-			}
-		}
-	}
-	return true
+	match, _ := p.Decide(js)
+	return match
 }
 
 // rawLevel reads the severity out of raw JSON holding exactly one
