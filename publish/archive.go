@@ -113,15 +113,13 @@ func (m *Memory) subscribeArchive(ctx context.Context, pattern string, opts Subs
 func archiveBackfill(ctx context.Context, arch Archive, pattern string, opts SubscribeOptions, before archive.Key) []Event {
 	o := archive.ScanOptions{Before: before, Desc: true, Match: func(ch string) bool { return glob.MatchList(pattern, ch) }}
 	limit, gap := maxArchiveBackfill, false
+	var since archive.Key
 	if opts.Since != "" {
 		k, err := archive.ParseKey(opts.Since)
-		first := arch.First()
-		if err != nil || first.IsZero() || k.Compare(first) < 0 {
-			gap = true // records after it were deleted, or never stored
+		if err != nil {
+			gap = true
 		}
-		if err == nil {
-			o.After = k
-		}
+		since, o.After = k, k
 	} else {
 		limit = min(opts.Tail, limit)
 	}
@@ -137,8 +135,13 @@ func archiveBackfill(ctx context.Context, arch Archive, pattern string, opts Sub
 		size += len(e.JSON) + entryOverhead
 		return len(evs) < limit && size < maxArchiveBackfillBytes
 	})
-	if (err != nil || !res.Done) && opts.Since != "" {
-		gap = true // stopped before reaching the resume point
+	if opts.Since != "" {
+		// Stopped before reaching the resume point, or records after it
+		// are no longer kept (never stored, or deleted by retention, also
+		// while the scan ran: First is read after it).
+		if first := arch.First(); err != nil || !res.Done || first.IsZero() || since.Compare(first) < 0 {
+			gap = true
+		}
 	}
 	slices.Reverse(evs)
 	if gap {

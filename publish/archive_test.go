@@ -183,3 +183,79 @@ func TestArchiveServesEvictedHistory(t *testing.T) {
 	wg.Wait()
 	expect(t, messages(t, readEvents(t, sub, 295)), append(seq("web", "a", 5, 100), seq("web", "b", 0, 200)...)...)
 }
+
+// TestArchiveConcurrentResumes resumes from the archive again and again
+// while records are published and retention deletes segments under the
+// scans: every resume delivers increasing IDs, a gap notice only first,
+// and then the live records with no hole.
+func TestArchiveConcurrentResumes(t *testing.T) {
+	a := openArchive(t, t.TempDir(), archive.Config{SegmentBytes: 16 << 10, RetentionBytes: 128 << 10, Fsync: 5 * time.Millisecond})
+	m := NewMemory(MemoryConfig{History: 10, Archive: a})
+	defer m.Close()
+	const total = 6000
+	ids := make(chan string, total)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range total {
+			ch := []string{"a", "b", "c"}[i%3]
+			if err := m.Publish(context.Background(), ch, fmt.Appendf(nil, `{"short_message":"m %d"}`, i)); err != nil {
+				t.Errorf("publish: %v", err)
+				return
+			}
+			if i%50 == 0 {
+				ids <- fmt.Sprintf("%d-%d", m.epoch, i+1)
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for since := range ids {
+				pattern := []string{"*", "a", "b,c", "*"}[w]
+				s, err := m.Subscribe(context.Background(), pattern, SubscribeOptions{Since: since, QueueSize: total})
+				if err != nil {
+					t.Errorf("subscribe: %v", err)
+					return
+				}
+				last := mustKey(t, since)
+				gap, every := false, pattern == "*" // every record of "*": seqs follow each other
+				ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+				for n := 0; ; n++ {
+					evs, err := s.Next(ctx, make([]Event, 0, 256))
+					if err != nil {
+						break // caught up with what was published meanwhile
+					}
+					for i, e := range evs {
+						if e.Kind == EventGap {
+							if n > 0 || i > 0 {
+								t.Errorf("resume from %s: a gap notice after records", since)
+							}
+							gap = true
+						}
+						if e.Kind != EventRecord {
+							continue
+						}
+						k := mustKey(t, e.Record.ID)
+						if k.Compare(last) <= 0 || (every && !gap && k.Seq != last.Seq+1) {
+							t.Errorf("resume from %s: %s after %s", since, k, last)
+						}
+						last, gap = k, false
+					}
+				}
+				cancel()
+				s.Close()
+			}
+		}()
+	}
+	<-done
+	close(ids)
+	wg.Wait()
+	// A full scan while nothing is published reads every segment whole.
+	n := 0
+	if _, err := a.Scan(context.Background(), archive.ScanOptions{}, func(*archive.Entry) bool { n++; return true }); err != nil || n == 0 {
+		t.Fatalf("scan: %d records, %v", n, err)
+	}
+}
