@@ -139,7 +139,9 @@ func archiveBackfill(ctx context.Context, arch Archive, pattern string, opts Sub
 		// Stopped before reaching the resume point, or records after it
 		// are no longer kept (never stored, or deleted by retention, also
 		// while the scan ran: First is read after it).
-		if first := arch.First(); err != nil || !res.Done || first.IsZero() || since.Compare(first) < 0 {
+		// While the disk fails, the newest records are in memory only and
+		// no hole frame marks them yet.
+		if first := arch.First(); err != nil || !res.Done || first.IsZero() || since.Compare(first) < 0 || arch.Health() != nil {
 			gap = true
 		}
 	}
