@@ -33,6 +33,7 @@ const (
 	DefaultRetentionBytes = 1 << 30
 	DefaultRetention      = 7 * 24 * time.Hour
 	DefaultFsync          = time.Second
+	DefaultMaxScans       = 16
 )
 
 // writeBuf is how many bytes of frames are buffered before a write.
@@ -67,6 +68,10 @@ type Config struct {
 	// Fsync is how often appended records are written out and fsynced;
 	// DefaultFsync when 0.
 	Fsync time.Duration
+	// MaxScans bounds the scans that read at once (each holds a read
+	// buffer and its share of the disk); more wait for their turn.
+	// DefaultMaxScans when 0.
+	MaxScans int
 	// Logger receives the archive's logs; nil means slog.Default().
 	Logger *slog.Logger
 }
@@ -81,6 +86,7 @@ type Archive struct {
 	wake   chan struct{} // 1 slot: a job is queued for the writer
 	tock   chan struct{} // 1 slot: time for the syncer to fsync
 	synced chan struct{} // closed when the syncer has ended
+	scans  chan struct{} // a slot per scan reading now, MaxScans of them
 
 	mu      sync.Mutex
 	drained *sync.Cond // signalled when the writer has no job left (on mu)
@@ -135,11 +141,15 @@ func Open(cfg Config) (*Archive, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxScans <= 0 {
+		cfg.MaxScans = DefaultMaxScans
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("archive dir: %w", err)
 	}
 	a := &Archive{cfg: cfg, log: cfg.Logger, stop: make(chan struct{}), done: make(chan struct{}),
-		wake: make(chan struct{}, 1), tock: make(chan struct{}, 1), synced: make(chan struct{})}
+		wake: make(chan struct{}, 1), tock: make(chan struct{}, 1), synced: make(chan struct{}),
+		scans: make(chan struct{}, cfg.MaxScans)}
 	a.drained = sync.NewCond(&a.mu)
 	names, err := listSegments(cfg.Dir)
 	if err != nil {

@@ -327,3 +327,33 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestMaxScans lets one scan read at a time: a second waits for its turn
+// and gives up when its context ends.
+func TestMaxScans(t *testing.T) {
+	a := open(t, t.TempDir(), Config{MaxScans: 1})
+	fill(a, 1, 1, 10, 1, time.Now())
+	inside, release := make(chan struct{}), make(chan struct{})
+	first := make(chan error, 1)
+	go func() {
+		_, err := a.Scan(context.Background(), ScanOptions{}, func(*Entry) bool {
+			close(inside)
+			<-release
+			return false
+		})
+		first <- err
+	}()
+	<-inside
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := a.Scan(ctx, ScanOptions{}, func(*Entry) bool { return true }); err == nil {
+		t.Fatal("a second scan ran beside the first with MaxScans 1")
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := collect(t, a, ScanOptions{}, 0); len(got) != 10 {
+		t.Fatalf("a scan after the first read %d records, want 10", len(got))
+	}
+}

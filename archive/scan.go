@@ -79,8 +79,15 @@ func (a *Archive) snapshot() []segView {
 // Scan hands fn the records selected by o, oldest first (or newest first
 // with o.Desc), and every hole frame within the key range whatever its
 // channel. fn returns false to stop. Records appended before Scan was
-// called are all seen; later ones may be.
+// called are all seen; later ones may be. At most Config.MaxScans scans
+// read at once; Scan waits for its turn, or until ctx ends.
 func (a *Archive) Scan(ctx context.Context, o ScanOptions, fn func(*Entry) bool) (ScanResult, error) {
+	select {
+	case a.scans <- struct{}{}:
+		defer func() { <-a.scans }()
+	case <-ctx.Done():
+		return ScanResult{}, fmt.Errorf("archive scan: waiting for a turn: %w", ctx.Err())
+	}
 	views := a.snapshot()
 	sc := &scanner{o: o, fn: fn, ctx: ctx, matched: map[string]bool{}}
 	if o.Desc {
