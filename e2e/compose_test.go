@@ -513,6 +513,14 @@ func TestComposeCommandsRun(t *testing.T) {
 				testsupport.StartDaemon(t, args...).Stop(t)
 			})
 		}
+		t.Run("logviewer", func(t *testing.T) {
+			args := withoutFlags(services["logviewer"].command, "syslog-addr", "http-addr")
+			if dir, _ := flagValue(args, "data-dir"); !slices.Contains(services["logviewer"].volumes, "logviewer-data:"+dir) {
+				t.Errorf("--data-dir %q is not the service's volume %v", dir, services["logviewer"].volumes)
+			}
+			args = withFlag(args, "data-dir", t.TempDir())
+			testsupport.StartDaemon(t, args...).Stop(t)
+		})
 	})
 }
 

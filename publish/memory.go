@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/logviewer/logviewer/archive"
 	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,9 @@ type MemoryConfig struct {
 	QueueBudget int64
 	// Metrics receives the published and dropped counts; nil counts nothing.
 	Metrics *metrics.Metrics
+	// Archive, when set, stores every record on disk and serves the tails
+	// and resumes that reach past the in-memory history (see archive.go).
+	Archive Archive
 }
 
 // Memory is the in-memory hub, the embedded bus: records go from Publish
@@ -56,6 +60,7 @@ type Memory struct {
 	published prometheus.Counter // nil without metrics
 	fan       *fanout
 	now       func() time.Time
+	arch      Archive // nil: the history is in memory only
 
 	// mu orders publishing: a record gets its seq, enters its channel's
 	// history and reaches the subscribers under mu, and Subscribe snapshots
@@ -88,7 +93,8 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		maxBytes: max(cfg.HistoryBytes, 0),
 		maxChans: max(cfg.MaxChannels, 0),
 		ttl:      max(cfg.ChannelTTL, 0),
-		epoch:    time.Now().UnixMilli(),
+		epoch:    startEpoch(cfg.Archive, time.Now()),
+		arch:     cfg.Archive,
 		fan:      newFanoutBudget(cfg.Metrics, cfg.QueueBudget),
 		now:      time.Now,
 		channels: make(map[string]*memChannel),
@@ -294,6 +300,9 @@ func (m *Memory) Publish(_ context.Context, channel string, gelf []byte) error {
 		ID:      id,
 	}
 	rec.SSE, rec.JSON = AnnotateSSE(id, channel, gelf)
+	if m.arch != nil {
+		m.arch.Append(archive.Key{Epoch: m.epoch, Seq: seq}, now.UnixNano(), channel, rec.JSON)
+	}
 	m.bytes += c.add(entry{seq: seq, rec: rec}, m.history)
 	if m.maxBytes > 0 && m.bytes > m.maxBytes {
 		m.trimLocked()
@@ -329,6 +338,9 @@ func (m *Memory) Subscribe(ctx context.Context, pattern string, opts SubscribeOp
 		if glob.MatchList(pattern, c.name) {
 			matched = append(matched, c)
 		}
+	}
+	if m.arch != nil && m.fromArchiveLocked(matched, opts) {
+		return m.subscribeArchive(ctx, pattern, opts)
 	}
 	var backfill []Event
 	switch {
@@ -463,8 +475,13 @@ func (m *Memory) Channels(ctx context.Context) ([]ChannelInfo, error) {
 	return infos, nil
 }
 
-// Health returns nil: the hub has no part that can fail.
-func (m *Memory) Health(context.Context) error { return nil }
+// Health returns nil, or with an archive why it does not store records.
+func (m *Memory) Health(context.Context) error {
+	if m.arch != nil {
+		return m.arch.Health()
+	}
+	return nil
+}
 
 // Close stops the hub: Publish and Subscribe fail with ErrClosed, and every
 // subscription hands out what it has queued, then ends with ErrClosed.

@@ -9,6 +9,8 @@
 #   BENCH_OUT=/tmp/perf.md            # write the page elsewhere
 #   BENCH_GOTIME=300ms                # -benchtime of the Go benchmarks
 #   BENCH_KEEP=1                      # keep the work directory (reports, logs, profiles)
+#   BENCH_ONLY=1d                     # only scenario 1d (ingest with --data-dir vs without); prints the ratio, writes no page
+#   BENCH_1D_PAIRS=5                  # pairs of runs in scenario 1d (3; 2 in quick mode)
 #
 # Needs go, python3 (renders the page), redis-server, rsyslogd with omhiredis
 # (scripts/test.sh installs them). Scenario 4c also runs the proof of
@@ -23,11 +25,12 @@ quick=${BENCH_QUICK:-0}
 out=${BENCH_OUT:-$root/docs/PERFORMANCE.md}
 gotime=${BENCH_GOTIME:-300ms}
 if [ "$quick" = 1 ]; then
-  s1_count=200000 s3_rate=10000 s3_dur=5s s4_clients=200 s4_rate=1000 s4_dur=5s s4c_clients=50 idle=1000 prof_long=3 prof_delay_fanout=2 slow_pause=3s s2_small=100000
+  s1d_pairs=2 s1_count=200000 s3_rate=10000 s3_dur=5s s4_clients=200 s4_rate=1000 s4_dur=5s s4c_clients=50 idle=1000 prof_long=3 prof_delay_fanout=2 slow_pause=3s s2_small=100000
 else
-  s1_count=1000000 s3_rate=10000 s3_dur=30s s4_clients=1000 s4_rate=1000 s4_dur=20s s4c_clients=50 idle=10000 prof_long=10 prof_delay_fanout=6 slow_pause=8s s2_small=100000
+  s1d_pairs=3 s1_count=1000000 s3_rate=10000 s3_dur=30s s4_clients=1000 s4_rate=1000 s4_dur=20s s4c_clients=50 idle=10000 prof_long=10 prof_delay_fanout=6 slow_pause=8s s2_small=100000
 fi
 
+s1d_pairs=${BENCH_1D_PAIRS:-$s1d_pairs}
 work=$(mktemp -d "${TMPDIR:-/tmp}/logbench.XXXXXX")
 started=() # PIDs of the processes this script started
 
@@ -249,6 +252,50 @@ logbench() {
     echo "bench.sh: $name failed; the page will say so" >&2
 }
 
+# disk_pairs: scenario 1d, ingest with the history on disk. Scenario 1
+# without and with --data-dir in turns (plain, disk, plain, disk, ...), a
+# fresh data directory each time, so each pair's ratio is taken on the same
+# machine state; the page quotes the median ratio.
+disk_pairs() {
+  local i
+  for i in $(seq "$s1d_pairs"); do
+    start_logviewer "s1p-$i"
+    logbench "s1p-$i" --addr "$LV_SYSLOG" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
+      --sub-url "http://$LV_HTTP/sse/*" --pid "$LV_PID"
+    stop "$LV_PID"
+    rm -rf "$work/s1d-data"
+    start_logviewer "s1d-$i" --data-dir "$work/s1d-data"
+    logbench "s1d-$i" --addr "$LV_SYSLOG" -c 4 --count "$s1_count" --kind rfc3164 --size 140 \
+      --sub-url "http://$LV_HTTP/sse/*" --pid "$LV_PID"
+    stop "$LV_PID"
+    echo "s1d-$i: $(du -sb "$work/s1d-data" | cut -f1) bytes on disk" >>"$work/commands.txt"
+  done
+  rm -rf "$work/s1d-data"
+}
+
+# disk_ratio: prints scenario 1d's pairs and their median ratio.
+disk_ratio() {
+  BENCH_WORK=$work s1d_pairs=$s1d_pairs python3 - <<'EOF2'
+import json, os, statistics
+work, n = os.environ["BENCH_WORK"], int(os.environ["s1d_pairs"])
+def rate(name):
+    try:
+        rep = json.load(open(f"{work}/{name}.json"))
+    except OSError:
+        return None
+    g = [g for g in rep.get("groups", []) if g["name"] == "sse"]
+    return (g[0]["delivered_rate"], g[0]["lost"]) if g else None
+ratios = []
+for i in range(1, n + 1):
+    p, d = rate(f"s1p-{i}"), rate(f"s1d-{i}")
+    if p and d:
+        ratios.append(d[0] / p[0])
+        print(f"pair {i}: without {p[0]:,.0f}/s ({p[1]} lost), with --data-dir {d[0]:,.0f}/s ({d[1]} lost): {d[0] / p[0]:.2f}")
+if ratios:
+    print(f"median ratio with/without --data-dir: {statistics.median(ratios):.2f} over {len(ratios)} pairs")
+EOF2
+}
+
 # cpu_profile NAME SECONDS [DELAY]: after DELAY seconds (clients connecting),
 # fetch a CPU profile of the running logviewer in the background; wait for it
 # with "wait $PROF_PID".
@@ -410,6 +457,19 @@ else:
     m, verdict = "failed", "not measured"
 rows.append(("1", f"ingest, embedded: 4 TCP connections, {num(int(cfg['s1_count'] or 0))} RFC 3164 lines of ~140 B, one SSE client on `*`",
              "≥ 500,000 lines/s delivered, no loss", m, verdict))
+
+# 1d.
+try:
+    s1d = open(os.path.join(work, "s1d.txt")).read().strip().splitlines()
+except OSError:
+    s1d = []
+med = [l for l in s1d if l.startswith("median ratio")]
+if med:
+    r = float(med[0].split(":")[1].split()[0])
+    rows.append(("1d", "scenario 1 with `--data-dir` (history on disk) against without, in turns, same run",
+                 "≥ 0.80 of the rate without", "; ".join(s1d), missed_by(r, 0.80)))
+else:
+    rows.append(("1d", "scenario 1 with `--data-dir` against without", "≥ 0.80 of the rate without", "failed", "not measured"))
 
 # 2.
 def ratio_text(lv, rs, n, peer="rsyslog drop-in"):
@@ -895,6 +955,12 @@ go build -o "$work/logbench" ./cmd/logbench
 : >"$work/commands.txt"
 start_time=$(date -u +%Y-%m-%dT%H:%MZ)
 
+if [ "${BENCH_ONLY:-}" = 1d ]; then
+  disk_pairs
+  disk_ratio | tee "$work/s1d.txt"
+  exit 0
+fi
+
 # 1. Ingest, embedded: 4 TCP connections, RFC 3164 lines of ~140 bytes, one SSE client on *.
 start_logviewer s1
 cpu_profile s1 $([ "$quick" = 1 ] && echo 1 || echo 3)
@@ -903,6 +969,10 @@ logbench s1-embedded --addr "$LV_SYSLOG" -c 4 --count "$s1_count" --kind rfc3164
 wait_profile
 alloc_profile s1
 stop "$LV_PID"
+
+# 1d. Ingest with the history on disk, against without, in turns.
+disk_pairs
+disk_ratio >"$work/s1d.txt"
 
 # 2. Ingest into Redis: logviewer --role ingest vs the rsyslog drop-in, each into
 #    its own private Redis with one PSUBSCRIBE counter.

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/logviewer/logviewer/archive"
 	"github.com/logviewer/logviewer/auth"
 	"github.com/logviewer/logviewer/ingest"
 	"github.com/logviewer/logviewer/internal/envflag"
@@ -61,6 +63,10 @@ type Config struct {
 	SyslogTLSCert    string         // PEM certificate of SyslogTLSAddr; TLSCert when not given
 	SyslogTLSKey     string         // PEM key of SyslogTLSCert; TLSKey when not given
 	SyslogClientCA   string         // PEM CA certificates; when set, syslog TLS clients need a certificate they signed
+	DataDir          string         // history on disk (in-memory bus); empty: in memory only
+	RetentionBytes   int64          // bytes of history kept in DataDir
+	Retention        time.Duration  // age of history kept in DataDir
+	Fsync            time.Duration  // how often DataDir's records are written out and fsynced
 }
 
 // What a record's channel is named by (--channel-from): the sending host,
@@ -86,6 +92,7 @@ var errHelp = flag.ErrHelp
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (Config, error) {
 	var c Config
 	var allowOrigins, logLevel, trustedProxies, allowHosts string
+	c.Retention = archive.DefaultRetention
 	fs := flag.NewFlagSet("logviewer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.SyslogAddr, "syslog-addr", ":10514", "syslog listen address, TCP and UDP; none: only --syslog-tls-addr")
@@ -134,6 +141,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (C
 	fs.StringVar(&c.SyslogTLSKey, "syslog-tls-key", "", "PEM key of --syslog-tls-cert (default: --tls-key)")
 	fs.StringVar(&c.SyslogClientCA, "syslog-client-ca", "",
 		"PEM CA certificates: syslog TLS clients must present a certificate one of them signed; its CN is the record's _tls_peer")
+
+	fs.StringVar(&c.DataDir, "data-dir", "", "keep the history on disk in this directory, across restarts, and search it (in-memory bus); empty: in memory only")
+	fs.Int64Var(&c.RetentionBytes, "retention-bytes", archive.DefaultRetentionBytes, "bytes of history kept in --data-dir; the oldest segments are deleted beyond")
+	fs.Var((*days)(&c.Retention), "retention", "age of history kept in --data-dir (e.g. 7d, 36h); older segments are deleted")
+	fs.DurationVar(&c.Fsync, "fsync", archive.DefaultFsync, "how often records are written out to --data-dir and fsynced: what a crash may lose")
 
 	if err := envflag.Parse(fs, args, "LOGVIEWER", getenv); err != nil {
 		return c, err
@@ -221,8 +233,47 @@ func (c Config) validate() error {
 		return errors.New("--syslog-client-ca needs --syslog-tls-addr")
 	case c.SyslogTLSAddr != "" && (c.SyslogTLSCert == "" || c.SyslogTLSKey == ""):
 		return errors.New("--syslog-tls-addr needs a certificate and its key: --syslog-tls-cert and --syslog-tls-key, or --tls-cert and --tls-key")
+	case c.DataDir != "" && c.Redis != "":
+		return errors.New("--data-dir is for the in-memory bus: with --redis the history lives in Redis's streams")
+	case c.RetentionBytes < 1<<20:
+		return fmt.Errorf("invalid --retention-bytes %d: want at least 1 MiB", c.RetentionBytes)
+	case c.Retention < time.Minute:
+		return fmt.Errorf("invalid --retention %v: want at least 1m", c.Retention)
+	case c.Fsync < time.Millisecond || c.Fsync > time.Minute:
+		return fmt.Errorf("invalid --fsync %v: want 1ms to 1m", c.Fsync)
 	case c.UDPBuffer < 0:
 		return errors.New("invalid --udp-buffer: want 0 (the kernel's default) or more bytes")
 	}
+	return nil
+}
+
+// days is a flag.Value of a duration that also takes whole days ("7d").
+type days time.Duration
+
+func (d *days) String() string {
+	if d == nil {
+		return ""
+	}
+	v := time.Duration(*d)
+	if v%(24*time.Hour) == 0 && v > 0 {
+		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
+	}
+	return v.String()
+}
+
+func (d *days) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := strconv.ParseUint(n, 10, 16)
+		if err != nil {
+			return fmt.Errorf("want whole days (7d) or a duration (36h): %w", err)
+		}
+		*d = days(time.Duration(v) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("want whole days (7d) or a duration (36h): %w", err)
+	}
+	*d = days(v)
 	return nil
 }

@@ -78,6 +78,19 @@ func TestParseConfig(t *testing.T) {
 		{name: "udp buffer", args: []string{"--udp-buffer=1048576"}, check: func(c Config) bool { return c.UDPBuffer == 1<<20 }},
 		{name: "udp buffer from env", env: map[string]string{"LOGVIEWER_UDP_BUFFER": "0"}, check: func(c Config) bool { return c.UDPBuffer == 0 }},
 		{name: "negative udp buffer", args: []string{"--udp-buffer=-1"}, wantErr: "invalid --udp-buffer"},
+		{name: "history on disk off by default", check: func(c Config) bool {
+			return c.DataDir == "" && c.RetentionBytes == 1<<30 && c.Retention == 7*24*time.Hour && c.Fsync == time.Second
+		}},
+		{name: "history on disk", args: []string{"--data-dir=/var/lib/logviewer", "--retention=3d", "--fsync=200ms"},
+			env: map[string]string{"LOGVIEWER_RETENTION_BYTES": "2097152"},
+			check: func(c Config) bool {
+				return c.DataDir == "/var/lib/logviewer" && c.Retention == 72*time.Hour && c.Fsync == 200*time.Millisecond &&
+					c.RetentionBytes == 2<<20
+			}},
+		{name: "retention in hours", args: []string{"--retention=36h"}, check: func(c Config) bool { return c.Retention == 36*time.Hour }},
+		{name: "bad retention", args: []string{"--retention=7days"}, wantErr: "want whole days"},
+		{name: "data dir with redis", args: []string{"--data-dir=d", "--redis=redis://x:6379/0"}, wantErr: "--data-dir is for the in-memory bus"},
+		{name: "fsync zero", args: []string{"--fsync=0"}, wantErr: "invalid --fsync"},
 		{name: "bad env value", env: map[string]string{"LOGVIEWER_HISTORY": "many"}, wantErr: "LOGVIEWER_HISTORY"},
 		{name: "bad role", args: []string{"--role=both"}, wantErr: "invalid --role"},
 		{name: "split role needs redis", args: []string{"--role=stream"}, wantErr: "needs --redis"},

@@ -29,6 +29,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/logviewer/logviewer/archive"
 	"github.com/logviewer/logviewer/auth"
 	"github.com/logviewer/logviewer/ingest"
 	"github.com/logviewer/logviewer/internal/metrics"
@@ -43,6 +44,9 @@ const shutdownGrace = 5 * time.Second
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// Past a file size limit a write fails with EFBIG instead of killing
+	// the daemon: --data-dir then stops storing and streaming goes on.
+	signal.Ignore(syscall.SIGXFSZ)
 	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
@@ -78,7 +82,18 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m := metrics.New(reg)
 
-	bus, err := newBus(ctx, cfg, log, m)
+	var arch *archive.Archive
+	if cfg.DataDir != "" {
+		var err error
+		if arch, err = archive.Open(archive.Config{Dir: cfg.DataDir, RetentionBytes: cfg.RetentionBytes,
+			Retention: cfg.Retention, Fsync: cfg.Fsync, Logger: log.With(slog.String("part", "archive"))}); err != nil {
+			return fmt.Errorf("--data-dir: %w", err)
+		}
+		// After the bus's Close (deferred below, so run before this): the
+		// last records published are written out and fsynced.
+		defer arch.Close()
+	}
+	bus, err := newBus(ctx, cfg, log, m, arch)
 	if err != nil {
 		return err
 	}
@@ -189,6 +204,9 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	attrs := []any{slog.String("http", httpServer.Addr().String()), slog.Bool("https", cfg.TLSCert != ""),
 		slog.String("auth", authName(cfg)), slog.String("role", cfg.Role),
 		slog.String("bus", busName(cfg)), slog.String("version", version())}
+	if cfg.DataDir != "" {
+		attrs = append(attrs, slog.String("data_dir", cfg.DataDir))
+	}
 	if metricsListener != nil {
 		attrs = append(attrs, slog.String("metrics", metricsListener.Addr().String()))
 	}
@@ -316,10 +334,14 @@ func syslogTLSConfig(cfg Config, log *slog.Logger) (*tls.Config, error) {
 }
 
 // newBus picks the bus: Redis when --redis is set, else the in-memory hub.
-func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metrics) (publish.Bus, error) {
+func newBus(ctx context.Context, cfg Config, log *slog.Logger, m *metrics.Metrics, arch *archive.Archive) (publish.Bus, error) {
 	if cfg.Redis == "" {
-		return publish.NewMemory(publish.MemoryConfig{History: cfg.History, HistoryBytes: cfg.HistoryBytes,
-			MaxChannels: cfg.MaxChannels, ChannelTTL: cfg.ChannelTTL, QueueBudget: cfg.ClientQueueBytes, Metrics: m}), nil
+		mc := publish.MemoryConfig{History: cfg.History, HistoryBytes: cfg.HistoryBytes,
+			MaxChannels: cfg.MaxChannels, ChannelTTL: cfg.ChannelTTL, QueueBudget: cfg.ClientQueueBytes, Metrics: m}
+		if arch != nil {
+			mc.Archive = arch
+		}
+		return publish.NewMemory(mc), nil
 	}
 	// go-redis logs through a package-level logger; it is set once here, in main.
 	redis.SetLogger(redisLogger{log: log.With(slog.String("part", "go-redis"))})

@@ -1633,6 +1633,15 @@
     });
   }
 
+  // Hooks for the history search (search.js): it stops the live streams,
+  // shows its matches in this list, and goes live again, from an event ID.
+  window.LogViewerHooks = {
+    state: () => ({ channels: st.channels.slice(), q: st.q, cs: st.cs, lvl: st.lvl }),
+    stopLive() { for (const s of sources.values()) { clearTimeout(s.timer); if (s.es) s.es.close(); } sources.clear(); updateConn(); },
+    show(lines) { resetAll(); for (const data of lines) push({ data, id: '' }); },
+    live(from) { resetAll(); subscribe(); if (from) for (const s of sources.values()) { s.es.close(); s.lastId = from; openSource(s); } },
+  };
+
   function init() {
     who();
     wireCursor();
