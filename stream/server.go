@@ -435,9 +435,10 @@ func hasControl(s string) bool {
 }
 
 // openStream registers a streaming client (refused once the server is
-// stopping) and subscribes it; it answers the request itself when it fails.
-// On success the caller ends the stream with closeStream.
-func (s *Server) openStream(w http.ResponseWriter, r *http.Request, req streamRequest) (publish.Subscription, bool) {
+// stopping) and subscribes it for as long as ctx lives (the stream's life,
+// which may outlast the request's handler); it answers the request itself
+// when it fails. On success the caller ends the stream with closeStream.
+func (s *Server) openStream(ctx context.Context, w http.ResponseWriter, r *http.Request, req streamRequest) (publish.Subscription, bool) {
 	user := userOf(r)
 	pattern, ok := authorize(user, req.pattern)
 	if !ok {
@@ -457,7 +458,7 @@ func (s *Server) openStream(w http.ResponseWriter, r *http.Request, req streamRe
 		return nil, false
 	}
 	req.opts.QueueBytes = s.cfg.ClientQueueBytes
-	sub, err := s.bus.Subscribe(r.Context(), pattern, req.opts)
+	sub, err := s.bus.Subscribe(ctx, pattern, req.opts)
 	if err != nil {
 		s.endStream()
 		s.log.Warn("subscribe failed", slog.String("pattern", req.pattern), slog.String("remote", r.RemoteAddr), slog.Any("error", err))

@@ -45,7 +45,16 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodHead {
 		return // a HEAD (which GET patterns match) gets the headers, not a stream
 	}
-	sub, ok := s.openStream(w, r, req)
+	// The stream's life: the server's stop ends it, and so does the peer
+	// going away (the request's end, or the peer watcher once the
+	// connection is taken). The subscription lives as long.
+	ctx, cancel := context.WithCancel(s.stop)
+	defer func() {
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	sub, ok := s.openStream(ctx, w, r, req)
 	if !ok {
 		return
 	}
@@ -64,7 +73,8 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		out.w = &batchWriter{w: conn, buf: head}
 		out.conn = rawConn{conn}
 		out.start()
-		go s.streamOn(conn, sub, out, client)
+		go s.streamOn(ctx, cancel, conn, sub, out, client)
+		cancel = nil // streamOn's now
 		return
 	}
 	defer s.closeStream(sub)
@@ -75,9 +85,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	if err := out.flush(); err != nil {
 		return
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	defer context.AfterFunc(s.stop, cancel)()
+	defer context.AfterFunc(r.Context(), cancel)()
 	s.runClient(ctx, client, func(st *pumpStats) error {
 		return pump(ctx, s.stop, sub, out, s.pumpConfig(), st)
 	})
@@ -85,14 +93,13 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 
 // streamOn runs an SSE stream on a connection taken from net/http, on a
 // goroutine of its own: the handler's goroutine (with the stack it grew
-// while reading the request) and the request are let go. It owns sub and
-// conn and ends them.
-func (s *Server) streamOn(conn net.Conn, sub publish.Subscription, out *sseSink, client clientInfo) {
+// while reading the request) and the request are let go. It owns sub, conn
+// and the stream's ctx (cancel ends it) and ends them; the server's stop
+// ends ctx too, and pump tells the two apart.
+func (s *Server) streamOn(ctx context.Context, cancel context.CancelFunc, conn net.Conn, sub publish.Subscription, out *sseSink, client clientInfo) {
 	defer s.closeStream(sub)
 	defer conn.Close()
 	defer s.trackConn(conn)()
-	// The server's stop ends ctx too; pump tells the two apart.
-	ctx, cancel := context.WithCancel(s.stop)
 	defer cancel()
 	defer s.watchPeer(conn, cancel)()
 	s.runClient(ctx, client, func(st *pumpStats) error {

@@ -3,6 +3,7 @@ package stream
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -13,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/logviewer/logviewer/internal/testsupport"
 	"github.com/logviewer/logviewer/publish"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 func TestSSEFraming(t *testing.T) {
@@ -428,5 +431,61 @@ func TestSSEOwnConnection(t *testing.T) {
 	}, "client let go after it hung up (the heartbeat is an hour away)")
 	if n := f.srv.peers.Len(); n != 0 {
 		t.Errorf("peer watcher still watches %d connections", n)
+	}
+}
+
+// ctxBus is a memory bus that hands the context of its last Subscribe to
+// subscribed.
+type ctxBus struct {
+	*publish.Memory
+	subscribed chan context.Context
+}
+
+func (b *ctxBus) Subscribe(ctx context.Context, pattern string, opts publish.SubscribeOptions) (publish.Subscription, error) {
+	b.subscribed <- ctx
+	return b.Memory.Subscribe(ctx, pattern, opts)
+}
+
+// TestSubscriptionLivesAsLongAsTheStream: a stream's handler returns once
+// its connection is taken (SSE) or upgraded (WebSocket); the context its
+// subscription got (which a bus may read history under) must live until
+// the client goes, and end then.
+func TestSubscriptionLivesAsLongAsTheStream(t *testing.T) {
+	for _, kind := range []string{"sse", "ws"} {
+		t.Run(kind, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			m := metrics.New(reg)
+			bus := &ctxBus{Memory: publish.NewMemory(publish.MemoryConfig{History: 10, Metrics: m}), subscribed: make(chan context.Context, 1)}
+			f := startServerOn(t, Config{}, bus, m, reg)
+			var closeClient func()
+			if kind == "sse" {
+				conn, err := net.Dial("tcp", f.host)
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(conn, "GET /sse/app HTTP/1.1\r\nHost: %s\r\n\r\n", f.host)
+				if _, err := http.ReadResponse(bufio.NewReader(conn), nil); err != nil {
+					t.Fatal(err)
+				}
+				closeClient = func() { conn.Close() }
+			} else {
+				c := dialWS(t, f, "/ws/app", nil)
+				closeClient = func() { c.CloseNow() }
+			}
+			ctx := <-bus.subscribed
+			testsupport.Eventually(t, wait, func() bool {
+				return gauge(t, f.url, `logviewer_stream_clients{kind="`+kind+`"}`) == 1
+			}, "client counted")
+			time.Sleep(100 * time.Millisecond) // the handler has long returned
+			if err := ctx.Err(); err != nil {
+				t.Fatalf("the subscription's context ended while the client streams: %v", err)
+			}
+			closeClient()
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
+				t.Fatal("the subscription's context outlived the client")
+			}
+		})
 	}
 }

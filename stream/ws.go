@@ -28,8 +28,12 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	sub, ok := s.openStream(w, r, req)
+	// The stream's life, which outlasts this handler: the subscription
+	// lives as long, and streamWS ends it.
+	streamCtx, endStream := context.WithCancel(s.stop)
+	sub, ok := s.openStream(streamCtx, w, r, req)
 	if !ok {
+		endStream()
 		return
 	}
 	hw := &corkingWriter{ResponseWriter: w}
@@ -46,16 +50,21 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.log.Debug("websocket upgrade failed", slog.String("remote", r.RemoteAddr), slog.Any("error", err))
 		s.closeStream(sub)
+		endStream()
 		return // Accept answered the request
 	}
 	cork := hw.conn
 	if cork == nil { // cannot happen: Accept succeeded, so it hijacked
 		c.CloseNow()
 		s.closeStream(sub)
+		endStream()
 		return
 	}
 	client := clientInfo{remote: r.RemoteAddr, gauge: "ws", format: "ws", req: req}
-	go s.streamWS(c, cork, sub, client)
+	go func() {
+		defer endStream()
+		s.streamWS(c, cork, sub, client)
+	}()
 }
 
 // streamWS runs a WebSocket stream on a goroutine of its own, so the
