@@ -41,14 +41,34 @@ func AnnotateSSE(id, channel string, gelf []byte) (event, json []byte) {
 	event = append(event, sseDataPrefix...)
 	start := len(event)
 	event = AnnotateJSON(event, id, channel, gelf)
-	for i := start; i < len(event); i++ {
-		if c := event[i]; c == '\n' || c == '\r' {
-			event[i] = ' '
-		}
-	}
+	oneLine(event[start:])
 	end := len(event)
 	event = append(event, sseEnd...)
 	return event, event[start:end:end]
+}
+
+// sseEvent wraps a record's JSON js, made elsewhere, as AnnotateSSE does:
+// one copy, so that every SSE client then writes the event whole.
+func sseEvent(id string, js []byte) (event, json []byte) {
+	event = make([]byte, 0, len(sseIDPrefix)+len(id)+len(sseDataPrefix)+len(js)+len(sseEnd))
+	event = append(event, sseIDPrefix...)
+	event = append(event, id...)
+	event = append(event, sseDataPrefix...)
+	start := len(event)
+	event = append(event, js...)
+	oneLine(event[start:])
+	end := len(event)
+	event = append(event, sseEnd...)
+	return event, event[start:end:end]
+}
+
+// oneLine turns every CR and LF of a JSON document into a space.
+func oneLine(js []byte) {
+	for i, c := range js {
+		if c == '\n' || c == '\r' {
+			js[i] = ' '
+		}
+	}
 }
 
 // The parts of an SSE event around a record's id and JSON.

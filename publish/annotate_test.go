@@ -135,3 +135,10 @@ func TestAnnotateSSE(t *testing.T) {
 		})
 	}
 }
+
+func TestSSEEventOfMadeJSON(t *testing.T) {
+	event, js := sseEvent("5-1", []byte("{\"a\":\n1}"))
+	if string(event) != "id: 5-1\ndata: {\"a\": 1}\n\n" || string(js) != `{"a": 1}` || cap(js) != len(js) {
+		t.Fatalf("event %q, json %q (cap %d)", event, js, cap(js))
+	}
+}

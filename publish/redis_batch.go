@@ -123,7 +123,9 @@ func batchRecord(channel string, id position, gelf string) Record {
 		}
 	}
 	js, _ := publishedJSON(channel, idStr, rest)
-	return Record{Channel: channel, ID: idStr, JSON: js}
+	rec := Record{Channel: channel, ID: idStr}
+	rec.SSE, rec.JSON = sseEvent(idStr, js)
+	return rec
 }
 
 // add returns the ID n records after a within one entry.
