@@ -1046,7 +1046,9 @@
     subscribe();
   }
 
-  function subscribe() {
+  // subscribe opens the stream the view asks for, resuming after the event
+  // ID from when given (else with its backfill).
+  function subscribe(from) {
     if (worker) worker.terminate();
     streamUrl = wantUrl();
     selPending = st.sel; // the line the address names, once it comes again
@@ -1073,7 +1075,16 @@
       connState = 'reconnecting';
       updateConn();
     };
-    w.postMessage({ url: new URL(streamUrl, location.href).href });
+    w.postMessage({ url: new URL(streamUrl, location.href).href, since: from || '' });
+    updateConn();
+  }
+
+  // stopStream ends the stream (the history search shows its own lines).
+  function stopStream() {
+    if (worker) worker.terminate();
+    worker = null;
+    streamUrl = '';
+    connState = 'idle';
     updateConn();
   }
 
@@ -1637,9 +1648,9 @@
   // shows its matches in this list, and goes live again, from an event ID.
   window.LogViewerHooks = {
     state: () => ({ channels: st.channels.slice(), q: st.q, cs: st.cs, lvl: st.lvl }),
-    stopLive() { for (const s of sources.values()) { clearTimeout(s.timer); if (s.es) s.es.close(); } sources.clear(); updateConn(); },
-    show(lines) { resetAll(); for (const data of lines) push({ data, id: '' }); },
-    live(from) { resetAll(); subscribe(); if (from) for (const s of sources.values()) { s.es.close(); s.lastId = from; openSource(s); } },
+    stopLive() { stopStream(); },
+    show(lines) { resetAll(); for (const data of lines) push(data); }, // record JSON texts, as the stream hands them
+    live(from) { resetAll(); subscribe(from); },
   };
 
   function init() {

@@ -5,7 +5,8 @@
 // no further while the page has not taken in MAX_UNTAKEN records, so a busy
 // page holds a bounded number and the server drops, and counts, the rest.
 //
-// From the page: {url} to start, then numbers (records taken in).
+// From the page: {url, since} to start (since: resume after that event ID),
+// then numbers (records taken in).
 // To the page: {state}, {batch: [...]} where each item is a record's JSON
 // text or {event, data} for an SSE event of another type (dropped, gap).
 'use strict';
@@ -121,6 +122,7 @@ onmessage = (ev) => {
   }
   if (ev.data && typeof ev.data.url === 'string' && !base) {
     base = ev.data.url;
+    if (typeof ev.data.since === 'string' && ev.data.since) lastId = ev.data.since; // resume after it
     run();
   }
 };
