@@ -1,6 +1,7 @@
 package publish
 
 import (
+	"bytes"
 	"slices"
 
 	"github.com/logviewer/logviewer/transform"
@@ -62,11 +63,18 @@ func sseEvent(id string, js []byte) (event, json []byte) {
 	return event, event[start:end:end]
 }
 
-// oneLine turns every CR and LF of a JSON document into a space.
+// oneLine turns every CR and LF of a JSON document into a space. Records
+// rarely hold any, so it looks for them with bytes.IndexByte (vectorised)
+// rather than at every byte: this runs for every record published.
 func oneLine(js []byte) {
-	for i, c := range js {
-		if c == '\n' || c == '\r' {
+	for _, c := range [...]byte{'\n', '\r'} {
+		for i := bytes.IndexByte(js, c); i >= 0; {
 			js[i] = ' '
+			j := bytes.IndexByte(js[i+1:], c)
+			if j < 0 {
+				break
+			}
+			i += 1 + j
 		}
 	}
 }

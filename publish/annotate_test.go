@@ -142,3 +142,26 @@ func TestSSEEventOfMadeJSON(t *testing.T) {
 		t.Fatalf("event %q, json %q (cap %d)", event, js, cap(js))
 	}
 }
+
+func TestOneLine(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"{}", "{}"},
+		{"\n", " "},
+		{"{\r\n\"a\":\n1\r}", "{  \"a\": 1 }"},
+		{"\n\n\r\r", "    "},
+	} {
+		b := []byte(tc.in)
+		oneLine(b)
+		if string(b) != tc.want {
+			t.Errorf("oneLine(%q) = %q, want %q", tc.in, b, tc.want)
+		}
+	}
+}
+
+func BenchmarkAnnotateSSE(b *testing.B) {
+	b.SetBytes(int64(len(benchGELF)))
+	for b.Loop() {
+		AnnotateSSE("1764000000000-123456", "web-1", benchGELF)
+	}
+}
