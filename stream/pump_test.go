@@ -27,16 +27,23 @@ func (s slowSink) flush() error {
 	return nil
 }
 
-// TestPumpEvictsClientLosingRecords: a client that reads, but too slowly to
-// ever stop losing records, is cut off with errSlow after slowAfter.
-func TestPumpEvictsClientLosingRecords(t *testing.T) {
+// subscribeAll subscribes to "*" on a new memory hub; both end with the test.
+func subscribeAll(t *testing.T, opts publish.SubscribeOptions) (*publish.Memory, publish.Subscription) {
+	t.Helper()
 	hub := publish.NewMemory(publish.MemoryConfig{History: 10})
-	defer hub.Close()
-	sub, err := hub.Subscribe(t.Context(), "*", publish.SubscribeOptions{QueueSize: 4})
+	t.Cleanup(func() { hub.Close() })
+	sub, err := hub.Subscribe(t.Context(), "*", opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer sub.Close()
+	t.Cleanup(func() { sub.Close() })
+	return hub, sub
+}
+
+// TestPumpEvictsClientLosingRecords: a client that reads, but too slowly to
+// ever stop losing records, is cut off with errSlow after slowAfter.
+func TestPumpEvictsClientLosingRecords(t *testing.T) {
+	hub, sub := subscribeAll(t, publish.SubscribeOptions{QueueSize: 4})
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	go func() { // a flood, until the test ends
@@ -49,7 +56,7 @@ func TestPumpEvictsClientLosingRecords(t *testing.T) {
 	}()
 	var st pumpStats
 	start := time.Now()
-	err = pump(ctx, context.Background(), sub, slowSink{delay: 5 * time.Millisecond}, pumpConfig{heartbeat: time.Minute, slowAfter: 100 * time.Millisecond}, &st)
+	err := pump(ctx, context.Background(), sub, slowSink{delay: 5 * time.Millisecond}, pumpConfig{heartbeat: time.Minute, slowAfter: 100 * time.Millisecond}, &st)
 	if !errors.Is(err, errSlow) {
 		t.Fatalf("pump ended with %v after %v, want errSlow", err, time.Since(start))
 	}
@@ -74,13 +81,7 @@ func (s idleSink) idle() {
 // TestPumpGivesBuffersBackWhenIdle: a client that gets a record and then
 // nothing for idleAfter has its batch buffers given back while it waits.
 func TestPumpGivesBuffersBackWhenIdle(t *testing.T) {
-	hub := publish.NewMemory(publish.MemoryConfig{History: 10})
-	defer hub.Close()
-	sub, err := hub.Subscribe(t.Context(), "*", publish.SubscribeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	hub, sub := subscribeAll(t, publish.SubscribeOptions{})
 	_ = hub.Publish(t.Context(), "app", []byte(`{"short_message":"x"}`))
 	ctx, cancel := context.WithCancel(t.Context())
 	out := idleSink{idled: make(chan struct{}, 1)}
@@ -118,13 +119,7 @@ func (s *countingSink) flush() error {
 // together in the next flush; the first record after a quiet spell leaves
 // alone, without waiting for the pace.
 func TestPumpPacesFlushes(t *testing.T) {
-	hub := publish.NewMemory(publish.MemoryConfig{History: 10})
-	defer hub.Close()
-	sub, err := hub.Subscribe(t.Context(), "*", publish.SubscribeOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
+	hub, sub := subscribeAll(t, publish.SubscribeOptions{})
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	out := &countingSink{flushed: make(chan int, 100)}
