@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"math"
 	"strconv"
-	"strings"
+
+	"github.com/logviewer/logviewer/internal/eventid"
 )
 
 // Key orders archived records: the epoch of the daemon's life that published
@@ -44,31 +46,11 @@ func (k Key) String() string {
 
 // ParseKey reads an event ID "<epoch>-<seq>" (decimal, no signs).
 func ParseKey(id string) (Key, error) {
-	e, s, ok := strings.Cut(id, "-")
-	if !ok || !digits(e) || !digits(s) {
-		return Key{}, fmt.Errorf("event id %.40q: want <epoch>-<seq>", id)
+	epoch, seq, ok := eventid.Parse(id)
+	if !ok || epoch > math.MaxInt64 {
+		return Key{}, fmt.Errorf("event id %.40q: want <epoch>-<seq>, decimal numbers", id)
 	}
-	epoch, err := strconv.ParseInt(e, 10, 64)
-	if err != nil {
-		return Key{}, fmt.Errorf("event id %.40q: epoch: %w", id, err)
-	}
-	seq, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		return Key{}, fmt.Errorf("event id %.40q: seq: %w", id, err)
-	}
-	return Key{Epoch: epoch, Seq: seq}, nil
-}
-
-func digits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return Key{Epoch: int64(epoch), Seq: seq}, nil
 }
 
 // Entry is one archived record as a scan hands it out. Channel and JSON

@@ -2,7 +2,8 @@ package publish
 
 import (
 	"strconv"
-	"strings"
+
+	"github.com/logviewer/logviewer/internal/eventid"
 )
 
 // position is an event ID as two numbers, "<a>-<b>", so IDs compare
@@ -13,39 +14,18 @@ type position struct{ ms, seq uint64 }
 // parsePosition parses "<a>-<b>", both parts decimal digits only (no sign,
 // not empty) and within 64 bits.
 func parsePosition(s string) (position, bool) {
-	a, b, found := strings.Cut(s, "-")
-	if !found || !isDigits(a) || !isDigits(b) {
-		return position{}, false
-	}
-	ms, err1 := strconv.ParseUint(a, 10, 64)
-	seq, err2 := strconv.ParseUint(b, 10, 64)
-	if err1 != nil || err2 != nil {
-		return position{}, false
-	}
-	return position{ms: ms, seq: seq}, true
+	ms, seq, ok := eventid.Parse(s)
+	return position{ms: ms, seq: seq}, ok
 }
 
 // parseStreamID parses a Redis stream ID: "<ms>-<seq>", or a bare "<ms>"
 // meaning seq 0, as Redis takes it.
 func parseStreamID(s string) (position, bool) {
-	if isDigits(s) {
+	if eventid.Digits(s) {
 		ms, err := strconv.ParseUint(s, 10, 64)
 		return position{ms: ms}, err == nil
 	}
 	return parsePosition(s)
-}
-
-// isDigits reports whether s is one or more decimal digits.
-func isDigits(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // less reports whether a comes before b.
