@@ -101,7 +101,15 @@ func (m *Memory) subscribeArchive(ctx context.Context, pattern string, opts Subs
 	}
 	before := archive.Key{Epoch: m.epoch, Seq: m.seq + 1}
 	go func() {
-		s.start(archiveBackfill(ctx, m.arch, pattern, opts, before), nil)
+		// What is read from disk is held until the client has taken it:
+		// it counts against the bytes queued for all clients
+		// (--client-queue-bytes), so a restart that has every browser
+		// resume at once cannot hold more than that. A backfill that
+		// finds the budget spent gets fewer records (and a gap notice).
+		room := m.fan.reserve(maxArchiveBackfillBytes)
+		evs, size := archiveBackfill(ctx, m.arch, pattern, opts, before, room)
+		m.fan.queued.Add(size - room) // give back what it did not use
+		s.startHeld(evs, size)
 	}()
 	return s, nil
 }
@@ -109,8 +117,9 @@ func (m *Memory) subscribeArchive(ctx context.Context, pattern string, opts Subs
 // archiveBackfill reads from arch, newest first, the records of pattern
 // before the key before: after opts.Since, or the last opts.Tail. It is
 // led by an EventGap when a resume's records are not all there (deleted by
-// retention, not stored, or more than the bounds).
-func archiveBackfill(ctx context.Context, arch Archive, pattern string, opts SubscribeOptions, before archive.Key) []Event {
+// retention, not stored, or more than the bounds). room bounds the bytes it
+// holds (records' JSON plus entryOverhead each); size is what it holds.
+func archiveBackfill(ctx context.Context, arch Archive, pattern string, opts SubscribeOptions, before archive.Key, room int64) (evs []Event, size int64) {
 	o := archive.ScanOptions{Before: before, Desc: true, Match: func(ch string) bool { return glob.MatchList(pattern, ch) }}
 	limit, gap := maxArchiveBackfill, false
 	var since archive.Key
@@ -123,17 +132,19 @@ func archiveBackfill(ctx context.Context, arch Archive, pattern string, opts Sub
 	} else {
 		limit = min(opts.Tail, limit)
 	}
-	var evs []Event
-	var size int
 	res, err := arch.Scan(ctx, o, func(e *archive.Entry) bool {
 		if e.Hole {
 			gap = gap || opts.Since != ""
 			return true
 		}
+		n := int64(len(e.JSON)) + entryOverhead
+		if size+n > room {
+			return false // past the bound: the resume gets a gap notice
+		}
 		evs = append(evs, Event{Kind: EventRecord, Record: Record{
 			Channel: string(e.Channel), ID: e.Key.String(), JSON: bytes.Clone(e.JSON)}})
-		size += len(e.JSON) + entryOverhead
-		return len(evs) < limit && size < maxArchiveBackfillBytes
+		size += n
+		return len(evs) < limit
 	})
 	if opts.Since != "" {
 		// Stopped before reaching the resume point, or records after it
@@ -149,5 +160,5 @@ func archiveBackfill(ctx context.Context, arch Archive, pattern string, opts Sub
 	if gap {
 		evs = append([]Event{{Kind: EventGap}}, evs...)
 	}
-	return evs
+	return evs, size
 }

@@ -259,3 +259,73 @@ func TestArchiveConcurrentResumes(t *testing.T) {
 		t.Fatalf("scan: %d records, %v", n, err)
 	}
 }
+
+// TestArchiveBackfillsShareTheQueueBudget: what resumes read from disk is
+// held against the bytes queued for all clients. With the budget taken by
+// one client's backfill, a second resume gets a gap and no old records
+// instead of holding more; once the first client has taken its backfill,
+// the budget is free again and the totals return to zero.
+func TestArchiveBackfillsShareTheQueueBudget(t *testing.T) {
+	dir := t.TempDir()
+	a := openArchive(t, dir, archive.Config{})
+	m := NewMemory(MemoryConfig{History: 1000, Archive: a})
+	publishN(t, m, "web", "old", 200)
+	sub, _ := m.Subscribe(context.Background(), "*", SubscribeOptions{Tail: 1})
+	first := readEvents(t, sub, 1)[0].Record.ID // the last record of this life
+	sub.Close()
+	m.Close()
+
+	// After a restart every resume reads the disk. The budget holds about
+	// 100 of these records: the first resume takes it all.
+	m = NewMemory(MemoryConfig{History: 1000, Archive: a, QueueBudget: 100 * (entryOverhead + 60)})
+	defer m.Close()
+	since := fmt.Sprintf("%d-%d", mustKey(t, first).Epoch, 0)
+	one, err := m.Subscribe(context.Background(), "*", SubscribeOptions{Since: since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The backfill is read on another goroutine: wait until it is held.
+	for deadline := time.Now().Add(10 * time.Second); m.fan.queued.Load() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatal("the first resume never held its backfill")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if held := m.fan.queued.Load(); held <= 0 || held > m.fan.budget {
+		t.Fatalf("first backfill holds %d bytes, budget %d", held, m.fan.budget)
+	}
+	two, err := m.Subscribe(context.Background(), "*", SubscribeOptions{Since: since})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := messages(t, readReadyWithin(t, two, 10*time.Second))
+	if len(got) != 1 || got[0] != "gap" {
+		t.Fatalf("second resume with the budget spent got %v, want only a gap", got)
+	}
+	// The first client gets a gap (its resume was cut) and what fitted.
+	evs := readReadyWithin(t, one, 10*time.Second)
+	if msgs := messages(t, evs); len(msgs) < 2 || msgs[0] != "gap" || len(msgs) > 101 {
+		t.Fatalf("first resume got %d events (%v...), want a gap then at most the budget's records", len(msgs), msgs[:min(3, len(msgs))])
+	}
+	if q := m.fan.queued.Load(); q != 0 {
+		t.Fatalf("%d bytes still counted once the backfill was taken", q)
+	}
+	two.Close()
+	one.Close()
+	if q := m.fan.queued.Load(); q != 0 {
+		t.Fatalf("%d bytes still counted after both closed", q)
+	}
+}
+
+// readReadyWithin waits up to d for the first events of s, then returns
+// them with whatever else is ready.
+func readReadyWithin(t testing.TB, s Subscription, d time.Duration) []Event {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	evs, err := s.Next(ctx, make([]Event, 0, 1024))
+	if err != nil {
+		t.Fatalf("no event within %v: %v", d, err)
+	}
+	return append(evs, readReady(t, s)...)
+}

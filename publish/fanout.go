@@ -280,9 +280,12 @@ type subscriber struct {
 	lost        uint64            // records dropped since the last EventDropped
 	lostBy      map[string]uint64 // lost, by channel (MaxDropChannels at most, the rest under "")
 	gap         bool              // an EventGap is owed
-	waiting     bool              // Next is blocked on notify
-	closed      bool              // Close was called: Next fails at once
-	ended       bool              // the bus closed: Next drains, then fails
+	// backfillHeld is what the backfill holds of the fanout's queued
+	// total (a backfill read from disk), given back once it is taken.
+	backfillHeld int64
+	waiting      bool // Next is blocked on notify
+	closed       bool // Close was called: Next fails at once
+	ended        bool // the bus closed: Next drains, then fails
 }
 
 // start ends the pending state of a subscriber made by subscribePending:
@@ -317,6 +320,49 @@ func (s *subscriber) start(backfill []Event, skip func(Record) bool) {
 	s.mu.Unlock()
 	if wake {
 		s.signal()
+	}
+}
+
+// startHeld is start for a backfill whose records hold held bytes of the
+// fanout's queued total (reserved by the caller): they are given back once
+// the subscriber has taken the whole backfill, or closes.
+func (s *subscriber) startHeld(backfill []Event, held int64) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		s.f.queued.Add(-held)
+		return
+	}
+	s.backfillHeld = held
+	s.mu.Unlock()
+	s.start(backfill, nil)
+}
+
+// releaseBackfillLocked gives back the bytes the backfill held, once.
+func (s *subscriber) releaseBackfillLocked() {
+	if s.backfillHeld != 0 {
+		s.f.queued.Add(-s.backfillHeld)
+		s.backfillHeld = 0
+	}
+}
+
+// reserve takes up to want bytes of the budget of bytes queued for all
+// subscribers, for records held outside the queues (a backfill read from
+// disk), and returns how many it took: want without a budget, none when
+// the budget is spent. The caller gives them back with queued.Add.
+func (f *fanout) reserve(want int64) int64 {
+	for {
+		q := f.queued.Load()
+		got := want
+		if f.budget > 0 {
+			got = min(want, f.budget-q)
+		}
+		if got <= 0 {
+			return 0
+		}
+		if f.queued.CompareAndSwap(q, q+got) {
+			return got
+		}
 	}
 }
 
@@ -553,6 +599,9 @@ func (s *subscriber) fillLocked(buf []Event, room int) []Event {
 	}
 	if len(s.backfill) == 0 {
 		s.backfill = nil
+		if !s.pending {
+			s.releaseBackfillLocked()
+		}
 	}
 	if room > 0 && s.gap {
 		buf = append(buf, Event{Kind: EventGap})
@@ -591,6 +640,7 @@ func (s *subscriber) Close() error {
 		s.dropped.Add(float64(n)) // lost while stalled, counted now
 	}
 	s.f.queued.Add(-s.bytes)
+	s.releaseBackfillLocked()
 	s.backfill, s.ring, s.head, s.n, s.bytes = nil, nil, 0, 0, 0
 	s.mu.Unlock()
 	s.f.remove(s)
