@@ -48,21 +48,6 @@ func AnnotateSSE(id, channel string, gelf []byte) (event, json []byte) {
 	return event, event[start:end:end]
 }
 
-// sseEvent wraps a record's JSON js, made elsewhere, as AnnotateSSE does:
-// one copy, so that every SSE client then writes the event whole.
-func sseEvent(id string, js []byte) (event, json []byte) {
-	event = make([]byte, 0, len(sseIDPrefix)+len(id)+len(sseDataPrefix)+len(js)+len(sseEnd))
-	event = append(event, sseIDPrefix...)
-	event = append(event, id...)
-	event = append(event, sseDataPrefix...)
-	start := len(event)
-	event = append(event, js...)
-	oneLine(event[start:])
-	end := len(event)
-	event = append(event, sseEnd...)
-	return event, event[start:end:end]
-}
-
 // oneLine turns every CR and LF of a JSON document into a space. Records
 // rarely hold any, so it looks for them with bytes.IndexByte (vectorised)
 // rather than at every byte: this runs for every record published.

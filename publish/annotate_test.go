@@ -136,13 +136,6 @@ func TestAnnotateSSE(t *testing.T) {
 	}
 }
 
-func TestSSEEventOfMadeJSON(t *testing.T) {
-	event, js := sseEvent("5-1", []byte("{\"a\":\n1}"))
-	if string(event) != "id: 5-1\ndata: {\"a\": 1}\n\n" || string(js) != `{"a": 1}` || cap(js) != len(js) {
-		t.Fatalf("event %q, json %q (cap %d)", event, js, cap(js))
-	}
-}
-
 func TestOneLine(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"", ""},
@@ -163,5 +156,22 @@ func BenchmarkAnnotateSSE(b *testing.B) {
 	b.SetBytes(int64(len(benchGELF)))
 	for b.Loop() {
 		AnnotateSSE("1764000000000-123456", "web-1", benchGELF)
+	}
+}
+
+// A stream node's records carry their SSE event, one line of JSON, with
+// the JSON a part of it.
+func TestBatchRecordEvent(t *testing.T) {
+	for _, tc := range []struct{ gelf, json string }{
+		{"{\"a\":1,\n\"b\":2}", `{"_event_id":"5-1","_channel":"web","a":1, "b":2}`},
+		{`{}`, `{"_event_id":"5-1","_channel":"web"}`},
+	} {
+		rec := batchRecord("web", position{ms: 5, seq: 1}, tc.gelf)
+		if string(rec.JSON) != tc.json || !json.Valid(rec.JSON) || cap(rec.JSON) != len(rec.JSON) {
+			t.Errorf("%q: JSON %q, want %q", tc.gelf, rec.JSON, tc.json)
+		}
+		if want := "id: 5-1\ndata: " + tc.json + "\n\n"; string(rec.SSE) != want || rec.ID != "5-1" {
+			t.Errorf("%q: event %q, want %q", tc.gelf, rec.SSE, want)
+		}
 	}
 }

@@ -122,10 +122,18 @@ func batchRecord(channel string, id position, gelf string) Record {
 			rest = ""
 		}
 	}
-	js, _ := publishedJSON(channel, idStr, rest)
-	rec := Record{Channel: channel, ID: idStr}
-	rec.SSE, rec.JSON = sseEvent(idStr, js)
-	return rec
+	// The record as one SSE event, built in one buffer: every SSE client
+	// of this stream node copies it whole.
+	ev := make([]byte, 0, len(sseIDPrefix)+2*len(idStr)+len(sseDataPrefix)+len(`{"_event_id":"","_channel":"",`)+len(channel)+len(rest)+len(sseEnd))
+	ev = append(ev, sseIDPrefix...)
+	ev = append(ev, idStr...)
+	ev = append(ev, sseDataPrefix...)
+	start := len(ev)
+	ev = appendPublishedJSON(ev, channel, idStr, rest)
+	oneLine(ev[start:])
+	end := len(ev)
+	ev = append(ev, sseEnd...)
+	return Record{Channel: channel, ID: idStr, SSE: ev, JSON: ev[start:end:end]}
 }
 
 // add returns the ID n records after a within one entry.

@@ -362,7 +362,11 @@ func payloadRecord(channel, payload string) Record {
 // {"_event_id":"<id>",<rest>, with "_channel" added after the ID; it returns
 // the ID as a string of its own (not pinning the payload in memory).
 func publishedJSON(channel, id, rest string) ([]byte, string) {
-	js := make([]byte, 0, len(rest)+len(id)+len(channel)+len(`{"_event_id":"","_channel":"",`))
+	return appendPublishedJSON(make([]byte, 0, len(rest)+len(id)+len(channel)+len(`{"_event_id":"","_channel":"",`)), channel, id, rest), strings.Clone(id)
+}
+
+// appendPublishedJSON appends the record publishedJSON makes to js.
+func appendPublishedJSON(js []byte, channel, id, rest string) []byte {
 	js = append(js, `{"_event_id":"`...)
 	js = append(js, id...)
 	js = append(js, `","_channel":`...)
@@ -373,7 +377,7 @@ func publishedJSON(channel, id, rest string) ([]byte, string) {
 		js = append(js, ',')
 		js = append(js, rest...)
 	}
-	return js, strings.Clone(id)
+	return js
 }
 
 // splitEventID splits a payload published by our ingest,
