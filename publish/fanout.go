@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
@@ -138,11 +139,50 @@ func (f *fanout) match(channel string) []*subscriber {
 // live queue (<= 0: DefaultQueueSize). It fails with ErrClosed after close.
 func (f *fanout) subscribe(pattern string, backfill []Event, opts SubscribeOptions) (*subscriber, error) {
 	s := f.newSubscriber(pattern, opts)
-	s.backfill = backfill
+	s.backfill, s.backfillHeld = f.holdBackfill(backfill)
 	if err := f.add(s); err != nil {
+		f.queued.Add(-s.backfillHeld)
 		return nil, err
 	}
 	return s, nil
+}
+
+// backfillEventSize is what one event of a backfill taken from the
+// in-memory history costs: the event itself, its record's JSON being the
+// history's own.
+const backfillEventSize = int64(unsafe.Sizeof(Event{}))
+
+// holdBackfill reserves the queue budget for a backfill from the in-memory
+// history until it is taken (a tail of 100,000 records is a few MiB of
+// events per client). When the budget is short it keeps the notices at its
+// head, then a gap notice and the newest records that fit. It returns the
+// backfill and the bytes it holds.
+func (f *fanout) holdBackfill(evs []Event) ([]Event, int64) {
+	if len(evs) == 0 {
+		return evs, 0
+	}
+	want := int64(len(evs)) * backfillEventSize
+	got := f.reserve(want)
+	if got == want {
+		return evs, got
+	}
+	head, gap := 0, false
+	for head < len(evs) && evs[head].Kind != EventRecord {
+		gap = gap || evs[head].Kind == EventGap
+		head++
+	}
+	fit := max(int(got/backfillEventSize)-head-1, 0)
+	records := evs[head:]
+	fit = min(fit, len(records))
+	kept := make([]Event, 0, head+1+fit)
+	kept = append(kept, evs[:head]...)
+	if !gap {
+		kept = append(kept, Event{Kind: EventGap})
+	}
+	kept = append(kept, records[len(records)-fit:]...)
+	held := int64(len(kept)) * backfillEventSize
+	f.queued.Add(held - got) // at most the notices past what was reserved
+	return kept, held
 }
 
 // subscribePending registers a subscriber for pattern whose live records

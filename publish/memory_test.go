@@ -741,3 +741,40 @@ func TestMemoryChannelBounds(t *testing.T) {
 		t.Fatalf("resume from before b was forgotten: %v, want a gap first", got)
 	}
 }
+
+// TestMemoryBackfillsShareTheQueueBudget: the events of a tail from the
+// in-memory history are held against the bytes queued for all clients
+// until taken; past the budget a tail gets a gap notice and the newest
+// records that fit, and the budget is whole again once they are taken.
+func TestMemoryBackfillsShareTheQueueBudget(t *testing.T) {
+	m := NewMemory(MemoryConfig{History: 1000, QueueBudget: 20 * backfillEventSize})
+	defer m.Close()
+	for i := 1; i <= 100; i++ {
+		if err := m.Publish(context.Background(), "x", []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	one, err := m.Subscribe(context.Background(), "*", SubscribeOptions{Tail: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held := m.fan.queued.Load(); held != 10*backfillEventSize {
+		t.Fatalf("a tail of 10 holds %d bytes, want %d", held, 10*backfillEventSize)
+	}
+	two, err := m.Subscribe(context.Background(), "*", SubscribeOptions{Tail: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 10 events' worth left: the gap notice and the 9 newest records.
+	if got, want := summary(t, readReady(t, two)), append([]string{"gap"}, seqRange("x", 92, 100)...); !slices.Equal(got, want) {
+		t.Fatalf("tail of 100 past the budget got %v, want %v", got, want)
+	}
+	if got := summary(t, readReady(t, one)); !slices.Equal(got, seqRange("x", 91, 100)) {
+		t.Fatalf("tail of 10 got %v", got)
+	}
+	if q := m.fan.queued.Load(); q != 0 {
+		t.Fatalf("%d bytes still held once both backfills were taken", q)
+	}
+	one.Close()
+	two.Close()
+}
