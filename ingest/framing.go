@@ -79,6 +79,7 @@ type Framer struct {
 
 	wait        time.Duration           // continuation wait; < 0: every LF ends a frame
 	setDeadline func(t time.Time) error // bounds the wait; nil: reads block until data or the end
+	beforeRead  func()                  // called before each read; nil: none
 }
 
 // NewFramer returns a Framer reading r whose frames are at most maxSize bytes
@@ -176,6 +177,11 @@ func (f *Framer) SetContinuation(wait time.Duration, setDeadline func(t time.Tim
 // BytesRead returns how many bytes the Framer has read from its reader.
 func (f *Framer) BytesRead() int64 { return f.read }
 
+// SetBeforeRead has fn called before every read of the underlying reader,
+// while the frames returned so far are still valid: the moment to hand on
+// what was made of them before the read may block.
+func (f *Framer) SetBeforeRead(fn func()) { f.beforeRead = fn }
+
 // Next returns the next frame and whether it was cut at the maximum size.
 // After the last frame it returns the reader's error (io.EOF at a clean end).
 // The frame is valid until the next call.
@@ -209,6 +215,9 @@ func (f *Framer) fill() bool {
 	f.denied = false
 	if f.err != nil {
 		return false
+	}
+	if f.beforeRead != nil {
+		f.beforeRead()
 	}
 	switch {
 	case f.start == f.end:

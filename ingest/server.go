@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"net"
 	"os"
@@ -38,6 +39,16 @@ const (
 // after Publish returns, so an implementation copies what it keeps.
 type Publisher interface {
 	Publish(ctx context.Context, channel string, gelf []byte) error
+}
+
+// BatchPublisher is a Publisher that also takes several records at once, as
+// (channel, GELF) pairs in order: the server hands it what one read of a
+// TCP connection or one batch of UDP datagrams brought, so that the bus
+// takes its lock and reads the clock once per read instead of once per
+// line. The bytes are reused after PublishBatch returns.
+type BatchPublisher interface {
+	Publisher
+	PublishBatch(ctx context.Context, records iter.Seq2[string, []byte]) error
 }
 
 // Config configures a Server.
@@ -368,6 +379,10 @@ func (s *Server) Serve(ctx context.Context) error {
 
 // handler turns frames into published records. Each goroutine that handles
 // frames has its own, so the message and the output buffer are reused.
+//
+// A batching handler keeps the records it makes until flush (at the latest
+// when maxBatchRecords or maxBatchBytes are pending); its owner flushes
+// before it waits for more input. Any other publishes each record at once.
 type handler struct {
 	s         *Server
 	transport string
@@ -377,8 +392,26 @@ type handler struct {
 	parsed    [transform.FormatRaw + 1]prometheus.Counter // by format
 	library   [transform.FormatRaw + 1]prometheus.Counter // by format
 	msg       transform.Message
-	out       []byte
+	out       []byte          // the GELF of the pending records, one after another
+	pending   []pendingRecord // records made but not published yet
+	batching  bool
+	records   iter.Seq2[string, []byte] // the pending records, for PublishBatch
+	counted   int                       // lines handled since the last flush
 }
+
+// pendingRecord is a record of a handler's batch: its GELF ends at end in
+// the handler's out and starts where the one before ends.
+type pendingRecord struct {
+	channel string
+	end     int
+}
+
+// Bounds of a handler's batch: what one 64 KiB read of short lines brings,
+// and few enough records that the bus's lock is held briefly.
+const (
+	maxBatchRecords = 128
+	maxBatchBytes   = 64 << 10
+)
 
 func (s *Server) newHandler(transport string) *handler {
 	h := &handler{
@@ -391,7 +424,57 @@ func (s *Server) newHandler(transport string) *handler {
 		h.parsed[f] = s.met.Parsed.WithLabelValues(f.String())
 		h.library[f] = s.met.ParseLibrary.WithLabelValues(f.String())
 	}
+	h.records = h.pendingRecords
 	return h
+}
+
+// newBatchingHandler returns a handler that keeps its records until flush.
+func (s *Server) newBatchingHandler(transport string) *handler {
+	h := s.newHandler(transport)
+	h.batching = true
+	return h
+}
+
+// pendingRecords yields the pending records in order.
+func (h *handler) pendingRecords(yield func(string, []byte) bool) {
+	start := 0
+	for _, r := range h.pending {
+		if !yield(r.channel, h.out[start:r.end]) {
+			return
+		}
+		start = r.end
+	}
+}
+
+// flush publishes the pending records. A failure is logged, at most once
+// a second: the bus has counted what it dropped.
+func (h *handler) flush(ctx context.Context) {
+	if h.counted > 0 {
+		h.lines.Add(float64(h.counted))
+		h.counted = 0
+	}
+	if len(h.pending) == 0 {
+		return
+	}
+	s := h.s
+	var err error
+	if bp, ok := s.pub.(BatchPublisher); ok {
+		err = bp.PublishBatch(ctx, h.records)
+	} else {
+		start := 0
+		for _, r := range h.pending {
+			if e := s.pub.Publish(ctx, r.channel, h.out[start:r.end]); e != nil && err == nil {
+				err = e // the first is enough for the log
+			}
+			start = r.end
+		}
+	}
+	h.out, h.pending = h.out[:0], h.pending[:0]
+	if err != nil {
+		if n, ok := s.publishLog.Allow(); ok {
+			s.log.Warn("publish failed", slog.Any("error", err), slog.Int64("suppressed", n))
+		}
+	}
 }
 
 // handle parses, encodes and publishes one frame from peer p, read at
@@ -407,7 +490,7 @@ func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncate
 	m.TLSPeer = h.tlsPeer
 	m.Truncated = truncated
 
-	h.lines.Inc()
+	h.counted++
 	if truncated {
 		s.met.Truncated.Inc()
 	}
@@ -418,7 +501,7 @@ func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncate
 		}
 	}
 	var replaced bool
-	h.out, replaced = s.enc.Append(h.out[:0], m)
+	h.out, replaced = s.enc.Append(h.out, m)
 	if replaced {
 		s.met.InvalidUTF8.Inc()
 	}
@@ -431,10 +514,8 @@ func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncate
 	if s.cfg.ChannelFromApp && m.AppName != "" {
 		channel = transform.ChannelName(m.AppName)
 	}
-	if err := s.pub.Publish(ctx, channel, h.out); err != nil {
-		if n, ok := s.publishLog.Allow(); ok {
-			s.log.Warn("publish failed", slog.String("channel", channel), slog.Any("error", err),
-				slog.Int64("suppressed", n))
-		}
+	h.pending = append(h.pending, pendingRecord{channel: channel, end: len(h.out)})
+	if !h.batching || len(h.pending) >= maxBatchRecords || len(h.out) >= maxBatchBytes {
+		h.flush(ctx)
 	}
 }

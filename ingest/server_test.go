@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,10 +35,12 @@ func (r record) msg() string  { s, _ := r.fields["short_message"].(string); retu
 func (r record) name() string { s, _ := r.fields["_app_name"].(string); return s }
 
 // collector is a Publisher that keeps every record.
+// It takes batches, as the buses do, and remembers their sizes.
 type collector struct {
-	mu   sync.Mutex
-	recs []record
-	bad  []string
+	mu      sync.Mutex
+	recs    []record
+	bad     []string
+	batches []int // the number of records of each PublishBatch
 }
 
 func (c *collector) Publish(_ context.Context, channel string, gelf []byte) error {
@@ -51,6 +55,31 @@ func (c *collector) Publish(_ context.Context, channel string, gelf []byte) erro
 	c.recs = append(c.recs, record{channel: channel, fields: f})
 	return nil
 }
+
+func (c *collector) PublishBatch(ctx context.Context, records iter.Seq2[string, []byte]) error {
+	n := 0
+	for channel, gelf := range records {
+		if err := c.Publish(ctx, channel, gelf); err != nil {
+			return err
+		}
+		n++
+	}
+	c.mu.Lock()
+	c.batches = append(c.batches, n)
+	c.mu.Unlock()
+	return nil
+}
+
+// batchSizes returns the sizes of the batches published so far.
+func (c *collector) batchSizes() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.batches)
+}
+
+// onlyPublish hides a Publisher's other methods: the server publishes
+// record by record.
+type onlyPublish struct{ Publisher }
 
 func (c *collector) all() []record {
 	c.mu.Lock()

@@ -42,7 +42,8 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, st *connStat
 	defer conns.Dec()
 
 	addr := addrOf(c.RemoteAddr())
-	h := s.newHandler(transport)
+	h := s.newBatchingHandler(transport)
+	defer h.flush(pubCtx)
 	var r io.Reader = c
 	if transport == transportTLS {
 		tc, ok := s.handshake(ctx, c, addr)
@@ -54,6 +55,7 @@ func (s *Server) serveConn(ctx, pubCtx context.Context, c net.Conn, st *connStat
 	fr := NewFramer(r, s.cfg.MaxMessageSize)
 	fr.SetContinuation(s.cfg.ContinuationWait, s.conns.readDeadline(c))
 	fr.SetBudget(s.frames)
+	fr.SetBeforeRead(func() { h.flush(pubCtx) })
 	defer fr.Release()
 	if transport == transportTCP {
 		if reason := probe(fr); reason != "" {

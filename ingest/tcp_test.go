@@ -155,6 +155,53 @@ func TestTCPContinuationWait(t *testing.T) {
 	}
 }
 
+// TestTCPBatchesPerRead: the lines one read brings are published as one
+// batch, in order, and the batch goes out before the next read waits: a
+// lone line arrives with the connection open and nothing after it.
+func TestTCPBatchesPerRead(t *testing.T) {
+	ts := startServer(t, Config{ContinuationWait: -1}, nil)
+	c := ts.dial(t, "tcp", "")
+	var burst strings.Builder
+	const n = 40 // about 1 KiB: one write, one read on loopback
+	for i := range n {
+		fmt.Fprintf(&burst, "<14>app%d: line %d\n", i%3, i)
+	}
+	write(t, c, burst.String())
+	recs := ts.pub.wait(t, n)
+	for i, r := range recs {
+		if want := fmt.Sprintf("line %d", i); r.msg() != want {
+			t.Fatalf("record %d: %q, want %q", i, r.msg(), want)
+		}
+	}
+	if sizes := ts.pub.batchSizes(); len(sizes) >= n {
+		t.Errorf("%d lines of one write came in %d batches %v: not batched", n, len(sizes), sizes)
+	}
+	write(t, c, "<14>lone line\n")
+	if recs := ts.pub.wait(t, n+1); recs[n].msg() != "lone line" {
+		t.Errorf("last record %q, want the lone line", recs[n].msg())
+	}
+	if got := ts.value(t, "logviewer_ingest_lines_total", "tcp"); got != n+1 {
+		t.Errorf("lines counted %v, want %d", got, n+1)
+	}
+}
+
+// TestTCPRecordByRecord: a Publisher without PublishBatch gets every
+// record, in order, one by one.
+func TestTCPRecordByRecord(t *testing.T) {
+	ts := startServer(t, Config{ContinuationWait: -1}, func(s *Server) { s.pub = onlyPublish{s.pub} })
+	c := ts.dial(t, "tcp", "")
+	write(t, c, "<14>one\n<14>two\n<14>three\n")
+	recs := ts.pub.wait(t, 3)
+	for i, want := range []string{"one", "two", "three"} {
+		if recs[i].msg() != want {
+			t.Errorf("record %d: %q, want %q", i, recs[i].msg(), want)
+		}
+	}
+	if sizes := ts.pub.batchSizes(); len(sizes) > 0 {
+		t.Errorf("batches %v published through a Publisher without PublishBatch", sizes)
+	}
+}
+
 // TestTCPManyConnections: connections are served concurrently and each
 // keeps its own order and peer.
 func TestTCPManyConnections(t *testing.T) {

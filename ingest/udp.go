@@ -148,7 +148,7 @@ type udpReader struct {
 func newUDPReader(s *Server) *udpReader {
 	u := &udpReader{
 		s:           s,
-		h:           s.newHandler("udp"),
+		h:           s.newBatchingHandler("udp"),
 		readErr:     s.met.Dropped.WithLabelValues(metrics.DropUDPBuffer),
 		kernelDrops: s.met.Dropped.WithLabelValues(metrics.DropUDPKernel),
 	}
@@ -252,6 +252,7 @@ func (u *udpReader) handleBatches(ctx, pubCtx context.Context, work <-chan *udpB
 			u.dispatch(ctx, pubCtx, d.from, b.data[start:d.end], d.truncated, b.received)
 			start = d.end
 		}
+		u.h.flush(pubCtx)
 		free <- b
 	}
 }

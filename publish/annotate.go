@@ -3,6 +3,8 @@ package publish
 import (
 	"bytes"
 	"slices"
+	"strconv"
+	"unsafe"
 
 	"github.com/logviewer/logviewer/transform"
 )
@@ -29,23 +31,47 @@ func AnnotateJSON(dst []byte, id, channel string, gelf []byte) []byte {
 	return append(dst, rest...)
 }
 
-// AnnotateSSE builds the record of gelf as one Server-Sent Event,
-// "id: <id>\ndata: <json>\n\n", where json is AnnotateJSON's object with
-// any CR or LF (only white space between tokens in valid JSON) turned into
-// spaces, so that the event's data is one line. It returns the event and
-// the object within it. id must hold no CR or LF (event IDs are digits and
-// dashes).
-func AnnotateSSE(id, channel string, gelf []byte) (event, json []byte) {
-	event = make([]byte, 0, len(sseIDPrefix)+len(id)+len(sseDataPrefix)+len(`{"_event_id":"","_channel":"",`)+len(id)+len(channel)+len(gelf)+len(sseEnd))
-	event = append(event, sseIDPrefix...)
-	event = append(event, id...)
-	event = append(event, sseDataPrefix...)
-	start := len(event)
-	event = AnnotateJSON(event, id, channel, gelf)
-	oneLine(event[start:])
-	end := len(event)
-	event = append(event, sseEnd...)
-	return event, event[start:end:end]
+// eventRecord builds the Record of gelf, a JSON object, published with
+// event ID idPrefix+seq on channel; idPrefix is the hub's "<epoch>-",
+// digits and a dash, written into the JSON as it is. Its event, "id: <id>\ndata: <json>\n\n", holds
+// the ID and the JSON as parts of it, so one allocation holds all three;
+// json is AnnotateJSON's object with any CR or LF (only white space between
+// tokens in valid JSON) turned into spaces, so that the event's data is one
+// line. The event is never written to after this: the ID string shares its
+// bytes.
+func eventRecord(idPrefix string, seq uint64, channel string, gelf []byte) Record {
+	rest, ok := objectBody(gelf)
+	if !ok || isEmptyObjectBody(rest) {
+		rest = nil
+	}
+	const maxSeq = 20 // digits of a 64-bit number
+	ev := make([]byte, 0, len(sseIDPrefix)+2*(len(idPrefix)+maxSeq)+len(sseDataPrefix)+
+		len(`{"_event_id":"","_channel":"",`)+len(channel)+len(rest)+len(sseEnd))
+	ev = append(ev, sseIDPrefix...)
+	ev = append(ev, idPrefix...)
+	ev = strconv.AppendUint(ev, seq, 10)
+	idEnd := len(ev)
+	ev = append(ev, sseDataPrefix...)
+	start := len(ev)
+	ev = append(ev, `{"_event_id":"`...)
+	ev = append(ev, ev[len(sseIDPrefix):idEnd]...) // digits and a dash: nothing to escape
+	ev = append(ev, `","_channel":`...)
+	ev = transform.AppendJSONString(ev, channel)
+	if rest == nil {
+		ev = append(ev, '}')
+	} else {
+		ev = append(ev, ',')
+		ev = append(ev, rest...)
+	}
+	oneLine(ev[start:])
+	end := len(ev)
+	ev = append(ev, sseEnd...)
+	return Record{
+		Channel: channel,
+		ID:      unsafe.String(&ev[len(sseIDPrefix)], idEnd-len(sseIDPrefix)),
+		SSE:     ev,
+		JSON:    ev[start:end:end],
+	}
 }
 
 // oneLine turns every CR and LF of a JSON document into a space. Records

@@ -2,6 +2,7 @@ package publish
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -105,25 +106,34 @@ func TestEventIDs(t *testing.T) {
 	}
 }
 
-func TestAnnotateSSE(t *testing.T) {
+func TestEventRecord(t *testing.T) {
 	cases := []struct {
-		name, id, channel, gelf string
-		event                   string
+		name    string
+		id      position
+		channel string
+		gelf    string
+		event   string
 	}{
-		{"plain", "1-2", "web", `{"short_message":"x"}`,
+		{"plain", position{1, 2}, "web", `{"short_message":"x"}`,
 			"id: 1-2\ndata: {\"_event_id\":\"1-2\",\"_channel\":\"web\",\"short_message\":\"x\"}\n\n"},
-		{"white space with newlines", "1-3", "web", "{\n \"a\": 1,\r\n \"b\": \"two\\nlines\"\n}",
+		{"white space with newlines", position{1, 3}, "web", "{\n \"a\": 1,\r\n \"b\": \"two\\nlines\"\n}",
 			"id: 1-3\ndata: {\"_event_id\":\"1-3\",\"_channel\":\"web\",  \"a\": 1,   \"b\": \"two\\nlines\" }\n\n"},
-		{"empty object", "1-4", "db", `{}`,
+		{"empty object", position{1, 4}, "db", `{}`,
 			"id: 1-4\ndata: {\"_event_id\":\"1-4\",\"_channel\":\"db\"}\n\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			event, js := AnnotateSSE(tc.id, tc.channel, []byte(tc.gelf))
+			gelf := []byte(tc.gelf)
+			rec := eventRecord(strconv.FormatUint(tc.id.ms, 10)+"-", tc.id.seq, tc.channel, gelf)
+			clear(gelf) // the record keeps a copy
+			event, js := rec.SSE, rec.JSON
 			if string(event) != tc.event {
 				t.Fatalf("event %q, want %q", event, tc.event)
 			}
-			if want := strings.TrimSuffix(strings.TrimPrefix(tc.event, "id: "+tc.id+"\ndata: "), "\n\n"); string(js) != want {
+			if rec.ID != tc.id.String() || rec.Channel != tc.channel {
+				t.Errorf("ID %q channel %q, want %q %q", rec.ID, rec.Channel, tc.id, tc.channel)
+			}
+			if want := strings.TrimSuffix(strings.TrimPrefix(tc.event, "id: "+tc.id.String()+"\ndata: "), "\n\n"); string(js) != want {
 				t.Errorf("json %q, want %q", js, want)
 			}
 			if !json.Valid(js) {
@@ -152,10 +162,11 @@ func TestOneLine(t *testing.T) {
 	}
 }
 
-func BenchmarkAnnotateSSE(b *testing.B) {
+func BenchmarkEventRecord(b *testing.B) {
 	b.SetBytes(int64(len(benchGELF)))
+	b.ReportAllocs()
 	for b.Loop() {
-		AnnotateSSE("1764000000000-123456", "web-1", benchGELF)
+		eventRecord("1764000000000-", 123456, "web-1", benchGELF)
 	}
 }
 

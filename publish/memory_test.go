@@ -623,6 +623,42 @@ func TestMemoryChannels(t *testing.T) {
 	}
 }
 
+// TestMemoryPublishBatch: a batch is published in order, as one by one; a
+// record that is not an object, or is for a channel past MaxChannels, is
+// left out and reported, and the others go through.
+func TestMemoryPublishBatch(t *testing.T) {
+	met := metrics.New(prometheus.NewRegistry())
+	m := NewMemory(MemoryConfig{History: 10, MaxChannels: 2, Metrics: met})
+	t.Cleanup(func() { m.Close() })
+	s, err := m.Subscribe(context.Background(), "*", SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch := []struct{ channel, gelf string }{
+		{"a", `{"n":1}`}, {"b", `{"n":2}`}, {"a", `[3]`}, {"c", `{"n":4}`}, {"b", `{"n":5}`},
+	}
+	err = m.PublishBatch(context.Background(), func(yield func(string, []byte) bool) {
+		for _, r := range batch {
+			if !yield(r.channel, []byte(r.gelf)) {
+				return
+			}
+		}
+	})
+	if !errors.Is(err, ErrTooManyChannels) || !strings.Contains(err.Error(), "not a JSON object") {
+		t.Errorf("error %v, want the non-object and the channel past the bound", err)
+	}
+	if got, want := summary(t, readReady(t, s)), []string{"a:1", "b:2", "b:3"}; !slices.Equal(got, want) {
+		t.Errorf("delivered %v, want %v", got, want)
+	}
+	if got := readCounter(t, met.Published); got != 3 {
+		t.Errorf("published metric %v, want 3", got)
+	}
+	m.Close()
+	if err := m.PublishBatch(context.Background(), func(func(string, []byte) bool) {}); !errors.Is(err, ErrClosed) {
+		t.Errorf("after Close: %v, want ErrClosed", err)
+	}
+}
+
 func TestMemoryPublishedMetric(t *testing.T) {
 	m, met := newTestMemory(t, 10)
 	publish(t, m, "a", "b", "a")
