@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -470,6 +471,10 @@ func (h *handler) flush(ctx context.Context) {
 		}
 	}
 	h.out, h.pending = h.out[:0], h.pending[:0]
+	// Let the stream clients just woken run: during a burst the reads never
+	// block, and without a yield a client's writer waits for the scheduler's
+	// 10 ms time slice while its queue overflows.
+	runtime.Gosched()
 	if err != nil {
 		if n, ok := s.publishLog.Allow(); ok {
 			s.log.Warn("publish failed", slog.Any("error", err), slog.Int64("suppressed", n))
