@@ -396,8 +396,9 @@ type handler struct {
 	out       []byte          // the GELF of the pending records, one after another
 	pending   []pendingRecord // records made but not published yet
 	batching  bool
-	records   iter.Seq2[string, []byte] // the pending records, for PublishBatch
-	counted   int                       // lines handled since the last flush
+	records   iter.Seq2[string, []byte]    // the pending records, for PublishBatch
+	counted   int                          // lines handled since the last flush
+	countedAs [transform.FormatRaw + 1]int // of those, by format
 }
 
 // pendingRecord is a record of a handler's batch: its GELF ends at end in
@@ -453,6 +454,12 @@ func (h *handler) flush(ctx context.Context) {
 	if h.counted > 0 {
 		h.lines.Add(float64(h.counted))
 		h.counted = 0
+		for f, n := range h.countedAs {
+			if n > 0 {
+				h.parsed[f].Add(float64(n))
+				h.countedAs[f] = 0
+			}
+		}
 	}
 	if len(h.pending) == 0 {
 		return
@@ -500,7 +507,7 @@ func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncate
 		s.met.Truncated.Inc()
 	}
 	if int(m.Format) < len(h.parsed) && h.parsed[m.Format] != nil {
-		h.parsed[m.Format].Inc()
+		h.countedAs[m.Format]++
 		if library {
 			h.library[m.Format].Inc()
 		}
