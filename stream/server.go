@@ -198,7 +198,7 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen http %s: %w", s.cfg.Addr, err)
 	}
-	s.listener = l
+	s.listener = unsentLimitListener{l}
 	return nil
 }
 

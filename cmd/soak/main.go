@@ -41,7 +41,8 @@ type Config struct {
 	Only      map[string]bool
 	NotesFile string          // the "What we found" section, read when the page is written
 	DaemonEnv []string        // extra NAME=value for the daemon's environment
-	CPUProf   time.Duration   // CPU profile of the daemon this long, 2 s into each attack
+	CPUProf   time.Duration   // CPU profile of the daemon this long, CPUProfAt into each attack
+	CPUProfAt time.Duration   // when the CPU profile starts
 	MemLimit  map[string]bool // attacks to run again with GOMEMLIMIT set to the budgets' sum
 	Limits    Limits
 }
@@ -80,7 +81,8 @@ func parseConfig(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&memLimit, "memlimit-again", "", "comma-separated attacks to run a second time with the daemon's GOMEMLIMIT set to the sum of its budgets")
 	var env stringList
 	fs.Var(&env, "daemon-env", "NAME=value added to the daemon's environment, repeatable (e.g. GOMEMLIMIT=128MiB)")
-	fs.DurationVar(&c.CPUProf, "cpu-profile", 0, "fetch a CPU profile of this length from each daemon, 2 s into the attack, into --work")
+	fs.DurationVar(&c.CPUProf, "cpu-profile", 0, "fetch a CPU profile of this length from each daemon, --cpu-profile-at into the attack, into --work")
+	fs.DurationVar(&c.CPUProfAt, "cpu-profile-at", 2*time.Second, "when into the attack the CPU profile starts (0: as it starts, to see its first seconds)")
 	fs.StringVar(&notes, "notes", "", "a Markdown file whose text becomes the page's \"What we found\" section")
 	fs.StringVar(&only, "only", "", "comma-separated attacks to run (default: all)")
 	if err := fs.Parse(args); err != nil {

@@ -83,10 +83,10 @@ func runAttack(ctx context.Context, cfg Config, a attack, log *slog.Logger) atta
 			select {
 			case <-runCtx.Done():
 				return
-			case <-time.After(2 * time.Second):
+			case <-time.After(cfg.CPUProfAt):
 			}
 			// The profile must end before the attack does.
-			prof := min(cfg.CPUProf, cfg.Duration-3*time.Second)
+			prof := min(cfg.CPUProf, cfg.Duration-cfg.CPUProfAt-time.Second)
 			if err := d.saveCPUProfile(runCtx, prof, cfg.WorkDir, a.key); err != nil {
 				log.Warn("cpu profile", slog.Any("error", err))
 			}
