@@ -200,3 +200,19 @@ func TestConnectionBound(t *testing.T) {
 		}
 	}
 }
+
+func TestGCFloorFor(t *testing.T) {
+	for _, tc := range []struct {
+		limit   int64
+		fromEnv bool
+		want    int64
+	}{
+		{1 << 30, false, maxGCFloor},
+		{128 << 20, false, 16 << 20},
+		{1 << 30, true, 0}, // GOGC set: it wins
+	} {
+		if got := gcFloorFor(tc.limit, tc.fromEnv); got != tc.want {
+			t.Errorf("gcFloorFor(%d, %v) = %d, want %d", tc.limit, tc.fromEnv, got, tc.want)
+		}
+	}
+}

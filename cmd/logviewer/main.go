@@ -32,6 +32,7 @@ import (
 	"github.com/logviewer/logviewer/archive"
 	"github.com/logviewer/logviewer/auth"
 	"github.com/logviewer/logviewer/ingest"
+	"github.com/logviewer/logviewer/internal/gcfloor"
 	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/logviewer/logviewer/internal/tlsfile"
 	"github.com/logviewer/logviewer/publish"
@@ -108,6 +109,8 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		maxConns = connectionBound(cfg.MaxConnections, fileLimit/2) // syslog and GELF share the half
 	}
 	memLimit := memoryLimit(cfg, maxConns, getenvGOMEMLIMIT())
+	gcFloor := gcFloorFor(memLimit, os.Getenv("GOGC") != "")
+	defer gcfloor.Start(gcFloor).Stop()
 
 	var syslogServer *ingest.Server
 	if cfg.Role != roleStream {
@@ -212,7 +215,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	if syslogServer != nil {
 		attrs = append(attrs, slog.Uint64("nofile", fileLimit), slog.Int("max_connections", maxConns),
-			slog.Int64("memory_limit", memLimit))
+			slog.Int64("memory_limit", memLimit), slog.Int64("gc_floor", gcFloor))
 		if a := syslogServer.TCPAddr(); a != nil {
 			attrs = append(attrs, slog.String("syslog_tcp", a.String()), slog.String("syslog_udp", syslogServer.UDPAddr().String()))
 		}
@@ -396,6 +399,20 @@ func memoryLimit(cfg Config, maxConns int, fromEnv bool) int64 {
 		perClient*int64(cfg.MaxClients) + fixedMemory
 	debug.SetMemoryLimit(limit)
 	return limit
+}
+
+// maxGCFloor is the most heap the collector lets a small live heap grow to
+// before it runs (see internal/gcfloor): a few tens of MiB that spare a
+// busy daemon a hundred collections a second.
+const maxGCFloor = 64 << 20
+
+// gcFloorFor returns the heap floor for the memory limit: maxGCFloor, at
+// most an eighth of the limit; 0 (none) when GOGC is set, which wins.
+func gcFloorFor(memLimit int64, fromEnv bool) int64 {
+	if fromEnv {
+		return 0
+	}
+	return min(maxGCFloor, memLimit/8)
 }
 
 // getenvGOMEMLIMIT reports whether the environment sets the runtime's
