@@ -109,7 +109,7 @@ func (m *Memory) subscribeArchive(ctx context.Context, pattern string, opts Subs
 		room := m.fan.reserve(maxArchiveBackfillBytes)
 		evs, size := archiveBackfill(ctx, m.arch, pattern, opts, before, room)
 		m.fan.queued.Add(size - room) // give back what it did not use
-		s.startHeld(evs, size)
+		s.startHeld(evs, nil, size)
 	}()
 	return s, nil
 }

@@ -158,29 +158,59 @@ const backfillEventSize = int64(unsafe.Sizeof(Event{}))
 // head, then a gap notice and the newest records that fit. It returns the
 // backfill and the bytes it holds.
 func (f *fanout) holdBackfill(evs []Event) ([]Event, int64) {
+	return f.holdBackfillSized(evs, func(*Event) int64 { return backfillEventSize })
+}
+
+// holdOwnedBackfill is holdBackfill for a backfill whose records were read
+// for this subscriber alone (from Redis): their JSON counts too.
+func (f *fanout) holdOwnedBackfill(evs []Event) ([]Event, int64) {
+	return f.holdBackfillSized(evs, func(ev *Event) int64 {
+		return backfillEventSize + int64(len(ev.Record.JSON)) + entryOverhead
+	})
+}
+
+// holdBackfillSized is holdBackfill with size telling what each event
+// holds.
+func (f *fanout) holdBackfillSized(evs []Event, size func(*Event) int64) ([]Event, int64) {
 	if len(evs) == 0 {
 		return evs, 0
 	}
-	want := int64(len(evs)) * backfillEventSize
+	var want int64
+	for i := range evs {
+		want += size(&evs[i])
+	}
 	got := f.reserve(want)
 	if got == want {
 		return evs, got
 	}
 	head, gap := 0, false
+	var held int64
 	for head < len(evs) && evs[head].Kind != EventRecord {
 		gap = gap || evs[head].Kind == EventGap
+		held += size(&evs[head])
 		head++
 	}
-	fit := max(int(got/backfillEventSize)-head-1, 0)
+	gapEvent := Event{Kind: EventGap}
+	if !gap {
+		held += size(&gapEvent)
+	}
+	// The newest records that fit in what is left.
 	records := evs[head:]
-	fit = min(fit, len(records))
-	kept := make([]Event, 0, head+1+fit)
+	first := len(records)
+	for first > 0 {
+		n := size(&records[first-1])
+		if held+n > got {
+			break
+		}
+		held += n
+		first--
+	}
+	kept := make([]Event, 0, head+1+len(records)-first)
 	kept = append(kept, evs[:head]...)
 	if !gap {
-		kept = append(kept, Event{Kind: EventGap})
+		kept = append(kept, gapEvent)
 	}
-	kept = append(kept, records[len(records)-fit:]...)
-	held := int64(len(kept)) * backfillEventSize
+	kept = append(kept, records[first:]...)
 	f.queued.Add(held - got) // at most the notices past what was reserved
 	return kept, held
 }
@@ -366,7 +396,7 @@ func (s *subscriber) start(backfill []Event, skip func(Record) bool) {
 // startHeld is start for a backfill whose records hold held bytes of the
 // fanout's queued total (reserved by the caller): they are given back once
 // the subscriber has taken the whole backfill, or closes.
-func (s *subscriber) startHeld(backfill []Event, held int64) {
+func (s *subscriber) startHeld(backfill []Event, skip func(Record) bool, held int64) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -375,7 +405,7 @@ func (s *subscriber) startHeld(backfill []Event, held int64) {
 	}
 	s.backfillHeld = held
 	s.mu.Unlock()
-	s.start(backfill, nil)
+	s.start(backfill, skip)
 }
 
 // releaseBackfillLocked gives back the bytes the backfill held, once.

@@ -89,7 +89,11 @@ func (s *RedisSource) Subscribe(ctx context.Context, pattern string, opts Subscr
 		sub.Close()
 		return nil, fmt.Errorf("subscribe to %q: %w", pattern, err)
 	}
-	sub.start(backfill, skip)
+	// The records read for this client are held against the budget of
+	// bytes queued for all clients until it takes them, as the memory
+	// bus holds its backfills.
+	backfill, held := s.fan.holdOwnedBackfill(backfill)
+	sub.startHeld(backfill, skip, held)
 	return sub, nil
 }
 
