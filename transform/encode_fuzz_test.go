@@ -107,9 +107,11 @@ func FuzzAppendRFC3339Nano(f *testing.F) {
 				}
 			}
 		}
-		tm := time.Unix(sec, nsec)
-		if got, want := AppendUnixMilli([]byte("x"), tm), refAppendUnixMilli([]byte("x"), tm); !bytes.Equal(got, want) {
-			t.Fatalf("AppendUnixMilli(%v) = %q, want %q", tm, got, want)
+		for _, s := range []int64{sec, folded} {
+			tm := time.Unix(s, nsec)
+			if got, want := AppendUnixMilli([]byte("x"), tm), refAppendUnixMilli([]byte("x"), tm); !bytes.Equal(got, want) {
+				t.Fatalf("AppendUnixMilli(%v) = %q, want %q", tm, got, want)
+			}
 		}
 	})
 }
@@ -127,5 +129,29 @@ func TestDecimalLen(t *testing.T) {
 		check(p + 1)
 		check(p*2 - 1)
 		check(p * 9)
+	}
+}
+
+// TestAppendRFC3339NanoCalendar formats times from the years 0 to 9999,
+// one every few days and at a different time of day each, with and
+// without a fraction, in three zones.
+func TestAppendRFC3339NanoCalendar(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("", -(9*3600 + 30*60)), time.FixedZone("", 14*3600)}
+	step := int64(86400*3 + 3607)
+	if testing.Short() {
+		step = 86400*29 + 3607
+	}
+	var got, want []byte
+	for sec := int64(minRFC3339Sec); sec <= maxRFC3339Sec; sec += step {
+		for _, tm := range []time.Time{time.Unix(sec, 0), time.Unix(sec+86399, 120000000)} {
+			for _, loc := range zones {
+				tl := tm.In(loc)
+				got = appendRFC3339Nano(got[:0], tl)
+				want = tl.AppendFormat(want[:0], time.RFC3339Nano)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("appendRFC3339Nano(%v) = %s, want %s", tl, got, want)
+				}
+			}
+		}
 	}
 }

@@ -60,34 +60,44 @@ func appendBody(dst, s []byte) ([]byte, bool) {
 	if cap(dst)-len(dst) < 16 {
 		dst = slices.Grow(dst, 16)
 	}
-	d := dst[len(dst) : len(dst)+16]
-	switch {
-	case n >= 8:
-		x := binary.LittleEndian.Uint64(s)
-		y := binary.LittleEndian.Uint64(s[n-8:])
-		if (unsafeBytes(x)|unsafeBytes(y))&msb == 0 {
-			binary.LittleEndian.PutUint64(d, x)
-			binary.LittleEndian.PutUint64(d[n-8:], y)
-			return dst[:len(dst)+n], false
-		}
-	case n >= 4:
-		x := binary.LittleEndian.Uint32(s)
-		y := binary.LittleEndian.Uint32(s[n-4:])
-		if unsafeBytes(uint64(x)|uint64(y)<<32)&msb == 0 {
-			binary.LittleEndian.PutUint32(d, x)
-			binary.LittleEndian.PutUint32(d[n-4:], y)
-			return dst[:len(dst)+n], false
-		}
-	default:
-		i := 0
-		for ; i < n && jsonSafe[s[i]]; i++ {
-			d[i] = s[i]
-		}
-		if i == n {
-			return dst[:len(dst)+n], false
-		}
+	if putShortPlain((*[16]byte)(dst[len(dst):len(dst)+16]), s) {
+		return dst[:len(dst)+n], false
 	}
 	return appendEscaped(dst, s)
+}
+
+// putShortPlain copies s, of at most 16 bytes, to the start of d, which has
+// room for 16, when no byte of s needs escaping, and reports whether it
+// did. It may write past len(s) bytes into d.
+func putShortPlain(d *[16]byte, s []byte) bool {
+	n := len(s)
+	if n >= 8 {
+		x := binary.LittleEndian.Uint64(s)
+		y := binary.LittleEndian.Uint64(s[n-8:])
+		if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
+			return false
+		}
+		binary.LittleEndian.PutUint64(d[:8], x)
+		binary.LittleEndian.PutUint64(d[n-8:n], y)
+		return true
+	}
+	if n >= 4 {
+		x := binary.LittleEndian.Uint32(s)
+		y := binary.LittleEndian.Uint32(s[n-4:])
+		if unsafeBytes(uint64(x)|uint64(y)<<32)&msb != 0 {
+			return false
+		}
+		binary.LittleEndian.PutUint32(d[:4], x)
+		binary.LittleEndian.PutUint32(d[n-4:n], y)
+		return true
+	}
+	for i, c := range s {
+		if !jsonSafe[c] {
+			return false
+		}
+		d[i] = c
+	}
+	return true
 }
 
 // appendLongBody is appendBody for strings of more than 16 bytes.
@@ -179,7 +189,10 @@ func appendEscaped(dst, s []byte) (out []byte, replaced bool) {
 			i += n
 		}
 	}
-	return append(dst, s[start:]...), replaced
+	if start < len(s) {
+		dst = append(dst, s[start:]...)
+	}
+	return dst, replaced
 }
 
 const (

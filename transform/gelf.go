@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/binary"
 	"slices"
 	"strconv"
 	"strings"
@@ -159,9 +160,30 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	return append(dst, '}'), replaced
 }
 
-// appendMember appends key, which ends with the opening quote of its
-// value, then s and the closing quote.
+// appendMember appends key, a constant of 8 to 16 bytes that ends with the
+// opening quote of its value, then s and the closing quote.
 func appendMember(dst []byte, key, s string) ([]byte, bool) {
+	const room = 16 + 16 + 1 // the key, a short value, the quote
+	k, v := bytesOf(key), bytesOf(s)
+	if len(k) < 8 || len(k) > 16 || len(v) > 16 {
+		return appendMemberSlow(dst, key, s)
+	}
+	if cap(dst)-len(dst) < room {
+		dst = slices.Grow(dst, room)
+	}
+	out := dst[len(dst) : len(dst)+room]
+	kn := len(k)
+	binary.LittleEndian.PutUint64(out[:8], binary.LittleEndian.Uint64(k))
+	binary.LittleEndian.PutUint64(out[kn-8:kn], binary.LittleEndian.Uint64(k[kn-8:]))
+	if !putShortPlain((*[16]byte)(out[kn:kn+16]), v) {
+		return appendMemberSlow(dst, key, s)
+	}
+	out[kn+len(v)] = '"'
+	return dst[:len(dst)+kn+len(v)+1], false
+}
+
+// appendMemberSlow is appendMember for any key and value.
+func appendMemberSlow(dst []byte, key, s string) ([]byte, bool) {
 	dst = append(dst, key...)
 	dst, r := appendStringBody(dst, s)
 	return append(dst, '"'), r
@@ -254,27 +276,38 @@ func sameField(a, b string) bool {
 
 // appendSDParam appends ,"_sd_<id>_<name>":"<value>".
 func appendSDParam(dst []byte, id, name, value string) ([]byte, bool) {
+	// The name, then room for a short value and its closing quote.
 	size := len(`,"_sd_`) + len(id) + 1 + len(name) + len(`":"`)
-	dst = slices.Grow(dst, size+len(value)+1)
-	out := dst[:len(dst)+size]
-	b := out[len(dst):]
-	b[0], b[1], b[2], b[3], b[4], b[5] = ',', '"', '_', 's', 'd', '_'
-	putFieldName(b[6:], id)
-	b = b[6+len(id):]
-	b[0] = '_'
-	putFieldName(b[1:], name)
-	b = b[1+len(name):]
+	room := size + 16 + 1
+	if cap(dst)-len(dst) < room {
+		dst = slices.Grow(dst, room)
+	}
+	out := dst[len(dst) : len(dst)+room]
+	binary.LittleEndian.PutUint64(out[:8], sdPrefix) // 2 bytes too many, overwritten below
+	b := out[6:size]
+	putFieldName(b, id)
+	b[len(id)] = '_'
+	putFieldName(b[len(id)+1:], name)
+	b = b[len(id)+1+len(name):]
 	b[0], b[1], b[2] = '"', ':', '"'
-	out, r := appendStringBody(out, value)
-	return append(out, '"'), r
+	if len(value) <= 16 && putShortPlain((*[16]byte)(out[size:size+16]), bytesOf(value)) {
+		out[size+len(value)] = '"'
+		return dst[:len(dst)+size+len(value)+1], false
+	}
+	dst, r := appendStringBody(dst[:len(dst)+size], value)
+	return append(dst, '"'), r
 }
+
+// sdPrefix is ,"_sd_ packed in a word.
+var sdPrefix = binary.LittleEndian.Uint64([]byte(`,"_sd___`))
 
 // putFieldName writes s to the start of b with every byte GELF does not
 // allow in a field name (outside [A-Za-z0-9_.-]) replaced by '_'.
 func putFieldName(b []byte, s string) {
-	b = b[:len(s)]
-	for i := range len(s) {
-		b[i] = fieldNameByte[s[i]]
+	src := bytesOf(s)
+	b = b[:len(src)]
+	for i, c := range src {
+		b[i] = fieldNameByte[c]
 	}
 }
 

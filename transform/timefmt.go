@@ -38,6 +38,21 @@ func AppendUnixMilli(dst []byte, t time.Time) []byte {
 	}
 	frac := int(u % 1000)
 	u /= 1000
+	if 1e9 <= u && u < 1e10 { // from 2001-09-09 to 2286-11-20: ten digits
+		dst = slices.Grow(dst, 14)
+		n := len(dst)
+		b := dst[n : n+14]
+		hi, lo := int(u/1e5), int(u%1e5) // five digits each
+		put2(b, 0, hi/1000)
+		put2(b, 2, hi/10%100)
+		put2(b, 4, hi%10*10+lo/10000)
+		put2(b, 6, lo/100%100)
+		put2(b, 8, lo%100)
+		b[10] = '.'
+		b[11] = byte('0' + frac/100)
+		put2(b, 12, frac%100)
+		return dst[:n+14]
+	}
 	digits := decimalLen(u)
 	dst = slices.Grow(dst, digits+4)
 	n := len(dst)
