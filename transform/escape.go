@@ -40,8 +40,15 @@ func appendString[T string | []byte](dst []byte, s T) (out []byte, replaced bool
 }
 
 // bytesOf views s as a byte slice without copying it. The slice must not
-// be written to.
-func bytesOf(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+// be written to. It is unsafe.Slice(unsafe.StringData(s), len(s)) without
+// the checks unsafe.Slice makes, which cannot fail for a string and cost
+// as much as the copy of a short one.
+func bytesOf(s string) []byte {
+	return *(*[]byte)(unsafe.Pointer(&struct {
+		string
+		cap int
+	}{s, len(s)}))
+}
 
 // appendStringBody is appendBody for a string.
 func appendStringBody(dst []byte, s string) ([]byte, bool) {
@@ -134,6 +141,11 @@ func appendLongBody(dst, s []byte) ([]byte, bool) {
 
 // appendEscaped appends s as appendBody does, byte by byte where it must.
 func appendEscaped(dst, s []byte) (out []byte, replaced bool) {
+	if len(s) <= 16 {
+		if out, ok := escapeShortASCII(dst, s); ok {
+			return out, false
+		}
+	}
 	start, i := 0, 0 // s[start:i] is safe and not yet copied
 	for i < len(s) {
 		// Skip plain ASCII bytes, eight at a time where possible; the
@@ -193,6 +205,43 @@ func appendEscaped(dst, s []byte) (out []byte, replaced bool) {
 		dst = append(dst, s[start:]...)
 	}
 	return dst, replaced
+}
+
+// escapeShortASCII appends s, of at most 16 bytes, as appendBody does when
+// it is all ASCII, in a buffer grown once, and reports whether it was.
+func escapeShortASCII(dst, s []byte) ([]byte, bool) {
+	const room = 16 * len(`\u0000`)
+	if cap(dst)-len(dst) < room {
+		dst = slices.Grow(dst, room)
+	}
+	b := dst[len(dst) : len(dst)+room]
+	j := 0
+	for _, c := range s {
+		if jsonSafe[c] {
+			b[j] = c
+			j++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			return dst, false
+		}
+		b[j] = '\\'
+		switch c {
+		case '"', '\\':
+			b[j+1] = c
+		case '\n':
+			b[j+1] = 'n'
+		case '\r':
+			b[j+1] = 'r'
+		case '\t':
+			b[j+1] = 't'
+		default:
+			b[j+1], b[j+2], b[j+3], b[j+4], b[j+5] = 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf]
+			j += 4
+		}
+		j += 2
+	}
+	return dst[:len(dst)+j], true
 }
 
 const (

@@ -142,7 +142,10 @@ func appendRFC3339Nano(dst []byte, t time.Time) []byte {
 		case ns%1000 == 0:
 			ns, w = ns/1000, 6
 		}
-		for ns%10 == 0 {
+		switch {
+		case ns%100 == 0:
+			ns, w = ns/100, w-2
+		case ns%10 == 0:
 			ns, w = ns/10, w-1
 		}
 		b[19] = '.'
@@ -178,26 +181,26 @@ func appendRFC3339Nano(dst []byte, t time.Time) []byte {
 // civil splits local, seconds since 1970-01-01T00:00:00 between the years 0
 // and 9999 of the proleptic Gregorian calendar, into its date and clock.
 func civil(local int64) (year, month, day, hour, minute, second int) {
-	// Count days from 0000-03-01 (the year then ends with February, so
-	// that its leap day comes last), moved one 400-year cycle on so that
-	// the count is never negative.
-	const (
-		daysPer400Years = 146097
-		secondsPerDay   = 86400
-	)
-	secs := uint64(local - minRFC3339Sec)                  // from 0000-01-01, never negative
-	days := secs / secondsPerDay                           // days from 0000-01-01
-	rem := int(secs - days*secondsPerDay)                  // seconds into the day
-	days += daysPer400Years - (31 + 29)                    // from -0400-03-01 (0000 is a leap year)
-	cycle := days / daysPer400Years                        // 400-year cycles
-	doc := days - cycle*daysPer400Years                    // day of the cycle, 0 to 146096
-	yoc := (doc - doc/1460 + doc/36524 - doc/146096) / 365 // year of the cycle, 0 to 399
-	doy := doc - (365*yoc + yoc/4 - yoc/100)               // day of the March-based year
-	mp := (5*doy + 2) / 153                                // month from March, 0 to 11
-	day = int(doy-(153*mp+2)/5) + 1
-	month = int(mp) + 3
-	year = int(cycle*400+yoc) - 400
-	if month > 12 {
+	const secondsPerDay = 86400
+	secs := uint64(local - minRFC3339Sec) // from 0000-01-01, never negative
+	days := secs / secondsPerDay
+	rem := int(secs - days*secondsPerDay) // seconds into the day
+	// Count days from 0000-03-01, so that a year ends with February and
+	// its leap day, moved one 400-year cycle on (146097 days) so that the
+	// count is never negative. Then, as quarter days: 4*days+3 over the
+	// days of 400 years is the century and, over the days of 4 years in
+	// the century, the year; the day of the year gives the month and the
+	// day by a linear fit (153 days per 5 months, as 2141/65536).
+	n := 4*(days+146097-(31+29)) + 3
+	century := n / 146097
+	n = n%146097 | 3 // 4*(day of the century)+3
+	yoc := n / 1461  // year of the century
+	doy := n % 1461 / 4
+	m := 2141*doy + 197913 // month from March in the high half, day in the low
+	month = int(m >> 16)
+	day = int(m&0xffff)/2141 + 1
+	year = int(100*century+yoc) - 400
+	if doy >= 306 { // January or February: the next calendar year
 		month -= 12
 		year++
 	}
