@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"time"
 
 	"github.com/logviewer/logviewer/transform"
@@ -22,7 +21,7 @@ const (
 )
 
 // utf8BOM may start the MSG of RFC 5424 (and of older Python senders).
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+const utf8BOM = "\xEF\xBB\xBF"
 
 // Parse fills m from one syslog frame: RFC 5424, else RFC 3164, else the
 // header-less <PRI>text form, else raw text as user.notice. It never fails.
@@ -239,7 +238,7 @@ func trimTrailer(b []byte) []byte {
 }
 
 func trimBOM(b []byte) []byte {
-	if bytes.HasPrefix(b, utf8BOM) {
+	if len(b) >= len(utf8BOM) && string(b[:len(utf8BOM)]) == utf8BOM {
 		return b[len(utf8BOM):]
 	}
 	return b

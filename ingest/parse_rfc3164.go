@@ -39,30 +39,44 @@ func monthIndex(b []byte) int {
 	if len(b) != 3 {
 		return -1
 	}
-	switch string(b) {
-	case "Jan":
+	const (
+		jan = 'J'<<16 | 'a'<<8 | 'n'
+		feb = 'F'<<16 | 'e'<<8 | 'b'
+		mar = 'M'<<16 | 'a'<<8 | 'r'
+		apr = 'A'<<16 | 'p'<<8 | 'r'
+		may = 'M'<<16 | 'a'<<8 | 'y'
+		jun = 'J'<<16 | 'u'<<8 | 'n'
+		jul = 'J'<<16 | 'u'<<8 | 'l'
+		aug = 'A'<<16 | 'u'<<8 | 'g'
+		sep = 'S'<<16 | 'e'<<8 | 'p'
+		oct = 'O'<<16 | 'c'<<8 | 't'
+		nov = 'N'<<16 | 'o'<<8 | 'v'
+		dec = 'D'<<16 | 'e'<<8 | 'c'
+	)
+	switch uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) {
+	case jan:
 		return 0
-	case "Feb":
+	case feb:
 		return 1
-	case "Mar":
+	case mar:
 		return 2
-	case "Apr":
+	case apr:
 		return 3
-	case "May":
+	case may:
 		return 4
-	case "Jun":
+	case jun:
 		return 5
-	case "Jul":
+	case jul:
 		return 6
-	case "Aug":
+	case aug:
 		return 7
-	case "Sep":
+	case sep:
 		return 8
-	case "Oct":
+	case oct:
 		return 9
-	case "Nov":
+	case nov:
 		return 10
-	case "Dec":
+	case dec:
 		return 11
 	}
 	return -1
