@@ -155,3 +155,58 @@ func TestAppendRFC3339NanoCalendar(t *testing.T) {
 		}
 	}
 }
+
+// TestEncoderPartsFollowFields checks that the parts an Encoder encodes
+// once follow changes of Hostname and Group, in the Encoder and in copies.
+func TestEncoderPartsFollowFields(t *testing.T) {
+	m := fullMessage()
+	enc := Encoder{Hostname: "a", Group: "g1"}
+	check := func(e *Encoder) {
+		t.Helper()
+		for _, compat := range []bool{false, true} {
+			e.Compat = compat
+			got, gotR := e.Append(nil, m)
+			want, wantR := refAppend(e, nil, m)
+			if !bytes.Equal(got, want) || gotR != wantR {
+				t.Fatalf("Append with %+v:\n got %s\nwant %s", e, got, want)
+			}
+		}
+		e.Compat = false
+	}
+	check(&enc)
+	enc.Hostname = "b\xff"
+	check(&enc)
+	cp := enc
+	cp.Group = "g2"
+	check(&cp)
+	check(&enc)
+	var zero Encoder
+	check(&zero)
+}
+
+// TestEncoderConcurrent runs Append on one Encoder from several
+// goroutines from its first use on, for the race detector.
+func TestEncoderConcurrent(t *testing.T) {
+	enc := &Encoder{Hostname: "logviewer-1", Group: "lr"}
+	m := fullMessage()
+	want, _ := refAppend(enc, nil, m)
+	errs := make(chan string, 4)
+	for range 4 {
+		go func() {
+			var buf []byte
+			for range 200 {
+				buf, _ = enc.Append(buf[:0], m)
+				if !bytes.Equal(buf, want) {
+					errs <- string(buf)
+					return
+				}
+			}
+			errs <- ""
+		}()
+	}
+	for range 4 {
+		if got := <-errs; got != "" {
+			t.Fatalf("concurrent Append gave %s, want %s", got, want)
+		}
+	}
+}

@@ -41,12 +41,17 @@ type encoderParts struct {
 // Concurrent first calls may each make them; any of the results will do.
 func (e *Encoder) prepared() *encoderParts {
 	p := (*encoderParts)(atomic.LoadPointer(&e.parts))
-	if p != nil && p.hostname == e.Hostname && p.group == e.Group {
+	if p != nil && sameString(p.hostname, e.Hostname) && sameString(p.group, e.Group) {
 		return p
 	}
 	p = newEncoderParts(e.Hostname, e.Group)
 	atomic.StorePointer(&e.parts, unsafe.Pointer(p))
 	return p
+}
+
+// sameString is a == b, quick when both are the same string header.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
 }
 
 func newEncoderParts(hostname, group string) *encoderParts {
