@@ -106,7 +106,10 @@ const (
 // dropped, as AppendFormat drops them). Years outside 0000-9999 and offsets
 // of 100 hours or more are left to AppendFormat.
 func appendRFC3339Nano(dst []byte, t time.Time) []byte {
-	_, off := t.Zone()
+	var off int
+	if t.Location() != time.UTC { // UTC, common, needs no zone lookup
+		_, off = t.Zone()
+	}
 	sec := t.Unix()
 	if off < -maxZoneOffset || off > maxZoneOffset ||
 		sec < minRFC3339Sec-maxZoneOffset || sec > maxRFC3339Sec+maxZoneOffset {
