@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"time"
 
 	"github.com/logviewer/logviewer/transform"
@@ -22,7 +21,7 @@ const (
 )
 
 // utf8BOM may start the MSG of RFC 5424 (and of older Python senders).
-var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+const utf8BOM = "\xEF\xBB\xBF"
 
 // Parse fills m from one syslog frame: RFC 5424, else RFC 3164, else the
 // header-less <PRI>text form, else raw text as user.notice. It never fails.
@@ -62,9 +61,9 @@ type parser struct {
 // year returns the year that RFC 3164 timestamps are put in, in UTC.
 func (p parser) year() int {
 	if !p.at.IsZero() {
-		return p.at.UTC().Year()
+		return yearUTC(p.at)
 	}
-	return p.now().UTC().Year()
+	return yearUTC(p.now())
 }
 
 // parse fills m and reports whether a go-syslog machine was used.
@@ -168,14 +167,12 @@ func setHeader(frame []byte, host span, from int, m *transform.Message) {
 // them a space, a control character or ']'.
 func splitTag(s []byte) (tag, pid, text []byte, ok bool) {
 	i := 0
-	for i < len(s) && i <= maxTagLen && s[i] != ':' && s[i] != '[' {
-		if !tagByte(s[i]) {
-			return nil, nil, nil, false
-		}
+	limit := min(len(s), maxTagLen+1)
+	for i < limit && tagClass[s[i]] == tagPlain {
 		i++
 	}
-	if i == 0 || i > maxTagLen || i == len(s) {
-		return nil, nil, nil, false
+	if i == 0 || i == limit || tagClass[s[i]] == tagInvalid {
+		return nil, nil, nil, false // empty, too long, cut short or a bad byte
 	}
 	tag = s[:i]
 	if s[i] == '[' {
@@ -205,6 +202,26 @@ func splitTag(s []byte) (tag, pid, text []byte, ok bool) {
 	return tag, pid, s[i:], true
 }
 
+// Classes of the bytes of a tag, for splitTag.
+const (
+	tagPlain   = iota // part of a tag
+	tagEnd            // ':' or '[', which end it
+	tagInvalid        // a space, a control character: no tag
+)
+
+// tagClass classifies every byte for splitTag.
+var tagClass = func() (t [256]uint8) {
+	for c := range t {
+		switch {
+		case c == ':' || c == '[':
+			t[c] = tagEnd
+		case !tagByte(byte(c)):
+			t[c] = tagInvalid
+		}
+	}
+	return t
+}()
+
 func tagByte(c byte) bool { return c > ' ' && c != 0x7f }
 
 // trimTrailer removes the CR, LF and NUL that end a frame.
@@ -221,7 +238,7 @@ func trimTrailer(b []byte) []byte {
 }
 
 func trimBOM(b []byte) []byte {
-	if bytes.HasPrefix(b, utf8BOM) {
+	if len(b) >= len(utf8BOM) && string(b[:len(utf8BOM)]) == utf8BOM {
 		return b[len(utf8BOM):]
 	}
 	return b

@@ -39,30 +39,44 @@ func monthIndex(b []byte) int {
 	if len(b) != 3 {
 		return -1
 	}
-	switch string(b) {
-	case "Jan":
+	const (
+		jan = 'J'<<16 | 'a'<<8 | 'n'
+		feb = 'F'<<16 | 'e'<<8 | 'b'
+		mar = 'M'<<16 | 'a'<<8 | 'r'
+		apr = 'A'<<16 | 'p'<<8 | 'r'
+		may = 'M'<<16 | 'a'<<8 | 'y'
+		jun = 'J'<<16 | 'u'<<8 | 'n'
+		jul = 'J'<<16 | 'u'<<8 | 'l'
+		aug = 'A'<<16 | 'u'<<8 | 'g'
+		sep = 'S'<<16 | 'e'<<8 | 'p'
+		oct = 'O'<<16 | 'c'<<8 | 't'
+		nov = 'N'<<16 | 'o'<<8 | 'v'
+		dec = 'D'<<16 | 'e'<<8 | 'c'
+	)
+	switch uint32(b[0])<<16 | uint32(b[1])<<8 | uint32(b[2]) {
+	case jan:
 		return 0
-	case "Feb":
+	case feb:
 		return 1
-	case "Mar":
+	case mar:
 		return 2
-	case "Apr":
+	case apr:
 		return 3
-	case "May":
+	case may:
 		return 4
-	case "Jun":
+	case jun:
 		return 5
-	case "Jul":
+	case jul:
 		return 6
-	case "Aug":
+	case aug:
 		return 7
-	case "Sep":
+	case sep:
 		return 8
-	case "Oct":
+	case oct:
 		return 9
-	case "Nov":
+	case nov:
 		return 10
-	case "Dec":
+	case dec:
 		return 11
 	}
 	return -1
@@ -84,17 +98,17 @@ func (p parser) parse3164(frame []byte, n int, m *transform.Message) (ok, librar
 	var ts time.Time
 	var end int
 	if !p.libraryOnly {
-		ts, end, ok = fastStamp(rest)
+		ts, end, ok = p.readStamp(rest)
 	}
 	if !ok {
 		library = true
 		if ts, end, ok = libraryStamp(frame, n); !ok {
 			return false, true
 		}
-	}
-	if !isDigit(rest[0]) { // a Stamp, in year 0: put it in the current year
-		ts = time.Date(p.year(), ts.Month(), ts.Day(),
-			ts.Hour(), ts.Minute(), ts.Second(), ts.Nanosecond(), time.UTC)
+		if !isDigit(rest[0]) { // a Stamp, in year 0: put it in the current year
+			ts = time.Date(p.year(), ts.Month(), ts.Day(),
+				ts.Hour(), ts.Minute(), ts.Second(), ts.Nanosecond(), time.UTC)
+		}
 	}
 	m.Format = transform.FormatRFC3164
 	m.Timestamp = ts
@@ -105,7 +119,7 @@ func (p parser) parse3164(frame []byte, n int, m *transform.Message) (ok, librar
 	}
 	var host span
 	h := i
-	for h < len(frame) && h-i <= maxHostnameLen && isGraph(frame[h]) && frame[h] != ':' {
+	for h < len(frame) && h-i <= maxHostnameLen && hostByte[frame[h]] {
 		h++
 	}
 	if h > i && h-i <= maxHostnameLen && h < len(frame) && frame[h] == ' ' {
@@ -117,15 +131,27 @@ func (p parser) parse3164(frame []byte, n int, m *transform.Message) (ok, librar
 	return true, library
 }
 
-// fastStamp reads the timestamp at the start of rest as the machine would,
+// hostByte marks the bytes of an RFC 3164 HOSTNAME as parse3164 reads it:
+// visible US-ASCII but ':'.
+var hostByte = func() (t [256]bool) {
+	for c := range t {
+		t[c] = isGraph(byte(c)) && c != ':'
+	}
+	return t
+}()
+
+// readStamp reads the timestamp at the start of rest as the machine would,
 // and where it ends, when it is in one of the strict common forms followed
-// by a space: "Mmm dd hh:mm:ss[.ffffff]" (day space-padded) or RFC 3339.
-// A Stamp comes back in year 0, UTC, as the machine gives it.
-func fastStamp(rest []byte) (t time.Time, end int, ok bool) {
+// by a space: "Mmm dd hh:mm:ss[.ffffff]" (day space-padded), put in the
+// current year in UTC, or RFC 3339.
+func (p parser) readStamp(rest []byte) (t time.Time, end int, ok bool) {
 	if isDigit(rest[0]) {
 		t, end, ok = parseRFC3339(rest, 0)
 	} else {
-		t, end, ok = parseStamp(rest)
+		var c clock
+		if c, end, ok = parseStamp(rest); ok {
+			t = dateUTC(p.year(), c)
+		}
 	}
 	if !ok || end >= len(rest) || rest[end] != ' ' {
 		return time.Time{}, 0, false
@@ -133,11 +159,20 @@ func fastStamp(rest []byte) (t time.Time, end int, ok bool) {
 	return t, end, true
 }
 
+// fastStamp is readStamp with a Stamp put in year 0, as the machine gives
+// it.
+func fastStamp(rest []byte) (t time.Time, end int, ok bool) {
+	return parser{at: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}.readStamp(rest)
+}
+
+// clock is the month, day and time of day of a Stamp.
+type clock struct{ month, day, hour, min, sec, nsec int }
+
 // parseStamp reads "Mmm dd hh:mm:ss[.ffffff]" with a day of " 1".." 9" or
 // "10".."31" that exists in the month of a leap year.
-func parseStamp(b []byte) (time.Time, int, bool) {
+func parseStamp(b []byte) (clock, int, bool) {
 	if len(b) < 15 || b[3] != ' ' || b[6] != ' ' {
-		return time.Time{}, 0, false
+		return clock{}, 0, false
 	}
 	mo := monthIndex(b[:3])
 	var d int
@@ -147,16 +182,16 @@ func parseStamp(b []byte) (time.Time, int, bool) {
 	case '1' <= b[4] && b[4] <= '3' && isDigit(b[5]):
 		d = int(b[4]-'0')*10 + int(b[5]-'0')
 	default:
-		return time.Time{}, 0, false
+		return clock{}, 0, false
 	}
 	if mo < 0 || d > daysIn[mo] {
-		return time.Time{}, 0, false
+		return clock{}, 0, false
 	}
 	h, mi, s, ns, end, ok := parseClock(b, 7)
 	if !ok {
-		return time.Time{}, 0, false
+		return clock{}, 0, false
 	}
-	return time.Date(0, time.Month(mo+1), d, h, mi, s, ns, time.UTC), end, true
+	return clock{mo + 1, d, h, mi, s, ns}, end, true
 }
 
 // libraryStamp runs the go-syslog RFC 3164 machine on frame and returns

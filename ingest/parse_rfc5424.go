@@ -57,7 +57,8 @@ func fast5424(frame []byte, n int, m *transform.Message) bool {
 	var fields [4]span // HOSTNAME, APP-NAME, PROCID, MSGID
 	for k, limit := range [4]int{maxHostnameLen, maxAppNameLen, maxProcIDLen, maxMsgIDLen} {
 		start := i
-		for i < len(frame) && i-start <= limit && isGraph(frame[i]) {
+		stop := min(len(frame), start+limit+1)
+		for i < stop && graph[frame[i]] {
 			i++
 		}
 		if i == start || i-start > limit || i == len(frame) || frame[i] != ' ' {
@@ -299,3 +300,11 @@ func tailOf(frame []byte, msg string) []byte {
 
 // isGraph reports whether c is a visible US-ASCII character (PRINTUSASCII).
 func isGraph(c byte) bool { return '!' <= c && c <= '~' }
+
+// graph is isGraph as a table.
+var graph = func() (t [256]bool) {
+	for c := range t {
+		t[c] = isGraph(byte(c))
+	}
+	return t
+}()

@@ -1,6 +1,11 @@
 package transform
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"slices"
+	"unicode/utf8"
+	"unsafe"
+)
 
 // hexDigits spells the nibbles of \u00XX escapes.
 const hexDigits = "0123456789abcdef"
@@ -8,9 +13,10 @@ const hexDigits = "0123456789abcdef"
 // replacementChar is U+FFFD in UTF-8, written in place of each invalid byte.
 const replacementChar = "\uFFFD"
 
-// jsonSafe marks the ASCII bytes copied into a JSON string as they are:
-// printable characters but the quote and the backslash.
-var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+// jsonSafe marks the bytes copied into a JSON string as they are: printable
+// ASCII characters but the quote and the backslash. It has an entry for
+// every byte so that indexing it needs no bounds check.
+var jsonSafe = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
@@ -24,17 +30,127 @@ var jsonSafe = func() (t [utf8.RuneSelf]bool) {
 // does not accept raw.
 func appendString[T string | []byte](dst []byte, s T) (out []byte, replaced bool) {
 	dst = append(dst, '"')
-	start := 0 // s[start:i] is safe and not yet copied
-	for i := 0; i < len(s); {
-		// Skip eight plain ASCII bytes at a time; the byte loop below
-		// handles the word that holds anything else.
-		for i+8 <= len(s) {
-			w := s[i : i+8]
-			x := uint64(w[0]) | uint64(w[1])<<8 | uint64(w[2])<<16 | uint64(w[3])<<24 |
-				uint64(w[4])<<32 | uint64(w[5])<<40 | uint64(w[6])<<48 | uint64(w[7])<<56
-			if !plainWord(x) {
-				break
-			}
+	switch v := any(s).(type) {
+	case string:
+		dst, replaced = appendStringBody(dst, v)
+	case []byte:
+		dst, replaced = appendBody(dst, v)
+	}
+	return append(dst, '"'), replaced
+}
+
+// bytesOf views s as a byte slice without copying it. The slice must not
+// be written to. It is unsafe.Slice(unsafe.StringData(s), len(s)) without
+// the checks unsafe.Slice makes, which cannot fail for a string and cost
+// as much as the copy of a short one.
+func bytesOf(s string) []byte {
+	return *(*[]byte)(unsafe.Pointer(&struct {
+		string
+		cap int
+	}{s, len(s)}))
+}
+
+// appendStringBody is appendBody for a string.
+func appendStringBody(dst []byte, s string) ([]byte, bool) {
+	return appendBody(dst, bytesOf(s))
+}
+
+// appendBody appends s escaped as the inside of a JSON string, without the
+// quotes, as appendString does. Most strings need no escaping: they are
+// checked and copied in the same pass, eight or sixteen bytes at a time, the
+// last word of a string overlapping the one before it.
+func appendBody(dst, s []byte) ([]byte, bool) {
+	n := len(s)
+	if n > 16 {
+		return appendLongBody(dst, s)
+	}
+	if cap(dst)-len(dst) < 16 {
+		dst = slices.Grow(dst, 16)
+	}
+	if putShortPlain((*[16]byte)(dst[len(dst):len(dst)+16]), s) {
+		return dst[:len(dst)+n], false
+	}
+	return appendEscaped(dst, s)
+}
+
+// putShortPlain copies s, of at most 16 bytes, to the start of d, which has
+// room for 16, when no byte of s needs escaping, and reports whether it
+// did. It may write past len(s) bytes into d.
+func putShortPlain(d *[16]byte, s []byte) bool {
+	n := len(s)
+	if n >= 8 {
+		x := binary.LittleEndian.Uint64(s)
+		y := binary.LittleEndian.Uint64(s[n-8:])
+		if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
+			return false
+		}
+		binary.LittleEndian.PutUint64(d[:8], x)
+		binary.LittleEndian.PutUint64(d[n-8:n], y)
+		return true
+	}
+	if n >= 4 {
+		x := binary.LittleEndian.Uint32(s)
+		y := binary.LittleEndian.Uint32(s[n-4:])
+		if unsafeBytes(uint64(x)|uint64(y)<<32)&msb != 0 {
+			return false
+		}
+		binary.LittleEndian.PutUint32(d[:4], x)
+		binary.LittleEndian.PutUint32(d[n-4:n], y)
+		return true
+	}
+	for i, c := range s {
+		if !jsonSafe[c] {
+			return false
+		}
+		d[i] = c
+	}
+	return true
+}
+
+// appendLongBody is appendBody for strings of more than 16 bytes.
+func appendLongBody(dst, s []byte) ([]byte, bool) {
+	n := len(s)
+	dst = slices.Grow(dst, n)
+	out := dst[:len(dst)+n]
+	d := out[len(dst):]
+	// The last 16 bytes, checked first: in the loop, the tail of a string
+	// is read as a full word that overlaps the words before it.
+	x := binary.LittleEndian.Uint64(s[n-16 : n-8])
+	y := binary.LittleEndian.Uint64(s[n-8 : n])
+	if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
+		n = len(s) - 16 // the part known to be clean stops before them
+	} else {
+		binary.LittleEndian.PutUint64(d[len(s)-16:len(s)-8], x)
+		binary.LittleEndian.PutUint64(d[len(s)-8:], y)
+	}
+	i := 0
+	for ; n-i > 16; i += 16 {
+		x := binary.LittleEndian.Uint64(s[i : i+8])
+		y := binary.LittleEndian.Uint64(s[i+8 : i+16])
+		if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
+			return appendEscaped(out[:len(dst)+i], s[i:])
+		}
+		binary.LittleEndian.PutUint64(d[i:i+8], x)
+		binary.LittleEndian.PutUint64(d[i+8:i+16], y)
+	}
+	if n < len(s) {
+		return appendEscaped(out[:len(dst)+i], s[i:])
+	}
+	return out, false
+}
+
+// appendEscaped appends s as appendBody does, byte by byte where it must.
+func appendEscaped(dst, s []byte) (out []byte, replaced bool) {
+	if len(s) <= 16 {
+		if out, ok := escapeShortASCII(dst, s); ok {
+			return out, false
+		}
+	}
+	start, i := 0, 0 // s[start:i] is safe and not yet copied
+	for i < len(s) {
+		// Skip plain ASCII bytes, eight at a time where possible; the
+		// byte loop below handles the word that holds anything else.
+		for len(s)-i >= 8 && unsafeBytes(binary.LittleEndian.Uint64(s[i:]))&msb == 0 {
 			i += 8
 		}
 		if i == len(s) {
@@ -46,7 +162,9 @@ func appendString[T string | []byte](dst []byte, s T) (out []byte, replaced bool
 				i++
 				continue
 			}
-			dst = append(dst, s[start:i]...)
+			if start < i {
+				dst = append(dst, s[start:i]...)
+			}
 			switch c {
 			case '"':
 				dst = append(dst, '\\', '"')
@@ -83,8 +201,47 @@ func appendString[T string | []byte](dst []byte, s T) (out []byte, replaced bool
 			i += n
 		}
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"'), replaced
+	if start < len(s) {
+		dst = append(dst, s[start:]...)
+	}
+	return dst, replaced
+}
+
+// escapeShortASCII appends s, of at most 16 bytes, as appendBody does when
+// it is all ASCII, in a buffer grown once, and reports whether it was.
+func escapeShortASCII(dst, s []byte) ([]byte, bool) {
+	const room = 16 * len(`\u0000`)
+	if cap(dst)-len(dst) < room {
+		dst = slices.Grow(dst, room)
+	}
+	b := dst[len(dst) : len(dst)+room]
+	j := 0
+	for _, c := range s {
+		if jsonSafe[c] {
+			b[j] = c
+			j++
+			continue
+		}
+		if c >= utf8.RuneSelf {
+			return dst, false
+		}
+		b[j] = '\\'
+		switch c {
+		case '"', '\\':
+			b[j+1] = c
+		case '\n':
+			b[j+1] = 'n'
+		case '\r':
+			b[j+1] = 'r'
+		case '\t':
+			b[j+1] = 't'
+		default:
+			b[j+1], b[j+2], b[j+3], b[j+4], b[j+5] = 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf]
+			j += 4
+		}
+		j += 2
+	}
+	return dst[:len(dst)+j], true
 }
 
 const (
@@ -92,23 +249,24 @@ const (
 	msb = 0x8080808080808080 // the highest bit of each byte
 )
 
-// plainWord reports whether all eight bytes packed in x can be copied into
-// a JSON string as they are: none is a control character, '"', '\\' or
-// non-ASCII.
-// The tests are the usual word-at-a-time ones: x-lsb*n & ^x & msb is non-zero
-// exactly when some byte of x is below n (n <= 0x80), and a byte equal to v
-// is a zero byte of x^(lsb*v).
-func plainWord(x uint64) bool {
+// unsafeBytes returns a word with a bit of msb set when one of the eight
+// bytes packed in x cannot be copied into a JSON string as it is: a control
+// character, '"', '\\' or a non-ASCII byte; its bits outside msb are
+// meaningless. The tests are the usual word-at-a-time ones: x-lsb*n has the
+// msb of the lowest byte below n (n <= 0x80) set, and a byte equal to v is
+// a zero byte of x^(lsb*v). Bytes from 0x80 on, set in x itself, may give
+// false hits in the other terms, which do not matter.
+func unsafeBytes(x uint64) uint64 {
 	q := x ^ (lsb * '"')
 	b := x ^ (lsb * '\\')
-	return ((x-lsb*0x20)&^x|(q-lsb)&^q|(b-lsb)&^b|x)&msb == 0
+	return (x - lsb*0x20) | (q - lsb) | (b - lsb) | x
 }
 
 // runeLen returns the length of the valid UTF-8 sequence of a non-ASCII
 // rune at the start of s, or 0 when s does not start with one (a stray
 // continuation byte, an overlong form, a surrogate, a value past U+10FFFF or
 // a sequence cut short). It accepts exactly what unicode/utf8 accepts.
-func runeLen[T string | []byte](s T) int {
+func runeLen(s []byte) int {
 	c := s[0]
 	var n int
 	lo, hi := byte(0x80), byte(0xBF) // bounds of the second byte
@@ -149,6 +307,7 @@ func runeLen[T string | []byte](s T) int {
 // quotes and backslashes escaped, invalid UTF-8 replaced with U+FFFD. The
 // buses use it to add their own members to records.
 func AppendJSONString(dst []byte, s string) []byte {
-	dst, _ = appendString(dst, s)
-	return dst
+	dst = append(dst, '"')
+	dst, _ = appendStringBody(dst, s)
+	return append(dst, '"')
 }

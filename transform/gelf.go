@@ -1,18 +1,70 @@
 package transform
 
 import (
-	"bytes"
+	"encoding/binary"
+	"slices"
 	"strconv"
-	"time"
+	"strings"
+	"sync/atomic"
+	"unsafe"
 )
 
 // Encoder turns messages into GELF 1.1 JSON objects. It is written by hand,
-// append-style and without reflection, because it runs once per line; an
-// Encoder holds no state of its own and is safe for concurrent use.
+// append-style and without reflection, because it runs once per line. An
+// Encoder is set up by its exported fields (the zero value is ready to use)
+// and is safe for concurrent use; it encodes the parts of a record that
+// depend on Hostname and Group once, on first use, and again only if they
+// change.
 type Encoder struct {
 	Hostname string // the daemon's own host name: the "host" field
 	Group    string // the "_group" field
 	Compat   bool   // emit only the original rsyslog template's five fields
+
+	parts unsafe.Pointer // *encoderParts, made by prepared; read and written atomically
+}
+
+// encoderParts are the parts of a record made of an Encoder's Hostname and
+// Group, encoded with the constant text around them.
+type encoderParts struct {
+	hostname, group string // the Hostname and Group they were made from
+	replaced        bool   // either needed invalid UTF-8 replaced
+
+	start       []byte // {"version":"1.1","host":"<host>","short_message":"
+	groupMember []byte // ","_group":"<group>  (closing the _app_name string)
+	compatHost  []byte // ","host":"<host>","short_message":"
+	compatGroup []byte // ,"_group":"<group>"}
+}
+
+// prepared returns the encoded parts for the current Hostname and Group,
+// making them when they are missing or were made for other values (after a
+// change of the fields, or in a copy of an Encoder that was changed).
+// Concurrent first calls may each make them; any of the results will do.
+func (e *Encoder) prepared() *encoderParts {
+	p := (*encoderParts)(atomic.LoadPointer(&e.parts))
+	if p != nil && sameString(p.hostname, e.Hostname) && sameString(p.group, e.Group) {
+		return p
+	}
+	p = newEncoderParts(e.Hostname, e.Group)
+	atomic.StorePointer(&e.parts, unsafe.Pointer(p))
+	return p
+}
+
+// sameString is a == b, quick when both are the same string header.
+func sameString(a, b string) bool {
+	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
+}
+
+func newEncoderParts(hostname, group string) *encoderParts {
+	p := &encoderParts{hostname: hostname, group: group}
+	host, r1 := appendStringBody(nil, hostname)
+	grp, r2 := appendStringBody(nil, group)
+	p.replaced = r1 || r2
+	cat := func(parts ...string) []byte { return []byte(strings.Join(parts, "")) }
+	p.start = cat(`{"version":"1.1","host":"`, string(host), `","short_message":"`)
+	p.groupMember = cat(`","_group":"`, string(grp))
+	p.compatHost = cat(`","host":"`, string(host), `","short_message":"`)
+	p.compatGroup = cat(`,"_group":"`, string(grp), `"}`)
+	return p
 }
 
 // facilityNames are the syslog facility keywords, by facility code.
@@ -22,14 +74,25 @@ var facilityNames = [...]string{
 	"local0", "local1", "local2", "local3", "local4", "local5", "local6", "local7",
 }
 
-// facilityName returns the keyword of a syslog facility code ("kern",
-// "user", ... "local7"), or its number for a code past 23.
-func facilityName(f uint8) string {
-	if int(f) < len(facilityNames) {
-		return facilityNames[f]
+// facilityMembers are the pre-encoded _facility members, by facility code,
+// each with the quote that closes the _group string before it.
+var facilityMembers = func() (t [len(facilityNames)]string) {
+	for i, name := range facilityNames {
+		t[i] = `","_facility":"` + name + `"`
 	}
-	return strconv.Itoa(int(f))
-}
+	return t
+}()
+
+// Constant parts of a record, each with the quotes around the strings next
+// to it.
+const (
+	timestampKey  = `","timestamp":`
+	levelAppName  = `,"level":0,"_app_name":"`
+	levelDigit    = len(`,"level":`) // where the level goes in levelAppName
+	logTimeKey    = `,"_log_time":"`
+	truncatedTrue = `,"_truncated":true`
+	compatStart   = `{"_app_name":"`
+)
 
 // Append appends m as one GELF JSON object to dst. replaced reports whether
 // invalid UTF-8 in m had to be replaced with U+FFFD.
@@ -42,175 +105,225 @@ func facilityName(f uint8) string {
 // _sd_<id>_<param> per structured-data parameter and _truncated. In compat mode it is exactly the rsyslog template's object:
 // _app_name, host, short_message, timestamp (whole seconds), _group.
 func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
+	p := e.prepared()
 	if e.Compat {
-		return e.appendCompat(dst, m)
+		return appendCompat(dst, p, m)
 	}
-	w := gelfWriter{buf: dst}
-	w.raw(`{"version":"1.1","host":`)
-	w.str(e.Hostname)
-	w.raw(`,"short_message":`)
-	w.text(m.Text)
-	w.raw(`,"timestamp":`)
-	w.buf = AppendUnixMilli(w.buf, m.Received)
-	w.raw(`,"level":`)
-	w.buf = append(w.buf, '0'+min(m.Severity, 7))
-	w.raw(`,"_app_name":`)
-	w.str(m.Peer)
-	w.raw(`,"_group":`)
-	w.str(e.Group)
-	w.raw(`,"_facility":"`)
-	w.raw(facilityName(m.Facility))
-	w.buf = append(w.buf, '"')
-	w.optional(`,"_app":`, m.AppName)
-	w.optional(`,"_procid":`, m.ProcID)
-	w.optional(`,"_msgid":`, m.MsgID)
-	w.optional(`,"_hostname":`, m.Hostname)
-	w.optional(`,"_tls_peer":`, m.TLSPeer)
+	// Make room for all but the structured data and escapes at once.
+	dst = slices.Grow(dst, len(p.start)+len(m.Text)+len(m.Peer)+len(p.groupMember)+
+		len(m.AppName)+len(m.ProcID)+len(m.MsgID)+len(m.Hostname)+len(m.TLSPeer)+192)
+	var r bool
+	dst = append(dst, p.start...)
+	dst, replaced = appendBody(dst, m.Text)
+	replaced = replaced || p.replaced
+	dst = append(dst, timestampKey...)
+	dst = AppendUnixMilli(dst, m.Received)
+	dst = append(dst, levelAppName...)
+	dst[len(dst)-len(levelAppName)+levelDigit] = '0' + min(m.Severity, 7)
+	dst, r = appendStringBody(dst, m.Peer)
+	replaced = replaced || r
+	dst = append(dst, p.groupMember...)
+	if int(m.Facility) < len(facilityMembers) {
+		dst = append(dst, facilityMembers[m.Facility]...)
+	} else {
+		dst = append(dst, `","_facility":"`...)
+		dst = strconv.AppendUint(dst, uint64(m.Facility), 10)
+		dst = append(dst, '"')
+	}
+	if m.AppName != "" {
+		dst, r = appendMember(dst, `,"_app":"`, m.AppName)
+		replaced = replaced || r
+	}
+	if m.ProcID != "" {
+		dst, r = appendMember(dst, `,"_procid":"`, m.ProcID)
+		replaced = replaced || r
+	}
+	if m.MsgID != "" {
+		dst, r = appendMember(dst, `,"_msgid":"`, m.MsgID)
+		replaced = replaced || r
+	}
+	if m.Hostname != "" {
+		dst, r = appendMember(dst, `,"_hostname":"`, m.Hostname)
+		replaced = replaced || r
+	}
+	if m.TLSPeer != "" {
+		dst, r = appendMember(dst, `,"_tls_peer":"`, m.TLSPeer)
+		replaced = replaced || r
+	}
 	if !m.Timestamp.IsZero() {
-		w.raw(`,"_log_time":"`)
-		w.buf = m.Timestamp.AppendFormat(w.buf, time.RFC3339Nano)
-		w.buf = append(w.buf, '"')
+		dst = append(dst, logTimeKey...)
+		dst = appendRFC3339Nano(dst, m.Timestamp)
+		dst = append(dst, '"')
 	}
-	w.structuredData(m.StructuredData)
+	if len(m.StructuredData) > 0 {
+		dst, r = appendStructuredData(dst, m.StructuredData)
+		replaced = replaced || r
+	}
 	if m.Truncated {
-		w.raw(`,"_truncated":true`)
+		dst = append(dst, truncatedTrue...)
 	}
-	w.buf = append(w.buf, '}')
-	return w.buf, w.replaced
+	return append(dst, '}'), replaced
+}
+
+// appendMember appends key, a constant of 8 to 16 bytes that ends with the
+// opening quote of its value, then s and the closing quote.
+func appendMember(dst []byte, key, s string) ([]byte, bool) {
+	const room = 16 + 16 + 1 // the key, a short value, the quote
+	k, v := bytesOf(key), bytesOf(s)
+	if len(k) < 8 || len(k) > 16 || len(v) > 16 {
+		return appendMemberSlow(dst, key, s)
+	}
+	if cap(dst)-len(dst) < room {
+		dst = slices.Grow(dst, room)
+	}
+	out := dst[len(dst) : len(dst)+room]
+	kn := len(k)
+	binary.LittleEndian.PutUint64(out[:8], binary.LittleEndian.Uint64(k))
+	binary.LittleEndian.PutUint64(out[kn-8:kn], binary.LittleEndian.Uint64(k[kn-8:]))
+	if !putShortPlain((*[16]byte)(out[kn:kn+16]), v) {
+		return appendMemberSlow(dst, key, s)
+	}
+	out[kn+len(v)] = '"'
+	return dst[:len(dst)+kn+len(v)+1], false
+}
+
+// appendMemberSlow is appendMember for any key and value.
+func appendMemberSlow(dst []byte, key, s string) ([]byte, bool) {
+	dst = append(dst, key...)
+	dst, r := appendStringBody(dst, s)
+	return append(dst, '"'), r
 }
 
 // appendCompat writes the five fields of the proof of concept's rsyslog
 // template, in its order, so consumers of the old records keep working.
-func (e *Encoder) appendCompat(dst []byte, m *Message) ([]byte, bool) {
-	w := gelfWriter{buf: dst}
-	w.raw(`{"_app_name":`)
-	w.str(m.Peer)
-	w.raw(`,"host":`)
-	w.str(e.Hostname)
-	w.raw(`,"short_message":`)
-	w.text(m.Text)
-	w.raw(`,"timestamp":`)
-	w.buf = strconv.AppendInt(w.buf, m.Received.Unix(), 10)
-	w.raw(`,"_group":`)
-	w.str(e.Group)
-	w.buf = append(w.buf, '}')
-	return w.buf, w.replaced
-}
-
-// gelfWriter accumulates one JSON object and whether any of its strings
-// needed invalid UTF-8 replaced.
-type gelfWriter struct {
-	buf      []byte
-	replaced bool
-	sdNames  [16]nameSpan // names of the _sd_ fields written so far, to skip duplicates
-	sdMore   []nameSpan   // the names past the first 16
-}
-
-// nameSpan is where a field name sits in gelfWriter.buf.
-type nameSpan struct{ start, end int }
-
-func (w *gelfWriter) raw(s string) { w.buf = append(w.buf, s...) }
-
-func (w *gelfWriter) str(s string) {
+func appendCompat(dst []byte, p *encoderParts, m *Message) (out []byte, replaced bool) {
+	dst = slices.Grow(dst, len(compatStart)+len(m.Peer)+len(p.compatHost)+len(m.Text)+
+		len(timestampKey)+20+len(p.compatGroup))
 	var r bool
-	w.buf, r = appendString(w.buf, s)
-	w.replaced = w.replaced || r
+	dst = append(dst, compatStart...)
+	dst, replaced = appendStringBody(dst, m.Peer)
+	dst = append(dst, p.compatHost...)
+	dst, r = appendBody(dst, m.Text)
+	replaced = replaced || r || p.replaced
+	dst = append(dst, timestampKey...)
+	dst = strconv.AppendInt(dst, m.Received.Unix(), 10)
+	return append(dst, p.compatGroup...), replaced
 }
 
-func (w *gelfWriter) text(b []byte) {
-	var r bool
-	w.buf, r = appendString(w.buf, b)
-	w.replaced = w.replaced || r
-}
-
-// optional writes key and the string value s unless s is empty.
-func (w *gelfWriter) optional(key, s string) {
-	if s == "" {
-		return
-	}
-	w.raw(key)
-	w.str(s)
-}
-
-// structuredData writes one _sd_<id>_<param> field per parameter. IDs and
-// names are cut to the characters GELF allows in field names; when two
+// appendStructuredData writes one _sd_<id>_<param> field per parameter. IDs
+// and names are cut to the characters GELF allows in field names; when two
 // parameters end up with the same field name, the first one is kept so the
 // object never holds a duplicate key.
-func (w *gelfWriter) structuredData(sd []SDElement) {
-	n := 0
-	for _, el := range sd {
-		for _, p := range el.Params {
-			mark := len(w.buf)
-			w.raw(`,"`)
-			start := len(w.buf)
-			w.raw("_sd_")
-			w.buf = appendFieldName(w.buf, el.ID)
-			w.buf = append(w.buf, '_')
-			w.buf = appendFieldName(w.buf, p.Name)
-			span := nameSpan{start, len(w.buf)}
-			if w.seen(span, n) {
-				w.buf = w.buf[:mark]
+func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool) {
+	// Two parameters can only give the same field name when the lengths
+	// of their IDs and names add up to the same; lengths has bit L%64 set
+	// when a parameter before has the length L, so that most parameters
+	// need no comparison.
+	var lengths uint64
+	for e := range sd {
+		el := &sd[e]
+		for k := range el.Params {
+			p := &el.Params[k]
+			bit := uint64(1) << ((len(el.ID) + len(p.Name)) % 64)
+			if lengths&bit != 0 && sdNameSeen(sd, e, k) {
 				continue
 			}
-			if n < len(w.sdNames) {
-				w.sdNames[n] = span
-			} else {
-				w.sdMore = append(w.sdMore, span)
-			}
-			n++
-			w.raw(`":`)
-			w.str(p.Value)
+			lengths |= bit
+			var r bool
+			dst, r = appendSDParam(dst, el.ID, p.Name, p.Value)
+			replaced = replaced || r
 		}
 	}
+	return dst, replaced
 }
 
-// seen reports whether the name at span equals one of the first n names
-// recorded by structuredData.
-func (w *gelfWriter) seen(span nameSpan, n int) bool {
-	name := w.buf[span.start:span.end]
-	for k := range n {
-		s := w.sdSpan(k)
-		if bytes.Equal(w.buf[s.start:s.end], name) {
-			return true
+// sdNameSeen reports whether a parameter before parameter k of element e
+// has the same field name.
+func sdNameSeen(sd []SDElement, e, k int) bool {
+	id, name := sd[e].ID, sd[e].Params[k].Name
+	for e2 := 0; e2 <= e; e2++ {
+		params := sd[e2].Params
+		if e2 == e {
+			params = params[:k]
+		}
+		id2 := sd[e2].ID
+		for _, p := range params {
+			if len(id2)+len(p.Name) == len(id)+len(name) && sameFieldName(id2, p.Name, id, name) {
+				return true
+			}
 		}
 	}
 	return false
 }
 
-func (w *gelfWriter) sdSpan(k int) nameSpan {
-	if k < len(w.sdNames) {
-		return w.sdNames[k]
+// sameFieldName reports whether id1_name1 and id2_name2, of the same
+// length, give the same field name.
+func sameFieldName(id1, name1, id2, name2 string) bool {
+	if len(id1) != len(id2) {
+		return false // the '_' between them would be at different places
 	}
-	return w.sdMore[k-len(w.sdNames)]
+	return sameField(id1, id2) && sameField(name1, name2)
 }
 
-// appendFieldName appends s with every byte GELF does not allow in a field
-// name (outside [A-Za-z0-9_.-]) replaced by '_'.
-func appendFieldName(dst []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !fieldNameByte(c) {
-			c = '_'
+// sameField reports whether a and b, of the same length, are the same once
+// cut to field name characters.
+func sameField(a, b string) bool {
+	if a == b {
+		return true
+	}
+	for i := range len(a) {
+		if fieldNameByte[a[i]] != fieldNameByte[b[i]] {
+			return false
 		}
-		dst = append(dst, c)
 	}
-	return dst
+	return true
 }
 
-func fieldNameByte(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '_' || c == '.' || c == '-'
+// appendSDParam appends ,"_sd_<id>_<name>":"<value>".
+func appendSDParam(dst []byte, id, name, value string) ([]byte, bool) {
+	// The name, then room for a short value and its closing quote.
+	size := len(`,"_sd_`) + len(id) + 1 + len(name) + len(`":"`)
+	room := size + 16 + 1
+	if cap(dst)-len(dst) < room {
+		dst = slices.Grow(dst, room)
+	}
+	out := dst[len(dst) : len(dst)+room]
+	binary.LittleEndian.PutUint64(out[:8], sdPrefix) // 2 bytes too many, overwritten below
+	b := out[6:size]
+	putFieldName(b, id)
+	b[len(id)] = '_'
+	putFieldName(b[len(id)+1:], name)
+	b = b[len(id)+1+len(name):]
+	b[0], b[1], b[2] = '"', ':', '"'
+	if len(value) <= 16 && putShortPlain((*[16]byte)(out[size:size+16]), bytesOf(value)) {
+		out[size+len(value)] = '"'
+		return dst[:len(dst)+size+len(value)+1], false
+	}
+	dst, r := appendStringBody(dst[:len(dst)+size], value)
+	return append(dst, '"'), r
 }
 
-// AppendUnixMilli appends t as seconds since the epoch with a three-digit
-// millisecond fraction ("1732456123.456"), never in exponent form.
-func AppendUnixMilli(dst []byte, t time.Time) []byte {
-	ms := t.UnixMilli()
-	if ms < 0 {
-		dst = append(dst, '-')
-		ms = -ms
+// sdPrefix is ,"_sd_ packed in a word.
+var sdPrefix = binary.LittleEndian.Uint64([]byte(`,"_sd___`))
+
+// putFieldName writes s to the start of b with every byte GELF does not
+// allow in a field name (outside [A-Za-z0-9_.-]) replaced by '_'.
+func putFieldName(b []byte, s string) {
+	src := bytesOf(s)
+	b = b[:len(src)]
+	for i, c := range src {
+		b[i] = fieldNameByte[c]
 	}
-	dst = strconv.AppendInt(dst, ms/1000, 10)
-	frac := ms % 1000
-	return append(dst, '.', byte('0'+frac/100), byte('0'+frac/10%10), byte('0'+frac%10))
 }
+
+// fieldNameByte maps each byte to itself when GELF allows it in field
+// names, else to '_'.
+var fieldNameByte = func() (t [256]byte) {
+	for c := range t {
+		t[c] = '_'
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' {
+			t[c] = byte(c)
+		}
+	}
+	return t
+}()
