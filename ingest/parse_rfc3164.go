@@ -159,12 +159,6 @@ func (p parser) readStamp(rest []byte) (t time.Time, end int, ok bool) {
 	return t, end, true
 }
 
-// fastStamp is readStamp with a Stamp put in year 0, as the machine gives
-// it.
-func fastStamp(rest []byte) (t time.Time, end int, ok bool) {
-	return parser{at: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}.readStamp(rest)
-}
-
 // clock is the month, day and time of day of a Stamp.
 type clock struct{ month, day, hour, min, sec, nsec int }
 

@@ -421,3 +421,9 @@ func TestParseReceivedDatesByReception(t *testing.T) {
 		t.Errorf("timestamp %v without a reception time, want this year", m.Timestamp)
 	}
 }
+
+// fastStamp is readStamp with a Stamp put in year 0: whether the fast path
+// takes a stamp by itself.
+func fastStamp(rest []byte) (t time.Time, end int, ok bool) {
+	return parser{at: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}.readStamp(rest)
+}
