@@ -58,6 +58,7 @@ type flushState struct {
 // dropped because a channel's key holds another type.
 func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total int, echo []echoRecord) (dropped int, err error) {
 	keys := w.keys
+	var nowMS uint64
 	for attempt := 0; attempt < txAttempts; attempt++ {
 		err = w.client.Watch(ctx, func(tx *redis.Tx) error {
 			st, err := w.readFlushState(ctx, tx, blobs)
@@ -78,6 +79,8 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 			last := base.add(uint64(total - 1))
 			payload := w.notification(blobs, base, len(echo))
 			dropped = 0
+			w.renewing = w.renewing[:0]
+			nowMS = st.now.ms
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				var first position
 				for i := range blobs {
@@ -114,6 +117,7 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 		w.isStream = nil // a key may have changed type: ask again
 		return 0, fmt.Errorf("write batch: %w", err)
 	}
+	w.registeredAt(w.renewing, nowMS)
 	return dropped, nil
 }
 
@@ -215,6 +219,7 @@ func (w *redisWriter) addEntry(ctx context.Context, p redis.Pipeliner, b *channe
 	p.HSet(ctx, keys.meta(b.channel), "n", cum, "last", id.add(uint64(b.lastOff)).String(), "marks", marks)
 	if !keys.cluster && w.registerDue(b.channel, nowMS) { // in a cluster the registry is in another slot: see send
 		p.ZAdd(ctx, keys.registry(), redis.Z{Score: float64(nowMS), Member: b.channel})
+		w.renewing = append(w.renewing, b.channel)
 	}
 }
 
@@ -225,17 +230,24 @@ const registryEvery = 1000 // ms
 // start afresh.
 const maxChannelCache = 1 << 16
 
-// registerDue reports whether the channel's registry entry is due (not
-// renewed by this writer within registryEvery), and counts it renewed.
+// registerDue reports whether the channel's registry entry is due: not
+// renewed by this writer within registryEvery.
 func (w *redisWriter) registerDue(channel string, nowMS uint64) bool {
-	if w.registered == nil || len(w.registered) >= maxChannelCache {
+	last, ok := w.registered[channel]
+	return !ok || nowMS-last >= registryEvery || nowMS < last
+}
+
+// registeredAt counts the channels renewed at nowMS, once the command that
+// renewed them succeeded: a failed transaction (another ingest node moved
+// the ID sequence) renews them in its retry, so that no channel misses the
+// registry, which tails and resumes of globs read.
+func (w *redisWriter) registeredAt(channels []string, nowMS uint64) {
+	if w.registered == nil || len(w.registered)+len(channels) > maxChannelCache {
 		w.registered = make(map[string]uint64)
 	}
-	if last, ok := w.registered[channel]; ok && nowMS-last < registryEvery && nowMS >= last {
-		return false
+	for _, ch := range channels {
+		w.registered[ch] = nowMS
 	}
-	w.registered[channel] = nowMS
-	return true
 }
 
 // knowStream remembers that a channel's key holds a stream, so later

@@ -54,6 +54,7 @@ type redisWriter struct {
 	echoRecs  []echoRecord // the records of a flush, for --redis-publish-records
 
 	registered map[string]uint64 // channel -> when this writer last renewed it in the registry (ms)
+	renewing   []string          // channels whose registry entry the flush being written renews
 	isStream   map[string]bool   // channels whose key is known to hold a stream
 }
 
@@ -327,9 +328,11 @@ func (w *redisWriter) writeClusterFlush(ctx context.Context, b *pendingBatch) (i
 	}
 	nowMS = float64(time.Now().UnixMilli())
 	p := w.client.Pipeline()
+	w.renewing = w.renewing[:0]
 	for i := range w.blobs {
 		if w.registerDue(w.blobs[i].channel, uint64(nowMS)) {
 			p.ZAdd(ctx, w.keys.registry(), redis.Z{Score: nowMS, Member: w.blobs[i].channel})
+			w.renewing = append(w.renewing, w.blobs[i].channel)
 		}
 	}
 	if p.Len() == 0 {
@@ -338,6 +341,7 @@ func (w *redisWriter) writeClusterFlush(ctx context.Context, b *pendingBatch) (i
 	if _, err := p.Exec(ctx); err != nil {
 		return skipped, fmt.Errorf("channel registry: %w", err)
 	}
+	w.registeredAt(w.renewing, uint64(nowMS))
 	return skipped, nil
 }
 
