@@ -67,10 +67,23 @@ func (s *RedisSource) Subscribe(ctx context.Context, pattern string, opts Subscr
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
+	// Where the subscription starts in each ID sequence, read before it
+	// is in place: later records reach it live.
+	var (
+		tokens       = s.spansUnits(pattern)
+		floors       []position
+		clusterFloor position
+	)
+	if tokens {
+		floors, clusterFloor = s.startFloors()
+	}
 	if opts.Since == "" && opts.Tail <= 0 {
 		sub, err := s.fan.subscribe(pattern, nil, opts)
 		if err != nil {
 			return nil, err
+		}
+		if tokens {
+			return newCursorSub(s, sub, nil, nil, floors, clusterFloor), nil
 		}
 		return sub, nil
 	}
@@ -84,13 +97,17 @@ func (s *RedisSource) Subscribe(ctx context.Context, pattern string, opts Subscr
 	for _, sh := range s.shards {
 		sh.waitActive(ctx, 2*time.Second)
 	}
-	backfill, skip, err := s.history(ctx, pattern, opts)
+	backfill, skip, rp, err := s.history(ctx, pattern, opts)
 	if err != nil {
 		sub.Close()
 		return nil, fmt.Errorf("subscribe to %q: %w", pattern, err)
 	}
+	var out Subscription = sub
+	if tokens {
+		out = newCursorSub(s, sub, rp, backfill, floors, clusterFloor)
+	}
 	sub.start(backfill, skip)
-	return sub, nil
+	return out, nil
 }
 
 // Channels lists the channels of the registries (each published at least
