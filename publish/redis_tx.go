@@ -59,9 +59,17 @@ type flushState struct {
 func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total int, echo []echoRecord) (dropped int, err error) {
 	keys := w.keys
 	var nowMS uint64
+	// On a standalone Redis the WATCH goes in the same round trip as the
+	// reads (two round trips a flush, not three: what a flush costs Redis
+	// beyond its records is mostly its round trips). A cluster client
+	// needs the key to find the node.
+	var watchKeys []string
+	if keys.cluster {
+		watchKeys = []string{keys.state(blobs[0].channel)}
+	}
 	for attempt := 0; attempt < txAttempts; attempt++ {
 		err = w.client.Watch(ctx, func(tx *redis.Tx) error {
-			st, err := w.readFlushState(ctx, tx, blobs)
+			st, err := w.readFlushState(ctx, tx, blobs, !keys.cluster)
 			if err != nil {
 				return err
 			}
@@ -107,8 +115,13 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 				w.echoRecords(ctx, p, blobs, base, echo)
 				return nil
 			})
+			if err != nil && !errors.Is(err, redis.TxFailedErr) && !keys.cluster {
+				// EXEC may not have run: the connection goes back to the
+				// pool, so it must not keep the key watched.
+				_ = tx.Unwatch(ctx).Err()
+			}
 			return err
-		}, keys.state(blobs[0].channel))
+		}, watchKeys...)
 		if !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
@@ -123,8 +136,9 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 
 // readFlushState reads, in one round trip within the WATCH, the shard's
 // clock and ID sequence and each channel's counters and marks, and the key
-// type of the channels not known to hold a stream yet.
-func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []channelBlob) (flushState, error) {
+// type of the channels not known to hold a stream yet. With watch, the
+// round trip starts with the WATCH of the ID sequence.
+func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []channelBlob, watch bool) (flushState, error) {
 	keys := w.keys
 	var (
 		timeCmd  *redis.TimeCmd
@@ -133,6 +147,9 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 		typeCmds = make([]*redis.StatusCmd, len(blobs))
 	)
 	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if watch {
+			p.Do(ctx, "watch", keys.state(blobs[0].channel))
+		}
 		timeCmd = p.Time(ctx)
 		stateCmd = p.HMGet(ctx, keys.state(blobs[0].channel), "ms", "seq", "epoch")
 		for i := range blobs {
@@ -145,6 +162,9 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 		return nil
 	})
 	if err != nil {
+		if watch {
+			_ = tx.Unwatch(ctx).Err()
+		}
 		return flushState{}, fmt.Errorf("read id state: %w", err)
 	}
 	var st flushState
