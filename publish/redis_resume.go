@@ -219,6 +219,7 @@ type cursorSub struct {
 	lastMS   uint64
 	suffix   []byte
 	items    []tokenItem
+	token    []byte // scratch
 }
 
 // tokenItem is one listed sequence of a token.
@@ -298,11 +299,11 @@ func (c *cursorSub) retag(rec Record) Record {
 	if c.suffix == nil || u != c.lastUnit || p.ms != c.lastMS {
 		c.buildSuffix(u, p)
 	}
-	token := make([]byte, 0, 24+len(c.suffix))
-	token = strconv.AppendUint(token, p.ms, 10)
+	token := strconv.AppendUint(c.token[:0], p.ms, 10)
 	token = append(token, '-')
 	token = strconv.AppendUint(token, p.seq, 10)
 	token = append(token, c.suffix...)
+	c.token = token
 	return withID(rec, string(token))
 }
 

@@ -111,3 +111,23 @@ func TestParseResumeRejects(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkResumeToken: what a subscription over two shards pays per
+// record for its resume token (the record's JSON and SSE event copied
+// with the token as ID).
+func BenchmarkResumeToken(b *testing.B) {
+	src := &RedisSource{shards: make([]*redisShard, 2)}
+	chans := shardChannels(b, 2, func(ch string) int { return shardIndex(ch, 2) }, 1)
+	gelf := `{"version":"1.1","host":"bench","short_message":"GET /api/items/42 200 1532 bytes in 0.004s","timestamp":1700000000.123,"level":6}`
+	recs := make([]Event, 64)
+	for i := range recs {
+		// batches of 8 records of one shard, as notifications bring them
+		recs[i] = Event{Kind: EventRecord, Record: batchRecord(chans[i/8%2][0], position{ms: 1764000000000 + uint64(i/16), seq: uint64(i % 16)}, gelf)}
+	}
+	sub := newCursorSub(src, &fakeSub{}, nil, nil, []position{{ms: 1764000000000}, {ms: 1764000000000}}, position{})
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		_ = sub.retag(recs[i%len(recs)].Record)
+	}
+}
