@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -440,4 +441,110 @@ func TestRedisOutageLosesNothing(t *testing.T) {
 	}
 	ingest.Stop(t)
 	stream.Stop(t)
+}
+
+// TestRedisGlobResumeAcrossShards: two ingest and two stream daemons over
+// two standalone Redis shards, and over a Redis Cluster of three masters.
+// A client reading a glob from stream node 1 breaks off while lines flow
+// and reconnects to stream node 2 with its last event ID (a resume token
+// of every shard's position): it gets every line once, in order per
+// channel.
+func TestRedisGlobResumeAcrossShards(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) []string // the daemons' Redis flags
+	}{
+		{"two shards", func(t *testing.T) []string {
+			a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
+			return []string{"--redis=" + a.URL() + "," + b.URL()}
+		}},
+		{"cluster of three masters", func(t *testing.T) []string {
+			c := testsupport.StartRedisCluster(t, 3)
+			return []string{"--redis=" + c.URLs(), "--redis-cluster"}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			flags := tc.start(t)
+			node := func(role string) *testsupport.Daemon {
+				d := testsupport.StartDaemon(t, append([]string{"--role=" + role, "--dns=false", "--channel-from=app"}, flags...)...)
+				redisWaitHealth(t, d, "ok")
+				return d
+			}
+			in1, in2 := node("ingest"), node("ingest")
+			s1, s2 := node("stream"), node("stream")
+			first := testsupport.OpenSSE(t, s1.HTTPURL+"/sse/app-*")
+
+			apps := [][]string{{"app-a", "app-b", "app-c"}, {"app-d", "app-e", "app-f"}}
+			const per, chunk = 300, 10
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				// Each app is sent by one ingest node, so its order is the
+				// order it was sent in.
+				conns := make([]net.Conn, 2)
+				for i, d := range []*testsupport.Daemon{in1, in2} {
+					c, err := net.Dial("tcp", d.SyslogAddr)
+					if err != nil {
+						t.Errorf("dial: %v", err)
+						return
+					}
+					defer c.Close()
+					conns[i] = c
+				}
+				for from := 0; from < per; from += chunk {
+					for i, c := range conns {
+						var b strings.Builder
+						for n := from; n < from+chunk; n++ {
+							for _, app := range apps[i] {
+								fmt.Fprintf(&b, "<14>%s: %s line %d\n", app, app, n)
+							}
+						}
+						if _, err := io.WriteString(c, b.String()); err != nil {
+							t.Errorf("send: %v", err)
+							return
+						}
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}()
+
+			const total = 6 * per
+			nums := map[string][]int{}
+			read := func(s *testsupport.SSEStream, n int) (last testsupport.SSEEvent) {
+				for range n {
+					last = s.NextRecord(t, recordTimeout)
+					f := last.Fields(t)
+					ch, _ := f["_channel"].(string)
+					if id, _ := f["_event_id"].(string); id != last.ID {
+						t.Fatalf("_event_id %q, SSE id %q", id, last.ID)
+					}
+					var app string
+					var i int
+					if _, err := fmt.Sscanf(f["short_message"].(string), "%s line %d", &app, &i); err != nil || app != ch {
+						t.Fatalf("record %s on channel %s", last.Data, ch)
+					}
+					nums[ch] = append(nums[ch], i)
+				}
+				return last
+			}
+			last := read(first, total/3)
+			first.Close() // the client's connection to node 1 breaks here
+			t.Logf("resume after %q on node 2", last.ID)
+			second := testsupport.OpenSSE(t, s2.HTTPURL+"/sse/app-*", "Last-Event-ID: "+last.ID)
+			read(second, total-total/3)
+			<-done
+			for _, list := range apps {
+				for _, app := range list {
+					if !slices.Equal(nums[app], seqTo(0, per)) {
+						t.Errorf("%s: %d lines %v", app, len(nums[app]), nums[app])
+					}
+				}
+			}
+			// Nothing more: a marker line comes next, not a repeat.
+			testsupport.SendPythonAs(t, in1.SyslogAddr, "tcp", "app-a", "info:marker")
+			if got := second.NextRecord(t, recordTimeout).Fields(t)["short_message"]; got != "marker" {
+				t.Errorf("after the resumed records: %q, want the marker", got)
+			}
+		})
+	}
 }

@@ -23,9 +23,10 @@ func (r *pendingRecord) size() int { return r.end - r.start + recordOverhead }
 // Records are copied into one growing byte slice, reused once the batch is
 // delivered, so Publish does not allocate per record.
 type pendingBatch struct {
-	data []byte
-	recs []pendingRecord
-	head int // records before head were dropped to respect the byte bound
+	data  []byte
+	recs  []pendingRecord
+	head  int       // records before head were dropped to respect the byte bound
+	first time.Time // when its first record came
 }
 
 // live returns how many records of b are still to deliver and their size.
@@ -142,6 +143,7 @@ func (q *pubBuffer) pushLocked(channel string, gelf []byte) (dropped int, wake b
 		b = q.batches[n-1]
 	} else {
 		b = q.newBatch()
+		b.first = time.Now()
 		q.batches = append(q.batches, b)
 	}
 	start := len(b.data)
@@ -247,6 +249,18 @@ func (q *pubBuffer) len() int {
 		n += k
 	}
 	return n
+}
+
+// head returns how many records the oldest batch holds and when its first
+// record came (zero when nothing is queued).
+func (q *pubBuffer) head() (n int, first time.Time) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.batches) == 0 {
+		return 0, time.Time{}
+	}
+	b := q.batches[0]
+	return len(b.recs) - b.head, b.first
 }
 
 // empty reports whether nothing is queued.

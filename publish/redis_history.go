@@ -103,31 +103,34 @@ func (sh *redisShard) matchChannels(ctx context.Context, pattern string) ([]stri
 
 // history reads the backfill a subscription asks for from every shard, and
 // returns the skip function that drops live records already in it (or not
-// after the resume point).
-func (r *RedisSource) history(ctx context.Context, pattern string, opts SubscribeOptions) ([]Event, func(Record) bool, error) {
+// after the resume point). A resume ID is a plain event ID or a token of
+// several sequences (see redis_resume.go); rp is it parsed, nil when there
+// is none or when the resume starts from the oldest records kept (an ID
+// from an earlier life of the history, or malformed).
+func (r *RedisSource) history(ctx context.Context, pattern string, opts SubscribeOptions) ([]Event, func(Record) bool, *resumePoint, error) {
 	var (
 		entries []historyEntry
 		gap     bool
 		floor   = make(map[string]position)
-		def     position // floor of channels without history yet
 	)
 	resume := opts.Since != ""
-	since, validSince := parseStreamID(opts.Since)
+	rp, validSince := parseResume(opts.Since)
+	sinceOf := func(channel string) position { return rp.at(r.unitOf(channel)) }
 	lost := resume && !validSince
 	gap = lost
 	for _, sh := range r.shards {
 		channels, err := sh.matchChannels(ctx, pattern)
 		if err != nil {
-			return nil, nil, sh.unreachable(err)
+			return nil, nil, nil, sh.unreachable(err)
 		}
 		if len(channels) == 0 {
 			continue
 		}
 		var got []historyEntry
 		if resume {
-			from, lostLife, g, err := sh.resumePoints(ctx, channels, since, !validSince)
+			from, lostLife, g, err := sh.resumePoints(ctx, channels, sinceOf, !validSince)
 			if err != nil {
-				return nil, nil, sh.unreachable(err)
+				return nil, nil, nil, sh.unreachable(err)
 			}
 			gap = gap || g
 			lost = lost || lostLife
@@ -136,15 +139,12 @@ func (r *RedisSource) history(ctx context.Context, pattern string, opts Subscrib
 			}
 			got, err = sh.readAfter(ctx, from)
 			if err != nil {
-				return nil, nil, sh.unreachable(err)
+				return nil, nil, nil, sh.unreachable(err)
 			}
 		} else if got, err = sh.readTail(ctx, channels, opts.Tail); err != nil {
-			return nil, nil, sh.unreachable(err)
+			return nil, nil, nil, sh.unreachable(err)
 		}
 		entries = append(entries, got...)
-	}
-	if resume && !lost {
-		def = since
 	}
 	sortEntries(entries)
 	for _, e := range entries {
@@ -162,6 +162,11 @@ func (r *RedisSource) history(ctx context.Context, pattern string, opts Subscrib
 	for i := range entries {
 		backfill = append(backfill, Event{Kind: EventRecord, Record: entries[i].rec})
 	}
+	// Channels without history yet: after the resume point, or all.
+	def := func(string) position { return position{} }
+	if resume && !lost {
+		def = sinceOf
+	}
 	skip := func(rec Record) bool {
 		id, ok := parseStreamID(rec.ID)
 		if !ok {
@@ -169,21 +174,25 @@ func (r *RedisSource) history(ctx context.Context, pattern string, opts Subscrib
 		}
 		f, ok := floor[rec.Channel]
 		if !ok {
-			f = def
+			f = def(rec.Channel)
 		}
 		return !f.less(id)
 	}
-	return backfill, skip, nil
+	if !resume || lost {
+		return backfill, skip, nil, nil
+	}
+	return backfill, skip, &rp, nil
 }
 
 // resumePoints decides where each channel's history starts for a resume
-// after since: after since, or from the oldest entry kept when entries after
-// since were trimmed (XINFO STREAM max-deleted-entry-id, Redis 7), or from
-// the start when since is from an earlier life of the channel's ID sequence
-// (before its epoch, or no sequence at all: Redis lost its data) or is no
-// stream ID (invalid). Channels without a stream are left out. lostLife
-// says that some channel's sequence began after since.
-func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since position, invalid bool) (from map[string]position, lostLife, gap bool, err error) {
+// after sinceOf(channel): after it, or from the oldest entry kept when
+// entries after it were trimmed (XINFO STREAM max-deleted-entry-id, Redis
+// 7), or from the start when it is from an earlier life of the channel's ID
+// sequence (before its epoch, or no sequence at all: Redis lost its data) or
+// the resume ID is no stream ID (invalid). Channels without a stream are
+// left out. lostLife says that some channel's sequence began after its
+// resume point.
+func (sh *redisShard) resumePoints(ctx context.Context, channels []string, sinceOf func(string) position, invalid bool) (from map[string]position, lostLife, gap bool, err error) {
 	states, err := sh.streamStates(ctx, channels)
 	if err != nil {
 		return nil, false, false, err
@@ -192,6 +201,7 @@ func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since
 	from = make(map[string]position, len(channels))
 	for i, ch := range channels {
 		st := states[i]
+		since := sinceOf(ch)
 		lost := invalid || !st.hasEpoch
 		if epoch, ok := parseStreamID(st.epoch); st.hasEpoch && ok && since.less(epoch) {
 			lost = true
@@ -459,6 +469,7 @@ func (rd *redisReader) fillGap(ctx context.Context) error {
 		r.fan.deliver(e.rec)
 	}
 	if n > 0 {
+		rd.publishFloor()
 		sh.log.Info("redis gap filled from the streams", "records", n, "gap", gap)
 	}
 	return nil

@@ -53,6 +53,7 @@ type redisReader struct {
 	sawPlain bool                // records without an ID (rsyslog) came: those cannot be refilled
 
 	mu     sync.Mutex
+	floor  position // the latest ID delivered (or the start), for deliveredFloor
 	ps     *redis.PubSub
 	active chan struct{} // closed while the subscription is in place
 	closed bool
@@ -74,6 +75,26 @@ func newRedisReader(sh *redisShard) *redisReader {
 		// before it would not reach this node live.
 		subErr: errors.New("pub/sub not subscribed yet"),
 	}
+}
+
+// deliveredFloor returns the latest ID the reader delivered, or where it
+// started when it delivered none; zero before it started.
+func (rd *redisReader) deliveredFloor() position {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.floor
+}
+
+// publishFloor makes what the run goroutine delivered so far visible to
+// deliveredFloor.
+func (rd *redisReader) publishFloor() {
+	f := rd.lastAny
+	if f.less(rd.startID) {
+		f = rd.startID
+	}
+	rd.mu.Lock()
+	rd.floor = f
+	rd.mu.Unlock()
 }
 
 // setSubHealth records the state of the connection.
@@ -237,6 +258,7 @@ func (rd *redisReader) session(ctx context.Context, retry bool) (active bool, er
 			rd.echo = 0 // a new connection: what it gets starts afresh
 			if rd.startID.isZero() {
 				rd.startID = rd.redisNow(ctx)
+				rd.publishFloor()
 			} else if err := rd.fillGap(ctx); err != nil {
 				return false, fmt.Errorf("gap fill: %w", err)
 			} else if retry {
@@ -289,6 +311,9 @@ func (rd *redisReader) handle(pubChannel, payload string) {
 	}
 	rd.src.stats.add(channel, time.Now())
 	rd.src.fan.deliver(rec)
+	if rec.ID != "" {
+		rd.publishFloor()
+	}
 }
 
 // advance records that the record sid of channel is delivered; it returns
@@ -338,6 +363,7 @@ func (rd *redisReader) handleBatch(payload string) {
 	}
 	clear(recs) // drop the references into the payload
 	rd.scratch = recs[:0]
+	rd.publishFloor()
 }
 
 // batchItem is one record of a batch notification before delivery.

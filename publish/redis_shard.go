@@ -58,6 +58,7 @@ func (sh *redisShard) startWriter(ctx context.Context, cfg RedisConfig, closing 
 		wake:      sh.wake,
 		closing:   closing,
 		linger:    defaultLinger,
+		maxLinger: defaultMaxLinger,
 		log:       sh.log,
 		dropped:   cfg.Metrics.Dropped.WithLabelValues(metrics.DropBusBuffer),
 		dropLog:   &rateLimited{},

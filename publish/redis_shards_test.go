@@ -227,3 +227,102 @@ func TestRedisClusterMasterDown(t *testing.T) {
 		}
 	}
 }
+
+// TestRedisGlobResumeAcrossShards: over two standalone shards and over a
+// Redis Cluster of three masters, a glob subscription breaks off while
+// records flow, resumes on the other stream node from the last event ID it
+// got, breaks off again and resumes on the first: every record arrives
+// exactly once, in order per channel.
+func TestRedisGlobResumeAcrossShards(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) (url string, cluster bool, parts int, part func(string) int)
+	}{
+		{"two shards", func(t *testing.T) (string, bool, int, func(string) int) {
+			a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
+			return a.URL() + "," + b.URL(), false, 2, func(ch string) int { return shardIndex(ch, 2) }
+		}},
+		{"cluster of three masters", func(t *testing.T) (string, bool, int, func(string) int) {
+			c := testsupport.StartRedisCluster(t, 3)
+			keys := redisKeys{cluster: true}
+			return c.URLs(), true, 3, func(ch string) int { return keySlot(keys.stream(ch)) * 3 / clusterSlots }
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url, cluster, parts, part := tc.start(t)
+			edit := func(c *RedisConfig) { c.Cluster = cluster }
+			in1, _ := newRedisBus(t, url, RoleIngest, edit)
+			in2, _ := newRedisBus(t, url, RoleIngest, edit)
+			nodes := make([]*Redis, 2)
+			for i := range nodes {
+				nodes[i], _ = newRedisBus(t, url, RoleStream, edit)
+				activeBus(t, nodes[i])
+			}
+			chans := shardChannels(t, parts, part, 2)
+			var all []string
+			for _, list := range chans {
+				all = append(all, list...)
+			}
+
+			first := subscribe(t, nodes[0], "host-*", SubscribeOptions{})
+			const rounds = 300
+			want := map[string][]int{}
+			for r := 0; r < rounds; r++ {
+				for j, ch := range all {
+					want[ch] = append(want[ch], r*len(all)+j)
+				}
+			}
+			total := rounds * len(all)
+			published := make(chan struct{})
+			go func() {
+				defer close(published)
+				// Each channel is fed by one ingest node, so its order is
+				// the publish order.
+				for r := 0; r < rounds; r++ {
+					for j, ch := range all {
+						bus := []*Redis{in1, in2}[j%2]
+						n := r*len(all) + j
+						if err := bus.Publish(context.Background(), ch, numbered(n)); err != nil {
+							t.Errorf("publish %d: %v", n, err)
+							return
+						}
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}()
+
+			// The client breaks off mid-stream twice and resumes each time
+			// on the other node, from the last ID it got.
+			var seen []gotRecord
+			cur := first
+			for hop := 1; hop <= 2; hop++ {
+				got := cur.waitRecords(t, total/3, 20*time.Second)[:total/3]
+				cur.cancel()
+				<-cur.done
+				seen = append(seen, got...)
+				last := got[len(got)-1].ID
+				if len(last) > maxTokenLen {
+					t.Fatalf("token %q: %d bytes", last, len(last))
+				}
+				t.Logf("hop %d: resume after %q on node %d", hop, last, hop%2+1)
+				cur = subscribe(t, nodes[hop%2], "host-*", SubscribeOptions{Since: last})
+			}
+			<-published
+			rest := total - len(seen)
+			seen = append(seen, cur.waitRecords(t, rest, 20*time.Second)...)
+			time.Sleep(200 * time.Millisecond) // a duplicate would come in this time
+			seen = append(seen[:total-rest], records(t, cur.snapshot())...)
+			got := byChannel(seen)
+			for _, ch := range all {
+				if !slices.Equal(got[ch], want[ch]) {
+					t.Errorf("channel %s: got %d records %v, want %d", ch, len(got[ch]), got[ch], len(want[ch]))
+				}
+			}
+			for _, e := range cur.snapshot() {
+				if e.Kind == EventGap {
+					t.Errorf("gap notice on resume")
+				}
+			}
+		})
+	}
+}

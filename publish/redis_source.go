@@ -67,10 +67,23 @@ func (s *RedisSource) Subscribe(ctx context.Context, pattern string, opts Subscr
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
+	// Where the subscription starts in each ID sequence, read before it
+	// is in place: later records reach it live.
+	var (
+		tokens       = s.spansUnits(pattern)
+		floors       []position
+		clusterFloor position
+	)
+	if tokens {
+		floors, clusterFloor = s.startFloors()
+	}
 	if opts.Since == "" && opts.Tail <= 0 {
 		sub, err := s.fan.subscribe(pattern, nil, opts)
 		if err != nil {
 			return nil, err
+		}
+		if tokens {
+			return newCursorSub(s, sub, nil, nil, floors, clusterFloor), nil
 		}
 		return sub, nil
 	}
@@ -84,7 +97,7 @@ func (s *RedisSource) Subscribe(ctx context.Context, pattern string, opts Subscr
 	for _, sh := range s.shards {
 		sh.waitActive(ctx, 2*time.Second)
 	}
-	backfill, skip, err := s.history(ctx, pattern, opts)
+	backfill, skip, rp, err := s.history(ctx, pattern, opts)
 	if err != nil {
 		sub.Close()
 		return nil, fmt.Errorf("subscribe to %q: %w", pattern, err)
@@ -93,8 +106,12 @@ func (s *RedisSource) Subscribe(ctx context.Context, pattern string, opts Subscr
 	// bytes queued for all clients until it takes them, as the memory
 	// bus holds its backfills.
 	backfill, held := s.fan.holdOwnedBackfill(backfill)
+	var out Subscription = sub
+	if tokens {
+		out = newCursorSub(s, sub, rp, backfill, floors, clusterFloor)
+	}
 	sub.startHeld(backfill, skip, held)
-	return sub, nil
+	return out, nil
 }
 
 // Channels lists the channels of the registries (each published at least

@@ -58,9 +58,18 @@ type flushState struct {
 // dropped because a channel's key holds another type.
 func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total int, echo []echoRecord) (dropped int, err error) {
 	keys := w.keys
+	var nowMS uint64
+	// On a standalone Redis the WATCH goes in the same round trip as the
+	// reads (two round trips a flush, not three: what a flush costs Redis
+	// beyond its records is mostly its round trips). A cluster client
+	// needs the key to find the node.
+	var watchKeys []string
+	if keys.cluster {
+		watchKeys = []string{keys.state(blobs[0].channel)}
+	}
 	for attempt := 0; attempt < txAttempts; attempt++ {
 		err = w.client.Watch(ctx, func(tx *redis.Tx) error {
-			st, err := w.readFlushState(ctx, tx, blobs)
+			st, err := w.readFlushState(ctx, tx, blobs, !keys.cluster)
 			if err != nil {
 				return err
 			}
@@ -78,6 +87,8 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 			last := base.add(uint64(total - 1))
 			payload := w.notification(blobs, base, len(echo))
 			dropped = 0
+			w.renewing = w.renewing[:0]
+			nowMS = st.now.ms
 			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				var first position
 				for i := range blobs {
@@ -104,8 +115,13 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 				w.echoRecords(ctx, p, blobs, base, echo)
 				return nil
 			})
+			if err != nil && !errors.Is(err, redis.TxFailedErr) && !keys.cluster {
+				// EXEC may not have run: the connection goes back to the
+				// pool, so it must not keep the key watched.
+				_ = tx.Unwatch(ctx).Err()
+			}
 			return err
-		}, keys.state(blobs[0].channel))
+		}, watchKeys...)
 		if !errors.Is(err, redis.TxFailedErr) {
 			break
 		}
@@ -114,13 +130,15 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 		w.isStream = nil // a key may have changed type: ask again
 		return 0, fmt.Errorf("write batch: %w", err)
 	}
+	w.registeredAt(w.renewing, nowMS)
 	return dropped, nil
 }
 
 // readFlushState reads, in one round trip within the WATCH, the shard's
 // clock and ID sequence and each channel's counters and marks, and the key
-// type of the channels not known to hold a stream yet.
-func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []channelBlob) (flushState, error) {
+// type of the channels not known to hold a stream yet. With watch, the
+// round trip starts with the WATCH of the ID sequence.
+func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []channelBlob, watch bool) (flushState, error) {
 	keys := w.keys
 	var (
 		timeCmd  *redis.TimeCmd
@@ -129,6 +147,9 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 		typeCmds = make([]*redis.StatusCmd, len(blobs))
 	)
 	_, err := tx.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if watch {
+			p.Do(ctx, "watch", keys.state(blobs[0].channel))
+		}
 		timeCmd = p.Time(ctx)
 		stateCmd = p.HMGet(ctx, keys.state(blobs[0].channel), "ms", "seq", "epoch")
 		for i := range blobs {
@@ -141,6 +162,9 @@ func (w *redisWriter) readFlushState(ctx context.Context, tx *redis.Tx, blobs []
 		return nil
 	})
 	if err != nil {
+		if watch {
+			_ = tx.Unwatch(ctx).Err()
+		}
 		return flushState{}, fmt.Errorf("read id state: %w", err)
 	}
 	var st flushState
@@ -215,6 +239,7 @@ func (w *redisWriter) addEntry(ctx context.Context, p redis.Pipeliner, b *channe
 	p.HSet(ctx, keys.meta(b.channel), "n", cum, "last", id.add(uint64(b.lastOff)).String(), "marks", marks)
 	if !keys.cluster && w.registerDue(b.channel, nowMS) { // in a cluster the registry is in another slot: see send
 		p.ZAdd(ctx, keys.registry(), redis.Z{Score: float64(nowMS), Member: b.channel})
+		w.renewing = append(w.renewing, b.channel)
 	}
 }
 
@@ -225,17 +250,24 @@ const registryEvery = 1000 // ms
 // start afresh.
 const maxChannelCache = 1 << 16
 
-// registerDue reports whether the channel's registry entry is due (not
-// renewed by this writer within registryEvery), and counts it renewed.
+// registerDue reports whether the channel's registry entry is due: not
+// renewed by this writer within registryEvery.
 func (w *redisWriter) registerDue(channel string, nowMS uint64) bool {
-	if w.registered == nil || len(w.registered) >= maxChannelCache {
+	last, ok := w.registered[channel]
+	return !ok || nowMS-last >= registryEvery || nowMS < last
+}
+
+// registeredAt counts the channels renewed at nowMS, once the command that
+// renewed them succeeded: a failed transaction (another ingest node moved
+// the ID sequence) renews them in its retry, so that no channel misses the
+// registry, which tails and resumes of globs read.
+func (w *redisWriter) registeredAt(channels []string, nowMS uint64) {
+	if w.registered == nil || len(w.registered)+len(channels) > maxChannelCache {
 		w.registered = make(map[string]uint64)
 	}
-	if last, ok := w.registered[channel]; ok && nowMS-last < registryEvery && nowMS >= last {
-		return false
+	for _, ch := range channels {
+		w.registered[ch] = nowMS
 	}
-	w.registered[channel] = nowMS
-	return true
 }
 
 // knowStream remembers that a channel's key holds a stream, so later

@@ -17,7 +17,9 @@ import (
 // Writer pacing.
 const (
 	defaultBatchSize = 512                   // records per pipeline at most
-	defaultLinger    = time.Millisecond      // a partial batch waits at most this long
+	defaultLinger    = time.Millisecond      // a partial batch waits at most this long, unless the rate is high
+	defaultMaxLinger = 4 * time.Millisecond  // at a high rate a partial batch waits at most this long
+	highRateBatch    = 32                    // records in a partial batch after the linger that make the rate high
 	backoffMin       = 50 * time.Millisecond // first retry delay after a Redis error
 	backoffMax       = 2 * time.Second       // retry delay cap
 	idlePing         = time.Second           // health probe when nothing is published
@@ -39,6 +41,8 @@ type redisWriter struct {
 	wake      chan struct{} // 1 slot: records queued or a batch full
 	closing   chan struct{} // closed by Close: deliver what is queued, then stop
 	linger    time.Duration
+	maxLinger time.Duration // at a high rate (see next)
+	lastTake  time.Time     // when next last took a batch
 	log       *slog.Logger
 	dropped   prometheus.Counter
 	dropLog   *rateLimited
@@ -54,6 +58,7 @@ type redisWriter struct {
 	echoRecs  []echoRecord // the records of a flush, for --redis-publish-records
 
 	registered map[string]uint64 // channel -> when this writer last renewed it in the registry (ms)
+	renewing   []string          // channels whose registry entry the flush being written renews
 	isStream   map[string]bool   // channels whose key is known to hold a stream
 }
 
@@ -70,11 +75,8 @@ func (w *redisWriter) run(ctx context.Context, done chan<- struct{}) {
 // ctx ends or Close; after a failure it waits (backoff) before the next.
 func (w *redisWriter) serve(ctx context.Context) {
 	var backoff time.Duration
-	idle := time.NewTimer(idlePing)
-	defer idle.Stop()
-	linger := time.NewTimer(time.Hour)
-	linger.Stop()
-	defer linger.Stop()
+	timers := newWriterTimers()
+	defer timers.stop()
 	for {
 		if backoff > 0 {
 			select {
@@ -85,37 +87,100 @@ func (w *redisWriter) serve(ctx context.Context) {
 			case <-time.After(backoff):
 			}
 		}
-		b := w.buf.take(false)
-		if b == nil && w.buf.empty() {
-			idle.Reset(idlePing)
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.closing:
-				return
-			case <-w.wake:
-			case <-idle.C:
-				w.probe(ctx)
-			}
-			continue
+		b, idle, ok := w.next(ctx, timers)
+		switch {
+		case !ok:
+			return
+		case idle:
+			w.probe(ctx)
+		case b != nil:
+			backoff = w.deliver(ctx, b, backoff)
 		}
-		if b == nil { // a partial batch: wait for more, at most the linger time
-			linger.Reset(w.linger)
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.closing:
-				return
-			case <-w.wake:
-			case <-linger.C:
-			}
-			linger.Stop()
-			if b = w.buf.take(true); b == nil {
-				continue
-			}
-		}
-		backoff = w.deliver(ctx, b, backoff)
 	}
+}
+
+// writerTimers are the timers next reuses from one batch to the next.
+type writerTimers struct{ idle, linger *time.Timer }
+
+func newWriterTimers() *writerTimers {
+	t := &writerTimers{idle: time.NewTimer(idlePing), linger: time.NewTimer(time.Hour)}
+	t.linger.Stop()
+	return t
+}
+
+func (t *writerTimers) stop() {
+	t.idle.Stop()
+	t.linger.Stop()
+}
+
+// next waits for the next batch to send: a full one at once; a partial one
+// once its first record is the linger time old (a lone record goes within
+// it, however long the last send took). When records come fast
+// (highRateBatch or more in the batch at that age) a partial batch waits on
+// for a full one, up to maxLinger old, so that twice the records make the
+// same number of flushes, not twice as many, when the rate is high: a flush
+// costs Redis much per flush beyond its records (BenchmarkRedisFlush). It
+// returns idle when nothing came for idlePing (time to probe Redis), and
+// ok false when ctx ends or Close is called.
+func (w *redisWriter) next(ctx context.Context, t *writerTimers) (b *pendingBatch, idle, ok bool) {
+	if b = w.take(false); b != nil {
+		return b, false, true
+	}
+	if w.buf.empty() {
+		t.idle.Reset(idlePing)
+		defer t.idle.Stop()
+		select {
+		case <-ctx.Done():
+			return nil, false, false
+		case <-w.closing:
+			return nil, false, false
+		case <-w.wake:
+			return nil, false, true // look again
+		case <-t.idle.C:
+			return nil, true, true
+		}
+	}
+	for {
+		n, first := w.buf.head()
+		now := time.Now()
+		age := now.Sub(first)
+		limit := w.linger
+		// The rate is high when the batch holds highRateBatch records or
+		// more, and as many per millisecond came since the last batch was
+		// taken: a sender that writes its lines in bursts every few
+		// milliseconds at a low rate keeps the short linger.
+		if age >= w.linger && n >= highRateBatch && int64(n)*int64(time.Millisecond) >= highRateBatch*int64(now.Sub(w.lastTake)) {
+			limit = max(w.maxLinger, w.linger)
+		}
+		if age >= limit {
+			return w.take(true), false, true
+		}
+		// Wait for more: a wake says a batch is full (or is stale).
+		t.linger.Reset(limit - age)
+		select {
+		case <-ctx.Done():
+			t.linger.Stop()
+			return nil, false, false
+		case <-w.closing:
+			t.linger.Stop()
+			return nil, false, false
+		case <-w.wake:
+		case <-t.linger.C:
+		}
+		t.linger.Stop()
+		if b = w.take(false); b != nil {
+			return b, false, true
+		}
+	}
+}
+
+// take takes a batch from the buffer (see pubBuffer.take) and notes when.
+func (w *redisWriter) take(partial bool) *pendingBatch {
+	b := w.buf.take(partial)
+	if b != nil {
+		w.lastTake = time.Now()
+	}
+	return b
 }
 
 // drain delivers what is still queued after Close, batch after batch,
@@ -327,9 +392,11 @@ func (w *redisWriter) writeClusterFlush(ctx context.Context, b *pendingBatch) (i
 	}
 	nowMS = float64(time.Now().UnixMilli())
 	p := w.client.Pipeline()
+	w.renewing = w.renewing[:0]
 	for i := range w.blobs {
 		if w.registerDue(w.blobs[i].channel, uint64(nowMS)) {
 			p.ZAdd(ctx, w.keys.registry(), redis.Z{Score: nowMS, Member: w.blobs[i].channel})
+			w.renewing = append(w.renewing, w.blobs[i].channel)
 		}
 	}
 	if p.Len() == 0 {
@@ -338,6 +405,7 @@ func (w *redisWriter) writeClusterFlush(ctx context.Context, b *pendingBatch) (i
 	if _, err := p.Exec(ctx); err != nil {
 		return skipped, fmt.Errorf("channel registry: %w", err)
 	}
+	w.registeredAt(w.renewing, uint64(nowMS))
 	return skipped, nil
 }
 

@@ -3,10 +3,14 @@
 # side: one burst of 1,000,000 RFC 3164 lines over 4 TCP connections per
 # run into a private Redis with one PSUBSCRIBE counter (logbench), Redis's
 # CPU read from INFO cpu before and after; the builds, the proof of
-# concept's rsyslog (plain PUBLISH per record) and the new build on two
+# concept's rsyslog (plain PUBLISH per record) and both builds on two
 # shards alternate, ROUNDS times.
 #
 #   scripts/redis-ab.sh OLD_REF [ROUNDS]     # e.g. scripts/redis-ab.sh main 3
+#   RATE=200000 KINDS="old new oldshards shards" scripts/redis-ab.sh main 3
+#
+# RATE sends at that many lines/s (a steady rate, where flushes go by time,
+# not size) instead of as fast as possible; KINDS picks the runs of a round.
 #
 # OLD_REF is a git revision, built from `git archive`; the new build is the
 # working tree. Needs go, redis-server, redis-cli, rsyslogd with omhiredis.
@@ -57,7 +61,7 @@ run() {
   local name=$1 kind=$2 sp hp ingest url ports=() rpids=() before=() i extra=()
   start_redis; ports+=("$RP"); rpids+=("$RPID")
   url=redis://127.0.0.1:$RP/0
-  if [ "$kind" = shards ]; then
+  if [ "$kind" = shards ] || [ "$kind" = oldshards ]; then
     start_redis; ports+=("$RP"); rpids+=("$RPID")
     url="$url,redis://127.0.0.1:$RP/0"
     extra=(--app-per-conn)
@@ -71,12 +75,14 @@ run() {
     ;;
   old) "$W/lv-old" --role ingest --redis "$url" --syslog-addr "127.0.0.1:$sp" --http-addr "127.0.0.1:$hp" --log-level warn >/dev/null 2>&1 & ;;
   new) "$W/lv-new" --role ingest --redis "$url" --syslog-addr "127.0.0.1:$sp" --http-addr "127.0.0.1:$hp" --log-level warn >/dev/null 2>&1 & ;;
+  oldshards) "$W/lv-old" --role ingest --redis "$url" --channel-from app --syslog-addr "127.0.0.1:$sp" --http-addr "127.0.0.1:$hp" --log-level warn >/dev/null 2>&1 & ;;
   shards) "$W/lv-new" --role ingest --redis "$url" --channel-from app --syslog-addr "127.0.0.1:$sp" --http-addr "127.0.0.1:$hp" --log-level warn >/dev/null 2>&1 & ;;
   esac
   ingest=$!
   pids+=("$ingest")
   wait_port "$sp"
   for i in "${!ports[@]}"; do before[$i]=$(redis_cpu "${ports[$i]}"); done
+  if [ -n "${RATE:-}" ]; then extra+=(--rate "$RATE"); fi
   "$W/logbench" --addr "127.0.0.1:$sp" -c 4 --count 1000000 --kind rfc3164 --size 140 "${extra[@]}" \
     --redis "$url" --redis-pattern '*' --json-out "$W/$name.json" >"$W/$name.txt" 2>&1 || true
   local cpus=""
@@ -94,5 +100,5 @@ PY
 
 echo "redis-ab.sh: old $old_ref ($(git rev-parse --short "$old_ref")), new: the working tree ($(git rev-parse --short HEAD)), $rounds rounds"
 for round in $(seq "$rounds"); do
-  for kind in old new poc shards; do run "$kind-$round" "$kind"; done
+  for kind in ${KINDS:-old new poc oldshards shards}; do run "$kind-$round" "$kind"; done
 done
