@@ -6,7 +6,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/logviewer/logviewer/publish"
@@ -101,6 +100,13 @@ type pumper struct {
 	paceTimer   *time.Timer
 	losingSince time.Time   // when the current run of batches with losses began
 	end         func(error) // what start was given
+
+	// Parking, for a pumper run by start.
+	pmu         sync.Mutex
+	parked      bool        // no goroutine runs the pump; a wake-up resumes it
+	timer       *time.Timer // wakes it for the heartbeat or to give back buffers
+	stopCtxWake func() bool // cancels the wake-up on ctx's end
+	onReady     func()      // p.wakeAsync, made once
 }
 
 // newPumper returns the pump of one client. cfg.done, when set, is an
@@ -146,6 +152,7 @@ func (p *pumper) start(end func(error)) {
 // resume runs the pump until it parks or the stream ends.
 func (p *pumper) resume() {
 	if parked, err := p.loop(p.ready != nil); !parked {
+		p.release()
 		p.end(err)
 	}
 }
@@ -157,12 +164,20 @@ func (p *pumper) loop(canPark bool) (parked bool, err error) {
 		if p.stop.Err() != nil {
 			return false, drain(p.done, p.sub, p.out, p.buf, p.st)
 		}
-		if cap(p.buf) == 0 {
-			p.buf = make([]publish.Event, 0, firstBatch)
-		}
 		// Take what is ready without waiting: under load this is every
-		// call, and it costs no timer.
-		evs, err := p.sub.Next(p.done, p.buf[:0])
+		// call, and it costs no timer. An idle client has no batch buffer:
+		// one is made when something comes.
+		var evs []publish.Event
+		var err error
+		if cap(p.buf) == 0 {
+			evs, err = p.sub.Next(p.done, nil)
+			if len(evs) > 0 {
+				p.buf = make([]publish.Event, 0, firstBatch)
+				evs, _ = p.sub.Next(p.done, append(p.buf, evs...))
+			}
+		} else {
+			evs, err = p.sub.Next(p.done, p.buf[:0])
+		}
 		if len(evs) == 0 {
 			if errors.Is(err, publish.ErrClosed) {
 				return false, err
@@ -272,52 +287,76 @@ func (p *pumper) send(evs []publish.Event) error {
 
 // park arranges for the pump to resume, on a goroutine of its own, at the
 // first of: events ready, wait passed (the heartbeat due), ctx ending. It
-// returns false, arranging nothing, when events are ready already.
+// returns false, arranging nothing, when events are ready already or ctx
+// has ended. The timer and the wake-up on ctx are made by the first park
+// and kept: a client that parks often costs no garbage for it.
 func (p *pumper) park(wait time.Duration) bool {
-	pk := &parking{p: p}
-	pk.mu.Lock() // until all is arranged: resume waits for it
-	defer pk.mu.Unlock()
-	if !p.ready.NotifyReady(pk.wakeAsync) {
+	p.pmu.Lock() // until all is arranged: a wake-up waits for it
+	defer p.pmu.Unlock()
+	if p.ctx.Err() != nil {
+		return false // its wake-up may have come and gone
+	}
+	if p.onReady == nil {
+		p.onReady = p.wakeAsync
+	}
+	if !p.ready.NotifyReady(p.onReady) {
 		return false
 	}
-	pk.timer = time.AfterFunc(wait, pk.wake)
-	pk.stopCtx = context.AfterFunc(p.ctx, pk.wake)
+	if p.timer == nil {
+		p.timer = time.AfterFunc(wait, p.wake)
+	} else {
+		p.timer.Reset(wait)
+	}
+	if p.stopCtxWake == nil {
+		p.stopCtxWake = context.AfterFunc(p.ctx, p.wake)
+	}
+	p.parked = true
 	return true
 }
 
-// parking is one parked spell of a pumper: whichever of its wake-ups comes
-// first resumes the pump, once; the others are cancelled.
-type parking struct {
-	p       *pumper
-	fired   atomic.Bool
-	mu      sync.Mutex // held while the wake-ups are arranged
-	timer   *time.Timer
-	stopCtx func() bool
+// unpark ends a parked spell and cancels its wake-ups. It reports whether
+// the pump was parked: only then may the caller resume it. A wake-up that
+// comes late finds the pump running (and does nothing) or parked anew (and
+// resumes it for nothing: the pump parks again).
+func (p *pumper) unpark() bool {
+	p.pmu.Lock()
+	defer p.pmu.Unlock()
+	if !p.parked {
+		return false
+	}
+	p.parked = false
+	p.ready.StopNotify()
+	p.timer.Stop()
+	return true
 }
 
-// wake resumes the pump on the calling goroutine (a timer's or a
-// context's own), unless another wake-up did.
-func (pk *parking) wake() {
-	if pk.fired.CompareAndSwap(false, true) {
-		pk.resume()
+// wake resumes a parked pump on the calling goroutine (a timer's or a
+// context's own).
+func (p *pumper) wake() {
+	if p.unpark() {
+		p.resume()
 	}
 }
 
-// wakeAsync resumes the pump on a new goroutine, unless another wake-up
-// did: it runs on a publisher's goroutine.
-func (pk *parking) wakeAsync() {
-	if pk.fired.CompareAndSwap(false, true) {
-		go pk.resume()
+// wakeAsync resumes a parked pump on a new goroutine: it runs on a
+// publisher's.
+func (p *pumper) wakeAsync() {
+	if p.unpark() {
+		go p.resume()
 	}
 }
 
-func (pk *parking) resume() {
-	pk.mu.Lock()
-	pk.p.ready.StopNotify()
-	pk.timer.Stop()
-	pk.stopCtx()
-	pk.mu.Unlock()
-	pk.p.resume()
+// release cancels the wake-ups of an ended stream.
+func (p *pumper) release() {
+	if p.stopCtxWake != nil {
+		p.stopCtxWake()
+	}
+	if p.timer != nil {
+		p.timer.Stop()
+	}
+	if p.ready != nil {
+		p.ready.StopNotify()
+	}
 }
 
 // drain writes the events sub holds now, without waiting for more, and
