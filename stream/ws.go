@@ -23,7 +23,7 @@ import (
 // handleWS streams a channel pattern over a WebSocket: one text frame per
 // record (its JSON, with _event_id and _channel), {"dropped":N} and
 // {"gap":true} notices. Messages from the client are not expected: one
-// closes the connection (websocket.Conn.CloseRead).
+// closes the connection with status 1008 (see wsReader).
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if !s.checkOrigin(w, r) {
 		return
@@ -484,6 +484,7 @@ type wsReader struct {
 	mu        sync.Mutex // held while reading, and to stop
 	stopped   bool
 	stopWatch func() // nil: not watched
+	readable  func() // what the watcher calls: starts read; made once
 }
 
 // pong notes that the client answered a ping (the library calls it).
@@ -517,7 +518,10 @@ func (r *wsReader) stop() {
 // to read, or starts the library's reading goroutine where it cannot.
 func (r *wsReader) watchLocked() {
 	if w := r.watcher(); w != nil {
-		stop, err := w.WatchReadable(r.cork.Conn, func() { go r.read() })
+		if r.readable == nil {
+			r.readable = func() { go r.read() }
+		}
+		stop, err := w.WatchReadable(r.cork.Conn, r.readable)
 		if err == nil {
 			r.stopWatch = stop
 			return
