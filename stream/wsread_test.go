@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -149,9 +150,12 @@ func TestWSIdleGoroutines(t *testing.T) {
 	const clients = 40
 	f := startServer(t, Config{Heartbeat: 20 * time.Millisecond})
 	base := runtime.NumGoroutine()
+	var pings atomic.Int64
 	var conns []*websocket.Conn
 	for range clients {
-		c := dialWS(t, f, "/ws/quiet", nil)
+		c := dialWS(t, f, "/ws/quiet", nil, func(o *websocket.DialOptions) {
+			o.OnPingReceived = func(context.Context, []byte) bool { pings.Add(1); return true }
+		})
 		conns = append(conns, c)
 	}
 	testsupport.Eventually(t, wait, func() bool { return gauge(t, f.url, `logviewer_stream_clients{kind="ws"}`) == clients },
@@ -169,10 +173,13 @@ func TestWSIdleGoroutines(t *testing.T) {
 			got <- string(b)
 		}()
 	}
-	time.Sleep(100 * time.Millisecond) // a few heartbeats, pinged and answered
-	if n := runtime.NumGoroutine() - base; n > clients+clients/2 {
-		t.Errorf("%d goroutines for %d idle clients, one of them each: want about one each (the test's readers)", n, clients)
-	}
+	testsupport.Eventually(t, wait, func() bool { return pings.Load() >= 3*clients },
+		"%v pings to %d clients", func() any { return pings.Load() }, clients)
+	// Between heartbeats the server holds no goroutine per client (with
+	// one, there would be two or three each, with the test's readers).
+	testsupport.Eventually(t, wait, func() bool { return runtime.NumGoroutine()-base <= clients+clients/4 },
+		"%v goroutines for %d idle clients: want about one each (the test's readers)",
+		func() any { return runtime.NumGoroutine() - base }, clients)
 	f.publish(t, "quiet", "hello")
 	for range clients {
 		select {
