@@ -21,6 +21,7 @@ import (
 type tallySink struct {
 	records    atomic.Int64
 	heartbeats atomic.Int64
+	idles      atomic.Int64
 	flushes    int // only touched by the pump: a race here is a pump on two goroutines
 }
 
@@ -29,13 +30,13 @@ func (s *tallySink) dropped(uint64, map[string]uint64) error { return nil }
 func (s *tallySink) gap([]string) error                      { return nil }
 func (s *tallySink) heartbeat() error                        { s.heartbeats.Add(1); return nil }
 func (s *tallySink) flush() error                            { s.flushes++; return nil }
-func (s *tallySink) idle()                                   {}
+func (s *tallySink) idle()                                   { s.idles.Add(1) }
 
 // TestPumpParkNoLostWakeup hammers parking pumps with records from
 // concurrent publishers while some clients go away and some subscriptions
-// close: every remaining client gets every record (the heartbeat and the
-// giving back of buffers are an hour away, so only the subscription wakes a
-// parked pump), each stream ends
+// close: every remaining client gets every record (the heartbeat is an hour
+// away and a pump parks at once, so only the subscription wakes a parked
+// pump), each stream ends
 // exactly once, and idle pumps hold no goroutine.
 func TestPumpParkNoLostWakeup(t *testing.T) {
 	const (
@@ -47,9 +48,10 @@ func TestPumpParkNoLostWakeup(t *testing.T) {
 	t.Cleanup(func() { hub.Close() })
 	stop, stopNow := context.WithCancel(t.Context())
 	defer stopNow()
-	// Neither the heartbeat nor the giving back of buffers wakes a pump
-	// during the test: only the subscription does.
-	cfg := pumpConfig{heartbeat: time.Hour, slowAfter: time.Hour, idleAfter: time.Hour}
+	// A pump parks as soon as it has sent what came, and neither the
+	// heartbeat nor the giving back of buffers wakes it during the test:
+	// only the subscription does.
+	cfg := pumpConfig{heartbeat: time.Hour, slowAfter: time.Hour, idleAfter: time.Nanosecond}
 
 	base := runtime.NumGoroutine()
 	type client struct {
@@ -154,8 +156,16 @@ func TestPumpParkNoLostWakeup(t *testing.T) {
 	}
 }
 
-// TestPumpParkedHeartbeat: a parked pump wakes for its heartbeat, and for
-// its client going away, with no goroutine waiting in between.
+// isParked reports whether p is parked.
+func isParked(p *pumper) bool {
+	p.pmu.Lock()
+	defer p.pmu.Unlock()
+	return p.parked
+}
+
+// TestPumpParkedHeartbeat: a parked pump wakes for its heartbeat, for
+// records (and parks again once idle) and for its client going away, with
+// no goroutine waiting in between.
 func TestPumpParkedHeartbeat(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hub := publish.NewMemory(publish.MemoryConfig{History: 10})
@@ -178,6 +188,21 @@ func TestPumpParkedHeartbeat(t *testing.T) {
 		}
 		if end.Load() != nil {
 			t.Fatalf("stream ended: %v", end.Load())
+		}
+		// A record: the pump wakes and sends it, then waits on its
+		// goroutine for idleAfter, when it gives its buffers back and
+		// parks again.
+		if err := hub.Publish(t.Context(), "app", []byte(`{"short_message":"x"}`)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait()
+		if out.records.Load() != 1 || isParked(p) {
+			t.Fatalf("after a record: %d sent, parked %v; want 1 sent, waiting on its goroutine", out.records.Load(), isParked(p))
+		}
+		time.Sleep(idleAfter)
+		synctest.Wait()
+		if !isParked(p) || out.idles.Load() != 1 {
+			t.Fatalf("idleAfter after a record: parked %v, buffers given back %d times; want parked, once", isParked(p), out.idles.Load())
 		}
 		cancel()
 		synctest.Wait()

@@ -78,11 +78,11 @@ func pump(ctx, stop context.Context, sub publish.Subscription, out sink, cfg pum
 // returned. A client that loses records in every batch for longer than
 // slowAfter is cut off with errSlow.
 //
-// A pumper started with start parks whenever it would wait for events,
-// when its subscription is a publish.ReadyNotifier: no goroutine waits for
-// it then. It resumes on a goroutine of its own at the
-// first of: events ready, the heartbeat due, ctx ending (which must end
-// when stop does).
+// A pumper started with start parks when it would wait for events and
+// has sent no records for idleAfter (or none yet), when its subscription
+// is a publish.ReadyNotifier: no goroutine waits for it then. It resumes
+// on a goroutine of its own at the first of: events ready, the heartbeat
+// due, ctx ending (which must end when stop does).
 type pumper struct {
 	ctx, stop context.Context
 	sub       publish.Subscription
@@ -195,15 +195,18 @@ func (p *pumper) loop(canPark bool) (parked bool, err error) {
 			}
 			// Nothing to send. Quiet for a while: wait without holding the
 			// batch buffers; else wake when it has been, to give them back.
-			if quiet := time.Since(p.lastWrite); quiet >= p.cfg.idleAfter {
-				if cap(p.buf) > 0 {
-					p.out.idle()
-					p.buf = nil
-				}
-			} else if cap(p.buf) > 0 {
+			quiet := time.Since(p.lastWrite)
+			idle := quiet >= p.cfg.idleAfter
+			if idle && cap(p.buf) > 0 {
+				p.out.idle()
+				p.buf = nil
+			} else if !idle && cap(p.buf) > 0 {
 				wait = min(wait, p.cfg.idleAfter-quiet)
 			}
-			if canPark {
+			// Park when idle, or before the first records: a stream that
+			// had records a moment ago waits on its goroutine, as more are
+			// likely soon, and costs no goroutine start per batch.
+			if canPark && (idle || p.lastFlush.IsZero()) {
 				if p.ctx.Err() != nil {
 					if p.stop.Err() != nil {
 						return false, drain(p.done, p.sub, p.out, p.buf, p.st)
