@@ -96,6 +96,24 @@ type Subscription interface {
 	Close() error
 }
 
+// ReadyNotifier is implemented by subscriptions that can say when Next
+// would return without waiting, so that a subscriber need not keep a
+// goroutine blocked in Next while nothing comes. The subscriptions of both
+// buses implement it.
+type ReadyNotifier interface {
+	// NotifyReady arranges for ready to be called once, as soon as Next
+	// would not wait: events are ready, or the subscription was closed or
+	// its bus closed. It returns false, and ready is not called, when that
+	// is so already. ready runs on the goroutine that made events ready (a
+	// publisher's): it must be quick and must not call into the
+	// subscription. One arrangement is kept at a time; a later call
+	// replaces it.
+	NotifyReady(ready func()) bool
+	// StopNotify cancels the arrangement of NotifyReady: ready is not
+	// called after StopNotify returns, unless it was called before.
+	StopNotify()
+}
+
 // ChannelInfo describes one known channel.
 type ChannelInfo struct {
 	Name     string    `json:"name"`

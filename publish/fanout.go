@@ -289,9 +289,13 @@ func (f *fanout) markGap() {
 		s.mu.Lock()
 		s.gap = true
 		wake := s.wakeLocked()
+		ready := s.takeReadyLocked()
 		s.mu.Unlock()
 		if wake {
 			s.signal()
+		}
+		if ready != nil {
+			ready()
 		}
 	}
 }
@@ -318,8 +322,12 @@ func (f *fanout) close() {
 		s.ended = true
 		s.pending = false
 		s.waiting = false
+		ready := s.takeReadyLocked()
 		s.mu.Unlock()
 		s.signal()
+		if ready != nil {
+			ready()
+		}
 	}
 }
 
@@ -356,6 +364,9 @@ type subscriber struct {
 	waiting      bool // Next is blocked on notify
 	closed       bool // Close was called: Next fails at once
 	ended        bool // the bus closed: Next drains, then fails
+	// onReady is what NotifyReady arranged to be called when events are
+	// ready; nil when nothing is arranged.
+	onReady func()
 }
 
 // start ends the pending state of a subscriber made by subscribePending:
@@ -387,9 +398,13 @@ func (s *subscriber) start(backfill []Event, skip func(Record) bool) {
 	}
 	s.pending = false
 	wake := s.wakeLocked()
+	ready := s.takeReadyLocked()
 	s.mu.Unlock()
 	if wake {
 		s.signal()
+	}
+	if ready != nil {
+		ready()
 	}
 }
 
@@ -485,12 +500,16 @@ func (s *subscriber) push(rec Record) {
 	s.bytes += size
 	s.f.queued.Add(size)
 	wake := s.wakeLocked()
+	ready := s.takeReadyLocked()
 	s.mu.Unlock()
 	if dropped > 0 && s.dropped != nil {
 		s.dropped.Add(float64(dropped))
 	}
 	if wake {
 		s.signal()
+	}
+	if ready != nil {
+		ready()
 	}
 }
 
@@ -594,6 +613,51 @@ func (s *subscriber) wakeLocked() bool {
 		return true
 	}
 	return false
+}
+
+// takeReadyLocked returns and clears what NotifyReady arranged, once the
+// subscriber is no longer pending; the caller calls it after unlocking.
+// Called with s.mu held.
+func (s *subscriber) takeReadyLocked() func() {
+	if s.pending || s.onReady == nil {
+		return nil
+	}
+	f := s.onReady
+	s.onReady = nil
+	return f
+}
+
+// readyLocked reports whether Next would return at once. Called with s.mu
+// held.
+func (s *subscriber) readyLocked() bool {
+	if s.closed || s.ended {
+		return true
+	}
+	if s.pending {
+		return false
+	}
+	return len(s.backfill) > 0 || s.gap || s.lost > 0 || s.n > 0 || s.stalled.Load()
+}
+
+// NotifyReady arranges for ready to be called once when Next would not
+// wait (see publish.ReadyNotifier); it returns false when Next would not
+// wait now.
+func (s *subscriber) NotifyReady(ready func()) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.readyLocked() {
+		s.onReady = nil
+		return false
+	}
+	s.onReady = ready
+	return true
+}
+
+// StopNotify cancels what NotifyReady arranged.
+func (s *subscriber) StopNotify() {
+	s.mu.Lock()
+	s.onReady = nil
+	s.mu.Unlock()
 }
 
 func (s *subscriber) signal() {
@@ -712,8 +776,13 @@ func (s *subscriber) Close() error {
 	s.f.queued.Add(-s.bytes)
 	s.releaseBackfillLocked()
 	s.backfill, s.ring, s.head, s.n, s.bytes = nil, nil, 0, 0, 0
+	ready := s.onReady
+	s.onReady = nil
 	s.mu.Unlock()
 	s.f.remove(s)
 	s.signal()
+	if ready != nil {
+		ready()
+	}
 	return nil
 }

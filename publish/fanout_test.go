@@ -364,3 +364,71 @@ func TestFanoutLostByChannelBounded(t *testing.T) {
 			evs[0].Dropped, len(by), by[""], channels, MaxDropChannels+1)
 	}
 }
+
+var _ ReadyNotifier = (*subscriber)(nil)
+
+// TestFanoutNotifyReady: what NotifyReady arranges is called once by the
+// first of a record, a gap, the start of a pending subscriber, the bus's
+// close and the subscription's own Close, and never after StopNotify or
+// when events are ready already.
+func TestFanoutNotifyReady(t *testing.T) {
+	tests := []struct {
+		name    string
+		pending bool
+		wake    func(f *fanout, s *subscriber)
+	}{
+		{"record", false, func(f *fanout, _ *subscriber) { f.deliver(rec("a", 1)) }},
+		{"gap", false, func(f *fanout, _ *subscriber) { f.markGap() }},
+		{"start", true, func(_ *fanout, s *subscriber) { s.start(nil, nil) }},
+		{"bus closed", false, func(f *fanout, _ *subscriber) { f.close() }},
+		{"closed", false, func(_ *fanout, s *subscriber) { s.Close() }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFanout(nil)
+			var s *subscriber
+			var err error
+			if tt.pending {
+				s, err = f.subscribePending("a", SubscribeOptions{})
+			} else {
+				s, err = f.subscribe("a", nil, SubscribeOptions{})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := 0
+			if !s.NotifyReady(func() { calls++ }) {
+				t.Fatal("NotifyReady: ready already with nothing queued")
+			}
+			if tt.pending {
+				f.deliver(rec("a", 1)) // queued while pending: not ready yet
+				if calls != 0 {
+					t.Fatal("ready called for a pending subscriber")
+				}
+			}
+			tt.wake(f, s)
+			f.deliver(rec("a", 2))
+			if calls != 1 {
+				t.Fatalf("ready called %d times, want 1", calls)
+			}
+			if s.NotifyReady(func() { calls++ }) {
+				t.Fatal("NotifyReady armed although Next would not wait")
+			}
+		})
+	}
+	t.Run("stop", func(t *testing.T) {
+		f := newFanout(nil)
+		s, err := f.subscribe("a", nil, SubscribeOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		called := false
+		s.NotifyReady(func() { called = true })
+		s.StopNotify()
+		f.deliver(rec("a", 1))
+		s.Close()
+		if called {
+			t.Fatal("ready called after StopNotify")
+		}
+	})
+}

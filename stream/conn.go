@@ -66,6 +66,21 @@ func (h *headerBuffer) WriteString(s string) (int, error) {
 // stream's client has nothing to say); call the returned stop before
 // closing conn. One watcher serves every taken connection of the server.
 func (s *Server) watchPeer(conn net.Conn, gone context.CancelFunc) (stop func()) {
+	w := s.peerWatcher()
+	if w == nil {
+		go func() {
+			var b [16]byte
+			_, _ = conn.Read(b[:])
+			gone()
+		}()
+		return func() {}
+	}
+	return w.Watch(conn, gone)
+}
+
+// peerWatcher returns the server's peer watcher, made on first use and
+// closed when the server stops; nil when the system has none.
+func (s *Server) peerWatcher() *peerwatch.Watcher {
 	s.peersOnce.Do(func() {
 		w, err := peerwatch.New()
 		if err != nil {
@@ -75,15 +90,7 @@ func (s *Server) watchPeer(conn net.Conn, gone context.CancelFunc) (stop func())
 		s.peers = w
 		context.AfterFunc(s.stop, func() { _ = w.Close() })
 	})
-	if s.peers == nil {
-		go func() {
-			var b [16]byte
-			_, _ = conn.Read(b[:])
-			gone()
-		}()
-		return func() {}
-	}
-	return s.peers.Watch(conn, gone)
+	return s.peers
 }
 
 // trackConn registers a taken connection, so that a shutdown past its

@@ -114,6 +114,8 @@ type Server struct {
 	stop     context.Context
 	stopNow  context.CancelFunc
 	listener net.Listener
+	// ended is a context ended from the start, which the pumps share.
+	ended context.Context
 
 	mu       sync.Mutex
 	clients  int                   // open streams, bounded by MaxClients
@@ -165,6 +167,9 @@ func NewServer(cfg Config, bus Source, m *metrics.Metrics, gatherer prometheus.G
 	}
 	s.origins = newOriginPolicy(cfg.AllowOrigins, s.log)
 	s.stop, s.stopNow = context.WithCancel(context.Background())
+	ended, end := context.WithCancel(context.Background())
+	end()
+	s.ended = ended
 	s.handler = s.routes()
 	return s
 }
@@ -311,7 +316,7 @@ func (s *Server) pace() time.Duration {
 
 // pumpConfig returns the timings of a client's pump.
 func (s *Server) pumpConfig() pumpConfig {
-	return pumpConfig{heartbeat: s.cfg.Heartbeat, slowAfter: s.cfg.SlowAfter, pace: s.pace}
+	return pumpConfig{heartbeat: s.cfg.Heartbeat, slowAfter: s.cfg.SlowAfter, pace: s.pace, done: s.ended}
 }
 
 // beginStream registers a streaming handler. It fails once the server stops

@@ -95,19 +95,27 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 // goroutine of its own: the handler's goroutine (with the stack it grew
 // while reading the request) and the request are let go. It owns sub, conn
 // and the stream's ctx (cancel ends it) and ends them; the server's stop
-// ends ctx too, and pump tells the two apart.
+// ends ctx too, and the pump tells the two apart. An idle stream parks its
+// pump: it holds no goroutine until records, its heartbeat or its end
+// come.
 func (s *Server) streamOn(ctx context.Context, cancel context.CancelFunc, conn net.Conn, sub publish.Subscription, out *sseSink, client clientInfo) {
-	defer s.closeStream(sub)
-	defer conn.Close()
-	defer s.trackConn(conn)()
-	defer cancel()
-	defer s.watchPeer(conn, cancel)()
-	s.runClient(ctx, client, func(st *pumpStats) error {
-		if err := out.flush(); err != nil {
-			return err
-		}
-		return pump(ctx, s.stop, sub, out, s.pumpConfig(), st)
-	})
+	stopWatch := s.watchPeer(conn, cancel)
+	untrack := s.trackConn(conn)
+	end := s.beginClient(ctx, client)
+	var st pumpStats
+	finish := func(err error) {
+		end(err, &st)
+		stopWatch()
+		cancel()
+		untrack()
+		conn.Close()
+		s.closeStream(sub)
+	}
+	if err := out.flush(); err != nil {
+		finish(err)
+		return
+	}
+	newPumper(ctx, s.stop, sub, out, s.pumpConfig(), &st).start(finish)
 }
 
 // clientInfo names a stream client in logs and metrics.
@@ -120,31 +128,44 @@ type clientInfo struct {
 
 // runClient counts, logs and runs one client's stream.
 func (s *Server) runClient(ctx context.Context, c clientInfo, run func(*pumpStats) error) {
-	if g := s.clientGauge(c.gauge); g != nil {
+	end := s.beginClient(ctx, c)
+	var st pumpStats
+	end(run(&st), &st)
+}
+
+// beginClient counts and logs a client that connected. The returned end
+// counts and logs its end, with err (why the stream ended) and what it was
+// sent; call it once, while ctx (the stream's) has not been cancelled by
+// the stream's own end.
+func (s *Server) beginClient(ctx context.Context, c clientInfo) (end func(err error, st *pumpStats)) {
+	g := s.clientGauge(c.gauge)
+	if g != nil {
 		g.Inc()
-		defer g.Dec()
 	}
 	start := time.Now()
 	if s.log.Enabled(ctx, slog.LevelDebug) {
 		s.log.Debug("client connected", slog.String("remote", c.remote), slog.String("pattern", c.req.pattern),
 			slog.String("format", c.format), slog.String("since", c.req.opts.Since), slog.Int("tail", c.req.opts.Tail))
 	}
-	var st pumpStats
-	err := run(&st)
-	reason := closeReason(ctx, err)
-	s.countClosed(reason)
-	attrs := []any{slog.String("remote", c.remote), slog.String("pattern", c.req.pattern), slog.String("format", c.format),
-		slog.String("reason", reason), slog.Uint64("records", st.records),
-		slog.Uint64("dropped", st.dropped), slog.Duration("duration", time.Since(start))}
-	if reason == metrics.CloseError {
-		attrs = append(attrs, slog.Any("error", err))
+	return func(err error, st *pumpStats) {
+		if g != nil {
+			defer g.Dec()
+		}
+		reason := closeReason(ctx, err)
+		s.countClosed(reason)
+		attrs := []any{slog.String("remote", c.remote), slog.String("pattern", c.req.pattern), slog.String("format", c.format),
+			slog.String("reason", reason), slog.Uint64("records", st.records),
+			slog.Uint64("dropped", st.dropped), slog.Duration("duration", time.Since(start))}
+		if reason == metrics.CloseError {
+			attrs = append(attrs, slog.Any("error", err))
+		}
+		if reason == metrics.CloseSlow {
+			// Worth a line at info: it says a reader cannot keep up.
+			s.log.Info("client disconnected", attrs...)
+			return
+		}
+		s.log.Debug("client disconnected", attrs...)
 	}
-	if reason == metrics.CloseSlow {
-		// Worth a line at info: it says a reader cannot keep up.
-		s.log.Info("client disconnected", attrs...)
-		return
-	}
-	s.log.Debug("client disconnected", attrs...)
 }
 
 // closeReason names why a client's stream ended: the metrics label.

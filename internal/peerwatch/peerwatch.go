@@ -7,8 +7,15 @@ package peerwatch
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"syscall"
+)
+
+// Why WatchReadable cannot watch a connection.
+var (
+	errNoDescriptor = errors.New("peerwatch: connection without a file descriptor")
+	errClosed       = errors.New("peerwatch: watcher closed")
 )
 
 // readOnce is the fallback: a goroutine that reads until the peer closes

@@ -47,22 +47,35 @@ func New() (*Watcher, error) {
 // it, resets it or sends anything. Call stop before closing conn; after
 // stop, gone is not called (unless it already runs).
 func (w *Watcher) Watch(conn net.Conn, gone func()) (stop func()) {
-	rc := rawConn(conn)
-	if rc == nil {
+	stop, err := w.WatchReadable(conn, gone)
+	if err != nil {
 		readOnce(conn, gone)
 		return func() {}
+	}
+	return stop
+}
+
+// WatchReadable calls ready once, from another goroutine, when conn has
+// something to read: bytes, or the peer's close or reset. It reads nothing:
+// the caller reads, then watches again for more. Call stop before closing
+// conn, and before watching conn again; after stop, ready is not called
+// (unless it already runs). It fails when conn cannot be watched so: no
+// file descriptor, or the watcher is closed.
+func (w *Watcher) WatchReadable(conn net.Conn, ready func()) (stop func(), err error) {
+	rc := rawConn(conn)
+	if rc == nil {
+		return nil, errNoDescriptor
 	}
 	w.mu.Lock()
 	if w.closed {
 		w.mu.Unlock()
-		readOnce(conn, gone)
-		return func() {}
+		return nil, errClosed
 	}
 	token := w.next
 	w.next++
-	w.watched[token] = gone
+	w.watched[token] = ready
 	var ctlErr error
-	err := rc.Control(func(fd uintptr) {
+	err = rc.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{
 			Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
 			Fd:     int32(uint32(token)),
@@ -73,8 +86,7 @@ func (w *Watcher) Watch(conn net.Conn, gone func()) (stop func()) {
 	if err = errors.Join(err, ctlErr); err != nil {
 		delete(w.watched, token)
 		w.mu.Unlock()
-		readOnce(conn, gone)
-		return func() {}
+		return nil, fmt.Errorf("watch connection: %w", err)
 	}
 	w.mu.Unlock()
 	return func() {
@@ -86,7 +98,7 @@ func (w *Watcher) Watch(conn net.Conn, gone func()) (stop func()) {
 				_ = unix.EpollCtl(w.epfd, unix.EPOLL_CTL_DEL, int(fd), nil)
 			})
 		}
-	}
+	}, nil
 }
 
 // Len returns how many connections are watched.

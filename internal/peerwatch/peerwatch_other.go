@@ -2,7 +2,10 @@
 
 package peerwatch
 
-import "net"
+import (
+	"errors"
+	"net"
+)
 
 // Watcher watches connections for their peer going away: here, with a
 // goroutine per connection.
@@ -16,6 +19,12 @@ func New() (*Watcher, error) { return &Watcher{}, nil }
 func (w *Watcher) Watch(conn net.Conn, gone func()) (stop func()) {
 	readOnce(conn, gone)
 	return func() {}
+}
+
+// WatchReadable fails here: without epoll, only a goroutine reading the
+// connection can tell when it has something to read.
+func (w *Watcher) WatchReadable(conn net.Conn, ready func()) (stop func(), err error) {
+	return nil, errors.ErrUnsupported
 }
 
 // Close does nothing.
