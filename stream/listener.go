@@ -10,7 +10,7 @@ import "net"
 // of such clients takes the cores the clients that read are waiting for.
 // The bytes in flight are not bounded by it, so a distant fast client
 // keeps its throughput.
-const maxUnsent = 64 << 10
+const maxUnsent = 32 << 10
 
 // unsentLimitListener sets maxUnsent on every connection it accepts.
 type unsentLimitListener struct{ net.Listener }
