@@ -458,6 +458,21 @@ else:
 rows.append(("1", f"ingest, embedded: 4 TCP connections, {num(int(cfg['s1_count'] or 0))} RFC 3164 lines of ~140 B, one SSE client on `*`",
              "≥ 500,000 lines/s delivered, no loss", m, verdict))
 
+# 1c. Ingest CPU per line: logviewer's scenario 1 against rsyslog with the
+# proof of concept's config (2e), same run (issue 15: at most a third).
+def cpu_per_line(rep, name):
+    p = proc(rep, name)
+    n = (rep or {}).get("load", {}).get("lines") or 0
+    return 1e6 * p["cpu_seconds"] / n if p and n else None
+lv_us, rs_us = cpu_per_line(s1, "logviewer"), cpu_per_line(s2prs, "rsyslogd")
+if lv_us and rs_us:
+    r = lv_us / rs_us
+    rows.append(("1c", "ingest CPU per line: logviewer in scenario 1 (one SSE client included) against rsyslog with the proof of concept's config in scenario 2e, same run",
+                 "≤ ⅓ of rsyslog's", f"logviewer {lv_us:.2f} µs, rsyslog {rs_us:.2f} µs a line: {r:.2f}",
+                 missed_by(r, 1 / 3, higher_is_better=False)))
+else:
+    rows.append(("1c", "ingest CPU per line: logviewer (scenario 1) against rsyslog (2e)", "≤ ⅓ of rsyslog's", "failed", "not measured"))
+
 # 1d.
 try:
     s1d = open(os.path.join(work, "s1d.txt")).read().strip().splitlines()
