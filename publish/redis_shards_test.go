@@ -39,16 +39,18 @@ func byChannel(rs []gotRecord) map[string][]int {
 	return out
 }
 
-// TestRedisScaleOut: two Redis as shards, and a Redis Cluster of three
-// masters; two ingest and two stream nodes: every record arrives once, in
-// order per channel, on both stream nodes, and a client resumes a channel
-// of each shard or master on the other stream node without gap or
-// duplicate.
-func TestRedisScaleOut(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		start func(t *testing.T) (url string, cluster bool, parts int, part func(string) int)
-	}{
+// scaleOutSetup starts a multi-Redis deployment: its --redis value, whether
+// it is a cluster, how many parts (shards or masters) hold the channels,
+// and which part holds a channel.
+type scaleOutSetup struct {
+	name  string
+	start func(t *testing.T) (url string, cluster bool, parts int, part func(string) int)
+}
+
+// scaleOutSetups are two standalone shards and a Redis Cluster of three
+// masters.
+func scaleOutSetups() []scaleOutSetup {
+	return []scaleOutSetup{
 		{"two shards", func(t *testing.T) (string, bool, int, func(string) int) {
 			a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
 			return a.URL() + "," + b.URL(), false, 2, func(ch string) int { return shardIndex(ch, 2) }
@@ -59,7 +61,16 @@ func TestRedisScaleOut(t *testing.T) {
 			// Redis Cluster create gives each master a third of the slots.
 			return c.URLs(), true, 3, func(ch string) int { return keySlot(keys.stream(ch)) * 3 / clusterSlots }
 		}},
-	} {
+	}
+}
+
+// TestRedisScaleOut: two Redis as shards, and a Redis Cluster of three
+// masters; two ingest and two stream nodes: every record arrives once, in
+// order per channel, on both stream nodes, and a client resumes a channel
+// of each shard or master on the other stream node without gap or
+// duplicate.
+func TestRedisScaleOut(t *testing.T) {
+	for _, tc := range scaleOutSetups() {
 		t.Run(tc.name, func(t *testing.T) {
 			url, cluster, parts, part := tc.start(t)
 			edit := func(c *RedisConfig) { c.Cluster = cluster }
@@ -234,20 +245,7 @@ func TestRedisClusterMasterDown(t *testing.T) {
 // got, breaks off again and resumes on the first: every record arrives
 // exactly once, in order per channel.
 func TestRedisGlobResumeAcrossShards(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		start func(t *testing.T) (url string, cluster bool, parts int, part func(string) int)
-	}{
-		{"two shards", func(t *testing.T) (string, bool, int, func(string) int) {
-			a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
-			return a.URL() + "," + b.URL(), false, 2, func(ch string) int { return shardIndex(ch, 2) }
-		}},
-		{"cluster of three masters", func(t *testing.T) (string, bool, int, func(string) int) {
-			c := testsupport.StartRedisCluster(t, 3)
-			keys := redisKeys{cluster: true}
-			return c.URLs(), true, 3, func(ch string) int { return keySlot(keys.stream(ch)) * 3 / clusterSlots }
-		}},
-	} {
+	for _, tc := range scaleOutSetups() {
 		t.Run(tc.name, func(t *testing.T) {
 			url, cluster, parts, part := tc.start(t)
 			edit := func(c *RedisConfig) { c.Cluster = cluster }
