@@ -413,6 +413,10 @@ type pendingRecord struct {
 const (
 	maxBatchRecords = 128
 	maxBatchBytes   = 64 << 10
+	// keptBatchBytes is the most of its batch buffer a handler keeps once a
+	// batch comes out small (the burst is over): a connection that had one
+	// holds no 64 KiB buffer for the rest of its life.
+	keptBatchBytes = 4 << 10
 )
 
 func (s *Server) newHandler(transport string) *handler {
@@ -476,6 +480,9 @@ func (h *handler) flush(ctx context.Context) {
 			}
 			start = r.end
 		}
+	}
+	if cap(h.out) > keptBatchBytes && len(h.out) < cap(h.out)/4 {
+		h.out = nil
 	}
 	h.out, h.pending = h.out[:0], h.pending[:0]
 	// Let the stream clients just woken run: during a burst the reads never

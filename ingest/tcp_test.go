@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -11,7 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/logviewer/logviewer/internal/metrics"
 	"github.com/logviewer/logviewer/internal/testsupport"
+	"github.com/logviewer/logviewer/transform"
 )
 
 func TestTCP(t *testing.T) {
@@ -326,5 +331,27 @@ func TestRealClients(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHandlerGivesBackBatchBuffer: a handler's batch buffer grows for a
+// burst and is given back once a batch comes out small, so an idle
+// connection holds no burst-sized buffer.
+func TestHandlerGivesBackBatchBuffer(t *testing.T) {
+	s := NewServer(Config{Addr: "127.0.0.1:0"}, &transform.Encoder{Hostname: "test", Group: "lr"}, &collector{}, metrics.New(prometheus.NewRegistry()))
+	h := s.newBatchingHandler("tcp")
+	peer := peerName{name: "host", channel: "host"}
+	line := []byte("<14>app: " + strings.Repeat("x", 400))
+	for range 100 { // under both batch bounds: one batch
+		h.handle(context.Background(), peer, line, false, time.Now())
+	}
+	h.flush(context.Background())
+	if cap(h.out) < 100*len(line) {
+		t.Fatalf("batch buffer of %d bytes after a burst; the test expects it grown", cap(h.out))
+	}
+	h.handle(context.Background(), peer, line, false, time.Now())
+	h.flush(context.Background())
+	if cap(h.out) > keptBatchBytes {
+		t.Errorf("batch buffer of %d bytes kept after a small batch, want at most %d", cap(h.out), keptBatchBytes)
 	}
 }
