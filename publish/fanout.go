@@ -106,8 +106,9 @@ func (f *fanout) deliver(rec Record) {
 	if !ok {
 		subs = f.match(rec.Channel)
 	}
+	var now lazyClock // read once for all the subscribers, and only if one needs it
 	for _, s := range subs {
-		s.push(rec)
+		s.push(rec, &now)
 	}
 }
 
@@ -465,7 +466,7 @@ func queuedSize(rec *Record) int64 { return int64(rec.Size()) + 64 }
 
 // push queues a live record, dropping the oldest first while the queue is
 // full: by count, by its own bytes, or by its share of the fanout's budget.
-func (s *subscriber) push(rec Record) {
+func (s *subscriber) push(rec Record, now *lazyClock) {
 	if s.stalled.Load() {
 		// It stopped reading with its queue full: keep count, touch nothing.
 		// Thousands of stuck clients then cost the publisher an atomic add
@@ -484,11 +485,11 @@ func (s *subscriber) push(rec Record) {
 	}
 	size := queuedSize(&rec)
 	dropped := 0
-	for s.n > 0 && (s.n >= s.limit || s.overBytesLocked(size)) {
+	for s.n > 0 && (s.n >= s.limit || s.overBytesLocked(size, now)) {
 		s.dropOldestLocked()
 		dropped++
 	}
-	if dropped > 0 && time.Now().UnixNano()-s.lastTake.Load() > int64(stallAfter) {
+	if dropped > 0 && now.unixNano()-s.lastTake.Load() > int64(stallAfter) {
 		s.stalled.Store(true) // full and not reading: later records are only counted
 		s.stallCh = rec.Channel
 	}
@@ -513,10 +514,22 @@ func (s *subscriber) push(rec Record) {
 	}
 }
 
+// lazyClock reads the time once, when first asked: a record delivered to
+// thousands of subscribers whose queues overflow costs one clock read, not
+// one each, and one whose queues have room costs none.
+type lazyClock struct{ ns int64 }
+
+func (c *lazyClock) unixNano() int64 {
+	if c.ns == 0 {
+		c.ns = time.Now().UnixNano()
+	}
+	return c.ns
+}
+
 // overBytesLocked reports whether queueing size more bytes goes past the
 // subscriber's own byte bound, or past the fanout's budget while this
 // subscriber holds more than its share of it.
-func (s *subscriber) overBytesLocked(size int64) bool {
+func (s *subscriber) overBytesLocked(size int64, now *lazyClock) bool {
 	if s.byteLimit > 0 && s.bytes+size > s.byteLimit {
 		return true
 	}
@@ -530,7 +543,7 @@ func (s *subscriber) overBytesLocked(size int64) bool {
 	// stalled ones there are, so a short pause of a healthy client does
 	// not cost it records while thousands of stuck ones hold the budget.
 	share := f.budget / max(f.subsLen.Load(), 1)
-	if now := time.Now().UnixNano(); now-s.lastTake.Load() < int64(readingWithin) {
+	if now.unixNano()-s.lastTake.Load() < int64(readingWithin) {
 		share = max(share, f.budget/64)
 		if s.byteLimit > 0 {
 			share = min(share, s.byteLimit)
