@@ -417,6 +417,9 @@ const (
 	// batch comes out small (the burst is over): a connection that had one
 	// holds no 64 KiB buffer for the rest of its life.
 	keptBatchBytes = 4 << 10
+	// yieldAfter is the smallest batch after which the handler yields to
+	// the stream clients: one read that brought this many lines is a burst.
+	yieldAfter = 16
 )
 
 func (s *Server) newHandler(transport string) *handler {
@@ -481,14 +484,17 @@ func (h *handler) flush(ctx context.Context) {
 			start = r.end
 		}
 	}
+	burst := len(h.pending) >= yieldAfter
 	if cap(h.out) > keptBatchBytes && len(h.out) < cap(h.out)/4 {
 		h.out = nil
 	}
 	h.out, h.pending = h.out[:0], h.pending[:0]
-	// Let the stream clients just woken run: during a burst the reads never
-	// block, and without a yield a client's writer waits for the scheduler's
-	// 10 ms time slice while its queue overflows.
-	runtime.Gosched()
+	if burst {
+		// Let the stream clients just woken run: during a burst the reads
+		// never block, and without a yield a client's writer waits for the
+		// scheduler's 10 ms time slice while its queue overflows.
+		runtime.Gosched()
+	}
 	if err != nil {
 		if n, ok := s.publishLog.Allow(); ok {
 			s.log.Warn("publish failed", slog.Any("error", err), slog.Int64("suppressed", n))
