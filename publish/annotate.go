@@ -31,25 +31,27 @@ func AnnotateJSON(dst []byte, id, channel string, gelf []byte) []byte {
 	return append(dst, rest...)
 }
 
-// eventRecord builds the Record of gelf, a JSON object, published with
-// event ID idPrefix+seq on channel; idPrefix is the hub's "<epoch>-",
-// digits and a dash, written into the JSON as it is. Its event, "id: <id>\ndata: <json>\n\n", holds
-// the ID and the JSON as parts of it, so one allocation holds all three;
-// json is AnnotateJSON's object with any CR or LF (only white space between
-// tokens in valid JSON) turned into spaces, so that the event's data is one
-// line. The event is never written to after this: the ID string shares its
-// bytes.
-func eventRecord(idPrefix string, seq uint64, channel string, gelf []byte) Record {
-	rest, ok := objectBody(gelf)
-	if !ok || isEmptyObjectBody(rest) {
-		rest = nil
-	}
-	const maxSeq = 20 // digits of a 64-bit number
-	ev := make([]byte, 0, len(sseIDPrefix)+2*(len(idPrefix)+maxSeq)+len(sseDataPrefix)+
+// eventRecord builds the Record of a JSON object whose members after its
+// '{' are rest (empty: none), published with event ID id on channel; both
+// buses make their records with it. head, when not empty, is id.ms as
+// digits and a dash (the memory hub's epoch, formatted once). The record's
+// event, "id: <id>\ndata: <json>\n\n", holds the ID and the JSON as parts
+// of it, so one allocation holds all three; json is AnnotateJSON's object
+// with any CR or LF (only white space between tokens in valid JSON) turned
+// into spaces, so that the event's data is one line. The event is never
+// written to after this: the ID string shares its bytes.
+func eventRecord[T string | []byte](id position, head, channel string, rest T) Record {
+	const maxID = 2*20 + 1 // two 64-bit numbers and a dash
+	ev := make([]byte, 0, len(sseIDPrefix)+2*maxID+len(sseDataPrefix)+
 		len(`{"_event_id":"","_channel":"",`)+len(channel)+len(rest)+len(sseEnd))
 	ev = append(ev, sseIDPrefix...)
-	ev = append(ev, idPrefix...)
-	ev = strconv.AppendUint(ev, seq, 10)
+	if head != "" {
+		ev = append(ev, head...)
+	} else {
+		ev = strconv.AppendUint(ev, id.ms, 10)
+		ev = append(ev, '-')
+	}
+	ev = strconv.AppendUint(ev, id.seq, 10)
 	idEnd := len(ev)
 	ev = append(ev, sseDataPrefix...)
 	start := len(ev)
@@ -57,7 +59,7 @@ func eventRecord(idPrefix string, seq uint64, channel string, gelf []byte) Recor
 	ev = append(ev, ev[len(sseIDPrefix):idEnd]...) // digits and a dash: nothing to escape
 	ev = append(ev, `","_channel":`...)
 	ev = transform.AppendJSONString(ev, channel)
-	if rest == nil {
+	if len(rest) == 0 {
 		ev = append(ev, '}')
 	} else {
 		ev = append(ev, ',')
@@ -72,6 +74,16 @@ func eventRecord(idPrefix string, seq uint64, channel string, gelf []byte) Recor
 		SSE:     ev,
 		JSON:    ev[start:end:end],
 	}
+}
+
+// members returns what follows the '{' of the object gelf, nil when it has
+// no members (or is not an object).
+func members(gelf []byte) []byte {
+	rest, ok := objectBody(gelf)
+	if !ok || isEmptyObjectBody(rest) {
+		return nil
+	}
+	return rest
 }
 
 // oneLine turns every CR and LF of a JSON document into a space. Records

@@ -124,7 +124,7 @@ func TestEventRecord(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gelf := []byte(tc.gelf)
-			rec := eventRecord(strconv.FormatUint(tc.id.ms, 10)+"-", tc.id.seq, tc.channel, gelf)
+			rec := eventRecord(tc.id, strconv.FormatUint(tc.id.ms, 10)+"-", tc.channel, members(gelf))
 			clear(gelf) // the record keeps a copy
 			event, js := rec.SSE, rec.JSON
 			if string(event) != tc.event {
@@ -166,7 +166,7 @@ func BenchmarkEventRecord(b *testing.B) {
 	b.SetBytes(int64(len(benchGELF)))
 	b.ReportAllocs()
 	for b.Loop() {
-		eventRecord("1764000000000-", 123456, "web-1", benchGELF)
+		eventRecord(position{ms: 1764000000000, seq: 123456}, "1764000000000-", "web-1", members(benchGELF))
 	}
 }
 

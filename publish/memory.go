@@ -341,7 +341,7 @@ func (m *Memory) publishLocked(now time.Time, channel string, gelf []byte) error
 	}
 	m.seq++
 	seq := m.seq
-	rec := eventRecord(m.idPrefix, seq, channel, gelf)
+	rec := eventRecord(position{ms: uint64(m.epoch), seq: seq}, m.idPrefix, channel, members(gelf))
 	if m.arch != nil {
 		m.arch.Append(archive.Key{Epoch: m.epoch, Seq: seq}, now.UnixNano(), channel, rec.JSON)
 	}

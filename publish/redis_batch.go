@@ -114,7 +114,6 @@ func parseBatch(payload string) (echo int, entries []batchEntry, err error) {
 
 // batchRecord is the Record of one GELF object of a batch.
 func batchRecord(channel string, id position, gelf string) Record {
-	idStr := id.String()
 	rest := ""
 	if len(gelf) > 1 {
 		rest = gelf[1:] // after the '{'
@@ -122,18 +121,7 @@ func batchRecord(channel string, id position, gelf string) Record {
 			rest = ""
 		}
 	}
-	// The record as one SSE event, built in one buffer: every SSE client
-	// of this stream node copies it whole.
-	ev := make([]byte, 0, len(sseIDPrefix)+2*len(idStr)+len(sseDataPrefix)+len(`{"_event_id":"","_channel":"",`)+len(channel)+len(rest)+len(sseEnd))
-	ev = append(ev, sseIDPrefix...)
-	ev = append(ev, idStr...)
-	ev = append(ev, sseDataPrefix...)
-	start := len(ev)
-	ev = appendPublishedJSON(ev, channel, idStr, rest)
-	oneLine(ev[start:])
-	end := len(ev)
-	ev = append(ev, sseEnd...)
-	return Record{Channel: channel, ID: idStr, SSE: ev, JSON: ev[start:end:end]}
+	return eventRecord(id, "", channel, rest)
 }
 
 // add returns the ID n records after a within one entry.
