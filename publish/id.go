@@ -8,11 +8,6 @@ import "math"
 // daemon restarted) apart from one in this life. They are positions, as
 // Redis IDs are.
 
-// formatID returns the event ID of seq in epoch.
-func formatID(epoch int64, seq uint64) string {
-	return position{ms: uint64(epoch), seq: seq}.String()
-}
-
 // parseID splits an event ID made by formatID. ok is false for anything
 // else: no '-', a part empty, not decimal, signs, or out of range.
 func parseID(id string) (epoch int64, seq uint64, ok bool) {

@@ -38,6 +38,11 @@ func publish(t testing.TB, m *Memory, channels ...string) {
 	}
 }
 
+// formatID returns the memory hub's event ID of seq in epoch.
+func formatID(epoch int64, seq uint64) string {
+	return position{ms: uint64(epoch), seq: seq}.String()
+}
+
 // seqOf returns the seq of a memory hub event ID, failing on anything else.
 func seqOf(t testing.TB, id string) uint64 {
 	t.Helper()
