@@ -8,7 +8,7 @@ import "math"
 // daemon restarted) apart from one in this life. They are positions, as
 // Redis IDs are.
 
-// parseID splits an event ID made by formatID. ok is false for anything
+// parseID splits a memory hub event ID, "<epoch>-<seq>". ok is false for anything
 // else: no '-', a part empty, not decimal, signs, or out of range.
 func parseID(id string) (epoch int64, seq uint64, ok bool) {
 	p, ok := parsePosition(id)
