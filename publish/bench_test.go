@@ -52,6 +52,46 @@ func BenchmarkMemoryPublish(b *testing.B) {
 	}
 }
 
+// BenchmarkMemoryPublishBatch measures PublishBatch of 64 records of one
+// channel, as ingest hands over one read of a busy connection, with subs
+// drained subscribers on "*" (ns/op is per record).
+func BenchmarkMemoryPublishBatch(b *testing.B) {
+	const perBatch = 64
+	for _, subs := range []int{0, 1} {
+		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
+			met := metrics.New(prometheus.NewRegistry())
+			m := NewMemory(MemoryConfig{History: 10000, Metrics: met})
+			var wg sync.WaitGroup
+			for range subs {
+				s, err := m.Subscribe(context.Background(), "*", SubscribeOptions{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				drain(&wg, s, nil)
+			}
+			batch := func(yield func(string, []byte) bool) {
+				for range perBatch {
+					if !yield("web-1", benchGELF) {
+						return
+					}
+				}
+			}
+			ctx := context.Background()
+			b.SetBytes(int64(len(benchGELF)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += perBatch {
+				if err := m.PublishBatch(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			m.Close()
+			wg.Wait()
+		})
+	}
+}
+
 // BenchmarkFanoutDeliver measures handing one record to subs queues that
 // nobody reads (the steady state of full queues: drop-oldest).
 func BenchmarkFanoutDeliver(b *testing.B) {

@@ -100,15 +100,31 @@ func newFanout(m *metrics.Metrics) *fanout {
 // (the memory hub calls it under its publish lock; the Redis bus from its one
 // pub/sub reader).
 func (f *fanout) deliver(rec Record) {
-	f.mu.RLock()
-	subs, ok := f.byChannel[rec.Channel]
-	f.mu.RUnlock()
-	if !ok {
-		subs = f.match(rec.Channel)
-	}
+	f.deliverAll(unsafe.Slice(&rec, 1))
+}
+
+// deliverAll is deliver for each record of recs, in order. Each run of
+// records of one channel reaches a subscriber under one lock and one
+// wake-up, so that a batch costs a subscriber about as much as a record.
+func (f *fanout) deliverAll(recs []Record) {
 	var now lazyClock // read once for all the subscribers, and only if one needs it
-	for _, s := range subs {
-		s.push(rec, &now)
+	for len(recs) > 0 {
+		channel := recs[0].Channel
+		n := 1
+		for n < len(recs) && recs[n].Channel == channel {
+			n++
+		}
+		run := recs[:n]
+		recs = recs[n:]
+		f.mu.RLock()
+		subs, ok := f.byChannel[channel]
+		f.mu.RUnlock()
+		if !ok {
+			subs = f.match(channel)
+		}
+		for _, s := range subs {
+			s.push(run, &now)
+		}
 	}
 }
 
@@ -464,14 +480,15 @@ func (s *subscriber) index(i int) int {
 // queuedSize is what a queued record counts against the byte bounds.
 func queuedSize(rec *Record) int64 { return int64(rec.Size()) + 64 }
 
-// push queues a live record, dropping the oldest first while the queue is
+// push queues live records, dropping the oldest first while the queue is
 // full: by count, by its own bytes, or by its share of the fanout's budget.
-func (s *subscriber) push(rec Record, now *lazyClock) {
+// It takes the subscriber's lock and wakes its reader once for them all.
+func (s *subscriber) push(recs []Record, now *lazyClock) {
 	if s.stalled.Load() {
 		// It stopped reading with its queue full: keep count, touch nothing.
 		// Thousands of stuck clients then cost the publisher an atomic add
 		// each instead of a locked drop-and-queue.
-		s.stalledLost.Add(1)
+		s.stalledLost.Add(uint64(len(recs)))
 		return
 	}
 	s.mu.Lock()
@@ -479,27 +496,18 @@ func (s *subscriber) push(rec Record, now *lazyClock) {
 		s.mu.Unlock()
 		return
 	}
-	if !s.pending && s.skip != nil && s.skip(rec) {
-		s.mu.Unlock()
-		return
-	}
-	size := queuedSize(&rec)
 	dropped := 0
-	for s.n > 0 && (s.n >= s.limit || s.overBytesLocked(size, now)) {
-		s.dropOldestLocked()
-		dropped++
+	for i := range recs {
+		rec := &recs[i]
+		if s.stalled.Load() {
+			s.stalledLost.Add(uint64(len(recs) - i))
+			break
+		}
+		if !s.pending && s.skip != nil && s.skip(*rec) {
+			continue
+		}
+		dropped += s.queueLocked(rec, now)
 	}
-	if dropped > 0 && now.unixNano()-s.lastTake.Load() > int64(stallAfter) {
-		s.stalled.Store(true) // full and not reading: later records are only counted
-		s.stallCh = rec.Channel
-	}
-	if s.n == len(s.ring) {
-		s.grow()
-	}
-	s.ring[s.index(s.n)] = rec
-	s.n++
-	s.bytes += size
-	s.f.queued.Add(size)
 	wake := s.wakeLocked()
 	ready := s.takeReadyLocked()
 	s.mu.Unlock()
@@ -512,6 +520,28 @@ func (s *subscriber) push(rec Record, now *lazyClock) {
 	if ready != nil {
 		ready()
 	}
+}
+
+// queueLocked queues rec, dropping the oldest records first as push says,
+// and returns how many it dropped. Called with s.mu held.
+func (s *subscriber) queueLocked(rec *Record, now *lazyClock) (dropped int) {
+	size := queuedSize(rec)
+	for s.n > 0 && (s.n >= s.limit || s.overBytesLocked(size, now)) {
+		s.dropOldestLocked()
+		dropped++
+	}
+	if dropped > 0 && now.unixNano()-s.lastTake.Load() > int64(stallAfter) {
+		s.stalled.Store(true) // full and not reading: later records are only counted
+		s.stallCh = rec.Channel
+	}
+	if s.n == len(s.ring) {
+		s.grow()
+	}
+	s.ring[s.index(s.n)] = *rec
+	s.n++
+	s.bytes += size
+	s.f.queued.Add(size)
+	return dropped
 }
 
 // lazyClock reads the time once, when first asked: a record delivered to

@@ -37,7 +37,7 @@ func describe(evs []Event) []string {
 }
 
 func TestFanoutDelivery(t *testing.T) {
-	type step struct {
+	type step = struct {
 		pub  []Record
 		want []string // what the subscriber reads after pub (nil: skip reading)
 	}
@@ -86,27 +86,43 @@ func TestFanoutDelivery(t *testing.T) {
 			}()}},
 		},
 	}
+	// Each case runs with the records delivered one by one, and with each
+	// step's records delivered as one batch (deliverAll, as the memory
+	// hub's PublishBatch does): a subscriber must not tell them apart.
 	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			m := metrics.New(prometheus.NewRegistry())
-			f := newFanout(m)
-			s, err := f.subscribe(tc.pattern, tc.backfill, SubscribeOptions{QueueSize: tc.queue})
-			if err != nil {
-				t.Fatal(err)
+		for _, batched := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/batched=%v", tc.name, batched), func(t *testing.T) {
+				testFanoutDelivery(t, tc.pattern, tc.backfill, tc.queue, tc.dropped, batched, tc.steps)
+			})
+		}
+	}
+}
+
+func testFanoutDelivery(t *testing.T, pattern string, backfill []Event, queue int, dropped float64, batched bool, steps []struct {
+	pub  []Record
+	want []string
+}) {
+	m := metrics.New(prometheus.NewRegistry())
+	f := newFanout(m)
+	s, err := f.subscribe(pattern, slices.Clone(backfill), SubscribeOptions{QueueSize: queue}) // it takes the slice
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i, st := range steps {
+		if batched {
+			f.deliverAll(slices.Clone(st.pub))
+		} else {
+			for _, r := range st.pub {
+				f.deliver(r)
 			}
-			defer s.Close()
-			for i, st := range tc.steps {
-				for _, r := range st.pub {
-					f.deliver(r)
-				}
-				if got := describe(readReady(t, s)); !slices.Equal(got, st.want) {
-					t.Errorf("step %d: got %v, want %v", i, got, st.want)
-				}
-			}
-			if got := droppedSlow(t, m); got != tc.dropped {
-				t.Errorf("dropped metric = %v, want %v", got, tc.dropped)
-			}
-		})
+		}
+		if got := describe(readReady(t, s)); !slices.Equal(got, st.want) {
+			t.Errorf("step %d: got %v, want %v", i, got, st.want)
+		}
+	}
+	if got := droppedSlow(t, m); got != dropped {
+		t.Errorf("dropped metric = %v, want %v", got, dropped)
 	}
 }
 

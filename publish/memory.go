@@ -71,6 +71,7 @@ type Memory struct {
 	// record exactly once, from the history or live.
 	mu       sync.Mutex
 	seq      uint64
+	batch    []Record // PublishBatch's records, between history and delivery
 	channels map[string]*memChannel
 	bytes    int64     // history bytes over all channels
 	swept    time.Time // when forgotten channels were last looked for
@@ -281,7 +282,10 @@ func (m *Memory) Publish(_ context.Context, channel string, gelf []byte) error {
 		m.mu.Unlock()
 		return ErrClosed
 	}
-	err := m.publishLocked(now, channel, gelf)
+	rec, err := m.publishLocked(now, channel, gelf)
+	if err == nil {
+		m.fan.deliver(rec)
+	}
 	m.mu.Unlock()
 	if err == nil && m.published != nil {
 		m.published.Inc()
@@ -304,17 +308,23 @@ func (m *Memory) PublishBatch(_ context.Context, records iter.Seq2[string, []byt
 		m.mu.Unlock()
 		return ErrClosed
 	}
+	recs := m.batch[:0]
 	for channel, gelf := range records {
 		if !isJSONObject(gelf) {
 			errs = append(errs, fmt.Errorf("publish to %q: record is not a JSON object", channel))
 			continue
 		}
-		if err := m.publishLocked(now, channel, gelf); err != nil {
+		rec, err := m.publishLocked(now, channel, gelf)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		published++
+		recs = append(recs, rec)
 	}
+	published = len(recs)
+	m.fan.deliverAll(recs)
+	clear(recs) // hold no record past its history
+	m.batch = recs[:0]
 	m.mu.Unlock()
 	if m.published != nil && published > 0 {
 		m.published.Add(float64(published))
@@ -322,9 +332,10 @@ func (m *Memory) PublishBatch(_ context.Context, records iter.Seq2[string, []byt
 	return errors.Join(errs...)
 }
 
-// publishLocked publishes one record received at now. m.mu is held; it
-// counts a record refused for MaxChannels, not the published ones.
-func (m *Memory) publishLocked(now time.Time, channel string, gelf []byte) error {
+// publishLocked gives one record received at now its ID and keeps it in
+// its channel's history; the caller delivers it before unlocking. m.mu is
+// held; it counts a record refused for MaxChannels, not the published ones.
+func (m *Memory) publishLocked(now time.Time, channel string, gelf []byte) (Record, error) {
 	if m.ttl > 0 && now.Sub(m.swept) >= min(sweepEvery, m.ttl) {
 		m.sweepLocked(now)
 	}
@@ -334,7 +345,7 @@ func (m *Memory) publishLocked(now time.Time, channel string, gelf []byte) error
 			if m.overCap != nil {
 				m.overCap.Inc()
 			}
-			return fmt.Errorf("publish to new channel %q: %w (%d)", channel, ErrTooManyChannels, m.maxChans)
+			return Record{}, fmt.Errorf("publish to new channel %q: %w (%d)", channel, ErrTooManyChannels, m.maxChans)
 		}
 		c = &memChannel{name: channel, first: now.Unix()}
 		m.channels[channel] = c
@@ -352,8 +363,7 @@ func (m *Memory) publishLocked(now time.Time, channel string, gelf []byte) error
 	c.count++
 	c.lastSeen = now
 	c.rate.add(now.Unix())
-	m.fan.deliver(rec)
-	return nil
+	return rec, nil
 }
 
 // Subscribe starts a subscription to the channels matching pattern. With

@@ -46,6 +46,7 @@ type redisReader struct {
 	ownClient bool
 	echo      int // per-record messages still to skip after a notification
 	scratch   []batchItem
+	delivered []Record // the records of one batch notification, for deliverAll
 
 	lastID   map[string]position // per channel: the last record delivered
 	lastAny  position            // the latest ID delivered on any channel
@@ -353,16 +354,20 @@ func (rd *redisReader) handleBatch(payload string) {
 		slices.SortFunc(recs, func(a, b batchItem) int { return a.id.compare(b.id) })
 	}
 	now := time.Now()
+	out := rd.delivered[:0]
 	for i := range recs {
 		it := &recs[i]
 		if !rd.advance(it.channel, it.id) {
 			continue
 		}
 		rd.src.stats.add(it.channel, now)
-		rd.src.fan.deliver(batchRecord(it.channel, it.id, it.gelf))
+		out = append(out, batchRecord(it.channel, it.id, it.gelf))
 	}
+	rd.src.fan.deliverAll(out)
 	clear(recs) // drop the references into the payload
 	rd.scratch = recs[:0]
+	clear(out)
+	rd.delivered = out[:0]
 	rd.publishFloor()
 }
 
