@@ -56,6 +56,10 @@ type parser struct {
 	// libraryOnly turns off the hand-written fast paths, so that tests can
 	// check them against the go-syslog machines they stand in for.
 	libraryOnly bool
+	// header, when set, holds the header strings (host, tag, pid) of the
+	// sender's line before: a line with the same header reuses them, as
+	// most lines of one connection do, instead of allocating its own.
+	header *string
 }
 
 // year returns the year that RFC 3164 timestamps are put in, in UTC.
@@ -99,7 +103,7 @@ func (p parser) parse(frame []byte, m *transform.Message) (library bool) {
 		library = library || lib
 	}
 	m.Format = transform.FormatHeaderless
-	setHeader(frame, span{}, n, m)
+	p.setHeader(frame, span{}, n, m)
 	return library
 }
 
@@ -130,8 +134,9 @@ func parsePRI(frame []byte) (pri uint8, n int, ok bool) {
 // setHeader reads "tag: text" or "tag[pid]: text" at frame[from:] into
 // AppName, ProcID and Text; anything else is text as it is. host, when not
 // empty, is the span of the HOSTNAME. A UTF-8 BOM before the tag or the
-// text is dropped. The header strings share one allocation.
-func setHeader(frame []byte, host span, from int, m *transform.Message) {
+// text is dropped. The header strings share one allocation, or none when
+// they are those of p.header.
+func (p parser) setHeader(frame []byte, host span, from int, m *transform.Message) {
 	s := trimBOM(frame[from:])
 	from = len(frame) - len(s)
 	tag, pid, text, ok := splitTag(s)
@@ -150,7 +155,7 @@ func setHeader(frame []byte, host span, from int, m *transform.Message) {
 	if len(pid) > 0 {
 		end += 1 + len(pid)
 	}
-	hdr := string(frame[start:end])
+	hdr := p.headerString(frame[start:end])
 	if hasHost {
 		m.Hostname = hdr[:host.end-start]
 	}
@@ -159,6 +164,18 @@ func setHeader(frame []byte, host span, from int, m *transform.Message) {
 		m.ProcID = hdr[from-start+len(tag)+1:]
 	}
 	m.Text = trimBOM(text)
+}
+
+// headerString returns b as a string: that of p.header when it holds the
+// same bytes, else a new one, kept in p.header for the next line.
+func (p parser) headerString(b []byte) string {
+	if p.header == nil {
+		return string(b)
+	}
+	if *p.header != string(b) {
+		*p.header = string(b)
+	}
+	return *p.header
 }
 
 // splitTag splits "tag: text" and "tag[pid]: text" (also with nothing after

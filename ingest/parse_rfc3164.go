@@ -127,7 +127,7 @@ func (p parser) parse3164(frame []byte, n int, m *transform.Message) (ok, librar
 		for i = h; i < len(frame) && frame[i] == ' '; i++ {
 		}
 	}
-	setHeader(frame, host, i, m)
+	p.setHeader(frame, host, i, m)
 	return true, library
 }
 

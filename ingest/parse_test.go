@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/logviewer/logviewer/transform"
 )
@@ -426,4 +427,35 @@ func TestParseReceivedDatesByReception(t *testing.T) {
 // takes a stamp by itself.
 func fastStamp(rest []byte) (t time.Time, end int, ok bool) {
 	return parser{at: time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC)}.readStamp(rest)
+}
+
+// TestParseReusesHeader: a line whose header (host, tag, pid) is that of
+// the line before shares its strings; another header gets its own, and
+// every field stays right.
+func TestParseReusesHeader(t *testing.T) {
+	var header string
+	p := parser{now: testNow, header: &header}
+	var m transform.Message
+	lines := []struct {
+		line, host, app, pid string
+		shared               bool // the header strings of the line before
+	}{
+		{"<13>Nov 24 11:00:00 web-1 app[7]: one", "web-1", "app", "7", false},
+		{"<13>Nov 24 11:00:01 web-1 app[7]: two", "web-1", "app", "7", true},
+		{"<13>Nov 24 11:00:02 web-1 app[8]: three", "web-1", "app", "8", false},
+		{"<13>app[8]: four", "", "app", "8", false},
+		{"<13>app[8]: five", "", "app", "8", true},
+	}
+	var before string
+	for _, l := range lines {
+		p.parse([]byte(l.line), &m)
+		if m.Hostname != l.host || m.AppName != l.app || m.ProcID != l.pid {
+			t.Fatalf("%q: host %q app %q pid %q, want %q %q %q", l.line, m.Hostname, m.AppName, m.ProcID, l.host, l.app, l.pid)
+		}
+		shared := before != "" && unsafe.StringData(m.AppName) == unsafe.StringData(before)
+		if shared != l.shared {
+			t.Errorf("%q: shares the strings of the line before: %v, want %v", l.line, shared, l.shared)
+		}
+		before = m.AppName
+	}
 }

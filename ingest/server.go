@@ -393,6 +393,7 @@ type handler struct {
 	parsed    [transform.FormatRaw + 1]prometheus.Counter // by format
 	library   [transform.FormatRaw + 1]prometheus.Counter // by format
 	msg       transform.Message
+	header    string          // the last line's header strings, reused by the next line with the same
 	out       []byte          // the GELF of the pending records, one after another
 	pending   []pendingRecord // records made but not published yet
 	batching  bool
@@ -508,7 +509,7 @@ func (h *handler) flush(ctx context.Context) {
 func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncated bool, received time.Time) {
 	s, m := h.s, &h.msg
 	m.Reset()
-	library := ParseReceived(frame, m, received)
+	library := parser{now: time.Now, at: received, header: &h.header}.parse(frame, m)
 	m.Received = received
 	m.Peer = p.name
 	m.Transport = h.transport
