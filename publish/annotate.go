@@ -32,31 +32,23 @@ func AnnotateJSON(dst []byte, id, channel string, gelf []byte) []byte {
 }
 
 // eventRecord builds the Record of a JSON object whose members after its
-// '{' are rest (empty: none), published with event ID id on channel; both
-// buses make their records with it. head, when not empty, is id.ms as
-// digits and a dash (the memory hub's epoch, formatted once). The record's
-// event, "id: <id>\ndata: <json>\n\n", holds the ID and the JSON as parts
-// of it, so one allocation holds all three; json is AnnotateJSON's object
-// with any CR or LF (only white space between tokens in valid JSON) turned
-// into spaces, so that the event's data is one line. The event is never
-// written to after this: the ID string shares its bytes.
-func eventRecord[T string | []byte](id position, head, channel string, rest T) Record {
-	const maxID = 2*20 + 1 // two 64-bit numbers and a dash
-	ev := make([]byte, 0, len(sseIDPrefix)+2*maxID+len(sseDataPrefix)+
+// '{' are rest (empty: none), published with event ID id (digits and a
+// dash: nothing to escape) on channel; both buses make their records with
+// it. The record's event, "id: <id>\ndata: <json>\n\n", holds the ID and
+// the JSON as parts of it, so one allocation holds all three; json is
+// AnnotateJSON's object with any CR or LF (only white space between tokens
+// in valid JSON) turned into spaces, so that the event's data is one line.
+// The event is never written to after this: the ID string shares its bytes.
+func eventRecord[T string | []byte](id []byte, channel string, rest T) Record {
+	ev := make([]byte, 0, len(sseIDPrefix)+2*len(id)+len(sseDataPrefix)+
 		len(`{"_event_id":"","_channel":"",`)+len(channel)+len(rest)+len(sseEnd))
 	ev = append(ev, sseIDPrefix...)
-	if head != "" {
-		ev = append(ev, head...)
-	} else {
-		ev = strconv.AppendUint(ev, id.ms, 10)
-		ev = append(ev, '-')
-	}
-	ev = strconv.AppendUint(ev, id.seq, 10)
+	ev = append(ev, id...)
 	idEnd := len(ev)
 	ev = append(ev, sseDataPrefix...)
 	start := len(ev)
 	ev = append(ev, `{"_event_id":"`...)
-	ev = append(ev, ev[len(sseIDPrefix):idEnd]...) // digits and a dash: nothing to escape
+	ev = append(ev, id...)
 	ev = append(ev, `","_channel":`...)
 	ev = transform.AppendJSONString(ev, channel)
 	if len(rest) == 0 {
@@ -74,6 +66,35 @@ func eventRecord[T string | []byte](id position, head, channel string, rest T) R
 		SSE:     ev,
 		JSON:    ev[start:end:end],
 	}
+}
+
+// decimalCounter is a number kept as its decimal digits after a fixed
+// prefix, counted up in place: the memory hub's event IDs, "<epoch>-<seq>",
+// one after another, without formatting each.
+type decimalCounter struct {
+	text   []byte // the prefix, then the digits
+	prefix int    // len of the prefix
+}
+
+// newDecimalCounter returns a counter at n, its digits after prefix.
+func newDecimalCounter(prefix string, n uint64) decimalCounter {
+	return decimalCounter{text: strconv.AppendUint([]byte(prefix), n, 10), prefix: len(prefix)}
+}
+
+// next counts one up and returns the text, valid until the next call.
+func (c *decimalCounter) next() []byte {
+	digits := c.text[c.prefix:]
+	for i := len(digits) - 1; i >= 0; i-- {
+		if digits[i] != '9' {
+			digits[i]++
+			return c.text
+		}
+		digits[i] = '0'
+	}
+	// It was all nines, now all zeros: a 1 before them.
+	c.text = append(c.text, '0')
+	c.text[c.prefix] = '1'
+	return c.text
 }
 
 // members returns what follows the '{' of the object gelf, nil when it has

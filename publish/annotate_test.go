@@ -2,6 +2,7 @@ package publish
 
 import (
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 	"testing"
@@ -124,7 +125,7 @@ func TestEventRecord(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			gelf := []byte(tc.gelf)
-			rec := eventRecord(tc.id, strconv.FormatUint(tc.id.ms, 10)+"-", tc.channel, members(gelf))
+			rec := eventRecord(tc.id.appendTo(nil), tc.channel, members(gelf))
 			clear(gelf) // the record keeps a copy
 			event, js := rec.SSE, rec.JSON
 			if string(event) != tc.event {
@@ -166,7 +167,7 @@ func BenchmarkEventRecord(b *testing.B) {
 	b.SetBytes(int64(len(benchGELF)))
 	b.ReportAllocs()
 	for b.Loop() {
-		eventRecord(position{ms: 1764000000000, seq: 123456}, "1764000000000-", "web-1", members(benchGELF))
+		eventRecord([]byte("1764000000000-123456"), "web-1", members(benchGELF))
 	}
 }
 
@@ -183,6 +184,19 @@ func TestBatchRecordEvent(t *testing.T) {
 		}
 		if want := "id: 5-1\ndata: " + tc.json + "\n\n"; string(rec.SSE) != want || rec.ID != "5-1" {
 			t.Errorf("%q: event %q, want %q", tc.gelf, rec.SSE, want)
+		}
+	}
+}
+
+// TestDecimalCounter: the counter spells every number it passes, with its
+// prefix, across the carries that add a digit.
+func TestDecimalCounter(t *testing.T) {
+	for _, start := range []uint64{0, 7, 98, 999, 1_000_000 - 3, math.MaxUint32} {
+		c := newDecimalCounter("1764620000-", start)
+		for n := start + 1; n <= start+25; n++ {
+			if got, want := string(c.next()), "1764620000-"+strconv.FormatUint(n, 10); got != want {
+				t.Fatalf("from %d: got %q, want %q", start, got, want)
+			}
 		}
 	}
 }

@@ -59,7 +59,7 @@ type Memory struct {
 	ttl       time.Duration
 	overCap   prometheus.Counter // records dropped for a channel past MaxChannels; nil without metrics
 	epoch     int64
-	idPrefix  string             // "<epoch>-", the start of every event ID
+	nextID    decimalCounter     // "<epoch>-<seq>", the event ID of seq, counted with it
 	published prometheus.Counter // nil without metrics
 	fan       *fanout
 	now       func() time.Time
@@ -103,7 +103,7 @@ func NewMemory(cfg MemoryConfig) *Memory {
 		now:      time.Now,
 		channels: make(map[string]*memChannel),
 	}
-	m.idPrefix = strconv.FormatInt(m.epoch, 10) + "-"
+	m.nextID = newDecimalCounter(strconv.FormatInt(m.epoch, 10)+"-", m.seq)
 	if cfg.Metrics != nil {
 		m.published = cfg.Metrics.Published
 		m.overCap = cfg.Metrics.Dropped.WithLabelValues(metrics.DropMaxChannels)
@@ -352,7 +352,7 @@ func (m *Memory) publishLocked(now time.Time, channel string, gelf []byte) (Reco
 	}
 	m.seq++
 	seq := m.seq
-	rec := eventRecord(position{ms: uint64(m.epoch), seq: seq}, m.idPrefix, channel, members(gelf))
+	rec := eventRecord(m.nextID.next(), channel, members(gelf))
 	if m.arch != nil {
 		m.arch.Append(archive.Key{Epoch: m.epoch, Seq: seq}, now.UnixNano(), channel, rec.JSON)
 	}

@@ -49,11 +49,14 @@ func (a position) isZero() bool { return a.ms == 0 && a.seq == 0 }
 
 // String formats the ID as Redis does.
 func (a position) String() string {
-	b := make([]byte, 0, 24)
+	return string(a.appendTo(make([]byte, 0, 24)))
+}
+
+// appendTo appends the ID as String formats it.
+func (a position) appendTo(b []byte) []byte {
 	b = strconv.AppendUint(b, a.ms, 10)
 	b = append(b, '-')
-	b = strconv.AppendUint(b, a.seq, 10)
-	return string(b)
+	return strconv.AppendUint(b, a.seq, 10)
 }
 
 // resumeFrom is where a resume after since starts in one channel's

@@ -121,7 +121,8 @@ func batchRecord(channel string, id position, gelf string) Record {
 			rest = ""
 		}
 	}
-	return eventRecord(id, "", channel, rest)
+	var text [2*20 + 1]byte // two 64-bit numbers and a dash
+	return eventRecord(id.appendTo(text[:0]), channel, rest)
 }
 
 // add returns the ID n records after a within one entry.
