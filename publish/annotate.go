@@ -40,8 +40,26 @@ func AnnotateJSON(dst []byte, id, channel string, gelf []byte) []byte {
 // in valid JSON) turned into spaces, so that the event's data is one line.
 // The event is never written to after this: the ID string shares its bytes.
 func eventRecord[T string | []byte](id []byte, channel string, rest T) Record {
-	ev := make([]byte, 0, len(sseIDPrefix)+2*len(id)+len(sseDataPrefix)+
-		len(`{"_event_id":"","_channel":"",`)+len(channel)+len(rest)+len(sseEnd))
+	return eventRecordIn(make([]byte, 0, eventRoom(len(id), len(channel)+2, len(rest))), id, channel, rest)
+}
+
+// eventRoom is the room eventRecord takes for an ID of idLen bytes, a
+// channel of quotedLen bytes as a JSON string and members of restLen bytes.
+func eventRoom(idLen, quotedLen, restLen int) int {
+	return len(sseIDPrefix) + 2*idLen + len(sseDataPrefix) + len(`{"_event_id":"","_channel":,`) +
+		quotedLen + restLen + len(sseEnd)
+}
+
+// quotedLen is the length of channel as a JSON string.
+func quotedLen(channel string) int {
+	var buf [128]byte
+	return len(transform.AppendJSONString(buf[:0], channel))
+}
+
+// eventRecordIn is eventRecord building the event in ev, empty, in place
+// when its capacity is eventRoom's; the event's capacity is cut to its
+// length, so that nothing appended to it reaches past it.
+func eventRecordIn[T string | []byte](ev, id []byte, channel string, rest T) Record {
 	ev = append(ev, sseIDPrefix...)
 	ev = append(ev, id...)
 	idEnd := len(ev)
@@ -60,6 +78,7 @@ func eventRecord[T string | []byte](id []byte, channel string, rest T) Record {
 	oneLine(ev[start:])
 	end := len(ev)
 	ev = append(ev, sseEnd...)
+	ev = ev[:len(ev):len(ev)]
 	return Record{
 		Channel: channel,
 		ID:      unsafe.String(&ev[len(sseIDPrefix)], idEnd-len(sseIDPrefix)),

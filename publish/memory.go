@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/logviewer/logviewer/archive"
 	"github.com/logviewer/logviewer/internal/glob"
@@ -71,7 +72,8 @@ type Memory struct {
 	// record exactly once, from the history or live.
 	mu       sync.Mutex
 	seq      uint64
-	batch    []Record // PublishBatch's records, between history and delivery
+	batch    []Record     // PublishBatch's records, between history and delivery
+	batchIn  []batchInput // PublishBatch's records as handed over
 	channels map[string]*memChannel
 	bytes    int64     // history bytes over all channels
 	swept    time.Time // when forgotten channels were last looked for
@@ -298,33 +300,69 @@ func (m *Memory) Publish(_ context.Context, channel string, gelf []byte) error {
 // reading of the clock: ingest hands over what one read of a connection
 // brought. A record that is not a JSON object, or one for a new channel past
 // MaxChannels, is left out and reported in the returned error; the others
-// are published.
+// are published. The records' bytes are read until PublishBatch returns,
+// not only while they are handed over: the caller keeps them as they are
+// until then.
+//
+// The records of a run of one channel share one allocation (see
+// chunkRecords), so that a busy connection's records cost the allocator
+// one call per read rather than one each.
 func (m *Memory) PublishBatch(_ context.Context, records iter.Seq2[string, []byte]) error {
 	now := m.now()
 	var errs []error
-	published := 0
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return ErrClosed
 	}
-	recs := m.batch[:0]
+	in := m.batchIn[:0]
 	for channel, gelf := range records {
 		if !isJSONObject(gelf) {
 			errs = append(errs, fmt.Errorf("publish to %q: record is not a JSON object", channel))
 			continue
 		}
-		rec, err := m.publishLocked(now, channel, gelf)
+		in = append(in, batchInput{channel: channel, rest: members(gelf)})
+	}
+	recs := m.batch[:0]
+	for rest := in; len(rest) > 0; {
+		channel := rest[0].channel
+		n := 1
+		for n < len(rest) && n < m.chunkRecords() && rest[n].channel == channel {
+			n++
+		}
+		run := rest[:n]
+		rest = rest[n:]
+		c, err := m.channelLocked(now, channel)
 		if err != nil {
-			errs = append(errs, err)
+			for range run {
+				errs = append(errs, err)
+			}
 			continue
 		}
-		recs = append(recs, rec)
+		// One allocation for the run, each record carved from it with its
+		// capacity cut to its length: room for IDs one digit longer.
+		quoted := quotedLen(channel)
+		room := 0
+		for _, r := range run {
+			room += eventRoom(len(m.nextID.text)+1, quoted, len(r.rest))
+		}
+		chunk := make([]byte, 0, room)
+		for _, r := range run {
+			seq, id := m.nextSeqLocked()
+			rec := eventRecordIn(chunk[len(chunk):len(chunk)], id, channel, r.rest)
+			if len(rec.SSE) > 0 && &rec.SSE[0] == unsafe.SliceData(chunk[len(chunk):cap(chunk)]) {
+				chunk = chunk[:len(chunk)+len(rec.SSE)] // built in place, as always
+			}
+			m.keepLocked(now, c, seq, rec)
+			recs = append(recs, rec)
+		}
 	}
-	published = len(recs)
+	published := len(recs)
 	m.fan.deliverAll(recs)
 	clear(recs) // hold no record past its history
 	m.batch = recs[:0]
+	clear(in) // nor the caller's buffers
+	m.batchIn = in[:0]
 	m.mu.Unlock()
 	if m.published != nil && published > 0 {
 		m.published.Add(float64(published))
@@ -332,10 +370,44 @@ func (m *Memory) PublishBatch(_ context.Context, records iter.Seq2[string, []byt
 	return errors.Join(errs...)
 }
 
+// batchInput is a record of PublishBatch before it has its ID: its channel
+// and the members of its GELF object.
+type batchInput struct {
+	channel string
+	rest    []byte
+}
+
+// chunkRecords is how many records of one channel may share an allocation.
+// A record kept in a channel's history keeps its whole allocation alive,
+// and a channel loses its records oldest first: at most the first chunk of
+// a channel's history is partly records already evicted. Chunks of an
+// eighth of the history keep that under an eighth of what the history
+// holds (none shared when the history is under 16 records).
+func (m *Memory) chunkRecords() int {
+	return max(1, min(m.history/8, maxChunkRecords))
+}
+
+// maxChunkRecords bounds the records of one allocation whatever the history.
+const maxChunkRecords = 128
+
 // publishLocked gives one record received at now its ID and keeps it in
 // its channel's history; the caller delivers it before unlocking. m.mu is
 // held; it counts a record refused for MaxChannels, not the published ones.
 func (m *Memory) publishLocked(now time.Time, channel string, gelf []byte) (Record, error) {
+	c, err := m.channelLocked(now, channel)
+	if err != nil {
+		return Record{}, err
+	}
+	seq, id := m.nextSeqLocked()
+	rec := eventRecord(id, channel, members(gelf))
+	m.keepLocked(now, c, seq, rec)
+	return rec, nil
+}
+
+// channelLocked returns the channel named channel, made when new unless
+// MaxChannels are in use (that refusal is counted). It first forgets the
+// channels idle past the TTL when a sweep is due. m.mu is held.
+func (m *Memory) channelLocked(now time.Time, channel string) (*memChannel, error) {
 	if m.ttl > 0 && now.Sub(m.swept) >= min(sweepEvery, m.ttl) {
 		m.sweepLocked(now)
 	}
@@ -345,16 +417,26 @@ func (m *Memory) publishLocked(now time.Time, channel string, gelf []byte) (Reco
 			if m.overCap != nil {
 				m.overCap.Inc()
 			}
-			return Record{}, fmt.Errorf("publish to new channel %q: %w (%d)", channel, ErrTooManyChannels, m.maxChans)
+			return nil, fmt.Errorf("publish to new channel %q: %w (%d)", channel, ErrTooManyChannels, m.maxChans)
 		}
 		c = &memChannel{name: channel, first: now.Unix()}
 		m.channels[channel] = c
 	}
+	return c, nil
+}
+
+// nextSeqLocked takes the next seq and returns it with its event ID, valid
+// until the next call. m.mu is held.
+func (m *Memory) nextSeqLocked() (uint64, []byte) {
 	m.seq++
-	seq := m.seq
-	rec := eventRecord(m.nextID.next(), channel, members(gelf))
+	return m.seq, m.nextID.next()
+}
+
+// keepLocked archives rec, of seq received at now, and keeps it in c's
+// history, within the byte bound. m.mu is held.
+func (m *Memory) keepLocked(now time.Time, c *memChannel, seq uint64, rec Record) {
 	if m.arch != nil {
-		m.arch.Append(archive.Key{Epoch: m.epoch, Seq: seq}, now.UnixNano(), channel, rec.JSON)
+		m.arch.Append(archive.Key{Epoch: m.epoch, Seq: seq}, now.UnixNano(), c.name, rec.JSON)
 	}
 	m.bytes += c.add(entry{seq: seq, rec: rec}, m.history)
 	if m.maxBytes > 0 && m.bytes > m.maxBytes {
@@ -363,7 +445,6 @@ func (m *Memory) publishLocked(now time.Time, channel string, gelf []byte) (Reco
 	c.count++
 	c.lastSeen = now
 	c.rate.add(now.Unix())
-	return rec, nil
 }
 
 // Subscribe starts a subscription to the channels matching pattern. With

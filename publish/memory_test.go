@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/logviewer/logviewer/internal/glob"
 	"github.com/logviewer/logviewer/internal/metrics"
@@ -661,6 +662,66 @@ func TestMemoryPublishBatch(t *testing.T) {
 	m.Close()
 	if err := m.PublishBatch(context.Background(), func(func(string, []byte) bool) {}); !errors.Is(err, ErrClosed) {
 		t.Errorf("after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestMemoryPublishBatchChunks: the records of a run of one channel share
+// an allocation, an eighth of the history at most, each cut to its own
+// length so that no record can reach into the next; every record reads as
+// if it had been published alone, and the hub keeps no reference to the
+// caller's buffers.
+func TestMemoryPublishBatchChunks(t *testing.T) {
+	m, _ := newTestMemory(t, 64)
+	if got := m.chunkRecords(); got != 8 {
+		t.Fatalf("chunkRecords with a history of 64: %d, want 8", got)
+	}
+	s, err := m.Subscribe(context.Background(), "*", SubscribeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	channels := slices.Concat(slices.Repeat([]string{"a"}, 10), slices.Repeat([]string{"b"}, 5), slices.Repeat([]string{"a"}, 5))
+	var bufs [][]byte
+	err = m.PublishBatch(context.Background(), func(yield func(string, []byte) bool) {
+		for i, ch := range channels {
+			bufs = append(bufs, fmt.Appendf(nil, `{"n":"%02d"}`, i))
+			if !yield(ch, bufs[i]) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bufs {
+		clear(b) // the caller's to reuse once PublishBatch returns: the hub must have copied
+	}
+	evs := readReady(t, s)
+	if len(evs) != len(channels) {
+		t.Fatalf("got %d records, want %d", len(evs), len(channels))
+	}
+	// Records 0-7, 8-9, 10-14 and 15-19 are runs of one channel within
+	// the bound: each follows the one before in memory.
+	first := map[int]bool{0: true, 8: true, 10: true, 15: true}
+	for i, e := range evs {
+		r := e.Record
+		want := fmt.Sprintf("id: %d-%d\ndata: {\"_event_id\":\"%d-%d\",\"_channel\":%q,\"n\":\"%02d\"}\n\n",
+			m.epoch, i+1, m.epoch, i+1, channels[i], i)
+		if string(r.SSE) != want || r.Channel != channels[i] {
+			t.Errorf("record %d: %q on %q, want %q on %q", i, r.SSE, r.Channel, want, channels[i])
+		}
+		if cap(r.SSE) != len(r.SSE) {
+			t.Errorf("record %d: capacity %d past its length %d", i, cap(r.SSE), len(r.SSE))
+		}
+		if prev := evs[max(i-1, 0)].Record.SSE; !first[i] && unsafe.Add(unsafe.Pointer(&prev[len(prev)-1]), 1) != unsafe.Pointer(&r.SSE[0]) {
+			t.Errorf("record %d does not follow record %d in memory", i, i-1)
+		}
+	}
+	if len(m.batchIn) != 0 || slices.ContainsFunc(m.batchIn[:cap(m.batchIn)], func(in batchInput) bool { return in.rest != nil }) {
+		t.Errorf("the hub still refers to the caller's buffers")
+	}
+	small, _ := newTestMemory(t, 15)
+	if got := small.chunkRecords(); got != 1 {
+		t.Errorf("chunkRecords with a history of 15: %d, want 1", got)
 	}
 }
 
