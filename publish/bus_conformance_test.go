@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"errors"
+	"iter"
 	"slices"
 	"strings"
 	"testing"
@@ -166,6 +167,52 @@ func TestBusConformance(t *testing.T) {
 			p.stream.Close()
 			if _, err := p.stream.Subscribe(context.Background(), "*", SubscribeOptions{}); !errors.Is(err, ErrClosed) {
 				t.Errorf("subscribe after close: %v, want ErrClosed", err)
+			}
+		})
+	}
+}
+
+// TestBusPublishBatch: on every bus, PublishBatch publishes a batch as
+// Publish would record by record: in order per channel, whatever shard
+// each channel has, the record that is not an object left out and
+// reported, and none lost or repeated.
+func TestBusPublishBatch(t *testing.T) {
+	for _, kind := range busKinds {
+		t.Run(kind.name, func(t *testing.T) {
+			p := kind.start(t)
+			p.wait(t)
+			bp, ok := p.ingest.(interface {
+				PublishBatch(context.Context, iter.Seq2[string, []byte]) error
+			})
+			if !ok {
+				t.Fatalf("%T has no PublishBatch", p.ingest)
+			}
+			all := subscribe(t, p.stream, "*", SubscribeOptions{})
+			chans := []string{"web-1", "web-1", "web-2", "db", "app", "app", "app"} // runs of one channel, and not
+			err := bp.PublishBatch(context.Background(), func(yield func(string, []byte) bool) {
+				for n := range 140 {
+					if n == 70 && !yield("web-2", []byte(`[70]`)) {
+						return
+					}
+					if !yield(chans[n%len(chans)], numbered(n)) {
+						return
+					}
+				}
+			})
+			if err == nil || !strings.Contains(err.Error(), "not a JSON object") {
+				t.Errorf("error %v, want the record that is not an object", err)
+			}
+			per := byChannel(all.waitRecords(t, 140, 20*time.Second))
+			for _, ch := range []string{"web-1", "web-2", "db", "app"} {
+				var want []int
+				for n := range 140 {
+					if chans[n%len(chans)] == ch {
+						want = append(want, n)
+					}
+				}
+				if !slices.Equal(per[ch], want) {
+					t.Errorf("channel %s: %v, want %v", ch, per[ch], want)
+				}
 			}
 		})
 	}

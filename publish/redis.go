@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 
@@ -290,6 +291,18 @@ func (r *Redis) Publish(ctx context.Context, channel string, gelf []byte) error 
 		return fmt.Errorf("publish to %q: the Redis bus has role %s", channel, r.role)
 	}
 	return r.pub.Publish(ctx, channel, gelf)
+}
+
+// PublishBatch hands records to the publisher (see
+// RedisPublisher.PublishBatch); a stream-only bus refuses them.
+func (r *Redis) PublishBatch(ctx context.Context, records iter.Seq2[string, []byte]) error {
+	if r.pub == nil {
+		if r.src.closed.Load() {
+			return ErrClosed
+		}
+		return fmt.Errorf("publish: the Redis bus has role %s", r.role)
+	}
+	return r.pub.PublishBatch(ctx, records)
 }
 
 // Subscribe starts a subscription on the source (see RedisSource.Subscribe).

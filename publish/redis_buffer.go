@@ -70,9 +70,17 @@ const roomPoll = 100 * time.Millisecond
 // overfill the room they saw.
 func (q *pubBuffer) pushWhenRoom(ctx context.Context, closing <-chan struct{}, reachable func() bool,
 	channel string, gelf []byte) (dropped int, wake bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.pushWhenRoomLocked(ctx, closing, reachable, channel, gelf)
+}
+
+// pushWhenRoomLocked is pushWhenRoom with q.mu held; it lets go of it while
+// it waits.
+func (q *pubBuffer) pushWhenRoomLocked(ctx context.Context, closing <-chan struct{}, reachable func() bool,
+	channel string, gelf []byte) (dropped int, wake bool) {
 	size := len(gelf) + recordOverhead
 	var poll *time.Timer
-	q.mu.Lock()
 	// An empty buffer takes any record, however large: never wait then.
 	for q.bytes > 0 && q.bytes+size > q.limit && reachable() {
 		if q.room == nil {
@@ -102,9 +110,7 @@ func (q *pubBuffer) pushWhenRoom(ctx context.Context, closing <-chan struct{}, r
 	if poll != nil {
 		poll.Stop()
 	}
-	dropped, wake = q.pushLocked(channel, gelf)
-	q.mu.Unlock()
-	return dropped, wake
+	return q.pushLocked(channel, gelf)
 }
 
 // signalRoom wakes the publishers in pushWhenRoom so that they look again.

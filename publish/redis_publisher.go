@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"strings"
 	"sync"
@@ -51,23 +52,83 @@ func (p *RedisPublisher) Publish(ctx context.Context, channel string, gelf []byt
 	if p.closed.Load() {
 		return ErrClosed
 	}
+	gelf, err := checkRecord(channel, gelf)
+	if err != nil {
+		return err
+	}
+	sh := p.shards[shardIndex(channel, len(p.shards))]
+	dropped, wake := sh.buf.pushWhenRoom(ctx, p.closing, sh.writer.reachable.Load, channel, gelf)
+	p.published.Inc()
+	sh.pushed(dropped, wake)
+	return nil
+}
+
+// PublishBatch is Publish for each of records, (channel, GELF object)
+// pairs, in order; ingest hands over what one read of a connection
+// brought. A run of records for one shard takes that shard's buffer lock
+// once and wakes its writer once. A record Publish would refuse is left
+// out and reported in the returned error; the others are published.
+func (p *RedisPublisher) PublishBatch(ctx context.Context, records iter.Seq2[string, []byte]) error {
+	if p.closed.Load() {
+		return ErrClosed
+	}
+	var (
+		errs          []error
+		published     int
+		sh            *redisShard // whose buffer is locked, nil for none
+		dropped, wake = 0, false
+	)
+	for channel, gelf := range records {
+		gelf, err := checkRecord(channel, gelf)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if next := p.shards[shardIndex(channel, len(p.shards))]; next != sh {
+			if sh != nil {
+				sh.buf.mu.Unlock()
+				sh.pushed(dropped, wake)
+			}
+			sh, dropped, wake = next, 0, false
+			sh.buf.mu.Lock()
+		}
+		d, w := sh.buf.pushWhenRoomLocked(ctx, p.closing, sh.writer.reachable.Load, channel, gelf)
+		dropped, wake = dropped+d, wake || w
+		published++
+	}
+	if sh != nil {
+		sh.buf.mu.Unlock()
+		sh.pushed(dropped, wake)
+	}
+	if published > 0 {
+		p.published.Add(float64(published))
+	}
+	return errors.Join(errs...)
+}
+
+// checkRecord returns gelf as the buffer takes it (no white space before
+// it, "{}" for an empty object), or why channel and gelf are refused.
+func checkRecord(channel string, gelf []byte) ([]byte, error) {
 	if !isJSONObject(gelf) {
-		return fmt.Errorf("publish to %q: record is not a JSON object", channel)
+		return nil, fmt.Errorf("publish to %q: record is not a JSON object", channel)
 	}
 	if channel == "" {
 		// PSUBSCRIBE "*" does not match "": no stream node would see it.
-		return errors.New("publish: empty channel name")
+		return nil, errors.New("publish: empty channel name")
 	}
 	if strings.IndexByte(channel, '\n') >= 0 {
-		return fmt.Errorf("publish to %q: newline in channel name", channel)
+		return nil, fmt.Errorf("publish to %q: newline in channel name", channel)
 	}
 	gelf = trimLeftSpace(gelf)
 	if isEmptyObjectBody(gelf[1:]) {
 		gelf = []byte("{}")
 	}
-	sh := p.shards[shardIndex(channel, len(p.shards))]
-	dropped, wake := sh.buf.pushWhenRoom(ctx, p.closing, sh.writer.reachable.Load, channel, gelf)
-	p.published.Inc()
+	return gelf, nil
+}
+
+// pushed counts what a push into the shard's buffer dropped and wakes the
+// writer when the push said so.
+func (sh *redisShard) pushed(dropped int, wake bool) {
 	if dropped > 0 {
 		sh.writer.countDropped(dropped)
 	}
@@ -77,7 +138,6 @@ func (p *RedisPublisher) Publish(ctx context.Context, channel string, gelf []byt
 		default:
 		}
 	}
-	return nil
 }
 
 // trimLeftSpace drops the white space before a JSON object's '{'.
