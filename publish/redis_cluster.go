@@ -24,7 +24,21 @@ func newClusterClient(opts []*redis.Options) *redis.ClusterClient {
 		MaxRetries:            -1,
 		DialerRetries:         1,
 		ContextTimeoutEnabled: true,
+		// A failover moves slots without a MOVED to the clients of the
+		// failed master (its connections are refused): the bus asks for a
+		// reload after a failure (reloadClusterState), and this bounds
+		// how stale the slot map gets otherwise.
+		ClusterStateReloadInterval: 5 * time.Second,
 	})
+}
+
+// reloadClusterState makes a cluster client read the slot map again (in
+// the background): after a failed command, whose slot may have moved to a
+// replica promoted in a failover. Other clients are left alone.
+func reloadClusterState(ctx context.Context, c redis.UniversalClient) {
+	if cc, ok := c.(*redis.ClusterClient); ok {
+		cc.ReloadState(ctx)
+	}
 }
 
 // startClusterReaders finds the masters of the cluster and starts one

@@ -227,6 +227,9 @@ func (w *redisWriter) deliver(ctx context.Context, b *pendingBatch, backoff time
 		return nextBackoff(backoff)
 	}
 	w.reachable.Store(false)
+	// In a cluster the slot may have moved (a replica promoted in a
+	// failover): read the slot map again before the next attempt.
+	reloadClusterState(ctx, w.client)
 	w.buf.signalRoom() // waiting publishers stop waiting and drop the oldest instead
 	if n := w.buf.requeue(b); n > 0 {
 		w.countDropped(n)
