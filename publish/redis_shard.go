@@ -31,10 +31,11 @@ type redisShard struct {
 	writerDone chan struct{}
 	readerDone chan struct{} // closed when every reader has stopped
 
-	healthMu sync.Mutex
-	pubErr   error          // last publish attempt or probe
-	readers  []*redisReader // the stream side's pub/sub connections
-	found    chan struct{}  // closed once readers is complete
+	healthMu  sync.Mutex
+	pubErr    error          // last publish attempt or probe
+	layoutErr error          // cluster: the last layout read failed (see clusterWatcher)
+	readers   []*redisReader // the stream side's pub/sub connections (a cluster's change with its layout)
+	found     chan struct{}  // closed once readers is complete (a cluster's first layout applied)
 }
 
 // startWriter starts the shard's writer; closing is closed by Close.
@@ -119,6 +120,9 @@ func (sh *redisShard) health() error {
 	defer sh.healthMu.Unlock()
 	if sh.pubErr != nil {
 		return sh.unreachable(sh.pubErr)
+	}
+	if sh.layoutErr != nil {
+		return sh.unreachable(sh.layoutErr)
 	}
 	if sh.found != nil {
 		select {
