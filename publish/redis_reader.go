@@ -260,6 +260,14 @@ func (rd *redisReader) session(ctx context.Context, retry bool) (active bool, er
 		pinged = false
 		switch m := msg.(type) {
 		case *redis.Message:
+			if !active && !rd.startID.isZero() {
+				// A shard channel subscribed before the others: the gap
+				// fill once they all are reads this record from the
+				// streams, in order after the last one delivered.
+				// Delivered now it would move the channel's position past
+				// the records before it that the fill is still to deliver.
+				continue
+			}
 			rd.handle(m.Channel, m.Payload)
 		case *redis.Subscription:
 			if m.Kind == "sunsubscribe" {
