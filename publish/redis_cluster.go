@@ -50,6 +50,26 @@ func reloadClusterState(ctx context.Context, c redis.UniversalClient) {
 	}
 }
 
+// slotMoving returns, for a transaction Redis aborted (EXECABORT) because
+// a command was refused as its slot is moving (ASK, MOVED, or TRYAGAIN
+// while a resharding migrates the slot's keys), an error wrapping that
+// reply, which isPermanent deems transient: the flush is tried again
+// rather than dropped. Any other err is returned as it is.
+func slotMoving(cmds []redis.Cmder, err error) error {
+	if !redis.HasErrorPrefix(err, "EXECABORT") {
+		return err
+	}
+	for _, c := range cmds {
+		cerr := c.Err()
+		for _, p := range []string{"ASK", "MOVED", "TRYAGAIN"} {
+			if cerr != nil && redis.HasErrorPrefix(cerr, p) {
+				return fmt.Errorf("transaction aborted while the slot moves: %w", cerr)
+			}
+		}
+	}
+	return err
+}
+
 // startClusterReaders starts the readers of a Redis Cluster: one per
 // master, subscribed (SSUBSCRIBE) to the batch shard channels of the slots
 // it serves, so that a stream node gets every channel's records, each from
