@@ -218,3 +218,71 @@ func clusterPort(tb testing.TB) int {
 	tb.Fatalf("no free port pair (port, port+%d) for a cluster node", clusterBusOffset)
 	return 0
 }
+
+// MoveSlot migrates slot, with its keys, from its master to the master
+// to, as redis-cli --cluster reshard does: IMPORTING on to, MIGRATING on
+// the source, MIGRATE of the keys in batches, then SETSLOT NODE on every
+// master. Writes to the slot meanwhile are redirected (ASK, TRYAGAIN).
+func (c *RedisCluster) MoveSlot(tb testing.TB, slot int, to *Redis) {
+	tb.Helper()
+	from := c.MasterOf(slot)
+	if from == nil || from == to {
+		tb.Fatalf("move slot %d to %s: its master is %v", slot, to.Addr(), from)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	fc, tc := from.Client(tb), to.Client(tb)
+	fromID, err := fc.ClusterMyID(ctx).Result()
+	if err != nil {
+		tb.Fatalf("cluster myid of %s: %v", from.Addr(), err)
+	}
+	toID, err := tc.ClusterMyID(ctx).Result()
+	if err != nil {
+		tb.Fatalf("cluster myid of %s: %v", to.Addr(), err)
+	}
+	s := strconv.Itoa(slot)
+	if err := tc.Do(ctx, "cluster", "setslot", s, "importing", fromID).Err(); err != nil {
+		tb.Fatalf("setslot importing on %s: %v", to.Addr(), err)
+	}
+	if err := fc.Do(ctx, "cluster", "setslot", s, "migrating", toID).Err(); err != nil {
+		tb.Fatalf("setslot migrating on %s: %v", from.Addr(), err)
+	}
+	for {
+		keys, err := fc.ClusterGetKeysInSlot(ctx, slot, 100).Result()
+		if err != nil {
+			tb.Fatalf("getkeysinslot %d on %s: %v", slot, from.Addr(), err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"migrate", "127.0.0.1", to.port, "", 0, 5000, "keys"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		if err := fc.Do(ctx, args...).Err(); err != nil {
+			tb.Fatalf("migrate %d keys of slot %d: %v", len(keys), slot, err)
+		}
+	}
+	// The new owner first, as redis-cli does, then the old one and the
+	// other masters.
+	order := []*Redis{to, from}
+	for _, r := range c.Nodes {
+		if r != to && r != from {
+			order = append(order, r)
+		}
+	}
+	for _, r := range order {
+		if !r.running() {
+			continue
+		}
+		info, _ := oneShot(r, func(ctx context.Context, rc *redis.Client) (string, error) {
+			return rc.Info(ctx, "replication").Result()
+		})
+		if !strings.Contains(info, "role:master") {
+			continue
+		}
+		if err := r.Client(tb).Do(ctx, "cluster", "setslot", s, "node", toID).Err(); err != nil {
+			tb.Fatalf("setslot node on %s: %v", r.Addr(), err)
+		}
+	}
+}
