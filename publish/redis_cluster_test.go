@@ -93,7 +93,7 @@ func TestRedisClusterFailover(t *testing.T) {
 		t.Fatalf("no replica promoted within 15s of killing %s", victim.Addr())
 	}
 	sent := time.Now()
-	got := sub.waitRecords(t, n, 15*time.Second)
+	got := sub.waitRecords(t, n, 30*time.Second)
 	t.Logf("%d records on %d channels; all delivered %v after the last was sent",
 		n, len(all), time.Since(sent).Round(time.Millisecond))
 	time.Sleep(200 * time.Millisecond) // a duplicate would come in this time
@@ -189,7 +189,7 @@ func TestRedisClusterReshard(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	close(stop)
 	r := <-res
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for len(records(t, sub.snapshot())) < r.n && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}

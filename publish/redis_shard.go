@@ -16,7 +16,9 @@ import (
 
 // redisShard is one Redis of the bus: the channels hashed to it live there.
 // An ingest node keeps a buffer and a writer per shard, a stream node a
-// reader per shard, so a shard that is away holds up only its channels.
+// reader per shard, so a shard that is away holds up only its channels. A
+// Redis Cluster is one shard, with a reader per master that changes with
+// the cluster's layout.
 type redisShard struct {
 	src    *RedisSource // the stream side the shard's readers feed; nil on ingest's
 	client redis.UniversalClient
