@@ -49,7 +49,8 @@ type RedisConfig struct {
 	// Cluster makes the URLs seed nodes of one Redis Cluster: each
 	// channel's keys carry its name as hash tag, its notifications go to
 	// the shard channel of its slot (SPUBLISH), and stream nodes SSUBSCRIBE
-	// on every master.
+	// on every master, following the cluster's layout through failovers
+	// and reshardings (see clusterWatcher).
 	Cluster bool
 	// Compat makes those messages exactly the GELF ingest made (with
 	// --gelf-compat, the template's five fields); else "_event_id" leads.

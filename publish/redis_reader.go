@@ -31,7 +31,10 @@ const (
 // Redis drops the connection (a restart, or client-output-buffer-limit
 // pubsub cutting off a reader that fell behind) go-redis reconnects and
 // subscribes again; the reader notices the new subscription confirmation
-// and fills what it missed from the streams before going on live.
+// and fills what it missed from the streams before going on live, per
+// channel after the last record it delivered (lastID). A cluster's reader
+// is replaced when its master's slots change; the new one is handed those
+// positions and catches up the same way (see clusterWatcher).
 //
 // Every field but those under mu belongs to the run goroutine.
 type redisReader struct {
@@ -44,6 +47,9 @@ type redisReader struct {
 	// ownClient: client is the reader's own (a cluster master's), closed
 	// with it.
 	ownClient bool
+	// lost, when set (a cluster's reader), is called when a session ends
+	// on an error: the master may have failed over or lost slots.
+	lost      func()
 	echo      int // per-record messages still to skip after a notification
 	scratch   []batchItem
 	delivered []Record // the records of one batch notification, for deliverAll
@@ -206,6 +212,9 @@ func (rd *redisReader) run(ctx context.Context, done chan<- struct{}) {
 		}
 		rd.setActive(false)
 		rd.setSubHealth(err)
+		if rd.lost != nil {
+			rd.lost()
+		}
 		if active {
 			backoff = 0
 		}
@@ -251,8 +260,23 @@ func (rd *redisReader) session(ctx context.Context, retry bool) (active bool, er
 		pinged = false
 		switch m := msg.(type) {
 		case *redis.Message:
+			if !active && !rd.startID.isZero() {
+				// A shard channel subscribed before the others: the gap
+				// fill once they all are reads this record from the
+				// streams, in order after the last one delivered.
+				// Delivered now it would move the channel's position past
+				// the records before it that the fill is still to deliver.
+				continue
+			}
 			rd.handle(m.Channel, m.Payload)
 		case *redis.Subscription:
+			if m.Kind == "sunsubscribe" {
+				// Redis drops a shard channel's subscribers when its slot
+				// moves to another master (resharding, failover): the next
+				// session, or the reader of the slot's new master, fills
+				// what this one no longer gets.
+				return active, fmt.Errorf("shard channel %s unsubscribed by Redis: its slot moved", m.Channel)
+			}
 			if m.Kind != "psubscribe" && m.Kind != "ssubscribe" || m.Count < len(rd.channels) {
 				continue // not yet subscribed to every shard channel
 			}

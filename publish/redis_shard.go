@@ -16,7 +16,9 @@ import (
 
 // redisShard is one Redis of the bus: the channels hashed to it live there.
 // An ingest node keeps a buffer and a writer per shard, a stream node a
-// reader per shard, so a shard that is away holds up only its channels.
+// reader per shard, so a shard that is away holds up only its channels. A
+// Redis Cluster is one shard, with a reader per master that changes with
+// the cluster's layout.
 type redisShard struct {
 	src    *RedisSource // the stream side the shard's readers feed; nil on ingest's
 	client redis.UniversalClient
@@ -31,10 +33,11 @@ type redisShard struct {
 	writerDone chan struct{}
 	readerDone chan struct{} // closed when every reader has stopped
 
-	healthMu sync.Mutex
-	pubErr   error          // last publish attempt or probe
-	readers  []*redisReader // the stream side's pub/sub connections
-	found    chan struct{}  // closed once readers is complete
+	healthMu  sync.Mutex
+	pubErr    error          // last publish attempt or probe
+	layoutErr error          // cluster: the last layout read failed (see clusterWatcher)
+	readers   []*redisReader // the stream side's pub/sub connections (a cluster's change with its layout)
+	found     chan struct{}  // closed once readers is complete (a cluster's first layout applied)
 }
 
 // startWriter starts the shard's writer; closing is closed by Close.
@@ -119,6 +122,9 @@ func (sh *redisShard) health() error {
 	defer sh.healthMu.Unlock()
 	if sh.pubErr != nil {
 		return sh.unreachable(sh.pubErr)
+	}
+	if sh.layoutErr != nil {
+		return sh.unreachable(sh.layoutErr)
 	}
 	if sh.found != nil {
 		select {

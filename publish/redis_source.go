@@ -47,7 +47,7 @@ func NewRedisSource(ctx context.Context, cfg RedisConfig) (*RedisSource, error) 
 	for _, sh := range shards {
 		sh.src = s
 		if cluster != nil {
-			sh.startClusterReaders(ctx, cluster, opts[0])
+			sh.startClusterReaders(ctx, opts[0], urlsAddrs(opts))
 		} else {
 			sh.startReader(ctx)
 		}

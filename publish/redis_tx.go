@@ -89,7 +89,8 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 			dropped = 0
 			w.renewing = w.renewing[:0]
 			nowMS = st.now.ms
-			_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			var cmds []redis.Cmder
+			cmds, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
 				var first position
 				for i := range blobs {
 					b := &blobs[i]
@@ -115,6 +116,9 @@ func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total
 				w.echoRecords(ctx, p, blobs, base, echo)
 				return nil
 			})
+			if err != nil && keys.cluster {
+				err = slotMoving(cmds, err)
+			}
 			if err != nil && !errors.Is(err, redis.TxFailedErr) && !keys.cluster {
 				// EXEC may not have run: the connection goes back to the
 				// pool, so it must not keep the key watched.

@@ -78,14 +78,8 @@ func (w *redisWriter) serve(ctx context.Context) {
 	timers := newWriterTimers()
 	defer timers.stop()
 	for {
-		if backoff > 0 {
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.closing:
-				return
-			case <-time.After(backoff):
-			}
+		if backoff > 0 && !w.pause(ctx, backoff) {
+			return
 		}
 		b, idle, ok := w.next(ctx, timers)
 		switch {
@@ -97,6 +91,27 @@ func (w *redisWriter) serve(ctx context.Context) {
 			backoff = w.deliver(ctx, b, backoff)
 		}
 	}
+}
+
+// pause waits d after a failed delivery; it returns false when ctx ends
+// or Close is called first. A cluster client rereads its slot map a
+// little before the end: the map read right after the failure may still
+// show a failed master that a promoted replica has replaced since.
+func (w *redisWriter) pause(ctx context.Context, d time.Duration) bool {
+	lead := min(d/4, 100*time.Millisecond)
+	for i, step := range []time.Duration{d - lead, lead} {
+		if i == 1 && w.keys.cluster {
+			reloadClusterState(ctx, w.client)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-w.closing:
+			return false
+		case <-time.After(step):
+		}
+	}
+	return true
 }
 
 // writerTimers are the timers next reuses from one batch to the next.
@@ -227,6 +242,9 @@ func (w *redisWriter) deliver(ctx context.Context, b *pendingBatch, backoff time
 		return nextBackoff(backoff)
 	}
 	w.reachable.Store(false)
+	// In a cluster the slot may have moved (a replica promoted in a
+	// failover): read the slot map again before the next attempt.
+	reloadClusterState(ctx, w.client)
 	w.buf.signalRoom() // waiting publishers stop waiting and drop the oldest instead
 	if n := w.buf.requeue(b); n > 0 {
 		w.countDropped(n)
