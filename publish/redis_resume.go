@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/logviewer/logviewer/internal/glob"
 )
@@ -213,6 +214,13 @@ type cursorSub struct {
 	cur     map[uint32]position // the last record delivered per sequence (or where it starts)
 	def     position            // cluster: the start of sequences not in cur
 
+	// recent (cluster only, in place of cur) holds the sequences with the
+	// latest positions, latest first, at most maxRecent: more than a token
+	// has room for, so a token lists the same ones as if every sequence
+	// were sorted, at a cost per record that does not grow with the
+	// number of channels.
+	recent []tokenItem
+
 	// the last token's items, reused while records of one sequence and
 	// millisecond follow one another
 	lastUnit uint32
@@ -221,6 +229,10 @@ type cursorSub struct {
 	items    []tokenItem
 	token    []byte // scratch
 }
+
+// maxRecent bounds a cluster subscription's recent sequences: a token item
+// takes 6 bytes at least, so a token has room for 14 at most.
+const maxRecent = 16
 
 // tokenItem is one listed sequence of a token.
 type tokenItem struct {
@@ -255,7 +267,12 @@ func newCursorSub(s *RedisSource, inner Subscription, rp *resumePoint, backfill 
 			}
 		}
 	}
-	if !c.cluster {
+	if c.cluster {
+		for u, p := range c.cur {
+			c.noteRecent(u, p)
+		}
+		c.cur = nil
+	} else {
 		for i := range floors {
 			if _, ok := c.cur[uint32(i)]; !ok {
 				if rp != nil {
@@ -293,7 +310,9 @@ func (c *cursorSub) retag(rec Record) Record {
 		return rec // no ID (rsyslog's plain PUBLISH): no position
 	}
 	u := c.src.unitOf(rec.Channel)
-	if last, ok := c.cur[u]; !ok || last.less(p) {
+	if c.cluster {
+		c.noteRecent(u, p)
+	} else if last, ok := c.cur[u]; !ok || last.less(p) {
 		c.cur[u] = p
 	}
 	if c.suffix == nil || u != c.lastUnit || p.ms != c.lastMS {
@@ -304,7 +323,49 @@ func (c *cursorSub) retag(rec Record) Record {
 	token = strconv.AppendUint(token, p.seq, 10)
 	token = append(token, c.suffix...)
 	c.token = token
-	return withID(rec, string(token))
+	return withID(rec, token)
+}
+
+// noteRecent records p as sequence u's position, when later than the one
+// known, in the cluster's recent sequences, kept latest first (equal
+// positions by unit).
+func (c *cursorSub) noteRecent(u uint32, p position) {
+	if i := slices.IndexFunc(c.recent, func(it tokenItem) bool { return it.unit == u }); i >= 0 {
+		if !c.recent[i].pos.less(p) {
+			return
+		}
+		c.recent = slices.Delete(c.recent, i, i+1)
+	}
+	it := tokenItem{unit: u, pos: p}
+	j := 0
+	for j < len(c.recent) && compareItems(c.recent[j], it) < 0 {
+		j++
+	}
+	if j == maxRecent {
+		return // older than all it keeps
+	}
+	if c.recent == nil {
+		c.recent = make([]tokenItem, 0, maxRecent+1)
+	}
+	c.recent = slices.Insert(c.recent, j, it)
+	if len(c.recent) > maxRecent {
+		c.recent = c.recent[:maxRecent]
+	}
+}
+
+// compareItems orders a token's items: the default first, then the latest
+// positions, equal positions by unit.
+func compareItems(a, b tokenItem) int {
+	switch {
+	case a.def != b.def:
+		if a.def {
+			return -1
+		}
+		return 1
+	case a.pos != b.pos:
+		return b.pos.compare(a.pos)
+	}
+	return cmp.Compare(a.unit, b.unit)
 }
 
 // buildSuffix builds the token's part after the record's own ID, for a
@@ -313,32 +374,31 @@ func (c *cursorSub) buildSuffix(u uint32, p position) {
 	c.lastUnit, c.lastMS = u, p.ms
 	floor := position{ms: p.ms - min(p.ms, resumeSlack)}
 	items := c.items[:0]
-	if c.cluster && floor.less(c.def) {
-		items = append(items, tokenItem{pos: c.def, def: true})
-	}
-	for v, q := range c.cur {
-		switch {
-		case v == u:
-		case !c.cluster || floor.less(q) || floor.less(c.def):
-			items = append(items, tokenItem{unit: v, pos: q})
-		default:
-			delete(c.cur, v) // resumes from the floor, as unlisted ones do
+	if c.cluster {
+		// The default, when later than the floor, then every sequence
+		// later than the floor (all of them when the default is later:
+		// unlisted ones would resume from it): recent is in that order.
+		all := floor.less(c.def)
+		if all {
+			items = append(items, tokenItem{pos: c.def, def: true})
 		}
-	}
-	// The default first, then the latest positions: what does not fit is
-	// the oldest.
-	slices.SortFunc(items, func(a, b tokenItem) int {
-		switch {
-		case a.def != b.def:
-			if a.def {
-				return -1
+		for _, it := range c.recent {
+			if !all && !floor.less(it.pos) {
+				break // resumes from the floor, as unlisted ones do
 			}
-			return 1
-		case a.pos != b.pos:
-			return b.pos.compare(a.pos)
+			if it.unit != u {
+				items = append(items, it)
+			}
 		}
-		return cmp.Compare(a.unit, b.unit)
-	})
+	} else {
+		for v, q := range c.cur {
+			if v != u {
+				items = append(items, tokenItem{unit: v, pos: q})
+			}
+		}
+		// The latest positions first: what does not fit is the oldest.
+		slices.SortFunc(items, compareItems)
+	}
 	s := c.suffix[:0]
 	s = append(s, '~')
 	s = strconv.AppendUint(s, uint64(u), 36)
@@ -367,20 +427,21 @@ func (c *cursorSub) buildSuffix(u uint32, p position) {
 }
 
 // withID returns rec with id as its event ID: its JSON's "_event_id" and,
-// when it has one, its SSE event rebuilt in one buffer.
-func withID(rec Record, id string) Record {
+// when it has one, its SSE event rebuilt in one buffer, which the ID
+// string shares.
+func withID(rec Record, id []byte) Record {
 	const head = `{"_event_id":"`
 	js := rec.JSON
 	if len(js) < len(head)+len(rec.ID)+1 || string(js[:len(head)]) != head ||
 		string(js[len(head):len(head)+len(rec.ID)]) != rec.ID || js[len(head)+len(rec.ID)] != '"' {
-		rec.ID, rec.SSE = id, nil // not our layout: the SSE event is built from ID and JSON
+		rec.ID, rec.SSE = string(id), nil // not our layout: the SSE event is built from ID and JSON
 		return rec
 	}
 	rest := js[len(head)+len(rec.ID):]
 	if rec.SSE == nil {
 		out := make([]byte, 0, len(head)+len(id)+len(rest))
 		out = append(append(append(out, head...), id...), rest...)
-		return Record{Channel: rec.Channel, ID: id, JSON: out}
+		return Record{Channel: rec.Channel, ID: unsafe.String(&out[len(head)], len(id)), JSON: out}
 	}
 	ev := make([]byte, 0, len(sseIDPrefix)+len(id)+len(sseDataPrefix)+len(head)+len(id)+len(rest)+len(sseEnd))
 	ev = append(ev, sseIDPrefix...)
@@ -390,5 +451,5 @@ func withID(rec Record, id string) Record {
 	ev = append(append(append(ev, head...), id...), rest...)
 	end := len(ev)
 	ev = append(ev, sseEnd...)
-	return Record{Channel: rec.Channel, ID: id, SSE: ev, JSON: ev[start:end:end]}
+	return Record{Channel: rec.Channel, ID: unsafe.String(&ev[len(sseIDPrefix)], len(id)), SSE: ev, JSON: ev[start:end:end]}
 }

@@ -3,6 +3,9 @@ package publish
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -129,5 +132,118 @@ func BenchmarkResumeToken(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		_ = sub.retag(recs[i%len(recs)].Record)
+	}
+}
+
+// referenceClusterSuffix is how a cluster token's suffix was built before
+// the recent list: every sequence's position kept, those past the floor
+// sorted. TestClusterTokenMatchesFullSort checks the bounded list against it.
+type referenceClusterSuffix struct {
+	cur map[uint32]position
+	def position
+}
+
+func (r *referenceClusterSuffix) token(u uint32, p position) string {
+	if last, ok := r.cur[u]; !ok || last.less(p) {
+		r.cur[u] = p
+	}
+	floor := position{ms: p.ms - min(p.ms, resumeSlack)}
+	var items []tokenItem
+	if floor.less(r.def) {
+		items = append(items, tokenItem{pos: r.def, def: true})
+	}
+	for v, q := range r.cur {
+		switch {
+		case v == u:
+		case floor.less(q) || floor.less(r.def):
+			items = append(items, tokenItem{unit: v, pos: q})
+		default:
+			delete(r.cur, v)
+		}
+	}
+	slices.SortFunc(items, compareItems)
+	s := []byte("~" + strconv.FormatUint(uint64(u), 36))
+	room := maxTokenLen - len(strconv.FormatUint(p.ms, 10)) - 21
+	for _, it := range items {
+		k := len(s)
+		s = append(s, '.')
+		if !it.def {
+			s = strconv.AppendUint(s, uint64(it.unit), 36)
+		}
+		s = append(s, '_')
+		if it.pos.ms <= p.ms {
+			s = strconv.AppendUint(s, p.ms-it.pos.ms, 10)
+		} else {
+			s = append(s, '-')
+			s = strconv.AppendUint(s, it.pos.ms-p.ms, 10)
+		}
+		s = append(s, '_')
+		s = strconv.AppendUint(s, it.pos.seq, 10)
+		if len(s) > room {
+			s = s[:k]
+			break
+		}
+	}
+	return p.String() + string(s)
+}
+
+// TestClusterTokenMatchesFullSort: a cluster subscription's tokens, built
+// from its bounded list of recent sequences, are those of a full sort of
+// every sequence, over few and many channels, with and without a resume
+// point later than the records.
+func TestClusterTokenMatchesFullSort(t *testing.T) {
+	src := &RedisSource{keys: redisKeys{cluster: true}}
+	for _, tc := range []struct {
+		name     string
+		channels int
+		def      position
+	}{
+		{"three channels", 3, position{}},
+		{"forty channels", 40, position{}},
+		{"forty channels after a resume", 40, position{ms: 1764000000900, seq: 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(tc.channels)))
+			sub := newCursorSub(src, &fakeSub{}, &resumePoint{def: tc.def}, nil, nil, tc.def)
+			ref := &referenceClusterSuffix{cur: map[uint32]position{}, def: tc.def}
+			ms := uint64(1764000000000)
+			seqs := map[string]uint64{}
+			for i := range 5000 {
+				ms += uint64(rng.IntN(40)) // records come in time order, several per millisecond
+				ch := fmt.Sprintf("app-%d", rng.IntN(tc.channels))
+				seqs[ch]++
+				p := position{ms: ms, seq: seqs[ch]}
+				got := sub.retag(batchRecord(ch, p, `{"short_message":"x"}`)).ID
+				want := ref.token(channelHash(ch), p)
+				if got != want {
+					t.Fatalf("record %d (%s at %v): token %q, want %q", i, ch, p, got, want)
+				}
+				if len(got) > maxTokenLen {
+					t.Fatalf("record %d: token %q longer than %d", i, got, maxTokenLen)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkResumeTokenCluster: what a glob subscription over a cluster
+// pays per record for its token, with records of channels many channels
+// interleaved (each record a new suffix): it does not grow with them.
+func BenchmarkResumeTokenCluster(b *testing.B) {
+	for _, channels := range []int{4, 500} {
+		b.Run(fmt.Sprintf("channels=%d", channels), func(b *testing.B) {
+			src := &RedisSource{keys: redisKeys{cluster: true}}
+			gelf := `{"version":"1.1","host":"bench","short_message":"GET /api/items/42 200 1532 bytes in 0.004s","timestamp":1700000000.123,"level":6}`
+			recs := make([]Record, 4096)
+			for i := range recs {
+				recs[i] = batchRecord(fmt.Sprintf("app-%d", i%channels), position{ms: 1764000000000 + uint64(i), seq: 1}, gelf)
+			}
+			sub := newCursorSub(src, &fakeSub{}, nil, nil, nil, position{ms: 1764000000000})
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				_ = sub.retag(recs[i%len(recs)])
+			}
+		})
 	}
 }
