@@ -339,22 +339,22 @@ func (m *Memory) PublishBatch(_ context.Context, records iter.Seq2[string, []byt
 			}
 			continue
 		}
-		// One allocation for the run, each record carved from it with its
-		// capacity cut to its length: room for IDs one digit longer.
-		quoted := quotedLen(channel)
-		room := 0
-		for _, r := range run {
-			room += eventRoom(len(m.nextID.text)+1, quoted, len(r.rest))
-		}
-		chunk := make([]byte, 0, room)
-		for _, r := range run {
-			seq, id := m.nextSeqLocked()
-			rec := eventRecordIn(chunk[len(chunk):len(chunk)], id, channel, r.rest)
-			if len(rec.SSE) > 0 && &rec.SSE[0] == unsafe.SliceData(chunk[len(chunk):cap(chunk)]) {
-				chunk = chunk[:len(chunk)+len(rec.SSE)] // built in place, as always
+		// Allocations of an eighth of what the channel holds at most,
+		// each record carved from one with its capacity cut to its length.
+		quoted, budget := quotedLen(channel), int(c.bytes/8)
+		for len(run) > 0 {
+			k, room := planChunk(run, len(m.nextID.text)+1, quoted, budget)
+			chunk := make([]byte, 0, room)
+			for _, r := range run[:k] {
+				seq, id := m.nextSeqLocked()
+				rec := eventRecordIn(chunk[len(chunk):len(chunk)], id, channel, r.rest)
+				if len(rec.SSE) > 0 && &rec.SSE[0] == unsafe.SliceData(chunk[len(chunk):cap(chunk)]) {
+					chunk = chunk[:len(chunk)+len(rec.SSE)] // built in place, as always
+				}
+				m.keepLocked(now, c, seq, rec)
+				recs = append(recs, rec)
 			}
-			m.keepLocked(now, c, seq, rec)
-			recs = append(recs, rec)
+			run = run[k:]
 		}
 	}
 	published := len(recs)
@@ -381,10 +381,26 @@ type batchInput struct {
 // A record kept in a channel's history keeps its whole allocation alive,
 // and a channel loses its records oldest first: at most the first chunk of
 // a channel's history is partly records already evicted. Chunks of an
-// eighth of the history keep that under an eighth of what the history
-// holds (none shared when the history is under 16 records).
+// eighth of the history, and of an eighth of the bytes the channel holds
+// (planChunk), keep that under an eighth of what the history holds (none
+// shared when the history is under 16 records or the channel new).
 func (m *Memory) chunkRecords() int {
 	return max(1, min(m.history/8, maxChunkRecords))
+}
+
+// planChunk returns how many of run's first records share one allocation,
+// and its size: as many as fit in budget bytes, one at least; IDs are at
+// most idLen bytes and the channel quoted quoted bytes.
+func planChunk(run []batchInput, idLen, quoted, budget int) (n, room int) {
+	for n < len(run) {
+		r := eventRoom(idLen, quoted, len(run[n].rest))
+		if n > 0 && room+r > budget {
+			break
+		}
+		room += r
+		n++
+	}
+	return n, room
 }
 
 // maxChunkRecords bounds the records of one allocation whatever the history.

@@ -675,6 +675,15 @@ func TestMemoryPublishBatchChunks(t *testing.T) {
 	if got := m.chunkRecords(); got != 8 {
 		t.Fatalf("chunkRecords with a history of 64: %d, want 8", got)
 	}
+	// Channels holding records already: a chunk takes an eighth of that.
+	big := []byte(`{"pad":"` + strings.Repeat("x", 400) + `"}`)
+	for range 64 {
+		for _, ch := range []string{"a", "b"} {
+			if err := m.Publish(context.Background(), ch, big); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
 	s, err := m.Subscribe(context.Background(), "*", SubscribeOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -705,7 +714,7 @@ func TestMemoryPublishBatchChunks(t *testing.T) {
 	for i, e := range evs {
 		r := e.Record
 		want := fmt.Sprintf("id: %d-%d\ndata: {\"_event_id\":\"%d-%d\",\"_channel\":%q,\"n\":\"%02d\"}\n\n",
-			m.epoch, i+1, m.epoch, i+1, channels[i], i)
+			m.epoch, 128+i+1, m.epoch, 128+i+1, channels[i], i)
 		if string(r.SSE) != want || r.Channel != channels[i] {
 			t.Errorf("record %d: %q on %q, want %q on %q", i, r.SSE, r.Channel, want, channels[i])
 		}
@@ -722,6 +731,21 @@ func TestMemoryPublishBatchChunks(t *testing.T) {
 	small, _ := newTestMemory(t, 15)
 	if got := small.chunkRecords(); got != 1 {
 		t.Errorf("chunkRecords with a history of 15: %d, want 1", got)
+	}
+}
+
+// TestPlanChunk: a chunk takes records while they fit in the budget, one
+// at least however large.
+func TestPlanChunk(t *testing.T) {
+	run := make([]batchInput, 5)
+	for i := range run {
+		run[i].rest = make([]byte, 100)
+	}
+	one := eventRoom(20, 5, 100)
+	for _, tc := range []struct{ budget, n int }{{0, 1}, {one - 1, 1}, {one, 1}, {2*one - 1, 1}, {2 * one, 2}, {100 * one, 5}} {
+		if n, room := planChunk(run, 20, 5, tc.budget); n != tc.n || room != n*one {
+			t.Errorf("budget %d: %d records in %d bytes, want %d in %d", tc.budget, n, room, tc.n, tc.n*one)
+		}
 	}
 }
 
