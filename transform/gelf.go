@@ -289,18 +289,22 @@ func appendSDParam(dst []byte, id, name, value string) ([]byte, bool) {
 	}
 	out := dst[len(dst) : len(dst)+room]
 	binary.LittleEndian.PutUint64(out[:8], sdPrefix) // 2 bytes too many, overwritten below
-	b := out[6:size]
-	putFieldName(b, id)
-	b[len(id)] = '_'
-	putFieldName(b[len(id)+1:], name)
-	b = b[len(id)+1+len(name):]
-	b[0], b[1], b[2] = '"', ':', '"'
-	if len(value) <= 16 && putShortPlain((*[16]byte)(out[size:size+16]), bytesOf(value)) {
-		out[size+len(value)] = '"'
-		return dst[:len(dst)+size+len(value)+1], false
+	putFieldName(out[6:], id)
+	out[6+len(id)] = '_'
+	putFieldName(out[7+len(id):], name)
+	out[size-3], out[size-2], out[size-1] = '"', ':', '"'
+	v := bytesOf(value)
+	if len(v) > 16 {
+		dst, r := appendLongBody(dst[:len(dst)+size], v)
+		return append(dst, '"'), r
 	}
-	dst, r := appendStringBody(dst[:len(dst)+size], value)
-	return append(dst, '"'), r
+	if !putShortPlain((*[16]byte)(out[size:size+16]), v) {
+		// Straight to the escaper: appendBody would check v again.
+		dst, r := appendEscaped(dst[:len(dst)+size], v)
+		return append(dst, '"'), r
+	}
+	out[size+len(v)] = '"'
+	return dst[:len(dst)+size+len(v)+1], false
 }
 
 // sdPrefix is ,"_sd_ packed in a word.
