@@ -135,50 +135,64 @@ func appendRFC3339Nano(dst []byte, t time.Time) []byte {
 	put2(b, 14, mi)
 	b[16] = ':'
 	put2(b, 17, s)
-	n := 19
-	if ns := t.Nanosecond(); ns != 0 {
-		// The fraction without its trailing zeros: w digits of ns.
-		w := 9
-		switch {
-		case ns%1000000 == 0:
-			ns, w = ns/1000000, 3
-		case ns%1000 == 0:
-			ns, w = ns/1000, 6
-		}
-		switch {
-		case ns%100 == 0:
-			ns, w = ns/100, w-2
-		case ns%10 == 0:
-			ns, w = ns/10, w-1
-		}
-		b[19] = '.'
-		n = 20 + w
-		i := n
-		for k := w; k >= 2; k -= 2 {
-			i -= 2
-			put2(b, i, ns%100)
-			ns /= 100
-		}
-		if w&1 != 0 {
-			b[i-1] = byte('0' + ns)
-		}
-	}
-	if off == 0 {
-		b[n] = 'Z'
-		n++
-	} else {
-		zone := off / 60 // minutes, cut toward zero as AppendFormat does
-		b[n] = '+'
-		if zone < 0 {
-			b[n] = '-'
-			zone = -zone
-		}
-		put2(b, n+1, zone/60)
-		b[n+3] = ':'
-		put2(b, n+4, zone%60)
-		n += 6
-	}
+	n := putFraction(b, t.Nanosecond())
+	n += putZone(b[n:], off)
 	return dst[:start+n]
+}
+
+// putFraction writes the fraction of a second of ns nanoseconds as
+// appendRFC3339Nano does, after the 19 bytes of the date and clock in b,
+// and returns the length of the text so far: 19 when ns is 0, which has no
+// fraction, else 20 and the digits of ns without its trailing zeros.
+func putFraction(b []byte, ns int) int {
+	if ns == 0 {
+		return 19
+	}
+	w := 9 // the number of digits
+	switch {
+	case ns%1000000 == 0:
+		ns, w = ns/1000000, 3
+	case ns%1000 == 0:
+		ns, w = ns/1000, 6
+	}
+	switch {
+	case ns%100 == 0:
+		ns, w = ns/100, w-2
+	case ns%10 == 0:
+		ns, w = ns/10, w-1
+	}
+	b[19] = '.'
+	n := 20 + w
+	i := n
+	for k := w; k >= 2; k -= 2 {
+		i -= 2
+		put2(b, i, ns%100)
+		ns /= 100
+	}
+	if w&1 != 0 {
+		b[i-1] = byte('0' + ns)
+	}
+	return n
+}
+
+// putZone writes the zone off seconds east of UTC (less than 100 hours
+// either way) to the start of b as appendRFC3339Nano does, "Z" or
+// "+hh:mm", and returns its length.
+func putZone(b []byte, off int) int {
+	if off == 0 {
+		b[0] = 'Z'
+		return 1
+	}
+	zone := off / 60 // minutes, cut toward zero as AppendFormat does
+	b[0] = '+'
+	if zone < 0 {
+		b[0] = '-'
+		zone = -zone
+	}
+	put2(b, 1, zone/60)
+	b[3] = ':'
+	put2(b, 4, zone%60)
+	return 6
 }
 
 // civil splits local, seconds since 1970-01-01T00:00:00 between the years 0
