@@ -14,13 +14,18 @@ import (
 // Encoder is set up by its exported fields (the zero value is ready to use)
 // and is safe for concurrent use; it encodes the parts of a record that
 // depend on Hostname and Group once, on first use, and again only if they
-// change.
+// change, and keeps the text of the latest second and minute it wrote the
+// times of a record in.
 type Encoder struct {
 	Hostname string // the daemon's own host name: the "host" field
 	Group    string // the "_group" field
 	Compat   bool   // emit only the original rsyslog template's five fields
 
 	parts unsafe.Pointer // *encoderParts, made by prepared; read and written atomically
+
+	// The text of the latest times written, read and written atomically.
+	received unsafe.Pointer // *receivedText, made by appendReceived
+	logTime  unsafe.Pointer // *logTimeText, made by appendLogTime
 }
 
 // encoderParts are the parts of a record made of an Encoder's Hostname and
@@ -117,7 +122,7 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	dst, replaced = appendBody(dst, m.Text)
 	replaced = replaced || p.replaced
 	dst = append(dst, timestampKey...)
-	dst = AppendUnixMilli(dst, m.Received)
+	dst = e.appendReceived(dst, m.Received)
 	dst = append(dst, levelAppName...)
 	dst[len(dst)-len(levelAppName)+levelDigit] = '0' + min(m.Severity, 7)
 	dst, r = appendStringBody(dst, m.Peer)
@@ -152,7 +157,7 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	}
 	if !m.Timestamp.IsZero() {
 		dst = append(dst, logTimeKey...)
-		dst = appendRFC3339Nano(dst, m.Timestamp)
+		dst = e.appendLogTime(dst, m.Timestamp)
 		dst = append(dst, '"')
 	}
 	if len(m.StructuredData) > 0 {
