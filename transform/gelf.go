@@ -226,21 +226,48 @@ func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool
 	// need no comparison.
 	var lengths uint64
 	for e := range sd {
-		el := &sd[e]
-		for k := range el.Params {
-			p := &el.Params[k]
-			bit := uint64(1) << ((len(el.ID) + len(p.Name)) % 64)
+		id := bytesOf(sd[e].ID)
+		for k, p := range sd[e].Params {
+			name, value := bytesOf(p.Name), bytesOf(p.Value)
+			bit := uint64(1) << ((len(id) + len(name)) % 64)
 			if lengths&bit != 0 && sdNameSeen(sd, e, k) {
 				continue
 			}
 			lengths |= bit
-			var r bool
-			dst, r = appendSDParam(dst, el.ID, p.Name, p.Value)
-			replaced = replaced || r
+			if len(id) > 16 || len(name) > 16 || len(value) > 16 {
+				var r bool
+				dst, r = appendSDParam(dst, sd[e].ID, p.Name, p.Value)
+				replaced = replaced || r
+				continue
+			}
+			// ,"_sd_<id>_<name>":"<value>" with all three short.
+			if cap(dst)-len(dst) < sdShortRoom {
+				dst = slices.Grow(dst, sdShortRoom)
+			}
+			b := (*[sdShortRoom]byte)(dst[len(dst) : len(dst)+sdShortRoom])
+			binary.LittleEndian.PutUint64(b[:8], sdPrefix)
+			size := putSDFieldName((*[16 + 1 + 16]byte)(b[6:]), id, name) + 6 + 3
+			binary.LittleEndian.PutUint32(b[size-3:], quoteColonQuote)
+			if !putShortPlain((*[16]byte)(b[size:size+16]), value) {
+				var r bool
+				dst, r = appendEscaped(dst[:len(dst)+size], value)
+				dst = append(dst, '"')
+				replaced = replaced || r
+				continue
+			}
+			b[size+len(value)] = '"'
+			dst = dst[:len(dst)+size+len(value)+1]
 		}
 	}
 	return dst, replaced
 }
+
+// sdShortRoom is the most a parameter with an ID, a name and a value of
+// at most 16 bytes each takes.
+const sdShortRoom = len(`,"_sd_`) + 16 + 1 + 16 + len(`":"`) + 16 + 1
+
+// quoteColonQuote is ":" packed in a word, with a byte to overwrite.
+var quoteColonQuote = binary.LittleEndian.Uint32([]byte(`":"_`))
 
 // sdNameSeen reports whether a parameter before parameter k of element e
 // has the same field name.
@@ -323,6 +350,21 @@ func putFieldName(b []byte, s string) {
 	for i, c := range src {
 		b[i] = fieldNameByte[c]
 	}
+}
+
+// putSDFieldName writes id, '_' and name, each at most 16 bytes, to the
+// start of f as field name characters (see putFieldName), and returns
+// their length.
+func putSDFieldName(f *[16 + 1 + 16]byte, id, name []byte) int {
+	for i, c := range id {
+		f[i] = fieldNameByte[c]
+	}
+	f[len(id)] = '_'
+	g := f[len(id)+1:]
+	for i, c := range name {
+		g[i] = fieldNameByte[c]
+	}
+	return len(id) + 1 + len(name)
 }
 
 // fieldNameByte maps each byte to itself when GELF allows it in field
