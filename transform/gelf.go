@@ -34,10 +34,11 @@ type encoderParts struct {
 	hostname, group string // the Hostname and Group they were made from
 	replaced        bool   // either needed invalid UTF-8 replaced
 
-	start       []byte // {"version":"1.1","host":"<host>","short_message":"
-	groupMember []byte // ","_group":"<group>  (closing the _app_name string)
-	compatHost  []byte // ","host":"<host>","short_message":"
-	compatGroup []byte // ,"_group":"<group>"}
+	start         []byte                     // {"version":"1.1","host":"<host>","short_message":"
+	groupMember   []byte                     // ","_group":"<group>  (closing the _app_name string)
+	groupFacility [len(facilityNames)][]byte // groupMember and facilityMembers[f], by facility f
+	compatHost    []byte                     // ","host":"<host>","short_message":"
+	compatGroup   []byte                     // ,"_group":"<group>"}
 }
 
 // prepared returns the encoded parts for the current Hostname and Group,
@@ -67,6 +68,9 @@ func newEncoderParts(hostname, group string) *encoderParts {
 	cat := func(parts ...string) []byte { return []byte(strings.Join(parts, "")) }
 	p.start = cat(`{"version":"1.1","host":"`, string(host), `","short_message":"`)
 	p.groupMember = cat(`","_group":"`, string(grp))
+	for f, member := range facilityMembers {
+		p.groupFacility[f] = cat(string(p.groupMember), member)
+	}
 	p.compatHost = cat(`","host":"`, string(host), `","short_message":"`)
 	p.compatGroup = cat(`,"_group":"`, string(grp), `"}`)
 	return p
@@ -127,10 +131,10 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	dst[len(dst)-len(levelAppName)+levelDigit] = '0' + min(m.Severity, 7)
 	dst, r = appendStringBody(dst, m.Peer)
 	replaced = replaced || r
-	dst = append(dst, p.groupMember...)
-	if int(m.Facility) < len(facilityMembers) {
-		dst = append(dst, facilityMembers[m.Facility]...)
+	if int(m.Facility) < len(p.groupFacility) {
+		dst = append(dst, p.groupFacility[m.Facility]...)
 	} else {
+		dst = append(dst, p.groupMember...)
 		dst = append(dst, `","_facility":"`...)
 		dst = strconv.AppendUint(dst, uint64(m.Facility), 10)
 		dst = append(dst, '"')
