@@ -129,7 +129,7 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	dst = e.appendReceived(dst, m.Received)
 	dst = append(dst, levelAppName...)
 	dst[len(dst)-len(levelAppName)+levelDigit] = '0' + min(m.Severity, 7)
-	dst, r = appendStringBody(dst, m.Peer)
+	dst, r = appendBody(dst, bytesOf(m.Peer))
 	replaced = replaced || r
 	if int(m.Facility) < len(p.groupFacility) {
 		dst = append(dst, p.groupFacility[m.Facility]...)
@@ -360,13 +360,14 @@ func putFieldName(b []byte, s string) {
 // start of f as field name characters (see putFieldName), and returns
 // their length.
 func putSDFieldName(f *[16 + 1 + 16]byte, id, name []byte) int {
+	d := f[:len(id)] // of the length of id, so that d[i] needs no check
 	for i, c := range id {
-		f[i] = fieldNameByte[c]
+		d[i] = fieldNameByte[c]
 	}
 	f[len(id)] = '_'
-	g := f[len(id)+1:]
+	d = f[len(id)+1 : len(id)+1+len(name)]
 	for i, c := range name {
-		g[i] = fieldNameByte[c]
+		d[i] = fieldNameByte[c]
 	}
 	return len(id) + 1 + len(name)
 }
