@@ -107,6 +107,40 @@ func putShortPlain(d *[16]byte, s []byte) bool {
 	return true
 }
 
+// loadShort returns the bytes of s, of 1 to 16 bytes, packed in two words
+// that both hold only bytes of s, and that together hold all of them: from
+// eight bytes on, the first eight and the last eight; else the same word
+// twice, of the first four bytes and the last four, or for fewer than
+// four of s[0], the middle byte, the last byte and five spaces.
+func loadShort(s []byte) (x, y uint64) {
+	n := len(s)
+	switch {
+	case n >= 8:
+		return binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint64(s[n-8:])
+	case n >= 4:
+		x = uint64(binary.LittleEndian.Uint32(s)) | uint64(binary.LittleEndian.Uint32(s[n-4:]))<<32
+	default:
+		const spaces = 0x2020202020_000000
+		x = uint64(s[0]) | uint64(s[n>>1])<<8 | uint64(s[n-1])<<16 | spaces
+	}
+	return x, x
+}
+
+// storeShort writes the n bytes (1 to 16) that loadShort packed in x and y
+// to the start of d.
+func storeShort(d *[16]byte, n int, x, y uint64) {
+	switch {
+	case n >= 8:
+		binary.LittleEndian.PutUint64(d[:8], x)
+		binary.LittleEndian.PutUint64(d[n-8:n], y)
+	case n >= 4:
+		binary.LittleEndian.PutUint32(d[:4], uint32(x))
+		binary.LittleEndian.PutUint32(d[n-4:n], uint32(x>>32))
+	default:
+		d[0], d[n>>1], d[n-1] = byte(x), byte(x>>8), byte(x>>16)
+	}
+}
+
 // appendLongBody is appendBody for strings of more than 16 bytes.
 func appendLongBody(dst, s []byte) ([]byte, bool) {
 	n := len(s)

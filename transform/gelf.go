@@ -244,23 +244,19 @@ func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool
 				replaced = replaced || r
 				continue
 			}
-			// ,"_sd_<id>_<name>":"<value>" with all three short.
+			// All three short, as most are: one call, which makes no
+			// calls itself.
 			if cap(dst)-len(dst) < sdShortRoom {
 				dst = slices.Grow(dst, sdShortRoom)
 			}
-			b := (*[sdShortRoom]byte)(dst[len(dst) : len(dst)+sdShortRoom])
-			binary.LittleEndian.PutUint64(b[:8], sdPrefix)
-			size := putSDFieldName((*[16 + 1 + 16]byte)(b[6:]), id, name) + 6 + 3
-			binary.LittleEndian.PutUint32(b[size-3:], quoteColonQuote)
-			if !putShortPlain((*[16]byte)(b[size:size+16]), value) {
+			n, plain := putShortSDParam((*[sdShortRoom]byte)(dst[len(dst):len(dst)+sdShortRoom]), id, name, value)
+			dst = dst[:len(dst)+n]
+			if !plain {
 				var r bool
-				dst, r = appendEscaped(dst[:len(dst)+size], value)
+				dst, r = appendEscaped(dst, value)
 				dst = append(dst, '"')
 				replaced = replaced || r
-				continue
 			}
-			b[size+len(value)] = '"'
-			dst = dst[:len(dst)+size+len(value)+1]
 		}
 	}
 	return dst, replaced
@@ -269,6 +265,27 @@ func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool
 // sdShortRoom is the most a parameter with an ID, a name and a value of
 // at most 16 bytes each takes.
 const sdShortRoom = len(`,"_sd_`) + 16 + 1 + 16 + len(`":"`) + 16 + 1
+
+// putShortSDParam writes ,"_sd_<id>_<name>":"<value>", with an ID, a name
+// and a value of at most 16 bytes each, to the start of b and returns its
+// length and true; when the value needs escaping, it writes only the part
+// before the value and returns its length and false.
+func putShortSDParam(b *[sdShortRoom]byte, id, name, value []byte) (int, bool) {
+	binary.LittleEndian.PutUint64(b[:8], sdPrefix)
+	size := putSDFieldName((*[16 + 1 + 16]byte)(b[6:]), id, name) + 6 + 3
+	binary.LittleEndian.PutUint32(b[size-3:], quoteColonQuote)
+	if len(value) == 0 {
+		b[size] = '"'
+		return size + 1, true
+	}
+	x, y := loadShort(value)
+	if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
+		return size, false
+	}
+	storeShort((*[16]byte)(b[size:size+16]), len(value), x, y)
+	b[size+len(value)] = '"'
+	return size + len(value) + 1, true
+}
 
 // quoteColonQuote is ":" packed in a word, with a byte to overwrite.
 var quoteColonQuote = binary.LittleEndian.Uint32([]byte(`":"_`))
