@@ -126,6 +126,16 @@ func loadShort(s []byte) (x, y uint64) {
 	return x, x
 }
 
+// plainShort reports whether none of the n bytes (1 to 16) that loadShort
+// packed in x and y needs escaping. For fewer than eight, y is x.
+func plainShort(x, y uint64, n int) bool {
+	u := unsafeBytes(x)
+	if n >= 8 {
+		u |= unsafeBytes(y)
+	}
+	return u&msb == 0
+}
+
 // storeShort writes the n bytes (1 to 16) that loadShort packed in x and y
 // to the start of d.
 func storeShort(d *[16]byte, n int, x, y uint64) {

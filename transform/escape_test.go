@@ -141,12 +141,12 @@ func BenchmarkAppendString(b *testing.B) {
 
 // TestLoadShort checks that loadShort packs every byte of strings of 1 to
 // 16 bytes and no other, so that storeShort writes them back and
-// unsafeBytes sees a byte that needs escaping wherever it is.
+// plainShort sees a byte that needs escaping wherever it is.
 func TestLoadShort(t *testing.T) {
 	for n := 1; n <= 16; n++ {
 		s := []byte("abcdefghijklmnop"[:n])
 		x, y := loadShort(s)
-		if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
+		if !plainShort(x, y, n) {
 			t.Errorf("loadShort(%q): plain text seen as needing escapes", s)
 		}
 		var d [16]byte
@@ -158,7 +158,7 @@ func TestLoadShort(t *testing.T) {
 			for _, c := range []byte{'"', '\\', '\n', 0, 0x80, 0xff} {
 				bad := append([]byte(nil), s...)
 				bad[i] = c
-				if x, y := loadShort(bad); (unsafeBytes(x)|unsafeBytes(y))&msb == 0 {
+				if x, y := loadShort(bad); plainShort(x, y, n) {
 					t.Errorf("loadShort(%q): byte %d not seen", bad, i)
 				}
 			}

@@ -139,25 +139,19 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 		dst = strconv.AppendUint(dst, uint64(m.Facility), 10)
 		dst = append(dst, '"')
 	}
-	if m.AppName != "" {
-		dst, r = appendMember(dst, `,"_app":"`, m.AppName)
-		replaced = replaced || r
-	}
-	if m.ProcID != "" {
-		dst, r = appendMember(dst, `,"_procid":"`, m.ProcID)
-		replaced = replaced || r
-	}
-	if m.MsgID != "" {
-		dst, r = appendMember(dst, `,"_msgid":"`, m.MsgID)
-		replaced = replaced || r
-	}
-	if m.Hostname != "" {
-		dst, r = appendMember(dst, `,"_hostname":"`, m.Hostname)
-		replaced = replaced || r
-	}
-	if m.TLSPeer != "" {
-		dst, r = appendMember(dst, `,"_tls_peer":"`, m.TLSPeer)
-		replaced = replaced || r
+	// _app to _tls_peer: in one go when all are short and plain, as
+	// they mostly are, else one by one.
+	dst = slices.Grow(dst, shortMembersRoom)
+	if n := putShortMembers((*[shortMembersRoom]byte)(dst[len(dst):len(dst)+shortMembersRoom]), m); n >= 0 {
+		dst = dst[:len(dst)+n]
+	} else {
+		for i, s := range [...]string{m.AppName, m.ProcID, m.MsgID, m.Hostname, m.TLSPeer} {
+			if s != "" {
+				k := &memberKeys[i]
+				dst, r = appendMember(dst, k.text[:k.n], s)
+				replaced = replaced || r
+			}
+		}
 	}
 	if !m.Timestamp.IsZero() {
 		dst = append(dst, logTimeKey...)
@@ -174,32 +168,68 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	return append(dst, '}'), replaced
 }
 
-// appendMember appends key, a constant of 8 to 16 bytes that ends with the
-// opening quote of its value, then s and the closing quote.
-func appendMember(dst []byte, key, s string) ([]byte, bool) {
-	const room = 16 + 16 + 1 // the key, a short value, the quote
-	k, v := bytesOf(key), bytesOf(s)
-	if len(k) < 8 || len(k) > 16 || len(v) > 16 {
-		return appendMemberSlow(dst, key, s)
-	}
-	if cap(dst)-len(dst) < room {
-		dst = slices.Grow(dst, room)
-	}
-	out := dst[len(dst) : len(dst)+room]
-	kn := len(k)
-	binary.LittleEndian.PutUint64(out[:8], binary.LittleEndian.Uint64(k))
-	binary.LittleEndian.PutUint64(out[kn-8:kn], binary.LittleEndian.Uint64(k[kn-8:]))
-	if !putShortPlain((*[16]byte)(out[kn:kn+16]), v) {
-		return appendMemberSlow(dst, key, s)
-	}
-	out[kn+len(v)] = '"'
-	return dst[:len(dst)+kn+len(v)+1], false
+// memberKey is the key of an optional string member with the quote that
+// opens its value, padded to 16 bytes.
+type memberKey struct {
+	text [16]byte
+	n    int // the length of the key
 }
 
-// appendMemberSlow is appendMember for any key and value.
-func appendMemberSlow(dst []byte, key, s string) ([]byte, bool) {
+// memberKeys are the keys of the optional string members, in their order
+// in a record.
+var memberKeys = func() (t [5]memberKey) {
+	for i, key := range [...]string{`,"_app":"`, `,"_procid":"`, `,"_msgid":"`, `,"_hostname":"`, `,"_tls_peer":"`} {
+		t[i].n = copy(t[i].text[:], key)
+	}
+	return t
+}()
+
+// shortMemberRoom is the most putShortMember writes: the key, padded, a
+// value of 16 bytes and its closing quote.
+const shortMemberRoom = 16 + 16 + 1
+
+// shortMembersRoom is the most putShortMembers writes.
+const shortMembersRoom = len(memberKeys) * shortMemberRoom
+
+// putShortMembers writes the optional members of m that are set to the
+// start of b and returns their length, when all of them are at most 16
+// bytes long and none needs escaping; else it returns -1.
+func putShortMembers(b *[shortMembersRoom]byte, m *Message) int {
+	n := putShortMember(b, 0, &memberKeys[0], m.AppName)
+	n = putShortMember(b, n, &memberKeys[1], m.ProcID)
+	n = putShortMember(b, n, &memberKeys[2], m.MsgID)
+	n = putShortMember(b, n, &memberKeys[3], m.Hostname)
+	return putShortMember(b, n, &memberKeys[4], m.TLSPeer)
+}
+
+// putShortMember writes the member of key k and value s to b[n:] when s is
+// set, at most 16 bytes long and needs no escaping, and returns the length
+// of b so far; it returns -1 for a value it cannot write, or when n is.
+// It calls nothing, so that it needs no stack frame of its own.
+func putShortMember(b *[shortMembersRoom]byte, n int, k *memberKey, s string) int {
+	v := bytesOf(s)
+	if n < 0 || len(v) == 0 {
+		return n
+	}
+	if len(v) > 16 || n > len(b)-shortMemberRoom {
+		return -1
+	}
+	x, y := loadShort(v)
+	if !plainShort(x, y, len(v)) {
+		return -1
+	}
+	d := (*[shortMemberRoom]byte)(b[n:])
+	*(*[16]byte)(d[:16]) = k.text
+	storeShort((*[16]byte)(d[k.n:k.n+16]), len(v), x, y)
+	d[k.n+len(v)] = '"'
+	return n + k.n + len(v) + 1
+}
+
+// appendMember appends key, then s as a JSON string body and the closing
+// quote.
+func appendMember(dst []byte, key []byte, s string) ([]byte, bool) {
 	dst = append(dst, key...)
-	dst, r := appendStringBody(dst, s)
+	dst, r := appendBody(dst, bytesOf(s))
 	return append(dst, '"'), r
 }
 
@@ -279,7 +309,7 @@ func putShortSDParam(b *[sdShortRoom]byte, id, name, value []byte) (int, bool) {
 		return size + 1, true
 	}
 	x, y := loadShort(value)
-	if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
+	if !plainShort(x, y, len(value)) {
 		return size, false
 	}
 	storeShort((*[16]byte)(b[size:size+16]), len(value), x, y)
