@@ -260,59 +260,77 @@ func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool
 	// need no comparison.
 	var lengths uint64
 	for e := range sd {
-		id := bytesOf(sd[e].ID)
-		for k, p := range sd[e].Params {
-			name, value := bytesOf(p.Name), bytesOf(p.Value)
-			bit := uint64(1) << ((len(id) + len(name)) % 64)
-			if lengths&bit != 0 && sdNameSeen(sd, e, k) {
-				continue
+		el := &sd[e]
+		for k := range el.Params {
+			// The common case in one call that makes none, so that the
+			// loop keeps little on the stack.
+			if cap(dst)-len(dst) >= sdShortRoom {
+				b := (*[sdShortRoom]byte)(dst[len(dst) : len(dst)+sdShortRoom])
+				if n, plain := putShortSDParam(b, el.ID, &el.Params[k], &lengths); n >= 0 {
+					dst = dst[:len(dst)+n]
+					if !plain {
+						var r bool
+						dst, r = appendEscaped(dst, bytesOf(el.Params[k].Value))
+						dst = append(dst, '"')
+						replaced = replaced || r
+					}
+					continue
+				}
 			}
-			lengths |= bit
-			if len(id) > 16 || len(name) > 16 || len(value) > 16 {
-				var r bool
-				dst, r = appendSDParam(dst, sd[e].ID, p.Name, p.Value)
-				replaced = replaced || r
-				continue
-			}
-			// All three short, as most are: one call, which makes no
-			// calls itself.
-			if cap(dst)-len(dst) < sdShortRoom {
-				dst = slices.Grow(dst, sdShortRoom)
-			}
-			n, plain := putShortSDParam((*[sdShortRoom]byte)(dst[len(dst):len(dst)+sdShortRoom]), id, name, value)
-			dst = dst[:len(dst)+n]
-			if !plain {
-				var r bool
-				dst, r = appendEscaped(dst, value)
-				dst = append(dst, '"')
-				replaced = replaced || r
-			}
+			var r bool
+			dst, r = appendSDParamOnce(dst, sd, e, k, &lengths)
+			replaced = replaced || r
 		}
 	}
 	return dst, replaced
+}
+
+// appendSDParamOnce appends parameter k of element e with appendSDParam
+// unless a parameter before it has the same field name.
+func appendSDParamOnce(dst []byte, sd []SDElement, e, k int, lengths *uint64) ([]byte, bool) {
+	id, p := sd[e].ID, &sd[e].Params[k]
+	bit := sdLengthBit(id, p.Name)
+	if *lengths&bit != 0 && sdNameSeen(sd, e, k) {
+		return dst, false
+	}
+	*lengths |= bit
+	return appendSDParam(dst, id, p.Name, p.Value)
+}
+
+// sdLengthBit is the bit of the field name of id and name in the lengths
+// of appendStructuredData.
+func sdLengthBit(id, name string) uint64 {
+	return 1 << (uint(len(id)+len(name)) % 64)
 }
 
 // sdShortRoom is the most a parameter with an ID, a name and a value of
 // at most 16 bytes each takes.
 const sdShortRoom = len(`,"_sd_`) + 16 + 1 + 16 + len(`":"`) + 16 + 1
 
-// putShortSDParam writes ,"_sd_<id>_<name>":"<value>", with an ID, a name
-// and a value of at most 16 bytes each, to the start of b and returns its
-// length and true; when the value needs escaping, it writes only the part
-// before the value and returns its length and false.
-func putShortSDParam(b *[sdShortRoom]byte, id, name, value []byte) (int, bool) {
+// putShortSDParam writes parameter p of an element with the given ID as
+// ,"_sd_<id>_<name>":"<value>" to the start of b, and returns its length
+// and true, when the ID, name and value are at most 16 bytes long and the
+// length of the field name is not in lengths (see appendStructuredData),
+// which it adds it to; when the value needs escaping, it writes only the
+// part before the value, and returns its length and false. Else it
+// returns -1.
+func putShortSDParam(b *[sdShortRoom]byte, id string, p *SDParam, lengths *uint64) (int, bool) {
+	name, value := bytesOf(p.Name), bytesOf(p.Value)
+	bit := sdLengthBit(id, p.Name)
+	if len(id) > 16 || len(name) > 16 || len(value) > 16 || *lengths&bit != 0 {
+		return -1, false
+	}
+	*lengths |= bit
 	binary.LittleEndian.PutUint64(b[:8], sdPrefix)
-	size := putSDFieldName((*[16 + 1 + 16]byte)(b[6:]), id, name) + 6 + 3
+	size := putSDFieldName((*[16 + 1 + 16]byte)(b[6:]), bytesOf(id), name) + 6 + 3
 	binary.LittleEndian.PutUint32(b[size-3:], quoteColonQuote)
-	if len(value) == 0 {
-		b[size] = '"'
-		return size + 1, true
+	if len(value) > 0 {
+		x, y := loadShort(value)
+		if !plainShort(x, y, len(value)) {
+			return size, false
+		}
+		storeShort((*[16]byte)(b[size:size+16]), len(value), x, y)
 	}
-	x, y := loadShort(value)
-	if !plainShort(x, y, len(value)) {
-		return size, false
-	}
-	storeShort((*[16]byte)(b[size:size+16]), len(value), x, y)
 	b[size+len(value)] = '"'
 	return size + len(value) + 1, true
 }
