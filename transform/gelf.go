@@ -127,10 +127,15 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	replaced = replaced || p.replaced
 	dst = append(dst, timestampKey...)
 	dst = e.appendReceived(dst, m.Received)
-	dst = append(dst, levelAppName...)
-	dst[len(dst)-len(levelAppName)+levelDigit] = '0' + min(m.Severity, 7)
-	dst, r = appendBody(dst, bytesOf(m.Peer))
-	replaced = replaced || r
+	level := &levelAppNames[min(m.Severity, 7)]
+	dst = slices.Grow(dst, shortAppNameRoom)
+	if n := putShortAppName((*[shortAppNameRoom]byte)(dst[len(dst):len(dst)+shortAppNameRoom]), level, m.Peer); n >= 0 {
+		dst = dst[:len(dst)+n]
+	} else {
+		dst = append(dst, level[:len(levelAppName)]...)
+		dst, r = appendBody(dst, bytesOf(m.Peer))
+		replaced = replaced || r
+	}
 	if int(m.Facility) < len(p.groupFacility) {
 		dst = append(dst, p.groupFacility[m.Facility]...)
 	} else {
@@ -166,6 +171,44 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 		dst = append(dst, truncatedTrue...)
 	}
 	return append(dst, '}'), replaced
+}
+
+// levelAppNames are levelAppName with each level, 0 to 7, by level, padded
+// to 32 bytes so that they are copied as a whole.
+var levelAppNames = func() (t [8][32]byte) {
+	for level := range t {
+		copy(t[level][:], levelAppName)
+		t[level][levelDigit] = byte('0' + level)
+	}
+	return t
+}()
+
+// shortAppNameRoom is the most putShortAppName writes: a padded
+// levelAppNames entry, or one and a value of 16 bytes.
+const shortAppNameRoom = 32 + 16
+
+// putShortAppName writes level, an entry of levelAppNames, and s, the
+// _app_name value (its closing quote starts groupMember), to the start of
+// b and returns their length, when s is
+// at most 16 bytes long and needs no escaping; else it returns -1. Like
+// putShortMember, it calls nothing.
+func putShortAppName(b *[shortAppNameRoom]byte, level *[32]byte, s string) int {
+	v := bytesOf(s)
+	if len(v) > 16 {
+		return -1
+	}
+	// In halves: a copy of 32 bytes at once is a memmove call.
+	*(*[16]byte)(b[:16]) = *(*[16]byte)(level[:16])
+	*(*[16]byte)(b[16:32]) = *(*[16]byte)(level[16:])
+	const n = len(levelAppName)
+	if len(v) > 0 {
+		x, y := loadShort(v)
+		if !plainShort(x, y, len(v)) {
+			return -1
+		}
+		storeShort((*[16]byte)(b[n:n+16]), len(v), x, y)
+	}
+	return n + len(v)
 }
 
 // memberKey is the key of an optional string member with the quote that
