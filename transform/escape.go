@@ -153,34 +153,38 @@ func storeShort(d *[16]byte, n int, x, y uint64) {
 
 // appendLongBody is appendBody for strings of more than 16 bytes.
 func appendLongBody(dst, s []byte) ([]byte, bool) {
+	dst = slices.Grow(dst, len(s))
+	if i := copyPlain(dst[len(dst):len(dst)+len(s)], s); i < len(s) {
+		return appendEscaped(dst[:len(dst)+i], s[i:])
+	}
+	return dst[:len(dst)+len(s)], false
+}
+
+// copyPlain copies s, of more than 16 bytes, to d, of the same length,
+// sixteen bytes at a time, the last sixteen overlapping the ones before,
+// while none of them needs escaping, and returns how many it copied. It
+// calls nothing, so that its loop keeps what it needs in registers.
+func copyPlain(d, s []byte) int {
 	n := len(s)
-	dst = slices.Grow(dst, n)
-	out := dst[:len(dst)+n]
-	d := out[len(dst):]
-	// The last 16 bytes, checked first: in the loop, the tail of a string
-	// is read as a full word that overlaps the words before it.
-	x := binary.LittleEndian.Uint64(s[n-16 : n-8])
-	y := binary.LittleEndian.Uint64(s[n-8 : n])
-	if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
-		n = len(s) - 16 // the part known to be clean stops before them
-	} else {
-		binary.LittleEndian.PutUint64(d[len(s)-16:len(s)-8], x)
-		binary.LittleEndian.PutUint64(d[len(s)-8:], y)
-	}
+	d = d[:n]
 	i := 0
-	for ; n-i > 16; i += 16 {
-		x := binary.LittleEndian.Uint64(s[i : i+8])
-		y := binary.LittleEndian.Uint64(s[i+8 : i+16])
+	for ; i < n-16; i += 16 {
+		x := binary.LittleEndian.Uint64(s[i:])
+		y := binary.LittleEndian.Uint64(s[i+8:])
 		if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
-			return appendEscaped(out[:len(dst)+i], s[i:])
+			return i
 		}
-		binary.LittleEndian.PutUint64(d[i:i+8], x)
-		binary.LittleEndian.PutUint64(d[i+8:i+16], y)
+		binary.LittleEndian.PutUint64(d[i:], x)
+		binary.LittleEndian.PutUint64(d[i+8:], y)
 	}
-	if n < len(s) {
-		return appendEscaped(out[:len(dst)+i], s[i:])
+	x := binary.LittleEndian.Uint64(s[n-16:])
+	y := binary.LittleEndian.Uint64(s[n-8:])
+	if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
+		return i
 	}
-	return out, false
+	binary.LittleEndian.PutUint64(d[n-16:], x)
+	binary.LittleEndian.PutUint64(d[n-8:], y)
+	return n
 }
 
 // appendEscaped appends s as appendBody does, byte by byte where it must.
