@@ -169,13 +169,13 @@ func copyPlain(d, s []byte) int {
 	d = d[:n]
 	i := 0
 	for ; i < n-16; i += 16 {
-		x := binary.LittleEndian.Uint64(s[i:])
-		y := binary.LittleEndian.Uint64(s[i+8:])
+		x := binary.LittleEndian.Uint64(s[i : i+8])
+		y := binary.LittleEndian.Uint64(s[i+8 : i+16])
 		if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
 			return i
 		}
-		binary.LittleEndian.PutUint64(d[i:], x)
-		binary.LittleEndian.PutUint64(d[i+8:], y)
+		binary.LittleEndian.PutUint64(d[i:i+8], x)
+		binary.LittleEndian.PutUint64(d[i+8:i+16], y)
 	}
 	x := binary.LittleEndian.Uint64(s[n-16:])
 	y := binary.LittleEndian.Uint64(s[n-8:])
