@@ -47,7 +47,17 @@ type encoderParts struct {
 // Concurrent first calls may each make them; any of the results will do.
 func (e *Encoder) prepared() *encoderParts {
 	p := (*encoderParts)(atomic.LoadPointer(&e.parts))
-	if p != nil && sameString(p.hostname, e.Hostname) && sameString(p.group, e.Group) {
+	if p == nil || !sameHeader(p.hostname, e.Hostname) || !sameHeader(p.group, e.Group) {
+		p = e.prepare(p)
+	}
+	return p
+}
+
+// prepare is the rest of prepared, kept out of it so that the compiler
+// inlines prepared: it returns p when it was made for strings equal to
+// Hostname and Group, if not the same, else makes new parts.
+func (e *Encoder) prepare(p *encoderParts) *encoderParts {
+	if p != nil && p.hostname == e.Hostname && p.group == e.Group {
 		return p
 	}
 	p = newEncoderParts(e.Hostname, e.Group)
@@ -55,9 +65,10 @@ func (e *Encoder) prepared() *encoderParts {
 	return p
 }
 
-// sameString is a == b, quick when both are the same string header.
-func sameString(a, b string) bool {
-	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
+// sameHeader reports whether a and b are the same string header: the same
+// bytes at the same place, so that they are equal.
+func sameHeader(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
 }
 
 func newEncoderParts(hostname, group string) *encoderParts {
