@@ -265,3 +265,15 @@ func TestEncoderTimeCache(t *testing.T) {
 		}
 	}
 }
+
+// TestAppendRFC3339NanoMillis holds the table of whole milliseconds to
+// AppendFormat for each of them.
+func TestAppendRFC3339NanoMillis(t *testing.T) {
+	for ms := range 1000 {
+		tm := time.Unix(1795521599, int64(ms)*1e6).In(time.FixedZone("", -3*3600))
+		want := tm.AppendFormat(nil, time.RFC3339Nano)
+		if got := appendRFC3339Nano(nil, tm); !bytes.Equal(got, want) {
+			t.Fatalf("appendRFC3339Nano(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}

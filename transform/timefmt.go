@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"slices"
@@ -148,6 +149,11 @@ func putFraction(b []byte, ns int) int {
 	if ns == 0 {
 		return 19
 	}
+	if ns%1000000 == 0 { // whole milliseconds, as most are: from a table
+		f := millisFractions[ns/1000000]
+		binary.LittleEndian.PutUint32(b[19:23], uint32(f))
+		return 19 + int(f>>32)
+	}
 	w := 9 // the number of digits
 	switch {
 	case ns%1000000 == 0:
@@ -174,6 +180,22 @@ func putFraction(b []byte, ns int) int {
 	}
 	return n
 }
+
+// millisFractions holds the fraction of a second of each whole number of
+// milliseconds as putFraction writes it, ".5" for 500, in the low bytes of
+// a word and its length, 2 to 4, in the high half.
+var millisFractions = func() (t [1000]uint64) {
+	for ms := 1; ms < len(t); ms++ {
+		w := [4]byte{'.', byte('0' + ms/100), byte('0' + ms/10%10), byte('0' + ms%10)}
+		n := len(w)
+		for w[n-1] == '0' { // trailing zeros go
+			n--
+			w[n] = 0
+		}
+		t[ms] = uint64(binary.LittleEndian.Uint32(w[:])) | uint64(n)<<32
+	}
+	return t
+}()
 
 // putZone writes the zone off seconds east of UTC (less than 100 hours
 // either way) to the start of b as appendRFC3339Nano does, "Z" or
