@@ -322,11 +322,15 @@ func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool
 				b := (*[sdShortRoom]byte)(dst[len(dst) : len(dst)+sdShortRoom])
 				if n, plain := putShortSDParam(b, el.ID, &el.Params[k], &lengths); n >= 0 {
 					dst = dst[:len(dst)+n]
-					if !plain {
-						var r bool
-						dst, r = appendEscaped(dst, bytesOf(el.Params[k].Value))
-						dst = append(dst, '"')
-						replaced = replaced || r
+					if !plain { // a short value, ASCII mostly
+						v := bytesOf(el.Params[k].Value)
+						out, ascii := escapeShortASCII(dst, v)
+						if !ascii {
+							var r bool
+							out, r = appendEscaped(dst, v)
+							replaced = replaced || r
+						}
+						dst = append(out, '"')
 					}
 					continue
 				}
