@@ -51,11 +51,11 @@ func (e *Encoder) appendReceived(dst []byte, t time.Time) []byte {
 // logTimeText is the cached text of one local minute of "_log_time" in
 // one zone.
 type logTimeText struct {
-	minute int64    // local minutes since 0000-01-01T00:00
-	off    int      // the zone's offset, seconds east of UTC
-	date   [16]byte // 2006-01-02T15:04
-	zone   [8]byte  // Z or -07:00
-	zoneN  int      // the length of zone
+	start int64    // the local time of the minute's start, as seconds since 1970-01-01T00:00:00
+	off   int      // the zone's offset, seconds east of UTC
+	date  [16]byte // 2006-01-02T15:04
+	zone  [8]byte  // Z or -07:00
+	zoneN int      // the length of zone
 }
 
 // appendLogTime appends t as appendRFC3339Nano does.
@@ -64,44 +64,44 @@ func (e *Encoder) appendLogTime(dst []byte, t time.Time) []byte {
 	if t.Location() != time.UTC { // UTC, common, needs no zone lookup
 		_, off = t.Zone()
 	}
-	sec := t.Unix()
-	if off < -maxZoneOffset || off > maxZoneOffset ||
-		sec < minRFC3339Sec-maxZoneOffset || sec > maxRFC3339Sec+maxZoneOffset {
-		return t.AppendFormat(dst, time.RFC3339Nano)
-	}
-	local := sec + int64(off)
-	if local < minRFC3339Sec || local > maxRFC3339Sec {
-		return t.AppendFormat(dst, time.RFC3339Nano)
-	}
-	since := uint64(local - minRFC3339Sec) // never negative
-	minute, s := int64(since/60), int(since%60)
+	// Out of the range of the cached minute, local may have wrapped
+	// around; it is only used once off and t.Unix() are known to be in
+	// range.
+	local := t.Unix() + int64(off)
 	c := (*logTimeText)(atomic.LoadPointer(&e.logTime))
-	if c == nil || c.minute != minute || c.off != off {
-		if c != nil && minute <= c.minute {
+	if c == nil || c.off != off || uint64(local-c.start) >= 60 {
+		sec := t.Unix()
+		if off < -maxZoneOffset || off > maxZoneOffset ||
+			sec < minRFC3339Sec-maxZoneOffset || sec > maxRFC3339Sec+maxZoneOffset ||
+			local < minRFC3339Sec || local > maxRFC3339Sec {
+			return t.AppendFormat(dst, time.RFC3339Nano)
+		}
+		start := local - int64(uint64(local-minRFC3339Sec)%60)
+		if c != nil && start <= c.start {
 			return appendRFC3339Nano(dst, t)
 		}
-		c = newLogTimeText(minute, off)
+		c = newLogTimeText(start, off)
 		atomic.StorePointer(&e.logTime, unsafe.Pointer(c))
 	}
 	// Room for the longest text, 35 bytes, with the zone written as a
 	// whole word.
 	dst = slices.Grow(dst, 29+8)
-	start := len(dst)
-	b := dst[start : start+29+8]
+	n := len(dst)
+	b := dst[n : n+29+8]
 	binary.LittleEndian.PutUint64(b[:8], binary.LittleEndian.Uint64(c.date[:8]))
 	binary.LittleEndian.PutUint64(b[8:16], binary.LittleEndian.Uint64(c.date[8:]))
 	b[16] = ':'
-	put2(b, 17, s)
-	n := putFraction(b, t.Nanosecond())
-	binary.LittleEndian.PutUint64(b[n:n+8], binary.LittleEndian.Uint64(c.zone[:]))
-	return dst[:start+n+c.zoneN]
+	put2(b, 17, int(local-c.start))
+	k := putFraction(b, t.Nanosecond())
+	binary.LittleEndian.PutUint64(b[k:k+8], binary.LittleEndian.Uint64(c.zone[:]))
+	return dst[:n+k+c.zoneN]
 }
 
-// newLogTimeText makes the cached text of a local minute, counted from
-// 0000-01-01T00:00, in the zone off seconds east of UTC.
-func newLogTimeText(minute int64, off int) *logTimeText {
-	c := &logTimeText{minute: minute, off: off}
-	y, mo, d, h, mi, _ := civil(minute*60 + minRFC3339Sec)
+// newLogTimeText makes the cached text of the local minute that starts at
+// start, in the zone off seconds east of UTC.
+func newLogTimeText(start int64, off int) *logTimeText {
+	c := &logTimeText{start: start, off: off}
+	y, mo, d, h, mi, _ := civil(start)
 	b := c.date[:]
 	put2(b, 0, y/100)
 	put2(b, 2, y%100)
