@@ -18,26 +18,27 @@ import (
 
 // receivedText is the cached text of one second of "timestamp".
 type receivedText struct {
-	sec  int64    // seconds since the epoch, ten digits
-	text [16]byte // the ten digits and the '.' before the milliseconds
+	start int64    // the second's start, as milliseconds since the epoch; ten digits of seconds
+	text  [16]byte // the ten digits and the '.' before the milliseconds
 }
 
 // appendReceived appends t as AppendUnixMilli does.
 func (e *Encoder) appendReceived(dst []byte, t time.Time) []byte {
 	ms := t.UnixMilli()
-	if ms < 1e12 || ms >= 1e13 { // not ten digits of seconds
-		return AppendUnixMilli(dst, t)
-	}
-	sec, frac := int64(uint64(ms)/1000), int(uint64(ms)%1000)
 	c := (*receivedText)(atomic.LoadPointer(&e.received))
-	if c == nil || c.sec != sec {
-		if c != nil && sec < c.sec {
+	if c == nil || uint64(ms-c.start) >= 1000 {
+		if ms < 1e12 || ms >= 1e13 { // not ten digits of seconds
 			return AppendUnixMilli(dst, t)
 		}
-		c = &receivedText{sec: sec}
-		AppendUnixMilli(c.text[:0], time.Unix(sec, 0))
+		start := ms - ms%1000
+		if c != nil && start < c.start {
+			return AppendUnixMilli(dst, t)
+		}
+		c = &receivedText{start: start}
+		AppendUnixMilli(c.text[:0], time.UnixMilli(start))
 		atomic.StorePointer(&e.received, unsafe.Pointer(c))
 	}
+	frac := int(ms - c.start)
 	dst = slices.Grow(dst, 16)
 	n := len(dst)
 	b := dst[n : n+16]
