@@ -44,8 +44,7 @@ func (e *Encoder) appendReceived(dst []byte, t time.Time) []byte {
 	b := dst[n : n+16]
 	binary.LittleEndian.PutUint64(b[:8], binary.LittleEndian.Uint64(c.text[:8]))
 	binary.LittleEndian.PutUint64(b[8:], binary.LittleEndian.Uint64(c.text[8:]))
-	b[11] = byte('0' + frac/100)
-	put2(b, 12, frac%100)
+	binary.LittleEndian.PutUint32(b[11:15], threeDigits[frac])
 	return dst[:n+14]
 }
 

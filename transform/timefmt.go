@@ -17,6 +17,15 @@ var twoDigits = func() (t [200]byte) {
 	return t
 }()
 
+// threeDigits spells the numbers 000 to 999 in the low three bytes of a
+// word each.
+var threeDigits = func() (t [1000]uint32) {
+	for i := range t {
+		t[i] = uint32('0'+i/100) | uint32('0'+i/10%10)<<8 | uint32('0'+i%10)<<16
+	}
+	return t
+}()
+
 // put2 writes v (0 to 99) as two digits at b[i:].
 func put2(b []byte, i int, v int) {
 	_ = b[i+1]
