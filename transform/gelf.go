@@ -14,8 +14,8 @@ import (
 // Encoder is set up by its exported fields (the zero value is ready to use)
 // and is safe for concurrent use; it encodes the parts of a record that
 // depend on Hostname and Group once, on first use, and again only if they
-// change, and keeps the text of the latest second and minute it wrote the
-// times of a record in.
+// change, and keeps the text of the latest second of "timestamp" and
+// minute of "_log_time" it wrote (see timecache.go).
 type Encoder struct {
 	Hostname string // the daemon's own host name: the "host" field
 	Group    string // the "_group" field
@@ -200,9 +200,8 @@ const shortAppNameRoom = 32 + 16
 
 // putShortAppName writes level, an entry of levelAppNames, and s, the
 // _app_name value (its closing quote starts groupMember), to the start of
-// b and returns their length, when s is
-// at most 16 bytes long and needs no escaping; else it returns -1. Like
-// putShortMember, it calls nothing.
+// b and returns their length, when s is at most 16 bytes long and needs
+// no escaping; else it returns -1. Like putShortMember, it calls nothing.
 func putShortAppName(b *[shortAppNameRoom]byte, level *[32]byte, s string) int {
 	v := bytesOf(s)
 	if len(v) > 16 {

@@ -164,10 +164,7 @@ func putFraction(b []byte, ns int) int {
 		return 19 + int(f>>32)
 	}
 	w := 9 // the number of digits
-	switch {
-	case ns%1000000 == 0:
-		ns, w = ns/1000000, 3
-	case ns%1000 == 0:
+	if ns%1000 == 0 {
 		ns, w = ns/1000, 6
 	}
 	switch {
