@@ -255,6 +255,50 @@ func appendEscaped(dst, s []byte) (out []byte, replaced bool) {
 	return dst, replaced
 }
 
+// putEscapedASCII writes s, of ASCII bytes, to the start of b as appendBody
+// does, each byte from asciiEscapes as a whole word, and returns the length
+// written, or -1 when s is not all ASCII. b must have room for the longest
+// escape of each byte, and a word at the last.
+func putEscapedASCII(b []byte, s []byte) int {
+	j := 0
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return -1
+		}
+		e := asciiEscapes[c]
+		binary.LittleEndian.PutUint64(b[j:j+8], e)
+		j += int(e >> 56)
+	}
+	return j
+}
+
+// asciiEscapes holds the text of each ASCII byte inside a JSON string, as
+// appendEscaped writes it: the byte itself, or an escape of two or six
+// bytes, in the low bytes of a word, and its length in the top byte.
+var asciiEscapes = func() (t [utf8.RuneSelf]uint64) {
+	for c := range t {
+		var text string
+		switch {
+		case jsonSafe[c]:
+			text = string(rune(c))
+		case c == '"', c == '\\':
+			text = `\` + string(rune(c))
+		case c == '\n':
+			text = `\n`
+		case c == '\r':
+			text = `\r`
+		case c == '\t':
+			text = `\t`
+		default:
+			text = `\u00` + string(hexDigits[c>>4]) + string(hexDigits[c&0xf])
+		}
+		var w [8]byte
+		copy(w[:], text)
+		t[c] = binary.LittleEndian.Uint64(w[:]) | uint64(len(text))<<56
+	}
+	return t
+}()
+
 // escapeShortASCII appends s, of at most 16 bytes, as appendBody does when
 // it is all ASCII, in a buffer grown once, and reports whether it was.
 func escapeShortASCII(dst, s []byte) ([]byte, bool) {

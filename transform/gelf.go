@@ -319,18 +319,8 @@ func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool
 			// loop keeps little on the stack.
 			if cap(dst)-len(dst) >= sdShortRoom {
 				b := (*[sdShortRoom]byte)(dst[len(dst) : len(dst)+sdShortRoom])
-				if n, plain := putShortSDParam(b, el.ID, &el.Params[k], &lengths); n >= 0 {
+				if n := putShortSDParam(b, el.ID, &el.Params[k], &lengths); n >= 0 {
 					dst = dst[:len(dst)+n]
-					if !plain { // a short value, ASCII mostly
-						v := bytesOf(el.Params[k].Value)
-						out, ascii := escapeShortASCII(dst, v)
-						if !ascii {
-							var r bool
-							out, r = appendEscaped(dst, v)
-							replaced = replaced || r
-						}
-						dst = append(out, '"')
-					}
 					continue
 				}
 			}
@@ -360,36 +350,39 @@ func sdLengthBit(id, name string) uint64 {
 	return 1 << (uint(len(id)+len(name)) % 64)
 }
 
-// sdShortRoom is the most a parameter with an ID, a name and a value of
-// at most 16 bytes each takes.
-const sdShortRoom = len(`,"_sd_`) + 16 + 1 + 16 + len(`":"`) + 16 + 1
+// sdShortRoom is the most putShortSDParam writes: an ID and a name of 16
+// bytes, and a value of 16 bytes that are all escaped as \u00XX, the last
+// escape written as a word.
+const sdShortRoom = len(`,"_sd_`) + 16 + 1 + 16 + len(`":"`) + 15*len(`\u0000`) + 8
 
 // putShortSDParam writes parameter p of an element with the given ID as
-// ,"_sd_<id>_<name>":"<value>" to the start of b, and returns its length
-// and true, when the ID, name and value are at most 16 bytes long and the
-// length of the field name is not in lengths (see appendStructuredData),
-// which it adds it to; when the value needs escaping, it writes only the
-// part before the value, and returns its length and false. Else it
-// returns -1.
-func putShortSDParam(b *[sdShortRoom]byte, id string, p *SDParam, lengths *uint64) (int, bool) {
+// ,"_sd_<id>_<name>":"<value>" to the start of b, and returns its length,
+// when the ID, name and value are at most 16 bytes long, the value is
+// ASCII and the length of the field name is not in lengths (see
+// appendStructuredData), which it adds it to. Else it returns -1. It
+// calls nothing, so that it needs no stack frame of its own.
+func putShortSDParam(b *[sdShortRoom]byte, id string, p *SDParam, lengths *uint64) int {
 	name, value := bytesOf(p.Name), bytesOf(p.Value)
 	bit := sdLengthBit(id, p.Name)
 	if len(id) > 16 || len(name) > 16 || len(value) > 16 || *lengths&bit != 0 {
-		return -1, false
+		return -1
 	}
-	*lengths |= bit
 	binary.LittleEndian.PutUint64(b[:8], sdPrefix)
 	size := putSDFieldName((*[16 + 1 + 16]byte)(b[6:]), bytesOf(id), name) + 6 + 3
 	binary.LittleEndian.PutUint32(b[size-3:], quoteColonQuote)
+	n := size + len(value)
 	if len(value) > 0 {
-		x, y := loadShort(value)
-		if !plainShort(x, y, len(value)) {
-			return size, false
+		if x, y := loadShort(value); plainShort(x, y, len(value)) {
+			storeShort((*[16]byte)(b[size:size+16]), len(value), x, y)
+		} else if n = putEscapedASCII(b[size:], value); n < 0 {
+			return -1
+		} else {
+			n += size
 		}
-		storeShort((*[16]byte)(b[size:size+16]), len(value), x, y)
 	}
-	b[size+len(value)] = '"'
-	return size + len(value) + 1, true
+	b[n] = '"'
+	*lengths |= bit
+	return n + 1
 }
 
 // quoteColonQuote is ":" packed in a word, with a byte to overwrite.
