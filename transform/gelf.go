@@ -312,6 +312,7 @@ func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool
 	// when a parameter before has the length L, so that most parameters
 	// need no comparison.
 	var lengths uint64
+	var last sdIDText
 	for e := range sd {
 		el := &sd[e]
 		for k := range el.Params {
@@ -319,7 +320,7 @@ func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool
 			// loop keeps little on the stack.
 			if cap(dst)-len(dst) >= sdShortRoom {
 				b := (*[sdShortRoom]byte)(dst[len(dst) : len(dst)+sdShortRoom])
-				if n := putShortSDParam(b, el.ID, &el.Params[k], &lengths); n >= 0 {
+				if n := putShortSDParam(b, el.ID, &el.Params[k], &lengths, &last); n >= 0 {
 					dst = dst[:len(dst)+n]
 					continue
 				}
@@ -359,16 +360,33 @@ const sdShortRoom = len(`,"_sd_`) + 16 + 1 + 16 + len(`":"`) + 15*len(`\u0000`) 
 // ,"_sd_<id>_<name>":"<value>" to the start of b, and returns its length,
 // when the ID, name and value are at most 16 bytes long, the value is
 // ASCII and the length of the field name is not in lengths (see
-// appendStructuredData), which it adds it to. Else it returns -1. It
-// calls nothing, so that it needs no stack frame of its own.
-func putShortSDParam(b *[sdShortRoom]byte, id string, p *SDParam, lengths *uint64) int {
+// appendStructuredData), which it adds it to. Else it returns -1. last
+// is the ID it wrote before, for the parameters of one element. It calls
+// nothing, so that it needs no stack frame of its own.
+func putShortSDParam(b *[sdShortRoom]byte, id string, p *SDParam, lengths *uint64, last *sdIDText) int {
 	name, value := bytesOf(p.Name), bytesOf(p.Value)
 	bit := sdLengthBit(id, p.Name)
 	if len(id) > 16 || len(name) > 16 || len(value) > 16 || *lengths&bit != 0 {
 		return -1
 	}
 	binary.LittleEndian.PutUint64(b[:8], sdPrefix)
-	size := putSDFieldName((*[16 + 1 + 16]byte)(b[6:]), bytesOf(id), name) + 6 + 3
+	// The ID as the parameter before wrote it when it had the same
+	// string, as the parameters of an element do; else mapped.
+	if at := uintptr(unsafe.Pointer(unsafe.StringData(id))); at == last.at && len(id) == last.n {
+		*(*[16]byte)(b[6:22]) = last.text
+	} else {
+		d := b[6 : 6+len(id)]
+		for i, c := range bytesOf(id) {
+			d[i] = fieldNameByte[c]
+		}
+		last.at, last.n, last.text = at, len(id), *(*[16]byte)(b[6:22])
+	}
+	b[6+len(id)] = '_'
+	d := b[7+len(id) : 7+len(id)+len(name)]
+	for i, c := range name {
+		d[i] = fieldNameByte[c]
+	}
+	size := 7 + len(id) + len(name) + 3
 	binary.LittleEndian.PutUint32(b[size-3:], quoteColonQuote)
 	n := size + len(value)
 	if len(value) > 0 {
@@ -383,6 +401,18 @@ func putShortSDParam(b *[sdShortRoom]byte, id string, p *SDParam, lengths *uint6
 	b[n] = '"'
 	*lengths |= bit
 	return n + 1
+}
+
+// sdIDText is an SD-ELEMENT ID as putShortSDParam writes it, which it
+// copies for the parameters after the first of an element.
+type sdIDText struct {
+	// The address and length of the ID: its string header, which the
+	// parameters of an element share. An address, not a pointer, as it is
+	// only compared while the element is held, and so that keeping it
+	// needs no write barrier, a call.
+	at   uintptr
+	n    int
+	text [16]byte // the ID as field name characters, padded
 }
 
 // quoteColonQuote is ":" packed in a word, with a byte to overwrite.
@@ -469,22 +499,6 @@ func putFieldName(b []byte, s string) {
 	for i, c := range src {
 		b[i] = fieldNameByte[c]
 	}
-}
-
-// putSDFieldName writes id, '_' and name, each at most 16 bytes, to the
-// start of f as field name characters (see putFieldName), and returns
-// their length.
-func putSDFieldName(f *[16 + 1 + 16]byte, id, name []byte) int {
-	d := f[:len(id)] // of the length of id, so that d[i] needs no check
-	for i, c := range id {
-		d[i] = fieldNameByte[c]
-	}
-	f[len(id)] = '_'
-	d = f[len(id)+1 : len(id)+1+len(name)]
-	for i, c := range name {
-		d[i] = fieldNameByte[c]
-	}
-	return len(id) + 1 + len(name)
 }
 
 // fieldNameByte maps each byte to itself when GELF allows it in field
