@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"testing"
@@ -61,6 +62,20 @@ func FuzzAppend(f *testing.F) {
 		if !bytes.Equal(got, want) || replaced != wantReplaced {
 			t.Fatalf("Append differs from the reference:\n got %q (replaced %v)\nwant %q (replaced %v)",
 				got, replaced, want, wantReplaced)
+		}
+		// Again with the same Encoder and other times, which the text it
+		// cached for the times before may or may not serve.
+		m2 := *m
+		for _, d := range []time.Duration{-time.Second, 1500 * time.Millisecond, 61 * time.Second, time.Millisecond} {
+			m2.Received = m2.Received.Add(d)
+			if !m2.Timestamp.IsZero() {
+				m2.Timestamp = m2.Timestamp.Add(d)
+			}
+			got2, replaced2 := enc.Append(nil, &m2)
+			want2, wantReplaced2 := refAppend(&enc, nil, &m2)
+			if !bytes.Equal(got2, want2) || replaced2 != wantReplaced2 {
+				t.Fatalf("Append after %v differs from the reference:\n got %q\nwant %q", d, got2, want2)
+			}
 		}
 		got = got[1:]
 		if !json.Valid(got) || !utf8.Valid(got) {
@@ -207,6 +222,58 @@ func TestEncoderConcurrent(t *testing.T) {
 	for range 4 {
 		if got := <-errs; got != "" {
 			t.Fatalf("concurrent Append gave %s, want %s", got, want)
+		}
+	}
+}
+
+// TestEncoderTimeCache runs one Encoder over times that move on and back
+// by up to a few minutes, in several zones, so that the text it caches for
+// the latest second and minute is used, replaced and passed by, and holds
+// its records to the reference encoder's.
+func TestEncoderTimeCache(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("", -3*3600), time.FixedZone("", 5*3600+1800),
+		time.FixedZone("", 14*3600), time.FixedZone("", -(9*3600 + 30*60 + 30)), time.Local}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	enc := &Encoder{Hostname: "logviewer-1", Group: "lr"}
+	m := fullMessage()
+	recv, ts := testReceived, m.Timestamp
+	zone := zones[0]
+	var got []byte
+	for i := range 20000 {
+		step := func(t time.Time) time.Time {
+			d := time.Duration(rnd.IntN(200e3)-50e3) * time.Millisecond / 1000 * 1000
+			if rnd.IntN(4) == 0 {
+				d = time.Duration(rnd.IntN(10)-3) * time.Second
+			}
+			return t.Add(d + time.Duration(rnd.IntN(1e6)))
+		}
+		recv, ts = step(recv), step(ts)
+		m.Received = recv
+		if rnd.IntN(50) == 0 {
+			zone = zones[rnd.IntN(len(zones))]
+		}
+		m.Timestamp = ts.In(zone)
+		if i%1000 == 999 { // far away, and back
+			m.Received = recv.Add(time.Duration(rnd.Int64N(1e18)))
+			m.Timestamp = ts.Add(-time.Duration(rnd.Int64N(1e18)))
+		}
+		var r bool
+		got, r = enc.Append(got[:0], m)
+		want, wantR := refAppend(enc, nil, m)
+		if !bytes.Equal(got, want) || r != wantR {
+			t.Fatalf("step %d:\n got %s\nwant %s", i, got, want)
+		}
+	}
+}
+
+// TestAppendRFC3339NanoMillis holds the table of whole milliseconds to
+// AppendFormat for each of them.
+func TestAppendRFC3339NanoMillis(t *testing.T) {
+	for ms := range 1000 {
+		tm := time.Unix(1795521599, int64(ms)*1e6).In(time.FixedZone("", -3*3600))
+		want := tm.AppendFormat(nil, time.RFC3339Nano)
+		if got := appendRFC3339Nano(nil, tm); !bytes.Equal(got, want) {
+			t.Fatalf("appendRFC3339Nano(%v) = %s, want %s", tm, got, want)
 		}
 	}
 }

@@ -107,36 +107,99 @@ func putShortPlain(d *[16]byte, s []byte) bool {
 	return true
 }
 
+// loadShort returns the bytes of s, of 1 to 16 bytes, packed in two words
+// that both hold only bytes of s, and that together hold all of them: from
+// eight bytes on, the first eight and the last eight; else the same word
+// twice, of the first four bytes and the last four, or for fewer than
+// four of s[0], the middle byte, the last byte and five spaces.
+func loadShort(s []byte) (x, y uint64) {
+	n := len(s)
+	switch {
+	case n >= 8:
+		return binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint64(s[n-8:])
+	case n >= 4:
+		x = uint64(binary.LittleEndian.Uint32(s)) | uint64(binary.LittleEndian.Uint32(s[n-4:]))<<32
+	default:
+		const spaces = 0x2020202020_000000
+		x = uint64(s[0]) | uint64(s[n>>1])<<8 | uint64(s[n-1])<<16 | spaces
+	}
+	return x, x
+}
+
+// plainShort reports whether none of the n bytes (1 to 16) that loadShort
+// packed in x and y needs escaping. For fewer than eight, y is x.
+func plainShort(x, y uint64, n int) bool {
+	u := unsafeBytes(x)
+	if n >= 8 {
+		u |= unsafeBytes(y)
+	}
+	return u&msb == 0
+}
+
+// storeShort writes the n bytes (1 to 16) that loadShort packed in x and y
+// to the start of d.
+func storeShort(d *[16]byte, n int, x, y uint64) {
+	switch {
+	case n >= 8:
+		binary.LittleEndian.PutUint64(d[:8], x)
+		binary.LittleEndian.PutUint64(d[n-8:n], y)
+	case n >= 4:
+		binary.LittleEndian.PutUint32(d[:4], uint32(x))
+		binary.LittleEndian.PutUint32(d[n-4:n], uint32(x>>32))
+	default:
+		d[0], d[n>>1], d[n-1] = byte(x), byte(x>>8), byte(x>>16)
+	}
+}
+
 // appendLongBody is appendBody for strings of more than 16 bytes.
 func appendLongBody(dst, s []byte) ([]byte, bool) {
-	n := len(s)
-	dst = slices.Grow(dst, n)
-	out := dst[:len(dst)+n]
-	d := out[len(dst):]
-	// The last 16 bytes, checked first: in the loop, the tail of a string
-	// is read as a full word that overlaps the words before it.
-	x := binary.LittleEndian.Uint64(s[n-16 : n-8])
-	y := binary.LittleEndian.Uint64(s[n-8 : n])
-	if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
-		n = len(s) - 16 // the part known to be clean stops before them
-	} else {
-		binary.LittleEndian.PutUint64(d[len(s)-16:len(s)-8], x)
-		binary.LittleEndian.PutUint64(d[len(s)-8:], y)
+	dst = slices.Grow(dst, len(s))
+	if i := copyPlain(dst[len(dst):len(dst)+len(s)], s); i < len(s) {
+		return appendEscaped(dst[:len(dst)+i], s[i:])
 	}
+	return dst[:len(dst)+len(s)], false
+}
+
+// copyPlain copies s, of more than 16 bytes, to d, of the same length,
+// thirty-two bytes at a time, then sixteen, the last sixteen overlapping
+// the ones before, while none of them needs escaping, and returns how many
+// it copied, a multiple of 16 short of len(s) when it stopped at a byte to
+// escape. It calls nothing, so that its loops keep what they need in
+// registers.
+func copyPlain(d, s []byte) int {
+	n := len(s)
+	d = d[:n]
 	i := 0
-	for ; n-i > 16; i += 16 {
+	for ; i < n-32; i += 32 {
+		w := s[i : i+32 : i+32]
+		x0, x1 := binary.LittleEndian.Uint64(w[0:8]), binary.LittleEndian.Uint64(w[8:16])
+		x2, x3 := binary.LittleEndian.Uint64(w[16:24]), binary.LittleEndian.Uint64(w[24:32])
+		if (unsafeBytes(x0)|unsafeBytes(x1)|unsafeBytes(x2)|unsafeBytes(x3))&msb != 0 {
+			break // for the loop below to find which half
+		}
+		o := d[i : i+32 : i+32]
+		binary.LittleEndian.PutUint64(o[0:8], x0)
+		binary.LittleEndian.PutUint64(o[8:16], x1)
+		binary.LittleEndian.PutUint64(o[16:24], x2)
+		binary.LittleEndian.PutUint64(o[24:32], x3)
+	}
+	for ; i < n-16; i += 16 {
 		x := binary.LittleEndian.Uint64(s[i : i+8])
 		y := binary.LittleEndian.Uint64(s[i+8 : i+16])
 		if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
-			return appendEscaped(out[:len(dst)+i], s[i:])
+			return i
 		}
 		binary.LittleEndian.PutUint64(d[i:i+8], x)
 		binary.LittleEndian.PutUint64(d[i+8:i+16], y)
 	}
-	if n < len(s) {
-		return appendEscaped(out[:len(dst)+i], s[i:])
+	x := binary.LittleEndian.Uint64(s[n-16:])
+	y := binary.LittleEndian.Uint64(s[n-8:])
+	if (unsafeBytes(x)|unsafeBytes(y))&msb != 0 {
+		return i
 	}
-	return out, false
+	binary.LittleEndian.PutUint64(d[n-16:], x)
+	binary.LittleEndian.PutUint64(d[n-8:], y)
+	return n
 }
 
 // appendEscaped appends s as appendBody does, byte by byte where it must.
@@ -206,6 +269,50 @@ func appendEscaped(dst, s []byte) (out []byte, replaced bool) {
 	}
 	return dst, replaced
 }
+
+// putEscapedASCII writes s, of ASCII bytes, to the start of b as appendBody
+// does, each byte from asciiEscapes as a whole word, and returns the length
+// written, or -1 when s is not all ASCII. b must have room for the longest
+// escape of each byte, and a word at the last.
+func putEscapedASCII(b []byte, s []byte) int {
+	j := 0
+	for _, c := range s {
+		if c >= utf8.RuneSelf {
+			return -1
+		}
+		e := asciiEscapes[c]
+		binary.LittleEndian.PutUint64(b[j:j+8], e)
+		j += int(e >> 56)
+	}
+	return j
+}
+
+// asciiEscapes holds the text of each ASCII byte inside a JSON string, as
+// appendEscaped writes it: the byte itself, or an escape of two or six
+// bytes, in the low bytes of a word, and its length in the top byte.
+var asciiEscapes = func() (t [utf8.RuneSelf]uint64) {
+	for c := range t {
+		var text string
+		switch {
+		case jsonSafe[c]:
+			text = string(rune(c))
+		case c == '"', c == '\\':
+			text = `\` + string(rune(c))
+		case c == '\n':
+			text = `\n`
+		case c == '\r':
+			text = `\r`
+		case c == '\t':
+			text = `\t`
+		default:
+			text = `\u00` + string(hexDigits[c>>4]) + string(hexDigits[c&0xf])
+		}
+		var w [8]byte
+		copy(w[:], text)
+		t[c] = binary.LittleEndian.Uint64(w[:]) | uint64(len(text))<<56
+	}
+	return t
+}()
 
 // escapeShortASCII appends s, of at most 16 bytes, as appendBody does when
 // it is all ASCII, in a buffer grown once, and reports whether it was.

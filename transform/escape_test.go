@@ -138,3 +138,30 @@ func BenchmarkAppendString(b *testing.B) {
 		})
 	}
 }
+
+// TestLoadShort checks that loadShort packs every byte of strings of 1 to
+// 16 bytes and no other, so that storeShort writes them back and
+// plainShort sees a byte that needs escaping wherever it is.
+func TestLoadShort(t *testing.T) {
+	for n := 1; n <= 16; n++ {
+		s := []byte("abcdefghijklmnop"[:n])
+		x, y := loadShort(s)
+		if !plainShort(x, y, n) {
+			t.Errorf("loadShort(%q): plain text seen as needing escapes", s)
+		}
+		var d [16]byte
+		storeShort(&d, n, x, y)
+		if string(d[:n]) != string(s) {
+			t.Errorf("storeShort(loadShort(%q)) wrote %q", s, d[:n])
+		}
+		for i := range n {
+			for _, c := range []byte{'"', '\\', '\n', 0, 0x80, 0xff} {
+				bad := append([]byte(nil), s...)
+				bad[i] = c
+				if x, y := loadShort(bad); plainShort(x, y, n) {
+					t.Errorf("loadShort(%q): byte %d not seen", bad, i)
+				}
+			}
+		}
+	}
+}

@@ -14,13 +14,18 @@ import (
 // Encoder is set up by its exported fields (the zero value is ready to use)
 // and is safe for concurrent use; it encodes the parts of a record that
 // depend on Hostname and Group once, on first use, and again only if they
-// change.
+// change, and keeps the text of the latest second of "timestamp" and
+// minute of "_log_time" it wrote (see timecache.go).
 type Encoder struct {
 	Hostname string // the daemon's own host name: the "host" field
 	Group    string // the "_group" field
 	Compat   bool   // emit only the original rsyslog template's five fields
 
 	parts unsafe.Pointer // *encoderParts, made by prepared; read and written atomically
+
+	// The text of the latest times written, read and written atomically.
+	received unsafe.Pointer // *receivedText, made by appendReceived
+	logTime  unsafe.Pointer // *logTimeText, made by appendLogTime
 }
 
 // encoderParts are the parts of a record made of an Encoder's Hostname and
@@ -29,10 +34,11 @@ type encoderParts struct {
 	hostname, group string // the Hostname and Group they were made from
 	replaced        bool   // either needed invalid UTF-8 replaced
 
-	start       []byte // {"version":"1.1","host":"<host>","short_message":"
-	groupMember []byte // ","_group":"<group>  (closing the _app_name string)
-	compatHost  []byte // ","host":"<host>","short_message":"
-	compatGroup []byte // ,"_group":"<group>"}
+	start         []byte                     // {"version":"1.1","host":"<host>","short_message":"
+	groupMember   []byte                     // ","_group":"<group>  (closing the _app_name string)
+	groupFacility [len(facilityNames)][]byte // groupMember and facilityMembers[f], by facility f
+	compatHost    []byte                     // ","host":"<host>","short_message":"
+	compatGroup   []byte                     // ,"_group":"<group>"}
 }
 
 // prepared returns the encoded parts for the current Hostname and Group,
@@ -41,7 +47,17 @@ type encoderParts struct {
 // Concurrent first calls may each make them; any of the results will do.
 func (e *Encoder) prepared() *encoderParts {
 	p := (*encoderParts)(atomic.LoadPointer(&e.parts))
-	if p != nil && sameString(p.hostname, e.Hostname) && sameString(p.group, e.Group) {
+	if p == nil || !sameHeader(p.hostname, e.Hostname) || !sameHeader(p.group, e.Group) {
+		p = e.prepare(p)
+	}
+	return p
+}
+
+// prepare is the rest of prepared, kept out of it so that the compiler
+// inlines prepared: it returns p when it was made for strings equal to
+// Hostname and Group, if not the same, else makes new parts.
+func (e *Encoder) prepare(p *encoderParts) *encoderParts {
+	if p != nil && p.hostname == e.Hostname && p.group == e.Group {
 		return p
 	}
 	p = newEncoderParts(e.Hostname, e.Group)
@@ -49,9 +65,10 @@ func (e *Encoder) prepared() *encoderParts {
 	return p
 }
 
-// sameString is a == b, quick when both are the same string header.
-func sameString(a, b string) bool {
-	return len(a) == len(b) && (unsafe.StringData(a) == unsafe.StringData(b) || a == b)
+// sameHeader reports whether a and b are the same string header: the same
+// bytes at the same place, so that they are equal.
+func sameHeader(a, b string) bool {
+	return len(a) == len(b) && unsafe.StringData(a) == unsafe.StringData(b)
 }
 
 func newEncoderParts(hostname, group string) *encoderParts {
@@ -62,6 +79,9 @@ func newEncoderParts(hostname, group string) *encoderParts {
 	cat := func(parts ...string) []byte { return []byte(strings.Join(parts, "")) }
 	p.start = cat(`{"version":"1.1","host":"`, string(host), `","short_message":"`)
 	p.groupMember = cat(`","_group":"`, string(grp))
+	for f, member := range facilityMembers {
+		p.groupFacility[f] = cat(string(p.groupMember), member)
+	}
 	p.compatHost = cat(`","host":"`, string(host), `","short_message":"`)
 	p.compatGroup = cat(`,"_group":"`, string(grp), `"}`)
 	return p
@@ -117,42 +137,41 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	dst, replaced = appendBody(dst, m.Text)
 	replaced = replaced || p.replaced
 	dst = append(dst, timestampKey...)
-	dst = AppendUnixMilli(dst, m.Received)
-	dst = append(dst, levelAppName...)
-	dst[len(dst)-len(levelAppName)+levelDigit] = '0' + min(m.Severity, 7)
-	dst, r = appendStringBody(dst, m.Peer)
-	replaced = replaced || r
-	dst = append(dst, p.groupMember...)
-	if int(m.Facility) < len(facilityMembers) {
-		dst = append(dst, facilityMembers[m.Facility]...)
+	dst = e.appendReceived(dst, m.Received)
+	level := &levelAppNames[min(m.Severity, 7)]
+	dst = slices.Grow(dst, shortAppNameRoom)
+	if n := putShortAppName((*[shortAppNameRoom]byte)(dst[len(dst):len(dst)+shortAppNameRoom]), level, m.Peer); n >= 0 {
+		dst = dst[:len(dst)+n]
 	} else {
+		dst = append(dst, level[:len(levelAppName)]...)
+		dst, r = appendBody(dst, bytesOf(m.Peer))
+		replaced = replaced || r
+	}
+	if int(m.Facility) < len(p.groupFacility) {
+		dst = append(dst, p.groupFacility[m.Facility]...)
+	} else {
+		dst = append(dst, p.groupMember...)
 		dst = append(dst, `","_facility":"`...)
 		dst = strconv.AppendUint(dst, uint64(m.Facility), 10)
 		dst = append(dst, '"')
 	}
-	if m.AppName != "" {
-		dst, r = appendMember(dst, `,"_app":"`, m.AppName)
-		replaced = replaced || r
-	}
-	if m.ProcID != "" {
-		dst, r = appendMember(dst, `,"_procid":"`, m.ProcID)
-		replaced = replaced || r
-	}
-	if m.MsgID != "" {
-		dst, r = appendMember(dst, `,"_msgid":"`, m.MsgID)
-		replaced = replaced || r
-	}
-	if m.Hostname != "" {
-		dst, r = appendMember(dst, `,"_hostname":"`, m.Hostname)
-		replaced = replaced || r
-	}
-	if m.TLSPeer != "" {
-		dst, r = appendMember(dst, `,"_tls_peer":"`, m.TLSPeer)
-		replaced = replaced || r
+	// _app to _tls_peer: in one go when all are short and plain, as
+	// they mostly are, else one by one.
+	dst = slices.Grow(dst, shortMembersRoom)
+	if n := putShortMembers((*[shortMembersRoom]byte)(dst[len(dst):len(dst)+shortMembersRoom]), m); n >= 0 {
+		dst = dst[:len(dst)+n]
+	} else {
+		for i, s := range [...]string{m.AppName, m.ProcID, m.MsgID, m.Hostname, m.TLSPeer} {
+			if s != "" {
+				k := &memberKeys[i]
+				dst, r = appendMember(dst, k.text[:k.n], s)
+				replaced = replaced || r
+			}
+		}
 	}
 	if !m.Timestamp.IsZero() {
 		dst = append(dst, logTimeKey...)
-		dst = appendRFC3339Nano(dst, m.Timestamp)
+		dst = e.appendLogTime(dst, m.Timestamp)
 		dst = append(dst, '"')
 	}
 	if len(m.StructuredData) > 0 {
@@ -165,32 +184,105 @@ func (e *Encoder) Append(dst []byte, m *Message) (out []byte, replaced bool) {
 	return append(dst, '}'), replaced
 }
 
-// appendMember appends key, a constant of 8 to 16 bytes that ends with the
-// opening quote of its value, then s and the closing quote.
-func appendMember(dst []byte, key, s string) ([]byte, bool) {
-	const room = 16 + 16 + 1 // the key, a short value, the quote
-	k, v := bytesOf(key), bytesOf(s)
-	if len(k) < 8 || len(k) > 16 || len(v) > 16 {
-		return appendMemberSlow(dst, key, s)
+// levelAppNames are levelAppName with each level, 0 to 7, by level, padded
+// to 32 bytes so that they are copied as a whole.
+var levelAppNames = func() (t [8][32]byte) {
+	for level := range t {
+		copy(t[level][:], levelAppName)
+		t[level][levelDigit] = byte('0' + level)
 	}
-	if cap(dst)-len(dst) < room {
-		dst = slices.Grow(dst, room)
+	return t
+}()
+
+// shortAppNameRoom is the most putShortAppName writes: a padded
+// levelAppNames entry, or one and a value of 16 bytes.
+const shortAppNameRoom = 32 + 16
+
+// putShortAppName writes level, an entry of levelAppNames, and s, the
+// _app_name value (its closing quote starts groupMember), to the start of
+// b and returns their length, when s is at most 16 bytes long and needs
+// no escaping; else it returns -1. Like putShortMember, it calls nothing.
+func putShortAppName(b *[shortAppNameRoom]byte, level *[32]byte, s string) int {
+	v := bytesOf(s)
+	if len(v) > 16 {
+		return -1
 	}
-	out := dst[len(dst) : len(dst)+room]
-	kn := len(k)
-	binary.LittleEndian.PutUint64(out[:8], binary.LittleEndian.Uint64(k))
-	binary.LittleEndian.PutUint64(out[kn-8:kn], binary.LittleEndian.Uint64(k[kn-8:]))
-	if !putShortPlain((*[16]byte)(out[kn:kn+16]), v) {
-		return appendMemberSlow(dst, key, s)
+	// In halves: a copy of 32 bytes at once is a memmove call.
+	*(*[16]byte)(b[:16]) = *(*[16]byte)(level[:16])
+	*(*[16]byte)(b[16:32]) = *(*[16]byte)(level[16:])
+	const n = len(levelAppName)
+	if len(v) > 0 {
+		x, y := loadShort(v)
+		if !plainShort(x, y, len(v)) {
+			return -1
+		}
+		storeShort((*[16]byte)(b[n:n+16]), len(v), x, y)
 	}
-	out[kn+len(v)] = '"'
-	return dst[:len(dst)+kn+len(v)+1], false
+	return n + len(v)
 }
 
-// appendMemberSlow is appendMember for any key and value.
-func appendMemberSlow(dst []byte, key, s string) ([]byte, bool) {
+// memberKey is the key of an optional string member with the quote that
+// opens its value, padded to 16 bytes.
+type memberKey struct {
+	text [16]byte
+	n    int // the length of the key
+}
+
+// memberKeys are the keys of the optional string members, in their order
+// in a record.
+var memberKeys = func() (t [5]memberKey) {
+	for i, key := range [...]string{`,"_app":"`, `,"_procid":"`, `,"_msgid":"`, `,"_hostname":"`, `,"_tls_peer":"`} {
+		t[i].n = copy(t[i].text[:], key)
+	}
+	return t
+}()
+
+// shortMemberRoom is the most putShortMember writes: the key, padded, a
+// value of 16 bytes and its closing quote.
+const shortMemberRoom = 16 + 16 + 1
+
+// shortMembersRoom is the most putShortMembers writes.
+const shortMembersRoom = len(memberKeys) * shortMemberRoom
+
+// putShortMembers writes the optional members of m that are set to the
+// start of b and returns their length, when all of them are at most 16
+// bytes long and none needs escaping; else it returns -1.
+func putShortMembers(b *[shortMembersRoom]byte, m *Message) int {
+	n := putShortMember(b, 0, &memberKeys[0], m.AppName)
+	n = putShortMember(b, n, &memberKeys[1], m.ProcID)
+	n = putShortMember(b, n, &memberKeys[2], m.MsgID)
+	n = putShortMember(b, n, &memberKeys[3], m.Hostname)
+	return putShortMember(b, n, &memberKeys[4], m.TLSPeer)
+}
+
+// putShortMember writes the member of key k and value s to b[n:] when s is
+// set, at most 16 bytes long and needs no escaping, and returns the length
+// of b so far; it returns -1 for a value it cannot write, or when n is.
+// It calls nothing, so that it needs no stack frame of its own.
+func putShortMember(b *[shortMembersRoom]byte, n int, k *memberKey, s string) int {
+	v := bytesOf(s)
+	if n < 0 || len(v) == 0 {
+		return n
+	}
+	if len(v) > 16 || n > len(b)-shortMemberRoom {
+		return -1
+	}
+	x, y := loadShort(v)
+	if !plainShort(x, y, len(v)) {
+		return -1
+	}
+	d := (*[shortMemberRoom]byte)(b[n:])
+	*(*[16]byte)(d[:16]) = k.text
+	storeShort((*[16]byte)(d[k.n:k.n+16]), len(v), x, y)
+	d[k.n+len(v)] = '"'
+	return n + k.n + len(v) + 1
+}
+
+// appendMember appends key, then s as a JSON string body and the closing
+// quote.
+func appendMember(dst []byte, key []byte, s string) ([]byte, bool) {
 	dst = append(dst, key...)
-	dst, r := appendStringBody(dst, s)
+	dst, r := appendBody(dst, bytesOf(s))
 	return append(dst, '"'), r
 }
 
@@ -220,22 +312,111 @@ func appendStructuredData(dst []byte, sd []SDElement) (out []byte, replaced bool
 	// when a parameter before has the length L, so that most parameters
 	// need no comparison.
 	var lengths uint64
+	var last sdIDText
 	for e := range sd {
 		el := &sd[e]
 		for k := range el.Params {
-			p := &el.Params[k]
-			bit := uint64(1) << ((len(el.ID) + len(p.Name)) % 64)
-			if lengths&bit != 0 && sdNameSeen(sd, e, k) {
-				continue
+			// The common case in one call that makes none, so that the
+			// loop keeps little on the stack.
+			if cap(dst)-len(dst) >= sdShortRoom {
+				b := (*[sdShortRoom]byte)(dst[len(dst) : len(dst)+sdShortRoom])
+				if n := putShortSDParam(b, el.ID, &el.Params[k], &lengths, &last); n >= 0 {
+					dst = dst[:len(dst)+n]
+					continue
+				}
 			}
-			lengths |= bit
 			var r bool
-			dst, r = appendSDParam(dst, el.ID, p.Name, p.Value)
+			dst, r = appendSDParamOnce(dst, sd, e, k, &lengths)
 			replaced = replaced || r
 		}
 	}
 	return dst, replaced
 }
+
+// appendSDParamOnce appends parameter k of element e with appendSDParam
+// unless a parameter before it has the same field name.
+func appendSDParamOnce(dst []byte, sd []SDElement, e, k int, lengths *uint64) ([]byte, bool) {
+	id, p := sd[e].ID, &sd[e].Params[k]
+	bit := sdLengthBit(id, p.Name)
+	if *lengths&bit != 0 && sdNameSeen(sd, e, k) {
+		return dst, false
+	}
+	*lengths |= bit
+	return appendSDParam(dst, id, p.Name, p.Value)
+}
+
+// sdLengthBit is the bit of the field name of id and name in the lengths
+// of appendStructuredData.
+func sdLengthBit(id, name string) uint64 {
+	return 1 << (uint(len(id)+len(name)) % 64)
+}
+
+// sdShortRoom is the most putShortSDParam writes: an ID and a name of 16
+// bytes, and a value of 16 bytes that are all escaped as \u00XX, the last
+// escape written as a word.
+const sdShortRoom = len(`,"_sd_`) + 16 + 1 + 16 + len(`":"`) + 15*len(`\u0000`) + 8
+
+// putShortSDParam writes parameter p of an element with the given ID as
+// ,"_sd_<id>_<name>":"<value>" to the start of b, and returns its length,
+// when the ID, name and value are at most 16 bytes long, the value is
+// ASCII and the length of the field name is not in lengths (see
+// appendStructuredData), which it adds it to. Else it returns -1. last
+// is the ID it wrote before, for the parameters of one element. It calls
+// nothing, so that it needs no stack frame of its own.
+func putShortSDParam(b *[sdShortRoom]byte, id string, p *SDParam, lengths *uint64, last *sdIDText) int {
+	name, value := bytesOf(p.Name), bytesOf(p.Value)
+	bit := sdLengthBit(id, p.Name)
+	if len(id) > 16 || len(name) > 16 || len(value) > 16 || *lengths&bit != 0 {
+		return -1
+	}
+	binary.LittleEndian.PutUint64(b[:8], sdPrefix)
+	// The ID as the parameter before wrote it when it had the same
+	// string, as the parameters of an element do; else mapped.
+	if at := uintptr(unsafe.Pointer(unsafe.StringData(id))); at == last.at && len(id) == last.n {
+		*(*[16]byte)(b[6:22]) = last.text
+	} else {
+		d := b[6 : 6+len(id)]
+		for i, c := range bytesOf(id) {
+			d[i] = fieldNameByte[c]
+		}
+		last.at, last.n, last.text = at, len(id), *(*[16]byte)(b[6:22])
+	}
+	b[6+len(id)] = '_'
+	d := b[7+len(id) : 7+len(id)+len(name)]
+	for i, c := range name {
+		d[i] = fieldNameByte[c]
+	}
+	size := 7 + len(id) + len(name) + 3
+	binary.LittleEndian.PutUint32(b[size-3:], quoteColonQuote)
+	n := size + len(value)
+	if len(value) > 0 {
+		if x, y := loadShort(value); plainShort(x, y, len(value)) {
+			storeShort((*[16]byte)(b[size:size+16]), len(value), x, y)
+		} else if n = putEscapedASCII(b[size:], value); n < 0 {
+			return -1
+		} else {
+			n += size
+		}
+	}
+	b[n] = '"'
+	*lengths |= bit
+	return n + 1
+}
+
+// sdIDText is an SD-ELEMENT ID as putShortSDParam writes it, which it
+// copies for the parameters after the first of an element.
+type sdIDText struct {
+	// The address and length of the ID: its string header, which the
+	// parameters of an element share. An address, not a pointer, as it is
+	// only compared while the element is held, and so that keeping it
+	// needs no write barrier, a call.
+	at   uintptr
+	n    int
+	text [16]byte // the ID as field name characters, padded
+}
+
+// quoteColonQuote is ":" packed in a word, with a byte to overwrite.
+var quoteColonQuote = binary.LittleEndian.Uint32([]byte(`":"_`))
 
 // sdNameSeen reports whether a parameter before parameter k of element e
 // has the same field name.
@@ -289,18 +470,22 @@ func appendSDParam(dst []byte, id, name, value string) ([]byte, bool) {
 	}
 	out := dst[len(dst) : len(dst)+room]
 	binary.LittleEndian.PutUint64(out[:8], sdPrefix) // 2 bytes too many, overwritten below
-	b := out[6:size]
-	putFieldName(b, id)
-	b[len(id)] = '_'
-	putFieldName(b[len(id)+1:], name)
-	b = b[len(id)+1+len(name):]
-	b[0], b[1], b[2] = '"', ':', '"'
-	if len(value) <= 16 && putShortPlain((*[16]byte)(out[size:size+16]), bytesOf(value)) {
-		out[size+len(value)] = '"'
-		return dst[:len(dst)+size+len(value)+1], false
+	putFieldName(out[6:], id)
+	out[6+len(id)] = '_'
+	putFieldName(out[7+len(id):], name)
+	out[size-3], out[size-2], out[size-1] = '"', ':', '"'
+	v := bytesOf(value)
+	if len(v) > 16 {
+		dst, r := appendLongBody(dst[:len(dst)+size], v)
+		return append(dst, '"'), r
 	}
-	dst, r := appendStringBody(dst[:len(dst)+size], value)
-	return append(dst, '"'), r
+	if !putShortPlain((*[16]byte)(out[size:size+16]), v) {
+		// Straight to the escaper: appendBody would check v again.
+		dst, r := appendEscaped(dst[:len(dst)+size], v)
+		return append(dst, '"'), r
+	}
+	out[size+len(v)] = '"'
+	return dst[:len(dst)+size+len(v)+1], false
 }
 
 // sdPrefix is ,"_sd_ packed in a word.

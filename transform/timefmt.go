@@ -1,6 +1,7 @@
 package transform
 
 import (
+	"encoding/binary"
 	"math"
 	"math/bits"
 	"slices"
@@ -12,6 +13,15 @@ import (
 var twoDigits = func() (t [200]byte) {
 	for i := range 100 {
 		t[2*i], t[2*i+1] = byte('0'+i/10), byte('0'+i%10)
+	}
+	return t
+}()
+
+// threeDigits spells the numbers 000 to 999 in the low three bytes of a
+// word each.
+var threeDigits = func() (t [1000]uint32) {
+	for i := range t {
+		t[i] = uint32('0'+i/100) | uint32('0'+i/10%10)<<8 | uint32('0'+i%10)<<16
 	}
 	return t
 }()
@@ -135,50 +145,82 @@ func appendRFC3339Nano(dst []byte, t time.Time) []byte {
 	put2(b, 14, mi)
 	b[16] = ':'
 	put2(b, 17, s)
-	n := 19
-	if ns := t.Nanosecond(); ns != 0 {
-		// The fraction without its trailing zeros: w digits of ns.
-		w := 9
-		switch {
-		case ns%1000000 == 0:
-			ns, w = ns/1000000, 3
-		case ns%1000 == 0:
-			ns, w = ns/1000, 6
-		}
-		switch {
-		case ns%100 == 0:
-			ns, w = ns/100, w-2
-		case ns%10 == 0:
-			ns, w = ns/10, w-1
-		}
-		b[19] = '.'
-		n = 20 + w
-		i := n
-		for k := w; k >= 2; k -= 2 {
-			i -= 2
-			put2(b, i, ns%100)
-			ns /= 100
-		}
-		if w&1 != 0 {
-			b[i-1] = byte('0' + ns)
-		}
-	}
-	if off == 0 {
-		b[n] = 'Z'
-		n++
-	} else {
-		zone := off / 60 // minutes, cut toward zero as AppendFormat does
-		b[n] = '+'
-		if zone < 0 {
-			b[n] = '-'
-			zone = -zone
-		}
-		put2(b, n+1, zone/60)
-		b[n+3] = ':'
-		put2(b, n+4, zone%60)
-		n += 6
-	}
+	n := putFraction(b, t.Nanosecond())
+	n += putZone(b[n:], off)
 	return dst[:start+n]
+}
+
+// putFraction writes the fraction of a second of ns nanoseconds as
+// appendRFC3339Nano does, after the 19 bytes of the date and clock in b,
+// and returns the length of the text so far: 19 when ns is 0, which has no
+// fraction, else 20 and the digits of ns without its trailing zeros.
+func putFraction(b []byte, ns int) int {
+	if ns == 0 {
+		return 19
+	}
+	if ns%1000000 == 0 { // whole milliseconds, as most are: from a table
+		f := millisFractions[ns/1000000]
+		binary.LittleEndian.PutUint32(b[19:23], uint32(f))
+		return 19 + int(f>>32)
+	}
+	w := 9 // the number of digits
+	if ns%1000 == 0 {
+		ns, w = ns/1000, 6
+	}
+	switch {
+	case ns%100 == 0:
+		ns, w = ns/100, w-2
+	case ns%10 == 0:
+		ns, w = ns/10, w-1
+	}
+	b[19] = '.'
+	n := 20 + w
+	i := n
+	for k := w; k >= 2; k -= 2 {
+		i -= 2
+		put2(b, i, ns%100)
+		ns /= 100
+	}
+	if w&1 != 0 {
+		b[i-1] = byte('0' + ns)
+	}
+	return n
+}
+
+// millisFractions holds the fraction of a second of each whole number of
+// milliseconds as putFraction writes it, ".5" for 500, in the low bytes of
+// a word and its length, 2 to 4, in the high half.
+var millisFractions = func() (t [1000]uint64) {
+	for ms := 1; ms < len(t); ms++ {
+		w := [4]byte{'.', byte('0' + ms/100), byte('0' + ms/10%10), byte('0' + ms%10)}
+		n := len(w)
+		for w[n-1] == '0' { // trailing zeros go
+			n--
+			w[n] = 0
+		}
+		t[ms] = uint64(binary.LittleEndian.Uint32(w[:])) | uint64(n)<<32
+	}
+	return t
+}()
+
+// putZone writes the zone off seconds east of UTC (less than 100 hours
+// either way) to the start of b as appendRFC3339Nano does, "Z" or
+// "+hh:mm", and returns its length.
+func putZone(b []byte, off int) int {
+	if off == 0 {
+		b[0] = 'Z'
+		return 1
+	}
+	zone := off / 60 // minutes, cut toward zero as AppendFormat does
+	b[0] = '+'
+	if zone < 0 {
+		b[0] = '-'
+		zone = -zone
+	}
+	put2(b, 1, zone/60)
+	b[3] = ':'
+	put2(b, 4, zone%60)
+	return 6
 }
 
 // civil splits local, seconds since 1970-01-01T00:00:00 between the years 0
