@@ -60,6 +60,9 @@ type parser struct {
 	// sender's line before: a line with the same header reuses them, as
 	// most lines of one connection do, instead of allocating its own.
 	header *string
+	// zones, when set, shares the zone of the sender's last timestamp
+	// offset with the next timestamp of the same offset.
+	zones *zoneCache
 }
 
 // year returns the year that RFC 3164 timestamps are put in, in UTC.

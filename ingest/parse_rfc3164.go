@@ -146,7 +146,7 @@ var hostByte = func() (t [256]bool) {
 // current year in UTC, or RFC 3339.
 func (p parser) readStamp(rest []byte) (t time.Time, end int, ok bool) {
 	if isDigit(rest[0]) {
-		t, end, ok = parseRFC3339(rest, 0)
+		t, end, ok = parseRFC3339(rest, 0, p.zones)
 	} else {
 		var c clock
 		if c, end, ok = parseStamp(rest); ok {

@@ -26,7 +26,7 @@ const (
 // sure of, to the machine. Tests check that both agree. An error of the
 // machine makes the frame header-less instead, which keeps all of its text.
 func (p parser) parse5424(frame []byte, n int, m *transform.Message) (ok, library bool) {
-	if !p.libraryOnly && fast5424(frame, n, m) {
+	if !p.libraryOnly && fast5424(frame, n, m, p.zones) {
 		return true, false
 	}
 	return library5424(frame, m), true
@@ -38,14 +38,14 @@ type span struct{ start, end int }
 // fast5424 parses the strict common form of RFC 5424 and reports whether
 // it could; m is changed only when it could. All header strings share one
 // allocation.
-func fast5424(frame []byte, n int, m *transform.Message) bool {
+func fast5424(frame []byte, n int, m *transform.Message, zones *zoneCache) bool {
 	i := n + 2 // past "<PRI>1 "
 	var ts time.Time
 	if i < len(frame) && frame[i] == '-' {
 		i++
 	} else {
 		var ok bool
-		if ts, i, ok = parseRFC3339(frame, i); !ok {
+		if ts, i, ok = parseRFC3339(frame, i, zones); !ok {
 			return false
 		}
 	}

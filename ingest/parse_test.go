@@ -344,7 +344,7 @@ func TestFastPathsMatchLibrary(t *testing.T) {
 		parser{now: testNow}.parse([]byte(f), &fast)
 		parser{now: testNow, libraryOnly: true}.parse([]byte(f), &lib)
 		formats[fast.Format]++
-		if b := []byte(f); strings.HasPrefix(f, "<14>1 ") && fast5424(b, 4, new(transform.Message)) {
+		if b := []byte(f); strings.HasPrefix(f, "<14>1 ") && fast5424(b, 4, new(transform.Message), nil) {
 			fastHits++
 		} else if _, _, ok := fastStamp(b[4:]); ok {
 			fastHits++
@@ -457,5 +457,29 @@ func TestParseReusesHeader(t *testing.T) {
 			t.Errorf("%q: shares the strings of the line before: %v, want %v", l.line, shared, l.shared)
 		}
 		before = m.AppName
+	}
+}
+
+// TestParseSharesZone: timestamps of one offset from one sender share a
+// zone; another offset gets its own, and every time stays right.
+func TestParseSharesZone(t *testing.T) {
+	var zones zoneCache
+	p := parser{now: testNow, zones: &zones}
+	var m transform.Message
+	var locs []*time.Location
+	for _, tc := range []struct{ line, want string }{
+		{"<14>1 2026-11-24T08:00:00.5-03:00 web-1 app 7 - - one", "2026-11-24T11:00:00.5Z"},
+		{"<14>1 2026-11-24T08:00:01-03:00 web-1 app 7 - - two", "2026-11-24T11:00:01Z"},
+		{"<14>1 2026-11-24T12:00:02+01:00 web-1 app 7 - - three", "2026-11-24T11:00:02Z"},
+		{"<13>2026-11-24T12:00:03+01:00 web-1 app: four", "2026-11-24T11:00:03Z"},
+	} {
+		p.parse([]byte(tc.line), &m)
+		if got := m.Timestamp.UTC().Format(time.RFC3339Nano); got != tc.want {
+			t.Errorf("%q: %s, want %s", tc.line, got, tc.want)
+		}
+		locs = append(locs, m.Timestamp.Location())
+	}
+	if locs[0] != locs[1] || locs[2] != locs[3] || locs[1] == locs[2] {
+		t.Errorf("zones %p %p %p %p: want the first two shared, the last two shared, the pairs apart", locs[0], locs[1], locs[2], locs[3])
 	}
 }

@@ -56,7 +56,8 @@ var fracScale = [7]int{0, 1e8, 1e7, 1e6, 1e5, 1e4, 1e3}
 // "YYYY-MM-DDThh:mm:ss[.ffffff](Z|+hh:mm|-hh:mm)" with a valid date. It
 // returns the time and where it ends. A zero offset is UTC, as
 // time.Parse gives it (with the same RFC 3339 spelling, "Z").
-func parseRFC3339(b []byte, i int) (t time.Time, end int, ok bool) {
+// zones, when not nil, gives the zone of an offset (see zoneCache).
+func parseRFC3339(b []byte, i int, zones *zoneCache) (t time.Time, end int, ok bool) {
 	if i+20 > len(b) {
 		return time.Time{}, 0, false
 	}
@@ -95,9 +96,30 @@ func parseRFC3339(b []byte, i int) (t time.Time, end int, ok bool) {
 	}
 	t = dateUTC(y, clock{mo, d, h, mi, s, ns})
 	if off != 0 {
-		t = t.Add(-time.Duration(off) * time.Second).In(time.FixedZone("", off))
+		t = t.Add(-time.Duration(off) * time.Second).In(zones.zone(off))
 	}
 	return t, j, true
+}
+
+// zoneCache holds the zone of the last UTC offset it was asked for: a
+// sender's timestamps keep their offset, and then share one zone instead
+// of allocating one each (and the encoder's cache of the zone's text,
+// keyed by the zone, holds).
+type zoneCache struct {
+	off int
+	loc *time.Location
+}
+
+// zone returns a fixed zone of off seconds east of UTC, the one it gave
+// last when off is the same; a nil cache makes a new one each time.
+func (z *zoneCache) zone(off int) *time.Location {
+	if z == nil {
+		return time.FixedZone("", off)
+	}
+	if z.loc == nil || z.off != off {
+		z.off, z.loc = off, time.FixedZone("", off)
+	}
+	return z.loc
 }
 
 // dateUTC returns c in year y, UTC, as time.Date(y, c.month, c.day, ...,

@@ -394,6 +394,7 @@ type handler struct {
 	library   [transform.FormatRaw + 1]prometheus.Counter // by format
 	msg       transform.Message
 	header    string          // the last line's header strings, reused by the next line with the same
+	zones     zoneCache       // the last timestamp's zone, reused likewise
 	out       []byte          // the GELF of the pending records, one after another
 	pending   []pendingRecord // records made but not published yet
 	batching  bool
@@ -509,7 +510,7 @@ func (h *handler) flush(ctx context.Context) {
 func (h *handler) handle(ctx context.Context, p peerName, frame []byte, truncated bool, received time.Time) {
 	s, m := h.s, &h.msg
 	m.Reset()
-	library := parser{now: time.Now, at: received, header: &h.header}.parse(frame, m)
+	library := parser{now: time.Now, at: received, header: &h.header, zones: &h.zones}.parse(frame, m)
 	m.Received = received
 	m.Peer = p.name
 	m.Transport = h.transport
