@@ -24,13 +24,9 @@ import (
 func TestRedisClusterFailover(t *testing.T) {
 	c := testsupport.StartRedisClusterWith(t, testsupport.RedisClusterOptions{
 		Masters: 3, Replicas: 1, NodeTimeout: time.Second})
-	edit := func(cfg *RedisConfig) { cfg.Cluster = true }
-	ingest, _ := newRedisBus(t, c.URLs(), RoleIngest, edit)
-	stream, _ := newRedisBus(t, c.URLs(), RoleStream, edit)
-	activeBus(t, stream)
-	keys := redisKeys{cluster: true}
-	slotOf := func(ch string) int { return keySlot(keys.stream(ch)) }
-	chans := shardChannels(t, 3, func(ch string) int { return slotOf(ch) * 3 / clusterSlots }, 2)
+	ingest, stream := clusterBuses(t, c.URLs())
+	slotOf := clusterSlotOf
+	chans := clusterChannels(t, 2)
 	var all []string
 	for _, list := range chans {
 		all = append(all, list...)
@@ -134,13 +130,9 @@ func TestRedisClusterFailover(t *testing.T) {
 // order per channel, those of the moved channel too.
 func TestRedisClusterReshard(t *testing.T) {
 	c := testsupport.StartRedisCluster(t, 3)
-	edit := func(cfg *RedisConfig) { cfg.Cluster = true }
-	ingest, _ := newRedisBus(t, c.URLs(), RoleIngest, edit)
-	stream, _ := newRedisBus(t, c.URLs(), RoleStream, edit)
-	activeBus(t, stream)
-	keys := redisKeys{cluster: true}
-	slotOf := func(ch string) int { return keySlot(keys.stream(ch)) }
-	chans := shardChannels(t, 3, func(ch string) int { return slotOf(ch) * 3 / clusterSlots }, 1)
+	ingest, stream := clusterBuses(t, c.URLs())
+	keys, slotOf := redisKeys{cluster: true}, clusterSlotOf
+	chans := clusterChannels(t, 1)
 	all := []string{chans[0][0], chans[1][0], chans[2][0]}
 	moved := all[0]
 	sub := subscribe(t, stream, "*", SubscribeOptions{})
@@ -217,4 +209,24 @@ func missing(want, got []int) []int {
 		}
 	}
 	return out
+}
+
+// clusterBuses starts an ingest and a stream node on the Redis Cluster at
+// urls, the stream node subscribed on every master.
+func clusterBuses(t *testing.T, urls string) (ingest, stream *Redis) {
+	t.Helper()
+	edit := func(cfg *RedisConfig) { cfg.Cluster = true }
+	ingest, _ = newRedisBus(t, urls, RoleIngest, edit)
+	stream, _ = newRedisBus(t, urls, RoleStream, edit)
+	activeBus(t, stream)
+	return ingest, stream
+}
+
+// clusterSlotOf returns the cluster slot of channel's keys.
+func clusterSlotOf(channel string) int { return keySlot(redisKeys{cluster: true}.stream(channel)) }
+
+// clusterChannels returns n channel names for each third of the slots,
+// which a cluster of three masters serves one each as the tests make it.
+func clusterChannels(t testing.TB, n int) [][]string {
+	return shardChannels(t, 3, func(ch string) int { return clusterSlotOf(ch) * 3 / clusterSlots }, n)
 }

@@ -399,7 +399,14 @@ func (c *cursorSub) buildSuffix(u uint32, p position) {
 		// The latest positions first: what does not fit is the oldest.
 		slices.SortFunc(items, compareItems)
 	}
-	s := c.suffix[:0]
+	c.suffix, c.items = appendSuffix(c.suffix[:0], u, p, items), items[:0]
+}
+
+// appendSuffix appends the part of a token after the own ID p of sequence
+// u: "~<u>", then items in their order while the token stays within
+// maxTokenLen.
+func appendSuffix(s []byte, u uint32, p position, items []tokenItem) []byte {
+	start := len(s)
 	s = append(s, '~')
 	s = strconv.AppendUint(s, uint64(u), 36)
 	room := maxTokenLen - len(strconv.FormatUint(p.ms, 10)) - 21 // the own ID, its seq at its longest
@@ -418,12 +425,12 @@ func (c *cursorSub) buildSuffix(u uint32, p position) {
 		}
 		s = append(s, '_')
 		s = strconv.AppendUint(s, it.pos.seq, 10)
-		if len(s) > room {
+		if len(s)-start > room {
 			s = s[:k]
 			break
 		}
 	}
-	c.suffix, c.items = s, items[:0]
+	return s
 }
 
 // withID returns rec with id as its event ID: its JSON's "_event_id" and,

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -162,28 +161,7 @@ func (r *referenceClusterSuffix) token(u uint32, p position) string {
 		}
 	}
 	slices.SortFunc(items, compareItems)
-	s := []byte("~" + strconv.FormatUint(uint64(u), 36))
-	room := maxTokenLen - len(strconv.FormatUint(p.ms, 10)) - 21
-	for _, it := range items {
-		k := len(s)
-		s = append(s, '.')
-		if !it.def {
-			s = strconv.AppendUint(s, uint64(it.unit), 36)
-		}
-		s = append(s, '_')
-		if it.pos.ms <= p.ms {
-			s = strconv.AppendUint(s, p.ms-it.pos.ms, 10)
-		} else {
-			s = append(s, '-')
-			s = strconv.AppendUint(s, it.pos.ms-p.ms, 10)
-		}
-		s = append(s, '_')
-		s = strconv.AppendUint(s, it.pos.seq, 10)
-		if len(s) > room {
-			s = s[:k]
-			break
-		}
-	}
+	s := appendSuffix(nil, u, p, items)
 	return p.String() + string(s)
 }
 

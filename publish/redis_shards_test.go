@@ -204,12 +204,8 @@ func TestRedisShardDown(t *testing.T) {
 // in order per channel once the master is back.
 func TestRedisClusterMasterDown(t *testing.T) {
 	c := testsupport.StartRedisCluster(t, 3)
-	edit := func(cfg *RedisConfig) { cfg.Cluster = true }
-	ingest, _ := newRedisBus(t, c.URLs(), RoleIngest, edit)
-	stream, _ := newRedisBus(t, c.URLs(), RoleStream, edit)
-	activeBus(t, stream)
-	keys := redisKeys{cluster: true}
-	chans := shardChannels(t, 3, func(ch string) int { return keySlot(keys.stream(ch)) * 3 / clusterSlots }, 1)
+	ingest, stream := clusterBuses(t, c.URLs())
+	chans := clusterChannels(t, 1)
 	all := subscribe(t, stream, "*", SubscribeOptions{})
 
 	n := 0

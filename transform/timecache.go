@@ -102,17 +102,7 @@ func (e *Encoder) appendLogTime(dst []byte, t time.Time) []byte {
 func newLogTimeText(start int64, off int) *logTimeText {
 	c := &logTimeText{start: start, off: off}
 	y, mo, d, h, mi, _ := civil(start)
-	b := c.date[:]
-	put2(b, 0, y/100)
-	put2(b, 2, y%100)
-	b[4] = '-'
-	put2(b, 5, mo)
-	b[7] = '-'
-	put2(b, 8, d)
-	b[10] = 'T'
-	put2(b, 11, h)
-	b[13] = ':'
-	put2(b, 14, mi)
+	putMinute(c.date[:], y, mo, d, h, mi)
 	c.zoneN = putZone(c.zone[:], off)
 	return c
 }

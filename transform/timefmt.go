@@ -133,16 +133,7 @@ func appendRFC3339Nano(dst []byte, t time.Time) []byte {
 	dst = slices.Grow(dst, 35)
 	start := len(dst)
 	b := dst[start : start+35]
-	put2(b, 0, y/100)
-	put2(b, 2, y%100)
-	b[4] = '-'
-	put2(b, 5, mo)
-	b[7] = '-'
-	put2(b, 8, d)
-	b[10] = 'T'
-	put2(b, 11, h)
-	b[13] = ':'
-	put2(b, 14, mi)
+	putMinute(b, y, mo, d, h, mi)
 	b[16] = ':'
 	put2(b, 17, s)
 	n := putFraction(b, t.Nanosecond())
@@ -250,4 +241,19 @@ func civil(local int64) (year, month, day, hour, minute, second int) {
 		year++
 	}
 	return year, month, day, rem / 3600, rem / 60 % 60, rem % 60
+}
+
+// putMinute writes "YYYY-MM-DDThh:mm" to the first 16 bytes of b.
+func putMinute(b []byte, y, mo, d, h, mi int) {
+	b = b[:16]
+	put2(b, 0, y/100)
+	put2(b, 2, y%100)
+	b[4] = '-'
+	put2(b, 5, mo)
+	b[7] = '-'
+	put2(b, 8, d)
+	b[10] = 'T'
+	put2(b, 11, h)
+	b[13] = ':'
+	put2(b, 14, mi)
 }
