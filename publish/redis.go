@@ -47,7 +47,8 @@ type RedisConfig struct {
 	// message per record, as the proof of concept's rsyslog did.
 	PublishRecords bool
 	// Cluster makes the URLs seed nodes of one Redis Cluster: each
-	// channel's keys carry its name as hash tag, its notifications go to
+	// channel's keys carry its bucket's hash tag (see clusterBuckets), its
+	// notifications go to
 	// the shard channel of its slot (SPUBLISH), and stream nodes SSUBSCRIBE
 	// on every master, following the cluster's layout through failovers
 	// and reshardings (see clusterWatcher).
@@ -63,8 +64,9 @@ type RedisConfig struct {
 }
 
 // redisKeys names the pub/sub channels and keys of one prefix. In a Redis
-// Cluster every key of a channel carries the channel as its hash tag, so a
-// channel's keys share a slot and its transaction crosses none.
+// Cluster every key of a channel carries its bucket's hash tag (see
+// clusterBuckets), so the keys of a bucket's channels and its ID sequence
+// share a slot and a flush's transaction for the bucket crosses none.
 type redisKeys struct {
 	prefix  string
 	cluster bool
@@ -89,10 +91,11 @@ func (k redisKeys) pattern() string {
 	return string(append(b, '*'))
 }
 
-// channelKey is the key of a channel's kind ("stream", "meta", ...).
+// channelKey is the key of a channel's kind ("stream", "meta", ...): in a
+// cluster "logviewer:<kind>:{<bucket tag>}<channel>".
 func (k redisKeys) channelKey(kind, channel string) string {
 	if k.cluster {
-		return k.prefix + "logviewer:" + kind + ":{" + channel + "}"
+		return k.prefix + "logviewer:" + kind + ":{" + bucketTags[bucketOf(channel)] + "}" + channel
 	}
 	return k.prefix + "logviewer:" + kind + ":" + channel
 }
@@ -106,17 +109,22 @@ func (k redisKeys) stream(channel string) string { return k.channelKey("stream",
 func (k redisKeys) meta(channel string) string { return k.channelKey("meta", channel) }
 
 // state is the hash of the ID sequence of a channel: shared by all channels
-// of a standalone Redis, the channel's own in a cluster.
+// of a standalone Redis, by those of the channel's bucket in a cluster.
 func (k redisKeys) state(channel string) string {
 	if k.cluster {
-		return k.channelKey("state", channel)
+		return k.bucketState(bucketOf(channel))
 	}
 	return k.prefix + "logviewer:state"
 }
 
+// bucketState is the hash of the ID sequence of a cluster's bucket.
+func (k redisKeys) bucketState(bucket int) string {
+	return k.prefix + "logviewer:state:{" + bucketTags[bucket] + "}"
+}
+
 // notify is the pub/sub channel of a channel's batch notifications: one
 // for a standalone Redis; in a cluster the shard channel of the slot of the
-// channel's keys (see slotTags).
+// channel's bucket (see slotTags).
 func (k redisKeys) notify(channel string) string {
 	if k.cluster {
 		return k.notifySlot(keySlot(k.stream(channel)))

@@ -351,7 +351,8 @@ func (w *clusterWatcher) stop(crs []*clusterReader) {
 // handOver gives the new reader rd of slots the positions the stopped
 // readers gone delivered on those slots, as if rd had delivered them and
 // lost its connection: its first session fills the gap from the streams.
-// Per channel it goes on after the last record delivered; a channel of
+// Per channel it goes on after the last record delivered (and per bucket,
+// for its start floors, see bucketFloor); a channel of
 // which no record was delivered starts at the oldest of the stopped
 // readers' floors (where they started, or the last record they
 // delivered), so none of its records after that is missed. Without
@@ -376,6 +377,11 @@ func handOver(rd *redisReader, slots []bool, gone []*clusterReader) {
 			}
 			if last, ok := rd.lastID[ch]; !ok || last.less(id) {
 				rd.lastID[ch] = id
+			}
+		}
+		for k := range clusterBuckets {
+			if slot := bucketSlot(k); slots[slot] && old.slots[slot] && rd.lastBucket[k].less(o.lastBucket[k]) {
+				rd.lastBucket[k] = o.lastBucket[k]
 			}
 		}
 		f := o.lastAny
@@ -423,6 +429,7 @@ func (sh *redisShard) newClusterReader(addr string, slots []bool, seed *redis.Op
 	rd.pattern = ""
 	rd.channels = channels
 	rd.owns = func(ch string) bool { return slots[keySlot(keys.stream(ch))] }
+	rd.slots = slots
 	rd.ownClient = true
 	return rd
 }

@@ -208,9 +208,9 @@ func (sh *redisShard) resumePoints(ctx context.Context, channels []string, since
 		}
 		if st.info == nil {
 			// No history (never published, or rsyslog only). Without a
-			// sequence a standalone Redis lost its data; a cluster
-			// channel's sequence starts with its stream.
-			if lost && !sh.keys.cluster {
+			// sequence (its shard's, or in a cluster its bucket's) Redis
+			// lost its data.
+			if lost {
 				lostLife = true
 			}
 			continue

@@ -54,17 +54,25 @@ type redisReader struct {
 	scratch   []batchItem
 	delivered []Record // the records of one batch notification, for deliverAll
 
-	lastID   map[string]position // per channel: the last record delivered
-	lastAny  position            // the latest ID delivered on any channel
-	startID  position            // Redis time when the first PSUBSCRIBE was in place
-	sawPlain bool                // records without an ID (rsyslog) came: those cannot be refilled
+	lastID  map[string]position // per channel: the last record delivered
+	lastAny position            // the latest ID delivered on any channel
+	// lastBucket (a cluster's reader) is per bucket the latest ID
+	// delivered of its channels: each bucket is an ID sequence of its own.
+	lastBucket [clusterBuckets]position
+	// slots (a cluster's reader) tells by slot those the master serves.
+	slots    []bool
+	startID  position // Redis time when the first PSUBSCRIBE was in place
+	sawPlain bool     // records without an ID (rsyslog) came: those cannot be refilled
 
-	mu     sync.Mutex
-	floor  position // the latest ID delivered (or the start), for deliveredFloor
-	ps     *redis.PubSub
-	active chan struct{} // closed while the subscription is in place
-	closed bool
-	subErr error // the connection's state, for Health
+	mu    sync.Mutex
+	floor position // the latest ID delivered (or the start), for deliveredFloor
+	// bucketFloors (a cluster's reader) is floor per bucket, for
+	// bucketFloor.
+	bucketFloors [clusterBuckets]position
+	ps           *redis.PubSub
+	active       chan struct{} // closed while the subscription is in place
+	closed       bool
+	subErr       error // the connection's state, for Health
 }
 
 // newRedisReader returns the reader of a standalone shard: one PSUBSCRIBE
@@ -92,15 +100,35 @@ func (rd *redisReader) deliveredFloor() position {
 	return rd.floor
 }
 
+// bucketFloor returns the latest ID of a cluster bucket the reader
+// delivered, or where it started when it delivered none of it; zero before
+// it started. It means something for the buckets of the reader's slots
+// only.
+func (rd *redisReader) bucketFloor(bucket int) position {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.bucketFloors[bucket]
+}
+
 // publishFloor makes what the run goroutine delivered so far visible to
-// deliveredFloor.
+// deliveredFloor and bucketFloor.
 func (rd *redisReader) publishFloor() {
 	f := rd.lastAny
 	if f.less(rd.startID) {
 		f = rd.startID
 	}
+	var bf [clusterBuckets]position
+	if rd.slots != nil {
+		for k, p := range rd.lastBucket {
+			bf[k] = p
+			if p.less(rd.startID) {
+				bf[k] = rd.startID
+			}
+		}
+	}
 	rd.mu.Lock()
 	rd.floor = f
+	rd.bucketFloors = bf
 	rd.mu.Unlock()
 }
 
@@ -350,6 +378,11 @@ func (rd *redisReader) advance(channel string, sid position) bool {
 	rd.lastID[channel] = sid
 	if rd.lastAny.less(sid) {
 		rd.lastAny = sid
+	}
+	if rd.slots != nil {
+		if k := bucketOf(channel); rd.lastBucket[k].less(sid) {
+			rd.lastBucket[k] = sid
+		}
 	}
 	return true
 }

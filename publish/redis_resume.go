@@ -17,37 +17,43 @@ import (
 //
 // A record's ID is a position in one ID sequence: that of its shard (a
 // standalone Redis: all its channels share one), or in a Redis Cluster
-// that of its channel. One position resumes exactly only the channels of
-// its own sequence; positions of different sequences do not order records
-// the way a stream node delivered them (two shards' notifications reach
-// two stream nodes interleaved differently). So a subscription whose
-// channels may span several sequences (a glob, or channels of several
-// shards) gets, in place of each record's ID, a resume token naming where
-// it stands in every sequence:
+// that of its channel's bucket (see clusterBuckets). One position resumes
+// exactly only the channels of its own sequence; positions of different
+// sequences do not order records the way a stream node delivered them (two
+// shards' notifications reach two stream nodes interleaved differently).
+// So a subscription whose channels may span several sequences (a glob, or
+// channels of several shards or buckets) gets, in place of each record's
+// ID, a resume token naming where it stands in every sequence:
 //
 //	<ms>-<seq>~<unit>{.<unit>_<d>_<seq>}
 //
 // <ms>-<seq> is the record's own ID, and <unit> (base 36) its sequence: the
-// shard's index, or in a cluster a 32-bit FNV-1a hash of the channel. Each
-// further item is the position of the last record delivered of another
-// sequence, as its milliseconds' distance d below the record's own (a
-// negative d is later) and its sequence number. An item with no unit is
-// the position of every sequence not listed. A token is what the client
-// sends back (SSE Last-Event-ID, ?since=): a resume on any stream node
-// starts each sequence after its position, so every record comes once.
+// shard's index, or in a cluster the bucket's. Each further item is the
+// position of the last record delivered of another sequence (or where the
+// subscription started in it), as its milliseconds' distance d below the
+// record's own (a negative d is later) and its sequence number. A token is
+// what the client sends back (SSE Last-Event-ID, ?since=): a resume on any
+// stream node starts each sequence after its position, so every record
+// comes once.
 //
-// Standalone shards are few: their token lists every shard. A cluster's
-// sequences are its channels, too many to list: its token lists those
-// whose position is later than the record's own milliseconds less
-// resumeSlack, and the others resume from that point, which is exact as
-// long as no master delivers records more than resumeSlack late. A token
-// that would exceed maxTokenLen leaves out the oldest positions (those
-// sequences then resume from that point too and may repeat records).
+// A token lists every sequence. A cluster has clusterBuckets of them, and
+// maxTokenLen holds such a token whatever its positions (see
+// TestClusterTokenFits). Only more standalone shards than fit would leave
+// some out: the token then ends with an item without unit, the oldest
+// position of those left out, where they all resume (they may repeat
+// records, never miss one); a token without such an item resumes a
+// sequence it does not list after the oldest position it lists.
 // Single-channel subscriptions, and every subscription of one standalone
 // Redis, keep the plain record ID: one position is exact there.
 const (
-	resumeSlack = 2000 // ms
-	maxTokenLen = 128  // the stream server refuses longer resume IDs
+	// maxTokenItem bounds one item: '.', a bucket's unit, '_', d (a sign
+	// and 19 digits), '_', seq (20 digits).
+	maxTokenItem = 1 + 1 + 1 + 20 + 1 + 20
+	// maxTokenLen bounds a token: the own ID (two 20-digit numbers and a
+	// dash), '~' and its unit, and an item per other bucket of a cluster.
+	// The stream server refuses longer resume IDs (keep its maxIDLen the
+	// same).
+	maxTokenLen = 768
 )
 
 // resumePoint is a parsed resume ID: per ID sequence where to resume.
@@ -75,13 +81,14 @@ func parseResume(s string) (resumePoint, bool) {
 	if !isToken {
 		return resumePoint{def: base}, true
 	}
-	rp := resumePoint{units: make(map[uint32]position), def: position{ms: base.ms - min(base.ms, resumeSlack)}}
+	rp := resumePoint{units: make(map[uint32]position), def: base}
 	own, items, _ := strings.Cut(rest, ".")
 	u, err := strconv.ParseUint(own, 36, 32)
 	if err != nil {
 		return resumePoint{}, false
 	}
 	rp.units[uint32(u)] = base
+	hasDef := false
 	for items != "" {
 		var item string
 		item, items, _ = strings.Cut(items, ".")
@@ -100,7 +107,7 @@ func parseResume(s string) (resumePoint, bool) {
 		}
 		p := position{ms: ms, seq: seq}
 		if unit == "" {
-			rp.def = p
+			rp.def, hasDef = p, true
 			continue
 		}
 		n, err := strconv.ParseUint(unit, 36, 32)
@@ -108,6 +115,9 @@ func parseResume(s string) (resumePoint, bool) {
 			return resumePoint{}, false
 		}
 		rp.units[uint32(n)] = p
+		if !hasDef && p.less(rp.def) {
+			rp.def = p
+		}
 	}
 	return rp, true
 }
@@ -124,20 +134,11 @@ func parseTokenItem(item string) (unit string, d int64, seq uint64, ok bool) {
 	return unit, d, seq, err1 == nil && err2 == nil && d != math.MinInt64
 }
 
-// channelHash is a cluster channel's unit in tokens: FNV-1a of its name.
-func channelHash(channel string) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(channel); i++ {
-		h ^= uint32(channel[i])
-		h *= 16777619
-	}
-	return h
-}
-
-// unitOf returns the ID sequence a channel's records take their IDs from.
+// unitOf returns the ID sequence a channel's records take their IDs from:
+// its shard's, or in a cluster its bucket's.
 func (s *RedisSource) unitOf(channel string) uint32 {
 	if s.keys.cluster {
-		return channelHash(channel)
+		return uint32(bucketOf(channel))
 	}
 	return uint32(shardIndex(channel, len(s.shards)))
 }
@@ -174,52 +175,48 @@ func before(p position) position {
 }
 
 // startFloors returns where a new subscription starts in each sequence it
-// has no other start for: per standalone shard the last record its reader
-// delivered (all later ones reach the subscription live), and for a
-// cluster's channels resumeSlack before the oldest of its masters' last
-// records (a master's channels may deliver out of ID order).
-func (s *RedisSource) startFloors() (shards []position, cluster position) {
+// has no other start for, by unit: the last record of the sequence that
+// the reader of its shard (in a cluster, of its bucket's slot) delivered,
+// or where that reader started: all later ones reach the subscription
+// live.
+func (s *RedisSource) startFloors() []position {
 	now := position{ms: uint64(max(time.Now().UnixMilli()-1000, 1))}
 	if s.keys.cluster {
-		var low position
-		for i, rd := range s.shards[0].snapshotReaders() {
-			if f := rd.deliveredFloor(); i == 0 || f.less(low) {
-				low = f
+		floors := make([]position, clusterBuckets)
+		readers := s.shards[0].snapshotReaders()
+		for k := range floors {
+			floors[k] = now
+			slot := bucketSlot(k)
+			for _, rd := range readers {
+				if rd.slots == nil || !rd.slots[slot] {
+					continue
+				}
+				if f := rd.bucketFloor(k); !f.isZero() {
+					floors[k] = f
+				}
 			}
 		}
-		if low.isZero() {
-			low = now
-		}
-		return nil, position{ms: low.ms - min(low.ms, resumeSlack)}
+		return floors
 	}
-	shards = make([]position, len(s.shards))
+	floors := make([]position, len(s.shards))
 	for i, sh := range s.shards {
-		shards[i] = now
+		floors[i] = now
 		for _, rd := range sh.snapshotReaders() {
 			if f := rd.deliveredFloor(); !f.isZero() {
-				shards[i] = f
+				floors[i] = f
 			}
 		}
 	}
-	return shards, position{}
+	return floors
 }
 
 // cursorSub wraps a subscription that spans several ID sequences: it
 // tracks the last record delivered of each and gives every record a resume
 // token in place of its ID (see the comment at the top).
 type cursorSub struct {
-	inner   Subscription
-	src     *RedisSource
-	cluster bool
-	cur     map[uint32]position // the last record delivered per sequence (or where it starts)
-	def     position            // cluster: the start of sequences not in cur
-
-	// recent (cluster only, in place of cur) holds the sequences with the
-	// latest positions, latest first, at most maxRecent: more than a token
-	// has room for, so a token lists the same ones as if every sequence
-	// were sorted, at a cost per record that does not grow with the
-	// number of channels.
-	recent []tokenItem
+	inner Subscription
+	src   *RedisSource
+	cur   map[uint32]position // the last record delivered per sequence (or where it starts)
 
 	// the last token's items, reused while records of one sequence and
 	// millisecond follow one another
@@ -230,10 +227,6 @@ type cursorSub struct {
 	token    []byte // scratch
 }
 
-// maxRecent bounds a cluster subscription's recent sequences: a token item
-// takes 6 bytes at least, so a token has room for 14 at most.
-const maxRecent = 16
-
 // tokenItem is one listed sequence of a token.
 type tokenItem struct {
 	unit uint32
@@ -243,16 +236,14 @@ type tokenItem struct {
 
 // newCursorSub wraps inner; the cursors start at the sequences' starts:
 // for a resume its positions, else before the first backfilled record of
-// each sequence, else the start floors (see startFloors).
-func newCursorSub(s *RedisSource, inner Subscription, rp *resumePoint, backfill []Event, floors []position, clusterFloor position) *cursorSub {
-	c := &cursorSub{inner: inner, src: s, cluster: s.keys.cluster, cur: make(map[uint32]position)}
+// each sequence, else the start floors (by unit, see startFloors).
+func newCursorSub(s *RedisSource, inner Subscription, rp *resumePoint, backfill []Event, floors []position) *cursorSub {
+	c := &cursorSub{inner: inner, src: s, cur: make(map[uint32]position, len(floors))}
 	if rp != nil {
-		c.def = rp.def
 		for u, p := range rp.units {
 			c.cur[u] = p
 		}
 	} else {
-		c.def = clusterFloor
 		for i := range backfill {
 			if backfill[i].Kind != EventRecord {
 				continue
@@ -267,19 +258,21 @@ func newCursorSub(s *RedisSource, inner Subscription, rp *resumePoint, backfill 
 			}
 		}
 	}
-	if c.cluster {
-		for u, p := range c.cur {
-			c.noteRecent(u, p)
+	for i := range floors {
+		if _, ok := c.cur[uint32(i)]; !ok {
+			if rp != nil {
+				c.cur[uint32(i)] = rp.at(uint32(i))
+			} else {
+				c.cur[uint32(i)] = floors[i]
+			}
 		}
-		c.cur = nil
-	} else {
-		for i := range floors {
-			if _, ok := c.cur[uint32(i)]; !ok {
-				if rp != nil {
-					c.cur[uint32(i)] = rp.at(uint32(i))
-				} else {
-					c.cur[uint32(i)] = floors[i]
-				}
+	}
+	if len(floors) > 0 {
+		// Units of another layout (a token of an earlier one) are not
+		// ours: they would only take room.
+		for u := range c.cur {
+			if int(u) >= len(floors) {
+				delete(c.cur, u)
 			}
 		}
 	}
@@ -310,9 +303,7 @@ func (c *cursorSub) retag(rec Record) Record {
 		return rec // no ID (rsyslog's plain PUBLISH): no position
 	}
 	u := c.src.unitOf(rec.Channel)
-	if c.cluster {
-		c.noteRecent(u, p)
-	} else if last, ok := c.cur[u]; !ok || last.less(p) {
+	if last, ok := c.cur[u]; !ok || last.less(p) {
 		c.cur[u] = p
 	}
 	if c.suffix == nil || u != c.lastUnit || p.ms != c.lastMS {
@@ -324,33 +315,6 @@ func (c *cursorSub) retag(rec Record) Record {
 	token = append(token, c.suffix...)
 	c.token = token
 	return withID(rec, token)
-}
-
-// noteRecent records p as sequence u's position, when later than the one
-// known, in the cluster's recent sequences, kept latest first (equal
-// positions by unit).
-func (c *cursorSub) noteRecent(u uint32, p position) {
-	if i := slices.IndexFunc(c.recent, func(it tokenItem) bool { return it.unit == u }); i >= 0 {
-		if !c.recent[i].pos.less(p) {
-			return
-		}
-		c.recent = slices.Delete(c.recent, i, i+1)
-	}
-	it := tokenItem{unit: u, pos: p}
-	j := 0
-	for j < len(c.recent) && compareItems(c.recent[j], it) < 0 {
-		j++
-	}
-	if j == maxRecent {
-		return // older than all it keeps
-	}
-	if c.recent == nil {
-		c.recent = make([]tokenItem, 0, maxRecent+1)
-	}
-	c.recent = slices.Insert(c.recent, j, it)
-	if len(c.recent) > maxRecent {
-		c.recent = c.recent[:maxRecent]
-	}
 }
 
 // compareItems orders a token's items: the default first, then the latest
@@ -369,68 +333,66 @@ func compareItems(a, b tokenItem) int {
 }
 
 // buildSuffix builds the token's part after the record's own ID, for a
-// record at p of sequence u.
+// record at p of sequence u: every other sequence's position.
 func (c *cursorSub) buildSuffix(u uint32, p position) {
 	c.lastUnit, c.lastMS = u, p.ms
-	floor := position{ms: p.ms - min(p.ms, resumeSlack)}
 	items := c.items[:0]
-	if c.cluster {
-		// The default, when later than the floor, then every sequence
-		// later than the floor (all of them when the default is later:
-		// unlisted ones would resume from it): recent is in that order.
-		all := floor.less(c.def)
-		if all {
-			items = append(items, tokenItem{pos: c.def, def: true})
+	for v, q := range c.cur {
+		if v != u {
+			items = append(items, tokenItem{unit: v, pos: q})
 		}
-		for _, it := range c.recent {
-			if !all && !floor.less(it.pos) {
-				break // resumes from the floor, as unlisted ones do
-			}
-			if it.unit != u {
-				items = append(items, it)
-			}
-		}
-	} else {
-		for v, q := range c.cur {
-			if v != u {
-				items = append(items, tokenItem{unit: v, pos: q})
-			}
-		}
-		// The latest positions first: what does not fit is the oldest.
-		slices.SortFunc(items, compareItems)
 	}
+	// The latest positions first: what does not fit is the oldest.
+	slices.SortFunc(items, compareItems)
 	c.suffix, c.items = appendSuffix(c.suffix[:0], u, p, items), items[:0]
 }
 
 // appendSuffix appends the part of a token after the own ID p of sequence
-// u: "~<u>", then items in their order while the token stays within
-// maxTokenLen.
+// u: "~<u>", then items in their order (latest first). When they do not
+// all fit within maxTokenLen, those that fit come, then an item without
+// unit: the oldest position of those left out, where they resume.
 func appendSuffix(s []byte, u uint32, p position, items []tokenItem) []byte {
 	start := len(s)
 	s = append(s, '~')
 	s = strconv.AppendUint(s, uint64(u), 36)
 	room := maxTokenLen - len(strconv.FormatUint(p.ms, 10)) - 21 // the own ID, its seq at its longest
+	head := len(s)
+	for _, it := range items {
+		s = appendTokenItem(s, p, it)
+	}
+	if len(s)-start <= room || len(items) == 0 {
+		return s
+	}
+	// Too long: as many as fit with the default item of the rest.
+	oldest := tokenItem{pos: items[len(items)-1].pos, def: true}
+	room -= len(appendTokenItem(nil, p, oldest))
+	s = s[:head]
 	for _, it := range items {
 		k := len(s)
-		s = append(s, '.')
-		if !it.def {
-			s = strconv.AppendUint(s, uint64(it.unit), 36)
-		}
-		s = append(s, '_')
-		if it.pos.ms <= p.ms {
-			s = strconv.AppendUint(s, p.ms-it.pos.ms, 10)
-		} else {
-			s = append(s, '-')
-			s = strconv.AppendUint(s, it.pos.ms-p.ms, 10)
-		}
-		s = append(s, '_')
-		s = strconv.AppendUint(s, it.pos.seq, 10)
-		if len(s)-start > room {
+		if s = appendTokenItem(s, p, it); len(s)-start > room {
 			s = s[:k]
 			break
 		}
 	}
-	return s
+	return appendTokenItem(s, p, oldest)
+}
+
+// appendTokenItem appends ".<unit>_<d>_<seq>" for it in a token whose own
+// ID is p (no unit for the default item).
+func appendTokenItem(s []byte, p position, it tokenItem) []byte {
+	s = append(s, '.')
+	if !it.def {
+		s = strconv.AppendUint(s, uint64(it.unit), 36)
+	}
+	s = append(s, '_')
+	if it.pos.ms <= p.ms {
+		s = strconv.AppendUint(s, p.ms-it.pos.ms, 10)
+	} else {
+		s = append(s, '-')
+		s = strconv.AppendUint(s, it.pos.ms-p.ms, 10)
+	}
+	s = append(s, '_')
+	return strconv.AppendUint(s, it.pos.seq, 10)
 }
 
 // withID returns rec with id as its event ID: its JSON's "_event_id" and,

@@ -3,6 +3,7 @@ package publish
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -36,7 +37,7 @@ func TestResumeTokenRoundTrip(t *testing.T) {
 	p2 := position{ms: 1764000000105, seq: 0}
 	inner := &fakeSub{evs: []Event{tokenRecord(chans[1][0], p1), tokenRecord(chans[2][0], p2), tokenRecord(chans[0][0], p0)}}
 	floors := []position{{ms: 1764000000000}, {ms: 1764000000000}, {ms: 1764000000000}}
-	sub := newCursorSub(src, inner, nil, nil, floors, position{})
+	sub := newCursorSub(src, inner, nil, nil, floors)
 	evs, _ := sub.Next(context.Background(), nil)
 	last := evs[len(evs)-1].Record
 	if !strings.HasPrefix(last.ID, p0.String()+"~0.") || len(last.ID) > 40 {
@@ -64,39 +65,165 @@ func TestResumeTokenRoundTrip(t *testing.T) {
 	}
 }
 
-// TestResumeTokenCluster: a cluster's token lists the channels delivered
-// within resumeSlack of the record, stays within maxTokenLen however many
-// channels are active, and the rest resume from the slack point.
+// bucketFloors returns a start floor at ms for every cluster bucket.
+func bucketFloors(ms uint64) []position {
+	floors := make([]position, clusterBuckets)
+	for k := range floors {
+		floors[k] = position{ms: ms}
+	}
+	return floors
+}
+
+// TestResumeTokenCluster: a cluster's token lists every bucket, however
+// many channels are active, and parses back to the last position
+// delivered of each (or its start floor).
 func TestResumeTokenCluster(t *testing.T) {
 	src := &RedisSource{keys: redisKeys{cluster: true}, shards: make([]*redisShard, 1)}
 	base := position{ms: 1764000010000}
+	floor := position{ms: base.ms - 20000}
 	inner := &fakeSub{}
-	old := tokenRecord("old", position{ms: base.ms - 5000, seq: 1})
-	inner.evs = append(inner.evs, old)
-	for i := 0; i < 40; i++ {
-		inner.evs = append(inner.evs, tokenRecord(fmt.Sprintf("host-%d", i), base.add(uint64(i))))
+	want := make([]position, clusterBuckets)
+	for k := range want {
+		want[k] = floor
 	}
-	sub := newCursorSub(src, inner, nil, nil, nil, position{ms: base.ms - 20000})
+	seq := make([]uint64, clusterBuckets)
+	for i := range 40 {
+		ch := fmt.Sprintf("host-%d", i)
+		k := bucketOf(ch)
+		p := position{ms: base.ms + uint64(i/3), seq: seq[k]}
+		seq[k]++
+		inner.evs = append(inner.evs, tokenRecord(ch, p))
+		want[k] = p
+	}
+	sub := newCursorSub(src, inner, nil, nil, bucketFloors(floor.ms))
 	evs, _ := sub.Next(context.Background(), nil)
 	for i, e := range evs {
 		if len(e.Record.ID) > maxTokenLen {
 			t.Fatalf("event %d: token of %d bytes: %s", i, len(e.Record.ID), e.Record.ID)
 		}
 	}
-	rp, ok := parseResume(evs[3].Record.ID) // after host-0..host-2
+	last := evs[len(evs)-1].Record.ID
+	rp, ok := parseResume(last)
 	if !ok {
-		t.Fatalf("parse %q", evs[3].Record.ID)
+		t.Fatalf("parse %q", last)
 	}
-	for i := 0; i < 3; i++ {
-		if got := rp.at(channelHash(fmt.Sprintf("host-%d", i))); got != base.add(uint64(i)) {
-			t.Errorf("host-%d: %v", i, got)
+	if len(rp.units) != clusterBuckets {
+		t.Errorf("token %q lists %d buckets, want %d", last, len(rp.units), clusterBuckets)
+	}
+	for k := range want {
+		if got := rp.at(uint32(k)); got != want[k] {
+			t.Errorf("bucket %d: %v, want %v", k, got, want[k])
 		}
 	}
-	if got, want := rp.at(channelHash("old")), (position{ms: base.ms - resumeSlack}); got != want {
-		t.Errorf("a channel quiet for longer than the slack: %v, want %v", got, want)
+}
+
+// TestClusterTokenFits: a token of every cluster bucket fits maxTokenLen
+// whatever the positions (each item is bounded: see maxTokenItem) and
+// parses back exactly.
+func TestClusterTokenFits(t *testing.T) {
+	if n := len("18446744073709551615-18446744073709551615~f") + (clusterBuckets-1)*maxTokenItem; n > maxTokenLen {
+		t.Fatalf("a full cluster token may take %d bytes, maxTokenLen is %d", n, maxTokenLen)
 	}
-	if got, want := rp.at(channelHash("host-39")), (position{ms: base.ms - resumeSlack}); got != want {
-		t.Errorf("a channel not delivered yet: %v, want %v", got, want)
+	rng := rand.New(rand.NewPCG(7, 9))
+	for round := range 200 {
+		own := position{ms: rng.Uint64N(math.MaxInt64), seq: rng.Uint64()}
+		if round%2 == 0 {
+			own.ms = math.MaxInt64 + rng.Uint64N(math.MaxInt64) // the longest ms
+		}
+		u := uint32(rng.IntN(clusterBuckets))
+		var items []tokenItem
+		want := map[uint32]position{u: own}
+		for k := range uint32(clusterBuckets) {
+			if k == u {
+				continue
+			}
+			// Any position within an int64 of milliseconds of the own.
+			q := position{ms: own.ms - min(own.ms, rng.Uint64N(math.MaxInt64)), seq: math.MaxUint64 - rng.Uint64N(10)}
+			if rng.IntN(3) == 0 && own.ms < math.MaxUint64-math.MaxInt64 {
+				q.ms = own.ms + rng.Uint64N(math.MaxInt64)
+			}
+			items = append(items, tokenItem{unit: k, pos: q})
+			want[k] = q
+		}
+		slices.SortFunc(items, compareItems)
+		token := own.String() + string(appendSuffix(nil, u, own, items))
+		if len(token) > maxTokenLen {
+			t.Fatalf("token of %d bytes: %s", len(token), token)
+		}
+		rp, ok := parseResume(token)
+		if !ok {
+			t.Fatalf("parse %q", token)
+		}
+		for k, p := range want {
+			if got := rp.at(k); got != p {
+				t.Fatalf("token %q: bucket %d at %v, want %v", token, k, got, p)
+			}
+		}
+	}
+}
+
+// TestResumeTokenManyShards: with more standalone shards than a token
+// holds, those left out resume from the oldest of their positions: never
+// after their own (no record lost).
+func TestResumeTokenManyShards(t *testing.T) {
+	const shards = 200
+	own := position{ms: 1764000010000, seq: 3}
+	var items []tokenItem
+	want := map[uint32]position{0: own}
+	for k := uint32(1); k < shards; k++ {
+		q := position{ms: own.ms - uint64(k)*1000, seq: uint64(k)}
+		items = append(items, tokenItem{unit: k, pos: q})
+		want[k] = q
+	}
+	slices.SortFunc(items, compareItems)
+	token := own.String() + string(appendSuffix(nil, 0, own, items))
+	if len(token) > maxTokenLen {
+		t.Fatalf("token of %d bytes", len(token))
+	}
+	rp, ok := parseResume(token)
+	if !ok {
+		t.Fatalf("parse %q", token)
+	}
+	exact := 0
+	for k, p := range want {
+		got := rp.at(k)
+		if p.less(got) {
+			t.Fatalf("shard %d resumes at %v, after its position %v", k, got, p)
+		}
+		if got == p {
+			exact++
+		}
+	}
+	if exact < 20 || exact == shards {
+		t.Errorf("%d of %d shards exact", exact, shards)
+	}
+}
+
+// TestBucketTags: the buckets' hash tags spread over the slot ranges, and
+// every key of a cluster channel is in its bucket's slot.
+func TestBucketTags(t *testing.T) {
+	keys := redisKeys{prefix: "p:", cluster: true}
+	seen := map[int]bool{}
+	for k := range clusterBuckets {
+		slot := bucketSlot(k)
+		if slot < k*clusterSlots/clusterBuckets || slot >= (k+1)*clusterSlots/clusterBuckets || seen[slot] {
+			t.Errorf("bucket %d (tag %q) in slot %d", k, bucketTags[k], slot)
+		}
+		seen[slot] = true
+		if got := keySlot(keys.bucketState(k)); got != slot {
+			t.Errorf("bucket %d: state in slot %d, want %d", k, got, slot)
+		}
+	}
+	for _, ch := range []string{"web-1", "db", "", "a{b}c"} {
+		slot := bucketSlot(bucketOf(ch))
+		for _, key := range []string{keys.stream(ch), keys.meta(ch), keys.state(ch)} {
+			if got := keySlot(key); got != slot {
+				t.Errorf("%s: slot %d, want %d", key, got, slot)
+			}
+		}
+		if got, want := keys.notify(ch), keys.notifySlot(slot); got != want {
+			t.Errorf("notify(%q) = %q, want %q", ch, got, want)
+		}
 	}
 }
 
@@ -126,7 +253,7 @@ func BenchmarkResumeToken(b *testing.B) {
 		// batches of 8 records of one shard, as notifications bring them
 		recs[i] = Event{Kind: EventRecord, Record: batchRecord(chans[i/8%2][0], position{ms: 1764000000000 + uint64(i/16), seq: uint64(i % 16)}, gelf)}
 	}
-	sub := newCursorSub(src, &fakeSub{}, nil, nil, []position{{ms: 1764000000000}, {ms: 1764000000000}}, position{})
+	sub := newCursorSub(src, &fakeSub{}, nil, nil, []position{{ms: 1764000000000}, {ms: 1764000000000}})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -134,78 +261,8 @@ func BenchmarkResumeToken(b *testing.B) {
 	}
 }
 
-// referenceClusterSuffix is how a cluster token's suffix was built before
-// the recent list: every sequence's position kept, those past the floor
-// sorted. TestClusterTokenMatchesFullSort checks the bounded list against it.
-type referenceClusterSuffix struct {
-	cur map[uint32]position
-	def position
-}
-
-func (r *referenceClusterSuffix) token(u uint32, p position) string {
-	if last, ok := r.cur[u]; !ok || last.less(p) {
-		r.cur[u] = p
-	}
-	floor := position{ms: p.ms - min(p.ms, resumeSlack)}
-	var items []tokenItem
-	if floor.less(r.def) {
-		items = append(items, tokenItem{pos: r.def, def: true})
-	}
-	for v, q := range r.cur {
-		switch {
-		case v == u:
-		case floor.less(q) || floor.less(r.def):
-			items = append(items, tokenItem{unit: v, pos: q})
-		default:
-			delete(r.cur, v)
-		}
-	}
-	slices.SortFunc(items, compareItems)
-	s := appendSuffix(nil, u, p, items)
-	return p.String() + string(s)
-}
-
-// TestClusterTokenMatchesFullSort: a cluster subscription's tokens, built
-// from its bounded list of recent sequences, are those of a full sort of
-// every sequence, over few and many channels, with and without a resume
-// point later than the records.
-func TestClusterTokenMatchesFullSort(t *testing.T) {
-	src := &RedisSource{keys: redisKeys{cluster: true}}
-	for _, tc := range []struct {
-		name     string
-		channels int
-		def      position
-	}{
-		{"three channels", 3, position{}},
-		{"forty channels", 40, position{}},
-		{"forty channels after a resume", 40, position{ms: 1764000000900, seq: 3}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(1, uint64(tc.channels)))
-			sub := newCursorSub(src, &fakeSub{}, &resumePoint{def: tc.def}, nil, nil, tc.def)
-			ref := &referenceClusterSuffix{cur: map[uint32]position{}, def: tc.def}
-			ms := uint64(1764000000000)
-			seqs := map[string]uint64{}
-			for i := range 5000 {
-				ms += uint64(rng.IntN(40)) // records come in time order, several per millisecond
-				ch := fmt.Sprintf("app-%d", rng.IntN(tc.channels))
-				seqs[ch]++
-				p := position{ms: ms, seq: seqs[ch]}
-				got := sub.retag(batchRecord(ch, p, `{"short_message":"x"}`)).ID
-				want := ref.token(channelHash(ch), p)
-				if got != want {
-					t.Fatalf("record %d (%s at %v): token %q, want %q", i, ch, p, got, want)
-				}
-				if len(got) > maxTokenLen {
-					t.Fatalf("record %d: token %q longer than %d", i, got, maxTokenLen)
-				}
-			}
-		})
-	}
-}
-
 // BenchmarkResumeTokenCluster: what a glob subscription over a cluster
-// pays per record for its token, with records of channels many channels
+// pays per record for its token, with records of many channels
 // interleaved (each record a new suffix): it does not grow with them.
 func BenchmarkResumeTokenCluster(b *testing.B) {
 	for _, channels := range []int{4, 500} {
@@ -216,7 +273,7 @@ func BenchmarkResumeTokenCluster(b *testing.B) {
 			for i := range recs {
 				recs[i] = batchRecord(fmt.Sprintf("app-%d", i%channels), position{ms: 1764000000000 + uint64(i), seq: 1}, gelf)
 			}
-			sub := newCursorSub(src, &fakeSub{}, nil, nil, nil, position{ms: 1764000000000})
+			sub := newCursorSub(src, &fakeSub{}, nil, nil, bucketFloors(1764000000000))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {

@@ -54,3 +54,40 @@ var slotTags = sync.OnceValue(func() []string {
 	}
 	return tags
 })
+
+// clusterBuckets is the number of ID sequences of a Redis Cluster: every
+// channel belongs to one bucket (see bucketOf), whose hash tag all its keys
+// carry. A bucket's channels take their record IDs from the bucket's one
+// sequence, so a resume token names a position in each of a fixed, small
+// number of sequences, as it does per standalone shard (see
+// redis_resume.go), and the buckets spread over the masters as their slots
+// do.
+const clusterBuckets = 16
+
+// bucketOf returns the bucket of a cluster channel: FNV-1a of its name
+// modulo clusterBuckets (see shardIndex).
+func bucketOf(channel string) int { return shardIndex(channel, clusterBuckets) }
+
+// bucketTags holds the hash tag of each bucket: for bucket k the first
+// "lvb<k>-<n>" whose slot is in the k-th of clusterBuckets equal slot
+// ranges, so that the buckets spread evenly over the slots.
+var bucketTags = func() [clusterBuckets]string {
+	var tags [clusterBuckets]string
+	width := clusterSlots / clusterBuckets
+	for k := range tags {
+		// One tag in 16 lands in the range: a few dozen tries at most.
+		for n := 0; n < 1<<16 && tags[k] == ""; n++ {
+			tag := "lvb" + strconv.Itoa(k) + "-" + strconv.Itoa(n)
+			if slot := int(crc16(tag) % clusterSlots); slot >= k*width && slot < (k+1)*width {
+				tags[k] = tag
+			}
+		}
+		if tags[k] == "" {
+			panic("publish: no hash tag for cluster bucket " + strconv.Itoa(k))
+		}
+	}
+	return tags
+}()
+
+// bucketSlot returns the hash slot of a bucket's keys.
+func bucketSlot(bucket int) int { return int(crc16(bucketTags[bucket]) % clusterSlots) }

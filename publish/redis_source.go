@@ -69,13 +69,10 @@ func (s *RedisSource) Subscribe(ctx context.Context, pattern string, opts Subscr
 	}
 	// Where the subscription starts in each ID sequence, read before it
 	// is in place: later records reach it live.
-	var (
-		tokens       = s.spansUnits(pattern)
-		floors       []position
-		clusterFloor position
-	)
+	tokens := s.spansUnits(pattern)
+	var floors []position
 	if tokens {
-		floors, clusterFloor = s.startFloors()
+		floors = s.startFloors()
 	}
 	if opts.Since == "" && opts.Tail <= 0 {
 		sub, err := s.fan.subscribe(pattern, nil, opts)
@@ -83,7 +80,7 @@ func (s *RedisSource) Subscribe(ctx context.Context, pattern string, opts Subscr
 			return nil, err
 		}
 		if tokens {
-			return newCursorSub(s, sub, nil, nil, floors, clusterFloor), nil
+			return newCursorSub(s, sub, nil, nil, floors), nil
 		}
 		return sub, nil
 	}
@@ -108,7 +105,7 @@ func (s *RedisSource) Subscribe(ctx context.Context, pattern string, opts Subscr
 	backfill, held := s.fan.holdOwnedBackfill(backfill)
 	var out Subscription = sub
 	if tokens {
-		out = newCursorSub(s, sub, rp, backfill, floors, clusterFloor)
+		out = newCursorSub(s, sub, rp, backfill, floors)
 	}
 	sub.startHeld(backfill, skip, held)
 	return out, nil

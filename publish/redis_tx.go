@@ -24,7 +24,8 @@ const txAttempts = 16
 // channelBlob is one channel's part of a flush being written.
 type channelBlob struct {
 	channel string
-	first   int // position in the flush of the channel's first record
+	bucket  int // in a cluster: the channel's bucket (see bucketOf)
+	first   int // position in the flush (in a cluster: in its bucket's part of it) of the channel's first record
 	n       int
 	lastOff int    // offset of its last record from its first
 	data    []byte // the batch blob (see redis_batch.go)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -55,7 +56,10 @@ type redisWriter struct {
 	// scratch of send, reused between batches
 	channelNo map[string]int
 	blobs     []channelBlob
-	echoRecs  []echoRecord // the records of a flush, for --redis-publish-records
+	echoRecs  []echoRecord  // the records of a flush, for --redis-publish-records
+	group     []channelBlob // cluster: the blobs of one bucket (see writeClusterFlush)
+	groupEcho []echoRecord  // cluster: the echo records of one bucket
+	groupNo   []int         // cluster: per blob its index in group
 
 	registered map[string]uint64 // channel -> when this writer last renewed it in the registry (ms)
 	renewing   []string          // channels whose registry entry the flush being written renews
@@ -310,6 +314,9 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 	clear(w.channelNo)
 	w.blobs = w.blobs[:0]
 	w.echoRecs = w.echoRecs[:0]
+	// In a cluster each bucket has its own ID sequence: a record's
+	// position counts the records of its bucket only.
+	var bucketPos [clusterBuckets]int
 	for i := b.head; i < len(b.recs); i++ {
 		r := &b.recs[i]
 		if r.channel == "" {
@@ -327,9 +334,18 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 				w.blobs = append(w.blobs, channelBlob{})
 			}
 			w.blobs[c].channel = r.channel
-			w.blobs[c].first = pos
+			if w.keys.cluster {
+				w.blobs[c].bucket = bucketOf(r.channel)
+			}
 		}
 		bl := &w.blobs[c]
+		if w.keys.cluster {
+			pos = bucketPos[bl.bucket]
+			bucketPos[bl.bucket]++
+		}
+		if !ok {
+			bl.first = pos
+		}
 		gelf := b.data[r.start:r.end]
 		bl.lastOff = pos - bl.first
 		bl.data = appendBlobRecord(bl.data, bl.lastOff, gelf)
@@ -379,35 +395,49 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 }
 
 // writeClusterFlush writes the flush in w.blobs to a Redis Cluster: one
-// transaction per channel (its keys share a slot; a channel's records take
-// numbers of its own ID sequence), then the channels into the registry.
-// Channels are written one after the other; the first error stops the
-// flush, and the batch b is tried again later without the channels already
-// written (their records are marked with an empty channel, which send
-// skips), so no record is written twice.
+// transaction per bucket (its channels' keys and its ID sequence share a
+// slot; its records take numbers of the bucket's sequence in publish order,
+// as a standalone shard's do, see writeFlush), then the channels into the
+// registry. Buckets are written one after the other; the first error stops
+// the flush, and the batch b is tried again later without the buckets
+// already written (their records are marked with an empty channel, which
+// send skips), so no record is written twice.
 func (w *redisWriter) writeClusterFlush(ctx context.Context, b *pendingBatch) (int, error) {
 	skipped := 0
-	var sub []echoRecord
 	var nowMS float64
-	for i := range w.blobs {
-		one := w.blobs[i : i+1 : i+1]
-		first := one[0].first
-		one[0].first = 0
-		sub = sub[:0]
-		for _, e := range w.echoRecs {
-			if e.blob == i {
-				e.blob = 0
-				sub = append(sub, e)
+	var written []channelBlob
+	w.groupNo = slices.Grow(w.groupNo[:0], len(w.blobs))[:len(w.blobs)]
+	for k := range clusterBuckets {
+		w.group = w.group[:0]
+		total := 0
+		for i := range w.blobs {
+			if w.blobs[i].bucket == k {
+				w.groupNo[i] = len(w.group)
+				w.group = append(w.group, w.blobs[i])
+				total += w.blobs[i].n
 			}
 		}
-		n, err := w.writeFlush(ctx, one, one[0].lastOff+1, sub)
-		one[0].first = first
+		if len(w.group) == 0 {
+			continue
+		}
+		w.groupEcho = w.groupEcho[:0]
+		for _, e := range w.echoRecs {
+			if w.blobs[e.blob].bucket == k {
+				e.blob = w.groupNo[e.blob]
+				w.groupEcho = append(w.groupEcho, e)
+			}
+		}
+		n, err := w.writeFlush(ctx, w.group, total, w.groupEcho)
+		clear(w.groupEcho) // drop the references into b.data
 		if err != nil {
-			w.markWritten(b, w.blobs[:i])
+			clear(w.group)
+			w.markWritten(b, written)
 			return skipped, err
 		}
 		skipped += n
+		written = append(written, w.group...)
 	}
+	clear(w.group) // drop the references to the blobs' data
 	nowMS = float64(time.Now().UnixMilli())
 	p := w.client.Pipeline()
 	w.renewing = w.renewing[:0]

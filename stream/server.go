@@ -31,7 +31,7 @@ const (
 	// maxPatternLen bounds the channel patterns of a stream, all together.
 	maxPatternLen = 4096
 	// maxIDLen bounds a resume ID (Last-Event-ID or ?since=).
-	maxIDLen = 128
+	maxIDLen = 768 // publish.maxTokenLen: a resume token of every cluster bucket
 	// maxTail bounds ?tail=N; larger values are clamped to it.
 	maxTail = 100_000
 	// queueSize is each client's subscription queue: a client further
