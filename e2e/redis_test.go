@@ -447,8 +447,8 @@ func TestRedisOutageLosesNothing(t *testing.T) {
 // two standalone Redis shards, and over a Redis Cluster of three masters.
 // A client reading a glob from stream node 1 breaks off while lines flow
 // and reconnects to stream node 2 with its last event ID (a resume token
-// of every shard's position): it gets every line once, in order per
-// channel.
+// of every shard's or cluster bucket's position): it gets every line once,
+// in order per channel, with 40 channels active.
 func TestRedisGlobResumeAcrossShards(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
@@ -474,8 +474,14 @@ func TestRedisGlobResumeAcrossShards(t *testing.T) {
 			s1, s2 := node("stream"), node("stream")
 			first := testsupport.OpenSSE(t, s1.HTTPURL+"/sse/app-*")
 
-			apps := [][]string{{"app-a", "app-b", "app-c"}, {"app-d", "app-e", "app-f"}}
-			const per, chunk = 300, 10
+			// 40 apps, 20 per ingest node, all active at once: more
+			// channels than a cluster token held when each channel had its
+			// own ID sequence.
+			apps := make([][]string, 2)
+			for i := range 40 {
+				apps[i%2] = append(apps[i%2], fmt.Sprintf("app-%d", i))
+			}
+			const per, chunk = 150, 10
 			done := make(chan struct{})
 			go func() {
 				defer close(done)
@@ -508,7 +514,7 @@ func TestRedisGlobResumeAcrossShards(t *testing.T) {
 				}
 			}()
 
-			const total = 6 * per
+			total := 40 * per
 			nums := map[string][]int{}
 			read := func(s *testsupport.SSEStream, n int) (last testsupport.SSEEvent) {
 				for range n {
@@ -530,6 +536,9 @@ func TestRedisGlobResumeAcrossShards(t *testing.T) {
 			last := read(first, total/3)
 			first.Close() // the client's connection to node 1 breaks here
 			t.Logf("resume after %q on node 2", last.ID)
+			if tc.name == "cluster of three masters" && strings.Count(last.ID, ".") != 15 {
+				t.Errorf("token %q does not list 16 buckets", last.ID)
+			}
 			second := testsupport.OpenSSE(t, s2.HTTPURL+"/sse/app-*", "Last-Event-ID: "+last.ID)
 			read(second, total-total/3)
 			<-done

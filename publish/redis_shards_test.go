@@ -239,7 +239,8 @@ func TestRedisClusterMasterDown(t *testing.T) {
 // Redis Cluster of three masters, a glob subscription breaks off while
 // records flow, resumes on the other stream node from the last event ID it
 // got, breaks off again and resumes on the first: every record arrives
-// exactly once, in order per channel.
+// exactly once, in order per channel, with more channels active than a
+// cluster token held when each channel had its own ID sequence.
 func TestRedisGlobResumeAcrossShards(t *testing.T) {
 	for _, tc := range scaleOutSetups() {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,10 +253,22 @@ func TestRedisGlobResumeAcrossShards(t *testing.T) {
 				nodes[i], _ = newRedisBus(t, url, RoleStream, edit)
 				activeBus(t, nodes[i])
 			}
-			chans := shardChannels(t, parts, part, 2)
+			// 14 channels per shard or master, 28 or 42 in all: more than
+			// a cluster token listed when each channel had its own ID
+			// sequence (about 9), all active at once.
+			chans := shardChannels(t, parts, part, 14)
 			var all []string
 			for _, list := range chans {
 				all = append(all, list...)
+			}
+			if cluster {
+				buckets := map[int]bool{}
+				for _, ch := range all {
+					buckets[bucketOf(ch)] = true
+				}
+				if len(buckets) < clusterBuckets {
+					t.Fatalf("the channels fill %d buckets of %d", len(buckets), clusterBuckets)
+				}
 			}
 
 			first := subscribe(t, nodes[0], "host-*", SubscribeOptions{})
@@ -297,6 +310,9 @@ func TestRedisGlobResumeAcrossShards(t *testing.T) {
 				last := got[len(got)-1].ID
 				if len(last) > maxTokenLen {
 					t.Fatalf("token %q: %d bytes", last, len(last))
+				}
+				if rp, ok := parseResume(last); cluster && (!ok || len(rp.units) != clusterBuckets) {
+					t.Errorf("token %q does not list the %d buckets", last, clusterBuckets)
 				}
 				t.Logf("hop %d: resume after %q on node %d", hop, last, hop%2+1)
 				cur = subscribe(t, nodes[hop%2], "host-*", SubscribeOptions{Since: last})
