@@ -380,8 +380,10 @@ func handOver(rd *redisReader, slots []bool, gone []*clusterReader) {
 			}
 		}
 		for k := range clusterBuckets {
-			if slot := bucketSlot(k); slots[slot] && old.slots[slot] && rd.lastBucket[k].less(o.lastBucket[k]) {
-				rd.lastBucket[k] = o.lastBucket[k]
+			// Where the old reader stood in the bucket: the new one goes
+			// on from there for the bucket's channels it has no record of.
+			if slot := bucketSlot(k); slots[slot] && old.slots[slot] && rd.lastBucket[k].less(o.bucketBase(k)) {
+				rd.lastBucket[k] = o.bucketBase(k)
 			}
 		}
 		f := o.lastAny

@@ -413,7 +413,11 @@ func (rd *redisReader) fillGap(ctx context.Context) error {
 	}
 	from := make(map[string]position, len(registered)+len(rd.lastID))
 	for _, ch := range registered {
-		if rd.owns(ch) {
+		switch {
+		case !rd.owns(ch):
+		case rd.slots != nil:
+			from[ch] = rd.bucketBase(bucketOf(ch)) // a cluster: per bucket
+		default:
 			from[ch] = base
 		}
 	}

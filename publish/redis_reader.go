@@ -57,7 +57,8 @@ type redisReader struct {
 	lastID  map[string]position // per channel: the last record delivered
 	lastAny position            // the latest ID delivered on any channel
 	// lastBucket (a cluster's reader) is per bucket the latest ID
-	// delivered of its channels: each bucket is an ID sequence of its own.
+	// delivered of its channels (or handed over, see handOver): each
+	// bucket is an ID sequence of its own.
 	lastBucket [clusterBuckets]position
 	// slots (a cluster's reader) tells by slot those the master serves.
 	slots    []bool
@@ -110,6 +111,18 @@ func (rd *redisReader) bucketFloor(bucket int) position {
 	return rd.bucketFloors[bucket]
 }
 
+// bucketBase returns where a cluster reader stands in a bucket: after the
+// last record of it delivered, or, when none was, where it started. The
+// records of a bucket come in ID order (one sequence, one master), so
+// everything of the bucket up to there was delivered; lastAny, the latest
+// of any bucket, says nothing of the others.
+func (rd *redisReader) bucketBase(bucket int) position {
+	if p := rd.lastBucket[bucket]; !p.isZero() {
+		return p
+	}
+	return rd.startID
+}
+
 // publishFloor makes what the run goroutine delivered so far visible to
 // deliveredFloor and bucketFloor.
 func (rd *redisReader) publishFloor() {
@@ -119,11 +132,8 @@ func (rd *redisReader) publishFloor() {
 	}
 	var bf [clusterBuckets]position
 	if rd.slots != nil {
-		for k, p := range rd.lastBucket {
-			bf[k] = p
-			if p.less(rd.startID) {
-				bf[k] = rd.startID
-			}
+		for k := range bf {
+			bf[k] = rd.bucketBase(k)
 		}
 	}
 	rd.mu.Lock()
