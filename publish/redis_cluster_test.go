@@ -2,7 +2,10 @@ package publish
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -229,4 +232,100 @@ func clusterSlotOf(channel string) int { return keySlot(redisKeys{cluster: true}
 // which a cluster of three masters serves one each as the tests make it.
 func clusterChannels(t testing.TB, n int) [][]string {
 	return shardChannels(t, 3, func(ch string) int { return clusterSlotOf(ch) * 3 / clusterSlots }, n)
+}
+
+// TestRedisClusterBuckets: in a cluster a flush over 40 channels writes
+// every channel's keys in its bucket's slot, numbers each bucket's records
+// from the bucket's one sequence in publish order (one transaction per
+// bucket), and with PublishRecords the per-record messages carry those
+// IDs; a stream node delivers each record once.
+func TestRedisClusterBuckets(t *testing.T) {
+	c := testsupport.StartRedisCluster(t, 3)
+	ingest, _ := newRedisBus(t, c.URLs(), RoleIngest, func(cfg *RedisConfig) { cfg.Cluster, cfg.PublishRecords = true, true })
+	stream, _ := newRedisBus(t, c.URLs(), RoleStream, func(cfg *RedisConfig) { cfg.Cluster = true })
+	activeBus(t, stream)
+	all := subscribe(t, stream, "host-*", SubscribeOptions{})
+	var chans []string
+	for i := range 40 {
+		chans = append(chans, fmt.Sprintf("host-%d", i))
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// PUBLISH reaches the subscribers of every node of a cluster.
+	raw := c.MasterOf(0).Client(t).Subscribe(ctx, chans...)
+	defer raw.Close()
+	for range chans {
+		if _, err := raw.Receive(ctx); err != nil {
+			t.Fatalf("raw subscribe: %v", err)
+		}
+	}
+	const rounds = 20
+	total := rounds * len(chans)
+	err := ingest.PublishBatch(ctx, func(yield func(string, []byte) bool) {
+		for r := range rounds {
+			for j, ch := range chans {
+				if !yield(ch, numbered(r*len(chans)+j)) {
+					return
+				}
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	got := all.waitRecords(t, total, 10*time.Second)
+	if n := numbers(got); len(n) != total {
+		t.Fatalf("got %d records, want %d", len(n), total)
+	}
+	byN := slices.Clone(got)
+	slices.SortFunc(byN, func(a, b gotRecord) int { return a.N - b.N })
+	var last [clusterBuckets]position
+	own := map[string][]string{} // per channel: the records' own IDs, in order
+	for i, r := range byN {
+		if r.N != i {
+			t.Fatalf("record %d missing or repeated (got %d)", i, r.N)
+		}
+		idStr, _, _ := strings.Cut(r.ID, "~")
+		id, ok := parseStreamID(idStr)
+		k := bucketOf(r.Channel)
+		if !ok || !last[k].less(id) {
+			t.Fatalf("record %d of %s (bucket %d): ID %q not after %v", r.N, r.Channel, k, r.ID, last[k])
+		}
+		last[k] = id
+		own[r.Channel] = append(own[r.Channel], idStr)
+	}
+
+	keys := redisKeys{cluster: true}
+	client := stream.src.shards[0].client
+	for _, ch := range chans {
+		k := bucketOf(ch)
+		for _, key := range []string{keys.stream(ch), keys.meta(ch), keys.bucketState(k)} {
+			if n, err := client.Exists(ctx, key).Result(); err != nil || n != 1 {
+				t.Errorf("%s: exists %d, %v", key, n, err)
+			}
+		}
+		if n, _ := client.Exists(ctx, "logviewer:stream:{"+ch+"}").Result(); n != 0 {
+			t.Errorf("%s has a stream of the per-channel layout", ch)
+		}
+	}
+
+	echoed := map[string][]string{}
+	for i := range total {
+		msg, err := raw.ReceiveMessage(ctx)
+		if err != nil {
+			t.Fatalf("raw receive %d: %v", i, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil {
+			t.Fatalf("message %d is not JSON: %q", i, msg.Payload)
+		}
+		id, _ := m["_event_id"].(string)
+		echoed[msg.Channel] = append(echoed[msg.Channel], id)
+	}
+	for _, ch := range chans {
+		if !slices.Equal(echoed[ch], own[ch]) {
+			t.Errorf("%s: per-record messages carry %v, records %v", ch, echoed[ch], own[ch])
+		}
+	}
 }
