@@ -167,8 +167,13 @@ func (k redisKeys) registry() string { return k.prefix + "logviewer:channels" }
 //	Plogviewer:channels          sorted set: channel -> time of its latest record (ms)
 //	Plogviewer:state             hash: ms, seq (the ID sequence), epoch (first ID of this Redis life)
 //
+// In a Redis Cluster the keys of a channel carry its bucket's hash tag T
+// (see clusterBuckets): Plogviewer:stream:{T}<channel>,
+// Plogviewer:meta:{T}<channel>, and the bucket's Plogviewer:state:{T}; the
+// notifications go to the shard channel of T's slot (see notifySlot).
+//
 // Event IDs derive from the stream entry IDs, drawn from one sequence per
-// shard (see writeFlush and redis_batch.go). Records published by others
+// shard, or per bucket of a cluster (see writeFlush and redis_batch.go). Records published by others
 // without an ID (the proof of concept's rsyslog) are streamed live only.
 type Redis struct {
 	role string

@@ -23,8 +23,8 @@ import (
 // records from the notification already.
 //
 // A record at offset off of an entry <ms>-<seq> has the event ID
-// <ms>-<seq+off>: the writer (writeFlush) reserves one number of the shard's ID
-// sequence per record of the flush, in publish order, and an entry's ID is
+// <ms>-<seq+off>: the writer (writeFlush) reserves one number of the shard's
+// (a cluster bucket's) ID sequence per record of the flush, in publish order, and an entry's ID is
 // that of its first record. Record IDs are thus unique and increase in
 // publish order across the channels of a shard, and every stream node
 // derives the same IDs.

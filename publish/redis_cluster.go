@@ -351,12 +351,12 @@ func (w *clusterWatcher) stop(crs []*clusterReader) {
 // handOver gives the new reader rd of slots the positions the stopped
 // readers gone delivered on those slots, as if rd had delivered them and
 // lost its connection: its first session fills the gap from the streams.
-// Per channel it goes on after the last record delivered (and per bucket,
-// for its start floors, see bucketFloor); a channel of
-// which no record was delivered starts at the oldest of the stopped
-// readers' floors (where they started, or the last record they
-// delivered), so none of its records after that is missed. Without
-// stopped readers (the first layout) rd starts afresh.
+// Per channel it goes on after the last record delivered; a channel of
+// which no record was delivered starts where the stopped reader of its
+// bucket stood in the bucket (see bucketBase: its last record delivered,
+// or where it started), so none of its records after that is missed. A
+// bucket no stopped reader had starts at the oldest of their floors.
+// Without stopped readers (the first layout) rd starts afresh.
 func handOver(rd *redisReader, slots []bool, gone []*clusterReader) {
 	keys := rd.sh.keys
 	for _, old := range gone {

@@ -46,17 +46,18 @@ type flushState struct {
 }
 
 // writeFlush writes the channels of one flush (total records) in one
-// optimistic transaction: WATCH the shard's ID sequence, read it and each
-// channel's counters, then MULTI: per channel one XADD with an explicit ID,
-// its counters and trims, the registry, the one notification, and the
-// per-record PUBLISHes asked for; EXEC. When another ingest node moved the
-// sequence in between, EXEC does nothing and the flush is tried again.
+// optimistic transaction: WATCH the shard's (a cluster bucket's) ID
+// sequence, read it and each channel's counters, then MULTI: per channel
+// one XADD with an explicit ID, its counters and trims, the registry, the
+// one notification, and the per-record PUBLISHes asked for; EXEC. When
+// another ingest node moved the sequence in between, EXEC does nothing and
+// the flush is tried again.
 //
 // No Lua touches the records: Redis's Lua hashes every byte of every
 // string it is handed, which cost more than all the rest of a flush.
-// Records get IDs from one sequence per shard, one number per record in
-// publish order (see redis_batch.go). It returns how many records were
-// dropped because a channel's key holds another type.
+// Records get IDs from one sequence per shard (per cluster bucket), one
+// number per record in publish order (see redis_batch.go). It returns how
+// many records were dropped because a channel's key holds another type.
 func (w *redisWriter) writeFlush(ctx context.Context, blobs []channelBlob, total int, echo []echoRecord) (dropped int, err error) {
 	keys := w.keys
 	var nowMS uint64

@@ -405,7 +405,6 @@ func (w *redisWriter) send(ctx context.Context, b *pendingBatch) error {
 func (w *redisWriter) writeClusterFlush(ctx context.Context, b *pendingBatch) (int, error) {
 	skipped := 0
 	var nowMS float64
-	var written []channelBlob
 	w.groupNo = slices.Grow(w.groupNo[:0], len(w.blobs))[:len(w.blobs)]
 	for k := range clusterBuckets {
 		w.group = w.group[:0]
@@ -430,12 +429,18 @@ func (w *redisWriter) writeClusterFlush(ctx context.Context, b *pendingBatch) (i
 		n, err := w.writeFlush(ctx, w.group, total, w.groupEcho)
 		clear(w.groupEcho) // drop the references into b.data
 		if err != nil {
+			// The buckets before k are written.
+			w.group = w.group[:0]
+			for i := range w.blobs {
+				if w.blobs[i].bucket < k {
+					w.group = append(w.group, w.blobs[i])
+				}
+			}
+			w.markWritten(b, w.group)
 			clear(w.group)
-			w.markWritten(b, written)
 			return skipped, err
 		}
 		skipped += n
-		written = append(written, w.group...)
 	}
 	clear(w.group) // drop the references to the blobs' data
 	nowMS = float64(time.Now().UnixMilli())
