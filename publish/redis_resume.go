@@ -216,7 +216,7 @@ func (s *RedisSource) startFloors() []position {
 type cursorSub struct {
 	inner Subscription
 	src   *RedisSource
-	cur   map[uint32]position // the last record delivered per sequence (or where it starts)
+	cur   []position // by unit: the last record delivered of the sequence (or where it starts)
 
 	// the last token's items, reused while records of one sequence and
 	// millisecond follow one another
@@ -234,46 +234,30 @@ type tokenItem struct {
 	def  bool // the position of the sequences not listed
 }
 
-// newCursorSub wraps inner; the cursors start at the sequences' starts:
-// for a resume its positions, else before the first backfilled record of
-// each sequence, else the start floors (by unit, see startFloors).
+// newCursorSub wraps inner; floors has one start per sequence (by unit,
+// see startFloors). The cursors start at the sequences' starts: for a
+// resume its positions, else before the first backfilled record of each
+// sequence, else the floors.
 func newCursorSub(s *RedisSource, inner Subscription, rp *resumePoint, backfill []Event, floors []position) *cursorSub {
-	c := &cursorSub{inner: inner, src: s, cur: make(map[uint32]position, len(floors))}
+	c := &cursorSub{inner: inner, src: s, cur: slices.Clone(floors)}
 	if rp != nil {
-		for u, p := range rp.units {
-			c.cur[u] = p
-		}
-	} else {
-		for i := range backfill {
-			if backfill[i].Kind != EventRecord {
-				continue
-			}
-			rec := &backfill[i].Record
-			u := s.unitOf(rec.Channel)
-			if _, ok := c.cur[u]; ok {
-				continue
-			}
-			if p, ok := parseStreamID(rec.ID); ok {
-				c.cur[u] = before(p)
-			}
-		}
-	}
-	for i := range floors {
-		if _, ok := c.cur[uint32(i)]; !ok {
-			if rp != nil {
-				c.cur[uint32(i)] = rp.at(uint32(i))
-			} else {
-				c.cur[uint32(i)] = floors[i]
-			}
-		}
-	}
-	if len(floors) > 0 {
-		// Units of another layout (a token of an earlier one) are not
-		// ours: they would only take room.
 		for u := range c.cur {
-			if int(u) >= len(floors) {
-				delete(c.cur, u)
-			}
+			c.cur[u] = rp.at(uint32(u))
+		}
+		return c
+	}
+	seen := make([]bool, len(c.cur))
+	for i := range backfill {
+		if backfill[i].Kind != EventRecord {
+			continue
+		}
+		rec := &backfill[i].Record
+		u := s.unitOf(rec.Channel)
+		if int(u) >= len(c.cur) || seen[u] {
+			continue
+		}
+		if p, ok := parseStreamID(rec.ID); ok {
+			c.cur[u], seen[u] = before(p), true
 		}
 	}
 	return c
@@ -303,7 +287,7 @@ func (c *cursorSub) retag(rec Record) Record {
 		return rec // no ID (rsyslog's plain PUBLISH): no position
 	}
 	u := c.src.unitOf(rec.Channel)
-	if last, ok := c.cur[u]; !ok || last.less(p) {
+	if int(u) < len(c.cur) && c.cur[u].less(p) {
 		c.cur[u] = p
 	}
 	if c.suffix == nil || u != c.lastUnit || p.ms != c.lastMS {
@@ -338,19 +322,18 @@ func (c *cursorSub) buildSuffix(u uint32, p position) {
 	c.lastUnit, c.lastMS = u, p.ms
 	items := c.items[:0]
 	for v, q := range c.cur {
-		if v != u {
-			items = append(items, tokenItem{unit: v, pos: q})
+		if uint32(v) != u {
+			items = append(items, tokenItem{unit: uint32(v), pos: q})
 		}
 	}
-	// The latest positions first: what does not fit is the oldest.
-	slices.SortFunc(items, compareItems)
 	c.suffix, c.items = appendSuffix(c.suffix[:0], u, p, items), items[:0]
 }
 
 // appendSuffix appends the part of a token after the own ID p of sequence
-// u: "~<u>", then items in their order (latest first). When they do not
-// all fit within maxTokenLen, those that fit come, then an item without
-// unit: the oldest position of those left out, where they resume.
+// u: "~<u>", then the items. When they do not all fit within maxTokenLen,
+// it sorts items, latest positions first, and appends those that fit, then
+// an item without unit: the oldest position of those left out, where they
+// resume.
 func appendSuffix(s []byte, u uint32, p position, items []tokenItem) []byte {
 	start := len(s)
 	s = append(s, '~')
@@ -363,7 +346,8 @@ func appendSuffix(s []byte, u uint32, p position, items []tokenItem) []byte {
 	if len(s)-start <= room || len(items) == 0 {
 		return s
 	}
-	// Too long: as many as fit with the default item of the rest.
+	// Too long: the latest that fit with the default item of the rest.
+	slices.SortFunc(items, compareItems)
 	oldest := tokenItem{pos: items[len(items)-1].pos, def: true}
 	room -= len(appendTokenItem(nil, p, oldest))
 	s = s[:head]
