@@ -382,8 +382,12 @@ func (rd *redisReader) handle(pubChannel, payload string) {
 // advance records that the record sid of channel is delivered; it returns
 // false when it (or a later one) was already.
 func (rd *redisReader) advance(channel string, sid position) bool {
-	if last, seen := rd.lastID[channel]; seen && !last.less(sid) {
+	last, seen := rd.lastID[channel]
+	if seen && !last.less(sid) {
 		return false
+	}
+	if !seen && len(rd.lastID) >= maxChannelCache {
+		rd.forgetOldestPositions(maxChannelCache / 8)
 	}
 	rd.lastID[channel] = sid
 	if rd.lastAny.less(sid) {
@@ -533,4 +537,25 @@ func plainJSON(channel, payload string) []byte {
 	js = append(js, `,"short_message":`...)
 	js = transform.AppendJSONString(js, payload[:end])
 	return append(js, '}')
+}
+
+// forgetOldestPositions drops the n oldest per-channel positions, so that
+// a sender naming ever new channels cannot grow lastID without bound. It
+// loses nothing: a shard's (a cluster bucket's) records come in ID order,
+// so each forgotten position is at most the reader's position in its
+// sequence, which is where fillGap takes a channel it has no position for
+// up again. It runs once per n new channels past the bound.
+func (rd *redisReader) forgetOldestPositions(n int) {
+	type pos struct {
+		channel string
+		at      position
+	}
+	all := make([]pos, 0, len(rd.lastID))
+	for ch, p := range rd.lastID {
+		all = append(all, pos{ch, p})
+	}
+	slices.SortFunc(all, func(a, b pos) int { return a.at.compare(b.at) })
+	for _, p := range all[:min(n, len(all))] {
+		delete(rd.lastID, p.channel)
+	}
 }

@@ -1,9 +1,16 @@
 package publish
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
+
+// maxChannelStats bounds the channels a stream node keeps counts of: any
+// sender can name new channels (a host, --channel-from app). Past it the
+// eighth seen least recently are forgotten; they come back, counted anew,
+// with their next record.
+const maxChannelStats = maxChannelCache
 
 // channelStats counts what a stream node received per channel, for
 // Channels. The pub/sub reader adds; Channels reads.
@@ -28,6 +35,9 @@ func (s *channelStats) add(channel string, now time.Time) {
 	s.mu.Lock()
 	c, ok := s.channels[channel]
 	if !ok {
+		if len(s.channels) >= maxChannelStats {
+			s.forgetOldestLocked(maxChannelStats / 8)
+		}
 		c = &channelStat{first: now.Unix()}
 		s.channels[channel] = c
 	}
@@ -35,6 +45,23 @@ func (s *channelStats) add(channel string, now time.Time) {
 	c.lastSeen = now
 	c.rate.add(now.Unix())
 	s.mu.Unlock()
+}
+
+// forgetOldestLocked forgets the n channels seen least recently. s.mu is
+// held. It runs once per n new channels past the bound.
+func (s *channelStats) forgetOldestLocked(n int) {
+	type seen struct {
+		name string
+		at   time.Time
+	}
+	all := make([]seen, 0, len(s.channels))
+	for name, c := range s.channels {
+		all = append(all, seen{name, c.lastSeen})
+	}
+	slices.SortFunc(all, func(a, b seen) int { return a.at.Compare(b.at) })
+	for _, c := range all[:min(n, len(all))] {
+		delete(s.channels, c.name)
+	}
 }
 
 // snapshot returns the channels seen so far, unsorted.
