@@ -360,9 +360,11 @@ func (m *Memory) PublishBatch(_ context.Context, records iter.Seq2[string, []byt
 	published := len(recs)
 	m.fan.deliverAll(recs)
 	clear(recs) // hold no record past its history
-	m.batch = recs[:0]
-	clear(in) // nor the caller's buffers
-	m.batchIn = in[:0]
+	clear(in)   // nor the caller's buffers
+	if cap(in) > maxKeptBatch {
+		recs, in = nil, nil // one huge batch does not pin its scratch
+	}
+	m.batch, m.batchIn = recs[:0], in[:0]
 	m.mu.Unlock()
 	if m.published != nil && published > 0 {
 		m.published.Add(float64(published))
@@ -405,6 +407,10 @@ func planChunk(run []batchInput, idLen, quoted, budget int) (n, room int) {
 
 // maxChunkRecords bounds the records of one allocation whatever the history.
 const maxChunkRecords = 128
+
+// maxKeptBatch bounds the records PublishBatch's scratch keeps room for
+// between calls (ingest hands over at most 128 at a time).
+const maxKeptBatch = 1024
 
 // publishLocked gives one record received at now its ID and keeps it in
 // its channel's history; the caller delivers it before unlocking. m.mu is

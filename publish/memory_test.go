@@ -734,6 +734,28 @@ func TestMemoryPublishBatchChunks(t *testing.T) {
 	}
 }
 
+// TestMemoryPublishBatchScratchBounded: a batch larger than any ingest
+// hands over is published whole, and the hub does not keep its scratch.
+func TestMemoryPublishBatchScratchBounded(t *testing.T) {
+	m, met := newTestMemory(t, 10)
+	err := m.PublishBatch(context.Background(), func(yield func(string, []byte) bool) {
+		for i := range 2 * maxKeptBatch {
+			if !yield("ch-"+strconv.Itoa(i%3), []byte(`{"n":1}`)) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readCounter(t, met.Published); got != 2*maxKeptBatch {
+		t.Errorf("published %v, want %d", got, 2*maxKeptBatch)
+	}
+	if cap(m.batch) > maxKeptBatch || cap(m.batchIn) > maxKeptBatch {
+		t.Errorf("scratch kept: %d records, %d inputs", cap(m.batch), cap(m.batchIn))
+	}
+}
+
 // TestPlanChunk: a chunk takes records while they fit in the budget, one
 // at least however large.
 func TestPlanChunk(t *testing.T) {
