@@ -59,19 +59,7 @@ func scaleRecords(t *testing.T, s *testsupport.SSEStream, n int) (map[string][]i
 // line reaches both stream nodes once, in order per channel, and a client
 // resumes a channel on the other stream node with no gap or duplicate.
 func TestRedisScaleOutNodes(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		start func(t *testing.T) []string // the daemons' Redis flags
-	}{
-		{"two shards", func(t *testing.T) []string {
-			a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
-			return []string{"--redis=" + a.URL() + "," + b.URL()}
-		}},
-		{"cluster of three masters", func(t *testing.T) []string {
-			c := testsupport.StartRedisCluster(t, 3)
-			return []string{"--redis=" + c.URLs(), "--redis-cluster"}
-		}},
-	} {
+	for _, tc := range scaleOutSetups {
 		t.Run(tc.name, func(t *testing.T) {
 			flags := tc.start(t)
 			node := func(role string, args ...string) *testsupport.Daemon {
@@ -193,4 +181,21 @@ func TestRedisShardStopped(t *testing.T) {
 		t.Errorf("%s once its shard is back: %v, want %v", onB, nums[onB], w)
 	}
 	redisWaitHealth(t, ingest, "ok")
+}
+
+// scaleOutSetups are the multi-Redis deployments the scale-out tests run
+// on: two standalone shards and a Redis Cluster of three masters, each
+// started by the test and given to the daemons as their Redis flags.
+var scaleOutSetups = []struct {
+	name  string
+	start func(t *testing.T) []string // the daemons' Redis flags
+}{
+	{"two shards", func(t *testing.T) []string {
+		a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
+		return []string{"--redis=" + a.URL() + "," + b.URL()}
+	}},
+	{"cluster of three masters", func(t *testing.T) []string {
+		c := testsupport.StartRedisCluster(t, 3)
+		return []string{"--redis=" + c.URLs(), "--redis-cluster"}
+	}},
 }

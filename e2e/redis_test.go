@@ -450,19 +450,7 @@ func TestRedisOutageLosesNothing(t *testing.T) {
 // of every shard's or cluster bucket's position): it gets every line once,
 // in order per channel, with 40 channels active.
 func TestRedisGlobResumeAcrossShards(t *testing.T) {
-	for _, tc := range []struct {
-		name  string
-		start func(t *testing.T) []string // the daemons' Redis flags
-	}{
-		{"two shards", func(t *testing.T) []string {
-			a, b := testsupport.StartRedis(t), testsupport.StartRedis(t)
-			return []string{"--redis=" + a.URL() + "," + b.URL()}
-		}},
-		{"cluster of three masters", func(t *testing.T) []string {
-			c := testsupport.StartRedisCluster(t, 3)
-			return []string{"--redis=" + c.URLs(), "--redis-cluster"}
-		}},
-	} {
+	for _, tc := range scaleOutSetups {
 		t.Run(tc.name, func(t *testing.T) {
 			flags := tc.start(t)
 			node := func(role string) *testsupport.Daemon {
