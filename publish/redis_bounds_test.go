@@ -1,9 +1,12 @@
 package publish
 
 import (
+	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // TestChannelStatsBounded: a stream node counting records of ever new
@@ -48,5 +51,33 @@ func TestReaderPositionsBounded(t *testing.T) {
 	}
 	if rd.lastAny != (position{ms: 1764000000000 + uint64(maxChannelCache)}) {
 		t.Errorf("lastAny %v", rd.lastAny)
+	}
+}
+
+// TestClusterReaderSubscribesBucketSlots: a cluster reader subscribes to
+// the shard channels of the buckets' slots its master serves, not to
+// every slot's; a master serving none keeps one silent subscription.
+func TestClusterReaderSubscribesBucketSlots(t *testing.T) {
+	sh := &redisShard{keys: redisKeys{cluster: true}}
+	all := make([]bool, clusterSlots)
+	for i := range all {
+		all[i] = true
+	}
+	rd := sh.newClusterReader("127.0.0.1:1", all, &redis.Options{})
+	defer rd.client.Close()
+	if len(rd.channels) != clusterBuckets {
+		t.Errorf("a master of every slot subscribes to %d channels, want %d", len(rd.channels), clusterBuckets)
+	}
+	none := make([]bool, clusterSlots)
+	for slot := range 100 {
+		none[slot] = true
+	}
+	for k := range clusterBuckets {
+		none[bucketSlot(k)] = false
+	}
+	rd2 := sh.newClusterReader("127.0.0.1:1", none, &redis.Options{})
+	defer rd2.client.Close()
+	if len(rd2.channels) != 1 || rd2.channels[0] != sh.keys.notifySlot(slices.Index(none, true)) {
+		t.Errorf("a master of no bucket's slot subscribes to %v", rd2.channels)
 	}
 }

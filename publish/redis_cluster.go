@@ -408,13 +408,22 @@ func (sh *redisShard) setLayoutHealth(err error) {
 	sh.layoutErr = err
 }
 
-// newClusterReader returns the reader of one master serving slots.
+// newClusterReader returns the reader of one master serving slots. It
+// subscribes to the shard channels of the buckets' slots it serves, the
+// only ones notifications go to (a master serving none of them takes its
+// first slot's, which stays silent, so that the reader still has a
+// subscription to stand on).
 func (sh *redisShard) newClusterReader(addr string, slots []bool, seed *redis.Options) *redisReader {
 	keys := sh.keys
 	var channels []string
-	for slot, mine := range slots {
-		if mine {
+	for k := range clusterBuckets {
+		if slot := bucketSlot(k); slots[slot] {
 			channels = append(channels, keys.notifySlot(slot))
+		}
+	}
+	if len(channels) == 0 {
+		if first := slices.Index(slots, true); first >= 0 {
+			channels = append(channels, keys.notifySlot(first))
 		}
 	}
 	client := redis.NewClient(&redis.Options{
