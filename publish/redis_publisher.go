@@ -76,6 +76,8 @@ func (p *RedisPublisher) PublishBatch(ctx context.Context, records iter.Seq2[str
 		errs          []error
 		published     int
 		sh            *redisShard // whose buffer is locked, nil for none
+		next          *redisShard // the shard of channel last
+		last          string
 		dropped, wake = 0, false
 	)
 	for channel, gelf := range records {
@@ -84,7 +86,10 @@ func (p *RedisPublisher) PublishBatch(ctx context.Context, records iter.Seq2[str
 			errs = append(errs, err)
 			continue
 		}
-		if next := p.shards[shardIndex(channel, len(p.shards))]; next != sh {
+		if channel != last { // runs of one channel: hash it once
+			last, next = channel, p.shards[shardIndex(channel, len(p.shards))]
+		}
+		if next != sh {
 			if sh != nil {
 				sh.buf.mu.Unlock()
 				sh.pushed(dropped, wake)
