@@ -156,20 +156,6 @@ func (rd *redisReader) health() error {
 	return rd.subErr
 }
 
-// waitActive waits until the PSUBSCRIBE is in place, ctx ends or d passes.
-func (rd *redisReader) waitActive(ctx context.Context, d time.Duration) {
-	rd.mu.Lock()
-	active := rd.active
-	rd.mu.Unlock()
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-active:
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // activeChan returns a channel closed while the PSUBSCRIBE is in place.
 func (rd *redisReader) activeChan() <-chan struct{} {
 	rd.mu.Lock()

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -537,9 +536,6 @@ func (r *rateLimited) add(n uint64, f func(total uint64)) {
 	r.mu.Unlock()
 	f(total)
 }
-
-// itoa formats n for a Redis argument.
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // fmtUnreachable is the Health error while Redis cannot be reached.
 func fmtUnreachable(err error) error { return fmt.Errorf("redis unreachable: %w", err) }
