@@ -92,11 +92,11 @@ func TestRedisClusterFailover(t *testing.T) {
 		t.Fatalf("no replica promoted within 15s of killing %s", victim.Addr())
 	}
 	sent := time.Now()
-	got := sub.waitRecords(t, n, 30*time.Second)
+	sub.waitRecords(t, n, 30*time.Second)
 	t.Logf("%d records on %d channels; all delivered %v after the last was sent",
 		n, len(all), time.Since(sent).Round(time.Millisecond))
 	time.Sleep(200 * time.Millisecond) // a duplicate would come in this time
-	got = records(t, sub.snapshot())
+	got := records(t, sub.snapshot())
 	per := byChannel(got)
 	for _, ch := range all {
 		if !slices.Equal(per[ch], want[ch]) {
